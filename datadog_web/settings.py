@@ -1,0 +1,321 @@
+"""Settings, all read from the environment (SPEC §1).
+
+Unset means the embedded default: SQLite metadata database, the django-q2
+ORM broker and a file cache every local process shares, all kept under
+``VAR_DIR``. ``DATABASE_URL`` and ``REDIS_URL`` switch to PostgreSQL and
+Redis. A bad value stops the process with a message naming the variable.
+"""
+
+from __future__ import annotations
+
+import secrets
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+import dj_database_url
+from cryptography.fernet import Fernet
+from django.core.exceptions import ImproperlyConfigured
+
+from datadog_web.env import env_bool, env_int, env_list, env_str, env_url
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+# Embedded state (SQLite file, generated keys, file cache) lives here.
+VAR_DIR = Path(env_str("DATADOG_VAR_DIR", str(BASE_DIR / "var")) or "")
+VAR_DIR.mkdir(parents=True, exist_ok=True)
+
+DEBUG = env_bool("DEBUG", False)
+TESTING = "pytest" in sys.modules or env_bool("DATADOG_TESTING", False)
+# The qcluster parent forks its workers: a connection pool opened there would
+# be shared by the children (see DATABASES below).
+IS_WORKER = len(sys.argv) > 1 and sys.argv[1] == "qcluster"
+
+DATABASE_URL = env_url("DATABASE_URL", {"postgres", "postgresql", "sqlite"})
+REDIS_URL = env_url("REDIS_URL", {"redis", "rediss"})
+EMBEDDED = DATABASE_URL is None or DATABASE_URL.startswith("sqlite")
+
+
+def _local_secret(filename: str, make: callable) -> str:  # type: ignore[valid-type]
+    """Read a generated secret kept in VAR_DIR, creating it on first use."""
+    path = VAR_DIR / filename
+    if not path.exists():
+        path.write_text(make())
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+SECRET_KEY = env_str("SECRET_KEY")
+if SECRET_KEY is None:
+    if not EMBEDDED:
+        raise ImproperlyConfigured("SECRET_KEY: required when DATABASE_URL is set")
+    SECRET_KEY = _local_secret("secret_key", lambda: secrets.token_urlsafe(50))
+if len(SECRET_KEY.encode()) < 32:
+    raise ImproperlyConfigured("SECRET_KEY: must be at least 32 bytes (it signs JWTs)")
+
+# Fernet keys for connection secrets: the first encrypts, all decrypt (rotation).
+FERNET_KEYS = env_list("FERNET_KEYS", [])
+if not FERNET_KEYS:
+    if not EMBEDDED:
+        raise ImproperlyConfigured("FERNET_KEYS: required when DATABASE_URL is set")
+    FERNET_KEYS = [_local_secret("fernet_key", lambda: Fernet.generate_key().decode())]
+for _key in FERNET_KEYS:
+    try:
+        Fernet(_key)
+    except ValueError:
+        raise ImproperlyConfigured(
+            "FERNET_KEYS: each key must be 32 url-safe base64-encoded bytes"
+        ) from None
+
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
+ALLOWED_ORIGINS = env_list("ALLOWED_ORIGINS", ["http://localhost:3000", "http://localhost:8080"])
+DATA_ROOT = Path(env_str("DATA_ROOT", str(VAR_DIR / "data")) or "").resolve()
+DATA_ROOT.mkdir(parents=True, exist_ok=True)
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django_prometheus",
+    "corsheaders",
+    "django_htmx",
+    "template_partials",
+    "rest_framework",
+    "rest_framework_simplejwt.token_blacklist",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "guardian",
+    "django_q",
+    "accounts",
+    "connectors",
+    "pipelines",
+]
+
+MIDDLEWARE = [
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "corsheaders.middleware.CorsMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
+]
+
+ROOT_URLCONF = "datadog_web.urls"
+WSGI_APPLICATION = "datadog_web.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database -------------------------------------------------------------
+if EMBEDDED:
+    sqlite_path = VAR_DIR / "db.sqlite3"
+    if DATABASE_URL:
+        sqlite_path = Path(dj_database_url.parse(DATABASE_URL)["NAME"])
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": sqlite_path,
+            "OPTIONS": {
+                # Web and worker processes write the same file: WAL lets readers
+                # go on during a write, IMMEDIATE takes the write lock up front so
+                # two writers queue instead of deadlocking on a lock upgrade.
+                "timeout": 30,
+                "transaction_mode": "IMMEDIATE",
+                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+            },
+            # A file, not :memory:, so worker processes started by tests see it.
+            "TEST": {"NAME": str(VAR_DIR / "test_db.sqlite3")},
+        }
+    }
+else:
+    assert DATABASE_URL is not None
+    _db = dj_database_url.parse(DATABASE_URL, conn_max_age=0, conn_health_checks=True)
+    _db["ENGINE"] = "django.db.backends.postgresql"
+    if IS_WORKER:
+        # No pool in qcluster: the parent forks its workers after touching the
+        # database, and a pool's sockets would be shared by the children. Each
+        # worker process keeps one persistent connection instead.
+        _db["CONN_MAX_AGE"] = 300
+    else:
+        # Django's native psycopg pool needs CONN_MAX_AGE=0.
+        _db["OPTIONS"] = {
+            "pool": {
+                "min_size": env_int("DB_POOL_MIN", 1, minimum=0),
+                "max_size": env_int("DB_POOL_MAX", 10, minimum=1),
+                "timeout": 10,
+            }
+        }
+    DATABASES = {"default": _db}
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Cache, checkpoints and broker ----------------------------------------
+REDIS_PREFIX = env_str("REDIS_PREFIX", "datadog") or "datadog"
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django_redis.cache.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": REDIS_PREFIX,
+            "OPTIONS": {"CLIENT_CLASS": "django_redis.client.DefaultClient"},
+        }
+    }
+else:
+    # A file cache is shared by every local process (web, workers, commands).
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+            "LOCATION": str(VAR_DIR / "cache"),
+        }
+    }
+
+WORKERS = env_int("WORKERS", 2, minimum=1)
+TASK_TIMEOUT_MAX = env_int("TASK_TIMEOUT_MAX", 6 * 3600, minimum=60)
+Q_CLUSTER = {
+    "name": env_str("Q_CLUSTER_NAME", REDIS_PREFIX),
+    "workers": WORKERS,
+    # Our task runs enforce their own timeouts and leases; django-q2's hard
+    # timeout is only a backstop above the longest allowed task.
+    "timeout": TASK_TIMEOUT_MAX + 300,
+    # timeout < retry: django-q2 must never hand a still-running task to a
+    # second worker. Retries are ours (database rows), so one attempt here.
+    "retry": TASK_TIMEOUT_MAX + 600,
+    "max_attempts": 1,
+    "ack_failures": True,
+    "save_limit": 100,
+    "save_limit_per": "func",
+    "catch_up": False,
+    "recycle": 500,
+    "poll": 0.2,
+    "label": "Task queue",
+}
+if REDIS_URL:
+    Q_CLUSTER["redis"] = REDIS_URL
+else:
+    Q_CLUSTER["orm"] = "default"
+
+# --- Auth -----------------------------------------------------------------
+AUTHENTICATION_BACKENDS = [
+    "django.contrib.auth.backends.ModelBackend",
+    "guardian.backends.ObjectPermissionBackend",
+]
+ANONYMOUS_USER_NAME = None  # guardian: no anonymous user object
+GUARDIAN_RAISE_403 = False
+LOGIN_URL = "/login"
+LOGIN_REDIRECT_URL = "/"
+LOGOUT_REDIRECT_URL = "/login"
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+if TESTING:
+    # Hashing dominates the test suite otherwise.
+    PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework_simplejwt.authentication.JWTAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_PAGINATION_CLASS": "datadog_web.api.Pagination",
+    "PAGE_SIZE": 50,
+    "EXCEPTION_HANDLER": "datadog_web.api.exception_handler",
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+    "DEFAULT_THROTTLE_RATES": {
+        "login": env_str("THROTTLE_LOGIN", "10/min"),
+        "execute": env_str("THROTTLE_EXECUTE", "120/min"),
+    },
+}
+SIMPLE_JWT = {
+    "ACCESS_TOKEN_LIFETIME": timedelta(seconds=env_int("ACCESS_TOKEN_SECONDS", 900, minimum=1)),
+    "REFRESH_TOKEN_LIFETIME": timedelta(days=env_int("REFRESH_TOKEN_DAYS", 7, minimum=1)),
+    "ROTATE_REFRESH_TOKENS": True,
+    "BLACKLIST_AFTER_ROTATION": True,
+    "ALGORITHM": "HS256",
+    "SIGNING_KEY": SECRET_KEY,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "DataDog Platform API",
+    "DESCRIPTION": "Pipelines, executions and connections (SPEC §4).",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "SCHEMA_PATH_PREFIX": "/api/v1",
+}
+
+CORS_ALLOWED_ORIGINS = ALLOWED_ORIGINS
+CORS_ALLOW_CREDENTIALS = True
+CSRF_TRUSTED_ORIGINS = ALLOWED_ORIGINS
+
+# --- Security -------------------------------------------------------------
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", not DEBUG and not EMBEDDED)
+SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", not DEBUG and not EMBEDDED)
+CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0 if DEBUG or EMBEDDED else 31536000)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE_HSTS_SECONDS > 0
+SECURE_HSTS_PRELOAD = SECURE_HSTS_SECONDS > 0
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SESSION_COOKIE_HTTPONLY = True
+X_FRAME_OPTIONS = "DENY"
+METRICS_TOKEN = env_str("METRICS_TOKEN")
+
+# --- Engine ----------------------------------------------------------------
+TASK_LEASE_SECONDS = env_int("TASK_LEASE_SECONDS", 60, minimum=2)
+HEARTBEAT_SECONDS = env_int("HEARTBEAT_SECONDS", max(1, TASK_LEASE_SECONDS // 4), minimum=1)
+REAPER_SECONDS = env_int("REAPER_SECONDS", 15, minimum=1)
+# A queued task run nobody claimed within this is taken as a lost message.
+QUEUED_GRACE_SECONDS = env_int("QUEUED_GRACE_SECONDS", 120, minimum=1)
+RETRY_DELAY_CAP_SECONDS = env_int("RETRY_DELAY_CAP_SECONDS", 3600, minimum=1)
+TASK_LOG_MAX_LINES = env_int("TASK_LOG_MAX_LINES", 5000, minimum=10)
+CHECKPOINT_TTL_SECONDS = 24 * 3600
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = VAR_DIR / "static"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {"()": "datadog_web.logging.JsonFormatter"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "json" if env_bool("LOG_JSON", False) else "plain",
+        }
+    },
+    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    "loggers": {"django.db.backends": {"level": "WARNING"}},
+}

@@ -1,0 +1,326 @@
+"""Pipelines, their immutable versions, executions, task runs and transitions.
+
+State changes never happen here: each has one function in
+``pipelines.services`` that checks the current state, records a
+``Transition`` and is safe under concurrency.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+
+class ExecutionStatus(models.TextChoices):
+    QUEUED = "queued"  # set by execution_create; waits for max_active_runs
+    RUNNING = "running"  # set by execution_start when its first tasks are enqueued
+    CANCELLING = "cancelling"  # set by execution_cancel while tasks still run
+    SUCCESS = "success"  # set by execution_finish: every task succeeded or was skipped
+    FAILED = "failed"  # set by execution_finish: some task failed
+    CANCELLED = "cancelled"  # set by execution_finish after a cancel
+
+
+class TaskRunStatus(models.TextChoices):
+    PENDING = "pending"  # created with the execution; upstreams not done
+    QUEUED = "queued"  # set by task_run_enqueue: a message is on the broker
+    RUNNING = "running"  # set by task_run_claim: a worker holds the lease
+    SUCCESS = "success"  # set by task_run_succeed
+    FAILED = "failed"  # set by task_run_fail: no retries left or not retryable
+    UP_FOR_RETRY = "up_for_retry"  # set by task_run_fail: waits next_retry_at
+    SKIPPED = "skipped"  # set when a rerun carries a success over
+    UPSTREAM_FAILED = "upstream_failed"  # set when an upstream failed
+    CANCELLED = "cancelled"  # set by execution_cancel or by the worker on cancel
+
+
+EXECUTION_FINISHED = frozenset(
+    {ExecutionStatus.SUCCESS, ExecutionStatus.FAILED, ExecutionStatus.CANCELLED}
+)
+EXECUTION_ACTIVE = frozenset(
+    {ExecutionStatus.QUEUED, ExecutionStatus.RUNNING, ExecutionStatus.CANCELLING}
+)
+TASK_FINISHED = frozenset(
+    {
+        TaskRunStatus.SUCCESS,
+        TaskRunStatus.FAILED,
+        TaskRunStatus.SKIPPED,
+        TaskRunStatus.UPSTREAM_FAILED,
+        TaskRunStatus.CANCELLED,
+    }
+)
+TASK_ACTIVE = frozenset(
+    {
+        TaskRunStatus.PENDING,
+        TaskRunStatus.QUEUED,
+        TaskRunStatus.RUNNING,
+        TaskRunStatus.UP_FOR_RETRY,
+    }
+)
+# Upstream outcomes that let a downstream task start.
+TASK_DONE_OK = frozenset({TaskRunStatus.SUCCESS, TaskRunStatus.SKIPPED})
+
+
+class Trigger(models.TextChoices):
+    MANUAL = "manual"
+    API = "api"
+    SCHEDULE = "schedule"
+    BACKFILL = "backfill"
+    RERUN = "rerun"
+
+
+class PipelineQuerySet(models.QuerySet["Pipeline"]):
+    def enabled(self) -> PipelineQuerySet:
+        return self.filter(enabled=True)
+
+    def scheduled(self) -> PipelineQuerySet:
+        return self.enabled().exclude(schedule="")
+
+
+class Pipeline(models.Model):
+    pipeline_id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    name = models.CharField(max_length=100, unique=True)
+    description = models.TextField(blank=True)
+    # The normalized definition of the current version (SPEC §2).
+    definition = models.JSONField()
+    version = models.PositiveIntegerField(default=1)
+    enabled = models.BooleanField(default=True)
+    schedule = models.CharField(max_length=100, blank=True)
+    timezone = models.CharField(max_length=64, default="UTC")
+    catchup = models.BooleanField(default=False)
+    max_active_runs = models.PositiveIntegerField(default=16)
+    tags = models.JSONField(default=list, blank=True)
+    parameters = models.JSONField(default=dict, blank=True)
+    # Start of the next cron interval the scheduler has not created a run for.
+    next_interval_start = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="pipelines",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = PipelineQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name"]
+        permissions = [("operate_pipeline", "Can execute, cancel and rerun the pipeline")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class PipelineVersion(models.Model):
+    """One immutable definition of a pipeline; executions point at the one they ran."""
+
+    pipeline = models.ForeignKey(Pipeline, on_delete=models.CASCADE, related_name="versions")
+    version = models.PositiveIntegerField()
+    definition = models.JSONField()
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["pipeline", "-version"]
+        constraints = [
+            models.UniqueConstraint(fields=["pipeline", "version"], name="uniq_pipeline_version")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.pipeline.name} v{self.version}"
+
+
+class ExecutionQuerySet(models.QuerySet["Execution"]):
+    def active(self) -> ExecutionQuerySet:
+        return self.filter(status__in=EXECUTION_ACTIVE)
+
+    def finished(self) -> ExecutionQuerySet:
+        return self.filter(status__in=EXECUTION_FINISHED)
+
+    def for_pipeline(self, pipeline: Pipeline) -> ExecutionQuerySet:
+        return self.filter(pipeline=pipeline)
+
+
+class Execution(models.Model):
+    execution_id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    pipeline = models.ForeignKey(Pipeline, on_delete=models.CASCADE, related_name="executions")
+    version = models.ForeignKey(PipelineVersion, on_delete=models.PROTECT, related_name="+")
+    status = models.CharField(
+        max_length=16, choices=ExecutionStatus.choices, default=ExecutionStatus.QUEUED
+    )
+    trigger = models.CharField(max_length=16, choices=Trigger.choices, default=Trigger.MANUAL)
+    # Resolved parameters: pipeline defaults, overrides and the built-ins.
+    parameters = models.JSONField(default=dict, blank=True)
+    logical_date = models.DateTimeField(null=True, blank=True)
+    data_interval_start = models.DateTimeField(null=True, blank=True)
+    data_interval_end = models.DateTimeField(null=True, blank=True)
+    metrics = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True)
+    rerun_of = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="reruns"
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+
+    objects = ExecutionQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["pipeline", "status"], name="exec_pipeline_status"),
+            models.Index(fields=["started_at"], name="exec_started_at"),
+            models.Index(fields=["created_at"], name="exec_created_at"),
+            models.Index(fields=["status", "created_at"], name="exec_status_created"),
+        ]
+        constraints = [
+            # Exactly one scheduled run per pipeline and interval, whatever the
+            # number of workers racing on the same cron tick.
+            models.UniqueConstraint(
+                fields=["pipeline", "data_interval_start"],
+                condition=Q(trigger="schedule"),
+                name="uniq_scheduled_interval",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.pipeline_id}:{self.execution_id}"
+
+    @property
+    def pipeline_version(self) -> int:
+        return self.version.version
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in EXECUTION_FINISHED
+
+
+class TaskRunQuerySet(models.QuerySet["TaskRun"]):
+    def active(self) -> TaskRunQuerySet:
+        return self.filter(status__in=TASK_ACTIVE)
+
+    def finished(self) -> TaskRunQuerySet:
+        return self.filter(status__in=TASK_FINISHED)
+
+
+class TaskRun(models.Model):
+    task_id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    execution = models.ForeignKey(Execution, on_delete=models.CASCADE, related_name="tasks")
+    task_name = models.CharField(max_length=100)
+    task_type = models.CharField(max_length=32)
+    status = models.CharField(
+        max_length=16, choices=TaskRunStatus.choices, default=TaskRunStatus.PENDING
+    )
+    depends_on = models.JSONField(default=list, blank=True)
+    # Fencing token: bumped by every claim. A worker writes only while the row
+    # still carries the attempt it claimed, so a stale worker cannot write.
+    attempt = models.PositiveIntegerField(default=0)
+    retry_count = models.PositiveIntegerField(default=0)
+    max_retries = models.PositiveIntegerField(default=0)
+    worker = models.CharField(max_length=200, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    queued_at = models.DateTimeField(null=True, blank=True)
+    next_retry_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    metrics = models.JSONField(default=dict, blank=True)
+
+    objects = TaskRunQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["execution", "started_at", "task_name"]
+        indexes = [
+            models.Index(fields=["execution", "status"], name="taskrun_exec_status"),
+            # The reaper scans running rows by heartbeat and queued rows by age.
+            models.Index(fields=["status", "heartbeat_at"], name="taskrun_status_heartbeat"),
+            models.Index(fields=["status", "queued_at"], name="taskrun_status_queued"),
+            models.Index(fields=["status", "next_retry_at"], name="taskrun_status_retry"),
+        ]
+        constraints = [
+            models.UniqueConstraint(fields=["execution", "task_name"], name="uniq_task_per_exec")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.task_name} ({self.status})"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in TASK_FINISHED
+
+
+class Transition(models.Model):
+    """One row per state change of an execution or a task run (who, when, why)."""
+
+    execution = models.ForeignKey(Execution, on_delete=models.CASCADE, related_name="transitions")
+    task_run = models.ForeignKey(
+        TaskRun, null=True, blank=True, on_delete=models.CASCADE, related_name="transitions"
+    )
+    from_status = models.CharField(max_length=16)
+    to_status = models.CharField(max_length=16)
+    actor = models.CharField(max_length=200)  # "user:alice", "worker:host:pid", "reaper"
+    reason = models.TextField(blank=True)
+    attempt = models.PositiveIntegerField(default=0)
+    at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["at", "id"]
+        indexes = [models.Index(fields=["execution", "at"], name="transition_exec_at")]
+
+    def __str__(self) -> str:
+        target = self.task_run.task_name if self.task_run_id else "execution"
+        return f"{target}: {self.from_status} → {self.to_status}"
+
+
+class TaskLogLine(models.Model):
+    """Captured log of a task run, bounded by TASK_LOG_MAX_LINES per run."""
+
+    task_run = models.ForeignKey(TaskRun, on_delete=models.CASCADE, related_name="log_lines")
+    attempt = models.PositiveIntegerField()
+    seq = models.PositiveIntegerField()
+    at = models.DateTimeField()
+    level = models.CharField(max_length=10)
+    message = models.TextField()
+
+    class Meta:
+        ordering = ["task_run", "seq"]
+        indexes = [models.Index(fields=["task_run", "seq"], name="tasklog_run_seq")]
+
+
+class Watermark(models.Model):
+    """Last copied value of an incremental copy; advanced only on success."""
+
+    pipeline = models.ForeignKey(Pipeline, on_delete=models.CASCADE, related_name="watermarks")
+    task_name = models.CharField(max_length=100)
+    column = models.CharField(max_length=100)
+    value: Any = models.JSONField(null=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["pipeline", "task_name"], name="uniq_watermark")
+        ]
+
+
+class IdempotencyKey(models.Model):
+    """Execute requests deduplicated per user, pipeline and key for 24 h."""
+
+    key = models.CharField(max_length=200)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    pipeline = models.ForeignKey(Pipeline, on_delete=models.CASCADE, related_name="+")
+    execution = models.ForeignKey(Execution, on_delete=models.CASCADE, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "pipeline", "key"], name="uniq_idempotency")
+        ]

@@ -1,0 +1,92 @@
+"""What a task type sees while it runs. Imports no Django.
+
+The engine (``pipelines.runner``) builds a ``TaskContext`` for each claimed
+task run and calls the registered ``TaskType``. Task types only talk to the
+outside world through the context, so the engine can fence, cancel, time out
+and log them uniformly.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+
+if TYPE_CHECKING:
+    from connectors.base import Connector
+
+
+class TaskCancelled(Exception):
+    """Raised by ``TaskContext.check`` when the run was cancelled."""
+
+
+class TaskTimedOut(Exception):
+    """Raised by ``TaskContext.check`` when the task ran past its timeout."""
+
+
+class LeaseLost(Exception):
+    """Raised by ``TaskContext.check`` when another attempt owns the task run.
+
+    A worker that sees this must stop without writing anything more.
+    """
+
+
+class TaskFailed(Exception):
+    """A task failed. ``transient`` says whether a retry may succeed."""
+
+    def __init__(self, message: str, *, transient: bool = False) -> None:
+        super().__init__(message)
+        self.transient = transient
+
+
+class TaskContext(Protocol):
+    execution_id: str
+    pipeline_id: str
+    pipeline_name: str
+    task_id: str
+    task_name: str
+    attempt: int
+    # The task's normalized definition (one item of ``tasks``).
+    task: dict[str, Any]
+    # Bound parameters: pipeline defaults, overrides and the built-ins.
+    params: dict[str, Any]
+    # Counters the task fills in (rows_read, rows_written, ...).
+    metrics: dict[str, Any]
+    # For a partitioned copy: (chunk index, chunk count) of this task run.
+    chunk: tuple[int, int] | None
+
+    def connection(self, name: str) -> Connector:
+        """A connector for the named connection (secrets decrypted)."""
+
+    def log(self, message: str, level: str = "INFO") -> None:
+        """Append a line to the task run's log."""
+
+    def check(self) -> None:
+        """Heartbeat when due and raise TaskCancelled / TaskTimedOut / LeaseLost.
+
+        Call it between statements and between batches.
+        """
+
+    def seconds_left(self) -> float:
+        """Seconds until the task's timeout (for statement timeouts)."""
+
+    def checkpoint_load(self) -> dict[str, Any] | None:
+        """Saved progress of this task in this execution, or None."""
+
+    def checkpoint_save(self, state: dict[str, Any]) -> None:
+        """Save progress (24 h TTL) so a retried attempt can resume."""
+
+    def watermark_load(self) -> Any:
+        """The last committed incremental watermark of this task, or None."""
+
+    def watermark_stage(self, value: Any) -> None:
+        """Set the watermark to commit when the task run succeeds."""
+
+
+class TaskType(ABC):
+    """One kind of task (``sql``, ``copy``, ``check``)."""
+
+    name: ClassVar[str]
+
+    @abstractmethod
+    def run(self, ctx: TaskContext) -> None:
+        """Do the work. Raise TaskFailed (or let a ConnectorError escape) to fail."""
