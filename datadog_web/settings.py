@@ -192,7 +192,9 @@ WORKERS = env_int("WORKERS", 2, minimum=1)
 TASK_TIMEOUT_MAX = env_int("TASK_TIMEOUT_MAX", 6 * 3600, minimum=60)
 Q_CLUSTER = {
     "name": env_str("Q_CLUSTER_NAME", REDIS_PREFIX),
-    "workers": WORKERS,
+    # One more process than WORKERS: the maintenance task (reaper and cron
+    # scheduler) keeps one busy in one cluster of the deployment.
+    "workers": WORKERS + 1,
     # Our task runs enforce their own timeouts and leases; django-q2's hard
     # timeout is only a backstop above the longest allowed task.
     "timeout": TASK_TIMEOUT_MAX + 300,

@@ -150,7 +150,7 @@ class ExecutionQuerySet(models.QuerySet["Execution"]):
 class Execution(models.Model):
     execution_id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     pipeline = models.ForeignKey(Pipeline, on_delete=models.CASCADE, related_name="executions")
-    version = models.ForeignKey(PipelineVersion, on_delete=models.PROTECT, related_name="+")
+    version = models.ForeignKey(PipelineVersion, on_delete=models.RESTRICT, related_name="+")
     status = models.CharField(
         max_length=16, choices=ExecutionStatus.choices, default=ExecutionStatus.QUEUED
     )
@@ -220,7 +220,13 @@ class TaskRun(models.Model):
     status = models.CharField(
         max_length=16, choices=TaskRunStatus.choices, default=TaskRunStatus.PENDING
     )
+    # Names of the task runs (not definition tasks) this one waits for.
     depends_on = models.JSONField(default=list, blank=True)
+    # The definition task this run executes; differs from task_name only for
+    # the chunks of a partitioned copy ("copy_orders[3]").
+    definition_task = models.CharField(max_length=100)
+    chunk_index = models.PositiveIntegerField(null=True, blank=True)
+    chunk_count = models.PositiveIntegerField(null=True, blank=True)
     # Fencing token: bumped by every claim. A worker writes only while the row
     # still carries the attempt it claimed, so a stale worker cannot write.
     attempt = models.PositiveIntegerField(default=0)

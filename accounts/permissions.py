@@ -1,0 +1,184 @@
+"""The one answer to "may this user do X to this object" (SPEC §5).
+
+A role (Django group) says what a user may do; sharing (guardian object
+permissions) says to which objects. The UI, the API and the admin all call
+``can`` and ``visible``; nothing else decides.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.db.models import Model, Q, QuerySet
+from guardian.core import ObjectPermissionChecker
+from guardian.shortcuts import get_objects_for_user
+
+
+class Role(StrEnum):
+    ADMIN = "admin"
+    DEVELOPER = "developer"
+    OPERATOR = "operator"
+    VIEWER = "viewer"
+
+
+# Strongest first: a user in several groups has the strongest role.
+ROLE_ORDER = [Role.ADMIN, Role.DEVELOPER, Role.OPERATOR, Role.VIEWER]
+
+
+class Level(StrEnum):
+    """Sharing levels; each includes the ones before it."""
+
+    VIEW = "view"
+    OPERATE = "operate"
+    EDIT = "edit"
+
+
+LEVEL_ORDER = [Level.VIEW, Level.OPERATE, Level.EDIT]
+
+
+class Action(StrEnum):
+    VIEW = "view"  # see the object, its runs and logs
+    OPERATE = "operate"  # execute, cancel, rerun; for a connection: test it
+    USE = "use"  # use a connection in a pipeline definition
+    CHANGE = "change"  # change or delete
+    SHARE = "share"  # change who the object is shared with
+
+
+# guardian codenames per model and level. ``operate`` on a connection is the
+# right to use and test it.
+_PERMS: dict[str, dict[Level, str]] = {
+    "pipeline": {
+        Level.VIEW: "view_pipeline",
+        Level.OPERATE: "operate_pipeline",
+        Level.EDIT: "change_pipeline",
+    },
+    "connection": {
+        Level.VIEW: "view_connection",
+        Level.OPERATE: "use_connection",
+        Level.EDIT: "change_connection",
+    },
+}
+
+# The share level each role needs on a shared (not owned) object per action;
+# None: the role may never do it. Owners who are developers may do everything.
+_ROLE_NEEDS: dict[Role, dict[Action, Level | None]] = {
+    Role.VIEWER: {
+        Action.VIEW: Level.VIEW,
+        Action.OPERATE: None,
+        Action.USE: None,
+        Action.CHANGE: None,
+        Action.SHARE: None,
+    },
+    Role.OPERATOR: {
+        Action.VIEW: Level.VIEW,
+        Action.OPERATE: Level.OPERATE,
+        Action.USE: None,
+        Action.CHANGE: None,
+        Action.SHARE: None,
+    },
+    Role.DEVELOPER: {
+        Action.VIEW: Level.VIEW,
+        Action.OPERATE: Level.OPERATE,
+        Action.USE: Level.OPERATE,
+        Action.CHANGE: Level.EDIT,
+        Action.SHARE: None,  # only owners (and admins) share
+    },
+}
+
+
+def perm_codename(model_name: str, level: Level) -> str:
+    return _PERMS[model_name][level]
+
+
+def levels_up_to(level: Level) -> list[Level]:
+    return LEVEL_ORDER[: LEVEL_ORDER.index(level) + 1]
+
+
+def role_of(user: AbstractBaseUser | AnonymousUser | None) -> Role | None:
+    """The user's strongest role, or None (inactive, anonymous or no group)."""
+    if user is None or not user.is_authenticated or not user.is_active:
+        return None
+    if user.is_superuser:
+        return Role.ADMIN
+    cached = getattr(user, "_datadog_role", False)
+    if cached is not False:
+        return cached  # type: ignore[no-any-return]
+    names = set(user.groups.values_list("name", flat=True))  # type: ignore[attr-defined]
+    role = next((r for r in ROLE_ORDER if r.value in names), None)
+    user._datadog_role = role  # type: ignore[union-attr]
+    return role
+
+
+def is_admin(user: Any) -> bool:
+    return role_of(user) == Role.ADMIN
+
+
+def can_create(user: Any) -> bool:
+    """May the user create pipelines and connections?"""
+    return role_of(user) in {Role.ADMIN, Role.DEVELOPER}
+
+
+def _model_name(obj: Model) -> str:
+    return obj._meta.model_name  # type: ignore[return-value]
+
+
+def _is_owner(user: Any, obj: Model) -> bool:
+    return getattr(obj, "created_by_id", None) == user.pk
+
+
+def share_level(user: Any, obj: Model) -> Level | None:
+    """The strongest level the object is shared with the user (directly or by group)."""
+    checker = getattr(user, "_datadog_checker", None)
+    if checker is None:
+        checker = ObjectPermissionChecker(user)
+        user._datadog_checker = checker
+    perms = set(checker.get_perms(obj))
+    codes = _PERMS[_model_name(obj)]
+    for level in reversed(LEVEL_ORDER):
+        if codes[level] in perms:
+            return level
+    return None
+
+
+def can(user: Any, action: Action | str, obj: Model) -> bool:
+    """May ``user`` do ``action`` to ``obj`` (a Pipeline or Connection)?"""
+    action = Action(action)
+    role = role_of(user)
+    if role is None:
+        return False
+    if role == Role.ADMIN:
+        return True
+    if role == Role.DEVELOPER and _is_owner(user, obj):
+        return True
+    needed = _ROLE_NEEDS[role][action]
+    if needed is None:
+        return False
+    level = share_level(user, obj)
+    return level is not None and LEVEL_ORDER.index(level) >= LEVEL_ORDER.index(needed)
+
+
+def visible(user: Any, queryset: QuerySet[Any], action: Action | str = Action.VIEW) -> QuerySet[Any]:
+    """The objects of ``queryset`` on which ``user`` may do ``action``.
+
+    Lists use this; it never raises, and a user with nothing shared gets an
+    empty queryset.
+    """
+    action = Action(action)
+    role = role_of(user)
+    if role is None:
+        return queryset.none()
+    if role == Role.ADMIN:
+        return queryset
+    needed = _ROLE_NEEDS[role][action]
+    condition = Q(created_by=user) if role == Role.DEVELOPER else Q(pk__in=[])
+    if needed is not None:
+        model_name = queryset.model._meta.model_name
+        app_label = queryset.model._meta.app_label
+        perms = [f"{app_label}.{_PERMS[model_name][lvl]}" for lvl in LEVEL_ORDER[LEVEL_ORDER.index(needed):]]
+        shared = get_objects_for_user(
+            user, perms, klass=queryset.model, any_perm=True, accept_global_perms=False
+        ).values("pk")
+        condition |= Q(pk__in=shared)
+    return queryset.filter(condition)

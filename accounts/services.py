@@ -1,0 +1,184 @@
+"""Writes for accounts: roles, sharing and the audit trail."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.contrib.auth.models import Group, Permission
+from django.db import transaction
+from django.db.models import Model
+from django.http import HttpRequest
+from guardian.shortcuts import (
+    assign_perm,
+    get_groups_with_perms,
+    get_users_with_perms,
+    remove_perm,
+)
+
+from accounts.models import AuditEvent
+from accounts.permissions import LEVEL_ORDER, Level, Role, levels_up_to, perm_codename
+
+logger = logging.getLogger(__name__)
+
+# Model permissions per role group: what the admin site and model-level checks
+# see. Object access is still decided per object by accounts.permissions.
+ROLE_MODEL_PERMS: dict[Role, list[str]] = {
+    Role.ADMIN: ["*"],
+    Role.DEVELOPER: [
+        "pipelines.add_pipeline",
+        "pipelines.change_pipeline",
+        "pipelines.delete_pipeline",
+        "pipelines.view_pipeline",
+        "pipelines.operate_pipeline",
+        "pipelines.view_pipelineversion",
+        "pipelines.view_execution",
+        "pipelines.view_taskrun",
+        "connectors.add_connection",
+        "connectors.change_connection",
+        "connectors.delete_connection",
+        "connectors.view_connection",
+        "connectors.use_connection",
+    ],
+    Role.OPERATOR: [
+        "pipelines.view_pipeline",
+        "pipelines.operate_pipeline",
+        "pipelines.view_pipelineversion",
+        "pipelines.view_execution",
+        "pipelines.view_taskrun",
+        "connectors.view_connection",
+    ],
+    Role.VIEWER: [
+        "pipelines.view_pipeline",
+        "pipelines.view_pipelineversion",
+        "pipelines.view_execution",
+        "pipelines.view_taskrun",
+        "connectors.view_connection",
+    ],
+}
+
+
+def roles_setup() -> list[Group]:
+    """Create the four role groups with their model permissions (idempotent)."""
+    groups = []
+    for role, perms in ROLE_MODEL_PERMS.items():
+        group, _ = Group.objects.get_or_create(name=role.value)
+        if perms == ["*"]:
+            wanted = list(Permission.objects.all())
+        else:
+            wanted = []
+            for dotted in perms:
+                app_label, codename = dotted.split(".")
+                wanted.append(
+                    Permission.objects.get(content_type__app_label=app_label, codename=codename)
+                )
+        group.permissions.set(wanted)
+        groups.append(group)
+    return groups
+
+
+def user_set_role(*, user: Any, role: Role | None) -> None:
+    """Put the user in exactly one role group (or none)."""
+    role_groups = Group.objects.filter(name__in=[r.value for r in Role])
+    user.groups.remove(*role_groups)
+    if role is not None:
+        group, _ = Group.objects.get_or_create(name=role.value)
+        user.groups.add(group)
+    for attr in ("_datadog_role", "_datadog_checker", "_perm_cache", "_group_perm_cache"):
+        user.__dict__.pop(attr, None)
+
+
+def client_ip(request: HttpRequest | None) -> str | None:
+    if request is None:
+        return None
+    return request.META.get("REMOTE_ADDR") or None
+
+
+def audit_record(
+    *,
+    action: str,
+    actor: Any = None,
+    obj: Model | None = None,
+    request: HttpRequest | None = None,
+    actor_name: str = "",
+    details: dict[str, Any] | None = None,
+) -> AuditEvent:
+    """Append one audit event. Callers must never put a secret into ``details``."""
+    if actor is not None and not getattr(actor, "is_authenticated", False):
+        actor = None
+    name = actor_name or (actor.get_username() if actor is not None else "")
+    event = AuditEvent.objects.create(
+        action=action,
+        actor=actor,
+        actor_name=name[:150],
+        object_type=obj._meta.model_name if obj is not None else "",  # type: ignore[union-attr]
+        object_id=str(obj.pk) if obj is not None else "",
+        object_repr=str(obj)[:200] if obj is not None else "",
+        ip=client_ip(request),
+        details=details or {},
+    )
+    logger.info("audit %s by %s on %s", action, name or "-", event.object_repr or "-")
+    return event
+
+
+def _level_of(perms: list[str], model_name: str) -> Level | None:
+    for level in reversed(LEVEL_ORDER):
+        if perm_codename(model_name, level) in perms:
+            return level
+    return None
+
+
+def sharing_get(obj: Model) -> dict[str, Any]:
+    """``{"owner", "users": {username: level}, "groups": {name: level}}``."""
+    model_name = obj._meta.model_name or ""
+    users = get_users_with_perms(obj, attach_perms=True, with_group_users=False)
+    groups = get_groups_with_perms(obj, attach_perms=True)
+    owner = getattr(obj, "created_by", None)
+    return {
+        "owner": owner.get_username() if owner is not None else None,
+        "users": {
+            u.get_username(): lvl
+            for u, perms in sorted(users.items(), key=lambda kv: kv[0].get_username())
+            if (lvl := _level_of(perms, model_name))
+        },
+        "groups": {
+            g.name: lvl
+            for g, perms in sorted(groups.items(), key=lambda kv: kv[0].name)
+            if (lvl := _level_of(perms, model_name))
+        },
+    }
+
+
+@transaction.atomic
+def sharing_set(
+    *,
+    obj: Model,
+    users: dict[Any, Level],
+    groups: dict[Group, Level],
+    actor: Any = None,
+    request: HttpRequest | None = None,
+) -> dict[str, Any]:
+    """Replace who ``obj`` is shared with. ``users`` maps user objects to levels."""
+    model_name = obj._meta.model_name or ""
+    all_codes = [perm_codename(model_name, lvl) for lvl in LEVEL_ORDER]
+    for user in get_users_with_perms(obj, with_group_users=False):
+        for code in all_codes:
+            remove_perm(code, user, obj)
+    for group in get_groups_with_perms(obj):
+        for code in all_codes:
+            remove_perm(code, group, obj)
+    for user, level in users.items():
+        for lvl in levels_up_to(Level(level)):
+            assign_perm(perm_codename(model_name, lvl), user, obj)
+    for group, level in groups.items():
+        for lvl in levels_up_to(Level(level)):
+            assign_perm(perm_codename(model_name, lvl), group, obj)
+    result = sharing_get(obj)
+    audit_record(
+        action="share",
+        actor=actor,
+        obj=obj,
+        request=request,
+        details={"users": result["users"], "groups": result["groups"]},
+    )
+    return result

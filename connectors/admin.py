@@ -1,0 +1,104 @@
+"""Connections in the admin: a form whose secret fields are write-only."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django import forms
+from django.contrib import admin
+from django.http import HttpRequest
+
+from accounts.permissions import Action, can, can_create, visible
+from connectors.models import Connection
+from connectors.services import connection_create, connection_delete, connection_update
+from datadog_web.errors import ServiceError
+
+
+class ConnectionForm(forms.ModelForm):
+    config_json = forms.CharField(
+        label="Config (JSON, without secrets)",
+        widget=forms.Textarea(attrs={"rows": 8, "cols": 80}),
+        initial="{}",
+    )
+    password = forms.CharField(
+        required=False,
+        widget=forms.PasswordInput(render_value=False),
+        help_text="Write-only. Leave empty to keep the stored value.",
+    )
+
+    class Meta:
+        model = Connection
+        fields = ["name", "kind", "description"]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            self.fields["config_json"].initial = json.dumps(self.instance.config, indent=2)
+            state = "set" if self.instance.secret_keys_set() else "not set"
+            self.fields["password"].help_text = f"Write-only ({state}). Leave empty to keep it."
+
+    def clean_config_json(self) -> Any:
+        try:
+            value = json.loads(self.cleaned_data["config_json"] or "{}")
+        except json.JSONDecodeError as exc:
+            raise forms.ValidationError(f"invalid JSON: {exc.msg} at line {exc.lineno}") from None
+        if not isinstance(value, dict):
+            raise forms.ValidationError("must be a JSON object")
+        return value
+
+
+@admin.register(Connection)
+class ConnectionAdmin(admin.ModelAdmin):
+    form = ConnectionForm
+    list_display = ["name", "kind", "created_by", "updated_at"]
+    list_filter = ["kind"]
+    search_fields = ["name"]
+    readonly_fields = ["id", "created_by", "created_at", "updated_at", "secrets_state"]
+
+    @admin.display(description="secrets")
+    def secrets_state(self, obj: Connection) -> str:
+        keys = obj.secret_keys_set() if obj.pk else []
+        return ", ".join(f"{k}: set" for k in keys) or "none set"
+
+    def get_queryset(self, request: HttpRequest) -> Any:
+        return visible(request.user, super().get_queryset(request))
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return can_create(request.user)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return can(request.user, Action.CHANGE, obj) if obj else can_create(request.user)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return can(request.user, Action.CHANGE, obj) if obj else can_create(request.user)
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return can(request.user, Action.VIEW, obj) if obj else request.user.is_staff
+
+    def save_model(self, request: HttpRequest, obj: Connection, form: Any, change: bool) -> None:
+        config = dict(form.cleaned_data["config_json"])
+        if form.cleaned_data.get("password"):
+            config["password"] = form.cleaned_data["password"]
+        data = form.cleaned_data
+        try:
+            if change:
+                saved = connection_update(
+                    connection=obj, name=data["name"], kind=data["kind"], config=config,
+                    description=data.get("description", ""), user=request.user, request=request,
+                )
+            else:
+                saved = connection_create(
+                    name=data["name"], kind=data["kind"], config=config,
+                    description=data.get("description", ""), user=request.user, request=request,
+                )
+        except ServiceError as exc:
+            self.message_user(request, str(exc), level="error")
+            return
+        obj.__dict__.update(saved.__dict__)
+
+    def delete_model(self, request: HttpRequest, obj: Connection) -> None:
+        try:
+            connection_delete(connection=obj, user=request.user, request=request)
+        except ServiceError as exc:
+            self.message_user(request, str(exc), level="error")

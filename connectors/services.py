@@ -1,0 +1,145 @@
+"""Creating, changing, deleting and testing connections."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.http import HttpRequest
+from guardian.models import GroupObjectPermission, UserObjectPermission
+
+from accounts.services import audit_record
+from connectors.base import ConnectorError
+from connectors.models import Connection
+from connectors.registry import KINDS, connector_class
+from datadog_web.errors import Conflict, InvalidInput
+from pipelines.definition import NAME_RE
+
+
+def _validate(*, name: Any, kind: Any, config: Any, existing: Connection | None) -> None:
+    problems: list[tuple[str, str]] = []
+    if not isinstance(name, str) or not NAME_RE.fullmatch(name):
+        problems.append(("name", "must match [A-Za-z_][A-Za-z0-9_-]{0,99}"))
+    if kind not in KINDS:
+        problems.append(("kind", f"unknown kind {kind!r}; one of {', '.join(KINDS)}"))
+    elif not isinstance(config, dict):
+        problems.append(("config", "must be an object"))
+    else:
+        cls = connector_class(kind)
+        # On change, stored secrets count as given: they are never sent back.
+        merged = dict(config)
+        if existing is not None and existing.kind == kind:
+            for key in existing.secret_keys_set():
+                merged.setdefault(key, "***")
+        for key, message in cls.validate_config(merged):
+            problems.append((f"config.{key}" if key else "config", message))
+    if problems:
+        raise InvalidInput("invalid connection", problems)
+
+
+@transaction.atomic
+def connection_create(
+    *,
+    name: Any,
+    kind: Any,
+    config: Any,
+    description: str = "",
+    user: Any = None,
+    request: HttpRequest | None = None,
+) -> Connection:
+    _validate(name=name, kind=kind, config=config, existing=None)
+    if Connection.objects.filter(name=name).exists():
+        raise Conflict("a connection with this name exists", [("name", "already exists")])
+    conn = Connection(
+        name=name,
+        kind=kind,
+        description=description or "",
+        created_by=user if user is not None and user.is_authenticated else None,
+    )
+    conn.set_config(config, keep_secrets=False)
+    try:
+        with transaction.atomic():
+            conn.save()
+    except IntegrityError:
+        raise Conflict("a connection with this name exists", [("name", "already exists")]) from None
+    audit_record(action="create", actor=user, obj=conn, request=request, details={"kind": kind})
+    return conn
+
+
+@transaction.atomic
+def connection_update(
+    *,
+    connection: Connection,
+    name: Any = None,
+    kind: Any = None,
+    config: Any = None,
+    description: str | None = None,
+    user: Any = None,
+    request: HttpRequest | None = None,
+) -> Connection:
+    """Change a connection; secrets left out keep their stored values."""
+    conn = Connection.objects.select_for_update().get(pk=connection.pk)
+    new_name = conn.name if name is None else name
+    new_kind = conn.kind if kind is None else kind
+    new_config = conn.config if config is None else config
+    _validate(name=new_name, kind=new_kind, config=new_config, existing=conn)
+    if new_name != conn.name:
+        if Connection.objects.filter(name=new_name).exists():
+            raise Conflict("a connection with this name exists", [("name", "already exists")])
+        from pipelines.models import Pipeline
+
+        users = [p.name for p in Pipeline.objects.all() if conn.name in _refs(p.definition)]
+        if users:
+            raise Conflict(
+                "connection is used by pipelines; rename refused",
+                [("name", f"used by {', '.join(sorted(users))}")],
+            )
+    keep = new_kind == conn.kind
+    conn.name, conn.kind = new_name, new_kind
+    if description is not None:
+        conn.description = description
+    conn.set_config(new_config, keep_secrets=keep)
+    conn.save()
+    audit_record(action="change", actor=user, obj=conn, request=request)
+    return conn
+
+
+def _refs(definition: dict[str, Any]) -> set[str]:
+    from pipelines.definition import connection_refs
+
+    return {name for _, name in connection_refs(definition)}
+
+
+@transaction.atomic
+def connection_delete(
+    *, connection: Connection, user: Any = None, request: HttpRequest | None = None
+) -> None:
+    from pipelines.models import Pipeline
+
+    users = [p.name for p in Pipeline.objects.all() if connection.name in _refs(p.definition)]
+    if users:
+        raise Conflict(
+            "connection is used by pipelines", [("", f"used by {', '.join(sorted(users))}")]
+        )
+    audit_record(action="delete", actor=user, obj=connection, request=request)
+    for model in (UserObjectPermission, GroupObjectPermission):
+        model.objects.filter(
+            content_type__app_label="connectors",
+            content_type__model="connection",
+            object_pk=str(connection.pk),
+        ).delete()
+    connection.delete()
+
+
+def connection_test(*, connection: Connection) -> dict[str, Any]:
+    """``{ok, latency_ms, error}``; the error names the host and cause, never a secret."""
+    started = time.perf_counter()
+    try:
+        connection.connector().test()
+    except ConnectorError as exc:
+        return {"ok": False, "latency_ms": None, "error": str(exc)}
+    except Exception as exc:  # a connector bug must not become a 500
+        return {"ok": False, "latency_ms": None, "error": f"{type(exc).__name__}"}
+    latency = round((time.perf_counter() - started) * 1000, 1)
+    return {"ok": True, "latency_ms": latency, "error": None}

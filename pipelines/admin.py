@@ -1,0 +1,201 @@
+"""Admin: pipelines editable through the same validation; history read-only.
+
+Querysets and object permissions come from accounts.permissions, the same
+functions the UI and the API use.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django import forms
+from django.contrib import admin
+from django.http import HttpRequest
+
+from accounts.permissions import Action, can, can_create, visible
+from datadog_web.errors import ServiceError
+from pipelines import definition as definition_module
+from pipelines.models import (
+    Execution,
+    Pipeline,
+    PipelineVersion,
+    TaskLogLine,
+    TaskRun,
+    Transition,
+    Watermark,
+)
+from pipelines.services import pipeline_create, pipeline_update, pipeline_validate
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """History must not change: no add, no change, no delete."""
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class PipelineForm(forms.ModelForm):
+    definition_text = forms.CharField(
+        label="Definition (YAML or JSON)",
+        widget=forms.Textarea(attrs={"rows": 30, "cols": 100, "spellcheck": "false"}),
+    )
+
+    class Meta:
+        model = Pipeline
+        fields: list[str] = []
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            self.fields["definition_text"].initial = definition_module.dump_yaml(
+                self.instance.definition
+            )
+
+    user: Any = None
+
+    def clean_definition_text(self) -> Any:
+        text = self.cleaned_data["definition_text"]
+        try:
+            data = definition_module.parse_text(text)
+            normalized = pipeline_validate(data, user=self.user)
+        except definition_module.DefinitionError as exc:
+            raise forms.ValidationError([str(p) for p in exc.problems]) from None
+        except ServiceError as exc:
+            raise forms.ValidationError(str(exc).splitlines()[1:] or [exc.detail]) from None
+        clash = Pipeline.objects.filter(name=normalized["name"]).exclude(pk=self.instance.pk)
+        if clash.exists():
+            raise forms.ValidationError(f"name: a pipeline named {normalized['name']!r} exists")
+        return data
+
+
+@admin.register(Pipeline)
+class PipelineAdmin(admin.ModelAdmin):
+    form = PipelineForm
+    list_display = ["name", "version", "enabled", "schedule", "created_by", "updated_at"]
+    list_filter = ["enabled"]
+    search_fields = ["name", "description"]
+    readonly_fields = ["pipeline_id", "version", "created_by", "created_at", "updated_at"]
+
+    def get_queryset(self, request: HttpRequest) -> Any:
+        return visible(request.user, super().get_queryset(request))
+
+    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
+        form = super().get_form(request, obj, change=change, **kwargs)
+        form.user = request.user
+        return form
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return can_create(request.user)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return can(request.user, Action.CHANGE, obj) if obj else can_create(request.user)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return can(request.user, Action.CHANGE, obj) if obj else can_create(request.user)
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return can(request.user, Action.VIEW, obj) if obj else request.user.is_staff
+
+    def save_model(self, request: HttpRequest, obj: Pipeline, form: Any, change: bool) -> None:
+        data = form.cleaned_data["definition_text"]
+        if change:
+            saved = pipeline_update(pipeline=obj, data=data, user=request.user, request=request)
+        else:
+            saved = pipeline_create(data=data, user=request.user, request=request)
+        obj.pk = saved.pk
+        obj.__dict__.update(saved.__dict__)
+
+    def delete_model(self, request: HttpRequest, obj: Pipeline) -> None:
+        from pipelines.services import pipeline_delete
+
+        pipeline_delete(pipeline=obj, user=request.user, request=request)
+
+
+@admin.register(PipelineVersion)
+class PipelineVersionAdmin(ReadOnlyAdmin):
+    list_display = ["pipeline", "version", "created_by", "created_at"]
+    list_select_related = ["pipeline", "created_by"]
+    readonly_fields = ["pipeline", "version", "pretty_definition", "created_by", "created_at"]
+    exclude = ["definition"]
+
+    @admin.display(description="definition")
+    def pretty_definition(self, obj: PipelineVersion) -> str:
+        return json.dumps(obj.definition, indent=2)
+
+    def get_queryset(self, request: HttpRequest) -> Any:
+        pipelines = visible(request.user, Pipeline.objects.all())
+        return super().get_queryset(request).filter(pipeline__in=pipelines)
+
+
+class TaskRunInline(admin.TabularInline):
+    model = TaskRun
+    fields = ["task_name", "task_type", "status", "attempt", "retry_count", "started_at", "ended_at", "error"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    show_change_link = True
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(Execution)
+class ExecutionAdmin(ReadOnlyAdmin):
+    list_display = ["execution_id", "pipeline", "status", "trigger", "created_at", "ended_at"]
+    list_filter = ["status", "trigger"]
+    list_select_related = ["pipeline"]
+    search_fields = ["pipeline__name", "execution_id"]
+    date_hierarchy = "created_at"
+    inlines = [TaskRunInline]
+
+    def get_queryset(self, request: HttpRequest) -> Any:
+        pipelines = visible(request.user, Pipeline.objects.all())
+        return super().get_queryset(request).filter(pipeline__in=pipelines)
+
+
+class TaskLogInline(admin.TabularInline):
+    model = TaskLogLine
+    fields = ["seq", "attempt", "at", "level", "message"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    max_num = 0
+
+
+@admin.register(TaskRun)
+class TaskRunAdmin(ReadOnlyAdmin):
+    list_display = ["task_name", "execution", "task_type", "status", "attempt", "retry_count", "started_at"]
+    list_filter = ["status", "task_type"]
+    list_select_related = ["execution"]
+    inlines = [TaskLogInline]
+
+    def get_queryset(self, request: HttpRequest) -> Any:
+        pipelines = visible(request.user, Pipeline.objects.all())
+        return super().get_queryset(request).filter(execution__pipeline__in=pipelines)
+
+
+@admin.register(Transition)
+class TransitionAdmin(ReadOnlyAdmin):
+    list_display = ["at", "execution", "task_run", "from_status", "to_status", "actor", "reason"]
+    list_filter = ["to_status"]
+    list_select_related = ["execution", "task_run"]
+
+    def get_queryset(self, request: HttpRequest) -> Any:
+        pipelines = visible(request.user, Pipeline.objects.all())
+        return super().get_queryset(request).filter(execution__pipeline__in=pipelines)
+
+
+@admin.register(Watermark)
+class WatermarkAdmin(ReadOnlyAdmin):
+    list_display = ["pipeline", "task_name", "column", "value", "updated_at"]
+
+    def get_queryset(self, request: HttpRequest) -> Any:
+        pipelines = visible(request.user, Pipeline.objects.all())
+        return super().get_queryset(request).filter(pipeline__in=pipelines)

@@ -1,0 +1,31 @@
+"""Per-execution, per-task progress in the cache (Redis in production).
+
+Keys are ``checkpoint:{execution_id}:{task_id}`` with a 24 h TTL, so a
+retried or resumed task can skip the work it already committed. The
+destination's own markers stay the source of truth for exactly-once; a
+checkpoint only saves re-reading them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.core.cache import cache
+
+
+def key(execution_id: str, task_id: str) -> str:
+    return f"checkpoint:{execution_id}:{task_id}"
+
+
+def save(execution_id: str, task_id: str, state: dict[str, Any]) -> None:
+    cache.set(key(execution_id, task_id), state, timeout=settings.CHECKPOINT_TTL_SECONDS)
+
+
+def load(execution_id: str, task_id: str) -> dict[str, Any] | None:
+    value = cache.get(key(execution_id, task_id))
+    return value if isinstance(value, dict) else None
+
+
+def clear(execution_id: str, task_id: str) -> None:
+    cache.delete(key(execution_id, task_id))

@@ -1,0 +1,260 @@
+"""Running one claimed task run inside a worker process.
+
+A watchdog thread renews the lease every HEARTBEAT_SECONDS and polls the
+execution's status every second. When the run is cancelled, times out or
+loses its lease, the watchdog sets a flag and fires the cancel hooks the
+task registered (which stop the query in the database); the task sees the
+flag at its next ``ctx.check()`` and stops, rolling back its current batch.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+import traceback
+from datetime import UTC, datetime
+from typing import Any
+
+from django.conf import settings
+from django.db import connection as django_connection
+from django.db import connections
+
+from connectors.base import ConnectorError
+from connectors.models import Connection
+from pipelines import checkpoints
+from pipelines.models import ExecutionStatus, TaskRun, Watermark
+from pipelines.services.task_run import (
+    task_run_cancelled,
+    task_run_claim,
+    task_run_fail,
+    task_run_heartbeat,
+    task_run_succeed,
+)
+from pipelines.tasktypes.base import LeaseLost, TaskCancelled, TaskFailed, TaskTimedOut
+from pipelines.tasktypes.registry import task_type
+
+logger = logging.getLogger(__name__)
+
+WATCH_INTERVAL = 1.0  # seconds between status polls: bounds cancel latency
+
+
+def worker_name() -> str:
+    return f"worker:{socket.gethostname()}:{os.getpid()}"
+
+
+class RunContext:
+    """The TaskContext a task type sees (pipelines.tasktypes.base.TaskContext)."""
+
+    def __init__(self, task_run: TaskRun, definition: dict[str, Any]) -> None:
+        execution = task_run.execution
+        self.execution_id = str(execution.pk)
+        self.pipeline_id = str(execution.pipeline_id)
+        self.pipeline_name = definition["name"]
+        self.task_id = str(task_run.pk)
+        self.task_name = task_run.task_name
+        self.attempt = task_run.attempt
+        self.task = next(t for t in definition["tasks"] if t["name"] == task_run.definition_task)
+        self.params = dict(execution.parameters)
+        self.metrics: dict[str, Any] = {}
+        self.chunk = (
+            (task_run.chunk_index, task_run.chunk_count)
+            if task_run.chunk_count is not None and task_run.chunk_index is not None
+            else None
+        )
+        self._definition_task = task_run.definition_task
+        self._pipeline_pk = execution.pipeline_id
+        self._started = time.monotonic()
+        self._timeout = float(self.task.get("timeout", 3600))
+        self._lock = threading.Lock()
+        self._log: list[dict[str, Any]] = []
+        self._stop_reason: BaseException | None = None
+        self._cancel_hooks: list[Any] = []
+        self._watermark: Any = None
+        self._connectors: list[Any] = []
+
+    # --- what task types call -------------------------------------------
+    def connection(self, name: str) -> Any:
+        conn = Connection.objects.get(name=name)
+        connector = conn.connector()
+        self._connectors.append(connector)
+        return connector
+
+    def log(self, message: str, level: str = "INFO") -> None:
+        with self._lock:
+            self._log.append(
+                {"at": datetime.now(UTC), "level": level[:10], "message": str(message)[:10000]}
+            )
+
+    def check(self) -> None:
+        if self._stop_reason is None and self.seconds_left() <= 0:
+            self.stop(TaskTimedOut(f"timed out after {self._timeout:g}s"))
+        if self._stop_reason is not None:
+            raise self._stop_reason
+
+    def seconds_left(self) -> float:
+        return self._timeout - (time.monotonic() - self._started)
+
+    def on_cancel(self, hook: Any) -> None:
+        """Register a callable that stops the running statement (called from the watchdog)."""
+        self._cancel_hooks.append(hook)
+
+    def remove_cancel(self, hook: Any) -> None:
+        if hook in self._cancel_hooks:
+            self._cancel_hooks.remove(hook)
+
+    def checkpoint_load(self) -> dict[str, Any] | None:
+        return checkpoints.load(self.execution_id, self.task_id)
+
+    def checkpoint_save(self, state: dict[str, Any]) -> None:
+        checkpoints.save(self.execution_id, self.task_id, state)
+
+    def watermark_load(self) -> Any:
+        row = Watermark.objects.filter(
+            pipeline_id=self._pipeline_pk, task_name=self._definition_task
+        ).first()
+        return row.value if row is not None else None
+
+    def watermark_stage(self, value: Any) -> None:
+        column = (self.task.get("incremental") or {}).get("column", "")
+        self._watermark = {"column": column, "value": value}
+
+    # --- what the runner and watchdog use ---------------------------------
+    def stop(self, reason: BaseException) -> None:
+        if self._stop_reason is not None:
+            return
+        self._stop_reason = reason
+        for hook in list(self._cancel_hooks):
+            try:
+                hook()
+            except Exception:
+                logger.warning("cancel hook failed", exc_info=True)
+
+    def take_log(self) -> list[dict[str, Any]]:
+        with self._lock:
+            lines, self._log = self._log, []
+        return lines
+
+    def close(self) -> None:
+        for connector in self._connectors:
+            close = getattr(connector, "close", None)
+            if close is not None:
+                try:
+                    close()
+                except Exception:
+                    logger.debug("connector close failed", exc_info=True)
+
+
+class Watchdog(threading.Thread):
+    def __init__(self, ctx: RunContext) -> None:
+        super().__init__(daemon=True, name=f"watchdog-{ctx.task_id}")
+        self.ctx = ctx
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        last_beat = time.monotonic()
+        try:
+            while not self.done.wait(WATCH_INTERVAL):
+                ctx = self.ctx
+                if ctx.seconds_left() <= 0:
+                    ctx.stop(TaskTimedOut(f"timed out after {ctx._timeout:g}s"))
+                if time.monotonic() - last_beat >= settings.HEARTBEAT_SECONDS:
+                    last_beat = time.monotonic()
+                    lines = ctx.take_log()
+                    try:
+                        status = task_run_heartbeat(
+                            task_id=ctx.task_id, attempt=ctx.attempt, log_lines=lines
+                        )
+                    except LeaseLost as exc:
+                        ctx.stop(exc)
+                        continue
+                else:
+                    from pipelines.services.task_run import task_run_status
+
+                    task_status, attempt, status = task_run_status(task_id=ctx.task_id)
+                    if attempt != ctx.attempt or task_status != "running":
+                        ctx.stop(LeaseLost(f"attempt {ctx.attempt} no longer owns the run"))
+                        continue
+                if status in {ExecutionStatus.CANCELLING, ExecutionStatus.CANCELLED}:
+                    ctx.stop(TaskCancelled("execution cancelled"))
+        except Exception:
+            logger.exception("watchdog of task %s failed", self.ctx.task_id)
+        finally:
+            connections.close_all()  # this thread's own connection
+
+
+def run_task(task_id: str) -> str:
+    """Claim and run one task run; returns its final status for this attempt."""
+    worker = worker_name()
+    task_run = task_run_claim(task_id=task_id, worker=worker)
+    if task_run is None:
+        return "not claimed"
+    definition = task_run.execution.version.definition
+    ctx = RunContext(task_run, definition)
+    ctx.log(f"attempt {ctx.attempt} started on {worker}")
+    watchdog = Watchdog(ctx)
+    watchdog.start()
+    try:
+        return _run(ctx, task_run, worker)
+    finally:
+        watchdog.done.set()
+        watchdog.join(timeout=5)
+        ctx.close()
+
+
+def _run(ctx: RunContext, task_run: TaskRun, worker: str) -> str:
+    base_delay = float(ctx.task.get("retry_delay", 10))
+    try:
+        task_type(task_run.task_type).run(ctx)
+        ctx.check()  # a cancel or timeout that came during the last statement
+    except LeaseLost:
+        logger.warning("task %s attempt %s lost its lease; writing nothing", ctx.task_id, ctx.attempt)
+        return "lease lost"
+    except TaskCancelled as exc:
+        ctx.log(f"cancelled: {exc}", "WARNING")
+        task_run_cancelled(
+            task_run=task_run, attempt=ctx.attempt, actor=worker, reason=str(exc),
+            log_lines=ctx.take_log(), metrics=ctx.metrics,
+        )
+        return "cancelled"
+    except Exception as exc:  # every failure is recorded
+        if ctx._stop_reason is not None and not isinstance(exc, TaskTimedOut):
+            # The query was stopped by the watchdog: report why, not the driver's error.
+            exc = ctx._stop_reason
+            if isinstance(exc, LeaseLost):
+                return "lease lost"
+            if isinstance(exc, TaskCancelled):
+                task_run_cancelled(
+                    task_run=task_run, attempt=ctx.attempt, actor=worker, reason=str(exc),
+                    log_lines=ctx.take_log(), metrics=ctx.metrics,
+                )
+                return "cancelled"
+        transient = isinstance(exc, TaskTimedOut) or bool(getattr(exc, "transient", False))
+        if isinstance(exc, (TaskFailed, ConnectorError, TaskTimedOut)):
+            message = str(exc)
+        else:
+            message = f"{type(exc).__name__}: {exc}"
+            ctx.log(traceback.format_exc(limit=8), "ERROR")
+        ctx.log(f"failed: {message}", "ERROR")
+        try:
+            status = task_run_fail(
+                task_run=task_run, attempt=ctx.attempt, error=message, transient=transient,
+                actor=worker, base_delay=base_delay, metrics=ctx.metrics,
+                log_lines=ctx.take_log(),
+            )
+        finally:
+            if not django_connection.is_usable():
+                django_connection.close()
+        return str(status or "lease lost")
+    ctx.log("succeeded")
+    try:
+        task_run_succeed(
+            task_run=task_run, attempt=ctx.attempt, metrics=ctx.metrics,
+            log_lines=ctx.take_log(), watermark=ctx._watermark, worker=worker,
+        )
+    except LeaseLost:
+        logger.warning("task %s attempt %s finished after losing its lease", ctx.task_id, ctx.attempt)
+        return "lease lost"
+    return "success"

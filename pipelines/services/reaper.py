@@ -1,0 +1,144 @@
+"""The reaper: makes runs reliable on top of an at-most-once broker.
+
+One pass:
+- running task runs whose heartbeat is older than the lease: their worker
+  died or hung; they are retried (attempt fencing keeps a late worker out)
+  or failed;
+- queued task runs nobody claimed in time: their message was lost; it is
+  sent again (a duplicate is harmless: the claim is conditional);
+- task runs due for retry are enqueued;
+- running executions whose tasks are all finished, or whose pending tasks
+  became ready, are advanced (a crash between two commits cannot strand them);
+- queued executions start when their pipeline has a free slot.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from pipelines.models import Execution, ExecutionStatus, Pipeline, TaskRun, TaskRunStatus
+from pipelines.queue import enqueue_task_runs
+from pipelines.services.execution import executions_start_queued
+from pipelines.services.task_run import advance, task_run_fail, task_runs_enqueue
+
+logger = logging.getLogger(__name__)
+
+ACTOR = "reaper"
+
+
+@dataclass
+class ReapResult:
+    expired: list[str] = field(default_factory=list)
+    requeued: list[str] = field(default_factory=list)
+    retried: list[str] = field(default_factory=list)
+    advanced: int = 0
+    started: int = 0
+
+    def __str__(self) -> str:
+        return (
+            f"expired leases {len(self.expired)}, re-sent {len(self.requeued)}, "
+            f"retries enqueued {len(self.retried)}, executions advanced {self.advanced}, "
+            f"started {self.started}"
+        )
+
+
+def reap() -> ReapResult:
+    """One reaper pass (see the module docstring)."""
+    result = ReapResult()
+    now = timezone.now()
+    _expire_leases(now, result)
+    _resend_lost(now, result)
+    _enqueue_due_retries(now, result)
+    _advance_stranded(result)
+    _start_queued(result)
+    if result.expired or result.requeued or result.retried:
+        logger.info("reaper: %s", result)
+    return result
+
+
+def _expire_leases(now, result: ReapResult) -> None:  # type: ignore[no-untyped-def]
+    cutoff = now - timedelta(seconds=settings.TASK_LEASE_SECONDS)
+    stale = TaskRun.objects.filter(status=TaskRunStatus.RUNNING, heartbeat_at__lt=cutoff)
+    for task_run in stale.select_related("execution"):
+        definition = task_run.execution.version.definition
+        task = next(
+            (t for t in definition["tasks"] if t["name"] == task_run.definition_task), {}
+        )
+        status = task_run_fail(
+            task_run=task_run,
+            attempt=None,
+            error=(
+                f"worker {task_run.worker or '?'} lost: no heartbeat for more than "
+                f"{settings.TASK_LEASE_SECONDS}s"
+            ),
+            transient=True,
+            actor=ACTOR,
+            base_delay=float(task.get("retry_delay", 10)),
+        )
+        if status is not None:
+            result.expired.append(str(task_run.pk))
+
+
+def _resend_lost(now, result: ReapResult) -> None:  # type: ignore[no-untyped-def]
+    cutoff = now - timedelta(seconds=settings.QUEUED_GRACE_SECONDS)
+    ids = []
+    for task_run in TaskRun.objects.filter(
+        status=TaskRunStatus.QUEUED, queued_at__lt=cutoff
+    ).only("pk"):
+        # Push queued_at forward so the next pass does not send it again at once.
+        if TaskRun.objects.filter(
+            pk=task_run.pk, status=TaskRunStatus.QUEUED, queued_at__lt=cutoff
+        ).update(queued_at=now):
+            ids.append(task_run.pk)
+    if ids:
+        enqueue_task_runs(ids)
+        result.requeued.extend(str(i) for i in ids)
+
+
+def _enqueue_due_retries(now, result: ReapResult) -> None:  # type: ignore[no-untyped-def]
+    due = TaskRun.objects.filter(
+        status=TaskRunStatus.UP_FOR_RETRY, next_retry_at__lte=now
+    ).values_list("pk", "execution_id")
+    for task_id, execution_id in due:
+        with transaction.atomic():
+            execution = Execution.objects.select_for_update().get(pk=execution_id)
+            task_run = TaskRun.objects.get(pk=task_id)
+            if execution.status != ExecutionStatus.RUNNING:
+                continue  # cancel already moved it
+            if task_runs_enqueue([task_run], actor=ACTOR, reason=f"retry {task_run.retry_count}"):
+                result.retried.append(str(task_id))
+
+
+def _advance_stranded(result: ReapResult) -> None:
+    # Running executions with nothing queued or running: either finished or
+    # with ready tasks whose enqueue was lost in a crash.
+    busy = TaskRun.objects.filter(
+        status__in=[TaskRunStatus.QUEUED, TaskRunStatus.RUNNING, TaskRunStatus.UP_FOR_RETRY]
+    ).values("execution_id")
+    stranded = (
+        Execution.objects.filter(status__in=[ExecutionStatus.RUNNING, ExecutionStatus.CANCELLING])
+        .exclude(pk__in=busy)
+        .values_list("pk", flat=True)
+    )
+    for execution_id in stranded:
+        advance(execution_id=execution_id, actor=ACTOR)
+        result.advanced += 1
+
+
+def _start_queued(result: ReapResult) -> None:
+    waiting = (
+        Execution.objects.filter(status=ExecutionStatus.QUEUED)
+        .values_list("pipeline_id", flat=True)
+        .distinct()
+    )
+    for pipeline_id in list(waiting):
+        with transaction.atomic():
+            pipeline = Pipeline.objects.select_for_update(skip_locked=True).filter(pk=pipeline_id).first()
+            if pipeline is not None:
+                result.started += len(executions_start_queued(pipeline=pipeline))

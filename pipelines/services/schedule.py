@@ -1,0 +1,108 @@
+"""Cron scheduling, catchup and backfill: executions per interval.
+
+Several workers may run the tick at once: the pipeline row is taken with
+``skip_locked`` so one tick handles a pipeline at a time, and the unique
+constraint on (pipeline, data_interval_start) for scheduled runs makes a
+duplicate impossible even if two ticks overlapped.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.http import HttpRequest
+from django.utils import timezone
+
+from datadog_web.errors import InvalidInput
+from pipelines import cron
+from pipelines.models import Execution, Pipeline, Trigger
+from pipelines.services.execution import execution_create
+
+logger = logging.getLogger(__name__)
+
+# A tick creates at most this many catch-up runs per pipeline; the next tick
+# goes on, so a long outage does not stall the scheduler.
+MAX_CATCHUP_PER_TICK = 50
+
+
+def schedule_tick(*, now: datetime | None = None) -> int:
+    """Create the scheduled executions that are due; returns how many."""
+    now = now or timezone.now()
+    created = 0
+    for pipeline_id in Pipeline.objects.scheduled().values_list("pk", flat=True):
+        created += _tick_pipeline(pipeline_id, now)
+    return created
+
+
+def _tick_pipeline(pipeline_id: Any, now: datetime) -> int:
+    created = 0
+    with transaction.atomic():
+        pipeline = (
+            Pipeline.objects.select_for_update(skip_locked=True)
+            .filter(pk=pipeline_id, enabled=True)
+            .exclude(schedule="")
+            .first()
+        )
+        if pipeline is None:
+            return 0
+        schedule, tz = pipeline.schedule, pipeline.timezone
+        start = pipeline.next_interval_start
+        if start is None:
+            # First sight of this schedule: the first run covers the interval
+            # that starts at the latest tick, created when it ends.
+            pipeline.next_interval_start = cron.previous_tick(schedule, now, tz)
+            pipeline.save(update_fields=["next_interval_start"])
+            return 0
+        due = []
+        while len(due) < MAX_CATCHUP_PER_TICK:
+            end = cron.next_tick(schedule, start, tz)
+            if end > now:
+                break
+            due.append((start, end))
+            start = end
+        if not due:
+            return 0
+        if not pipeline.catchup:
+            due = due[-1:]  # only the latest completed interval
+        for interval in due:
+            try:
+                with transaction.atomic():
+                    execution_create(pipeline=pipeline, trigger=Trigger.SCHEDULE, interval=interval)
+                created += 1
+            except IntegrityError:
+                logger.info("interval %s of %s already has a run", interval[0], pipeline.name)
+        pipeline.next_interval_start = start
+        pipeline.save(update_fields=["next_interval_start"])
+    return created
+
+
+def pipeline_backfill(
+    *,
+    pipeline: Pipeline,
+    start: datetime,
+    end: datetime,
+    user: Any = None,
+    request: HttpRequest | None = None,
+    limit: int = 1000,
+) -> list[Execution]:
+    """One execution per cron interval starting in [start, end] (both inclusive)."""
+    if not pipeline.schedule:
+        raise InvalidInput("pipeline has no schedule", [("schedule", "required for backfill")])
+    if end < start:
+        raise InvalidInput("invalid range", [("end", "must not be before start")])
+    intervals = []
+    for interval in cron.intervals_between(pipeline.schedule, start, end, pipeline.timezone):
+        intervals.append(interval)
+        if len(intervals) > limit:
+            raise InvalidInput("range too large", [("end", f"more than {limit} intervals")])
+    with transaction.atomic():
+        return [
+            execution_create(
+                pipeline=pipeline, trigger=Trigger.BACKFILL, interval=interval, user=user,
+                request=request,
+            )
+            for interval in intervals
+        ]

@@ -1,0 +1,384 @@
+"""State changes of task runs: one function per move, fenced and concurrent-safe.
+
+Every move is a conditional ``UPDATE ... WHERE status = <expected>`` (and,
+for a worker's writes, ``AND attempt = <its attempt>``) whose row count says
+whether it happened, plus a ``Transition`` row. A worker whose lease was
+taken over finds its writes refused (``LeaseLost``).
+
+Moves that can make downstream tasks ready or finish the execution lock the
+execution row first, so two tasks finishing at once cannot both miss that
+their common downstream task became ready.
+"""
+
+from __future__ import annotations
+
+import random
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from pipelines import dag
+from pipelines.models import (
+    TASK_DONE_OK,
+    TASK_FINISHED,
+    Execution,
+    ExecutionStatus,
+    TaskLogLine,
+    TaskRun,
+    TaskRunStatus,
+    Transition,
+    Watermark,
+)
+from pipelines.queue import enqueue_task_runs
+from pipelines.tasktypes.base import LeaseLost
+
+
+def record(
+    *,
+    execution_id: Any,
+    task_run: TaskRun | None,
+    from_status: str,
+    to_status: str,
+    actor: str,
+    reason: str = "",
+    attempt: int = 0,
+) -> None:
+    Transition.objects.create(
+        execution_id=execution_id,
+        task_run=task_run,
+        from_status=from_status,
+        to_status=to_status,
+        actor=actor[:200],
+        reason=reason,
+        attempt=attempt,
+    )
+
+
+def _move(
+    task_run: TaskRun,
+    *,
+    to: TaskRunStatus,
+    expected: set[TaskRunStatus] | frozenset[TaskRunStatus],
+    actor: str,
+    reason: str = "",
+    attempt: int | None = None,
+    **fields: Any,
+) -> bool:
+    """Move ``task_run`` to ``to`` if it is in ``expected`` (and still at ``attempt``)."""
+    query = TaskRun.objects.filter(pk=task_run.pk, status__in=expected)
+    if attempt is not None:
+        query = query.filter(attempt=attempt)
+    old = task_run.status
+    if query.update(status=to, **fields) != 1:
+        return False
+    task_run.status = to
+    for name, value in fields.items():
+        if not hasattr(value, "resolve_expression"):
+            setattr(task_run, name, value)
+    record(
+        execution_id=task_run.execution_id,
+        task_run=task_run,
+        from_status=old,
+        to_status=to,
+        actor=actor,
+        reason=reason,
+        attempt=task_run.attempt if attempt is None else attempt,
+    )
+    return True
+
+
+def task_runs_enqueue(task_runs: list[TaskRun], *, actor: str, reason: str = "") -> list[TaskRun]:
+    """pending/up_for_retry → queued, then send their messages after commit."""
+    now = timezone.now()
+    queued = [
+        tr
+        for tr in task_runs
+        if _move(
+            tr,
+            to=TaskRunStatus.QUEUED,
+            expected={TaskRunStatus.PENDING, TaskRunStatus.UP_FOR_RETRY},
+            actor=actor,
+            reason=reason,
+            queued_at=now,
+            next_retry_at=None,
+        )
+    ]
+    ids = [tr.pk for tr in queued]
+    if ids:
+        transaction.on_commit(lambda: enqueue_task_runs(ids))
+    return queued
+
+
+@transaction.atomic
+def task_run_claim(*, task_id: Any, worker: str) -> TaskRun | None:
+    """queued → running for a new attempt; None when this message is stale.
+
+    A duplicate message (re-sent by the reaper) or a run cancelled meanwhile
+    finds the row no longer ``queued`` and does nothing.
+    """
+    task_run = TaskRun.objects.select_related("execution").filter(pk=task_id).first()
+    if task_run is None or task_run.status != TaskRunStatus.QUEUED:
+        return None
+    if task_run.execution.status != ExecutionStatus.RUNNING:
+        # Cancelled (or cancelling) executions never start a queued task.
+        _execution_lock(task_run.execution_id)
+        if _move(
+            task_run,
+            to=TaskRunStatus.CANCELLED,
+            expected={TaskRunStatus.QUEUED},
+            actor=worker,
+            reason="execution cancelled before the task started",
+            ended_at=timezone.now(),
+        ):
+            _advance(task_run.execution_id, actor=worker)
+        return None
+    now = timezone.now()
+    claimed = (
+        TaskRun.objects.filter(pk=task_id, status=TaskRunStatus.QUEUED)
+        .update(
+            status=TaskRunStatus.RUNNING,
+            attempt=F("attempt") + 1,
+            worker=worker[:200],
+            heartbeat_at=now,
+            started_at=now,
+            ended_at=None,
+            error="",
+        )
+    )
+    if claimed != 1:
+        return None
+    task_run.refresh_from_db()
+    record(
+        execution_id=task_run.execution_id,
+        task_run=task_run,
+        from_status=TaskRunStatus.QUEUED,
+        to_status=TaskRunStatus.RUNNING,
+        actor=worker,
+        attempt=task_run.attempt,
+    )
+    return task_run
+
+
+def task_run_heartbeat(*, task_id: Any, attempt: int, log_lines: list[dict[str, Any]]) -> str:
+    """Renew the lease and flush buffered log lines; returns the execution status.
+
+    Raises LeaseLost when the attempt no longer owns the run: then nothing,
+    not even the log lines, is written.
+    """
+    with transaction.atomic():
+        renewed = TaskRun.objects.filter(
+            pk=task_id, attempt=attempt, status=TaskRunStatus.RUNNING
+        ).update(heartbeat_at=timezone.now())
+        if renewed != 1:
+            raise LeaseLost(f"task run {task_id} attempt {attempt} lost its lease")
+        _write_log_lines(task_id, attempt, log_lines)
+        status = Execution.objects.filter(tasks__pk=task_id).values_list("status", flat=True)[0]
+    return status
+
+
+def task_run_status(*, task_id: Any) -> tuple[str, int, str]:
+    """(task status, attempt, execution status), read without locking."""
+    row = TaskRun.objects.filter(pk=task_id).values_list(
+        "status", "attempt", "execution__status"
+    )[0]
+    return row[0], row[1], row[2]
+
+
+def _write_log_lines(task_id: Any, attempt: int, lines: list[dict[str, Any]]) -> None:
+    if not lines:
+        return
+    start = TaskLogLine.objects.filter(task_run_id=task_id).count()
+    room = settings.TASK_LOG_MAX_LINES - start
+    if room <= 0:
+        return
+    kept = lines[:room]
+    if len(lines) > room:
+        kept[-1] = {**kept[-1], "message": "… log truncated (TASK_LOG_MAX_LINES reached)"}
+    TaskLogLine.objects.bulk_create(
+        TaskLogLine(task_run_id=task_id, attempt=attempt, seq=start + i, **line)
+        for i, line in enumerate(kept)
+    )
+
+
+def _execution_lock(execution_id: Any) -> Execution:
+    return Execution.objects.select_for_update().get(pk=execution_id)
+
+
+@transaction.atomic
+def task_run_succeed(
+    *,
+    task_run: TaskRun,
+    attempt: int,
+    metrics: dict[str, Any],
+    log_lines: list[dict[str, Any]],
+    watermark: Any = None,
+    worker: str,
+) -> None:
+    """running → success for ``attempt``; commits the staged watermark with it."""
+    _execution_lock(task_run.execution_id)
+    if not _move(
+        task_run,
+        to=TaskRunStatus.SUCCESS,
+        expected={TaskRunStatus.RUNNING},
+        attempt=attempt,
+        actor=worker,
+        ended_at=timezone.now(),
+        metrics=metrics,
+    ):
+        raise LeaseLost(f"task run {task_run.pk} attempt {attempt} lost its lease")
+    _write_log_lines(task_run.pk, attempt, log_lines)
+    if watermark is not None:
+        Watermark.objects.update_or_create(
+            pipeline_id=task_run.execution.pipeline_id,
+            task_name=task_run.definition_task,
+            defaults={"column": watermark["column"], "value": watermark["value"]},
+        )
+    _advance(task_run.execution_id, actor=worker)
+
+
+def retry_delay_seconds(*, base: float, retry_number: int) -> float:
+    """``base`` doubled per earlier retry, capped, with ±20 % jitter.
+
+    Jitter spreads retries of many tasks failing on the same outage.
+    """
+    delay = min(base * (2 ** max(retry_number - 1, 0)), settings.RETRY_DELAY_CAP_SECONDS)
+    return max(0.0, delay * random.uniform(0.8, 1.2))
+
+
+@transaction.atomic
+def task_run_fail(
+    *,
+    task_run: TaskRun,
+    attempt: int | None,
+    error: str,
+    transient: bool,
+    actor: str,
+    base_delay: float,
+    metrics: dict[str, Any] | None = None,
+    log_lines: list[dict[str, Any]] | None = None,
+) -> TaskRunStatus | None:
+    """running → up_for_retry (transient error, retries left) or failed.
+
+    ``attempt`` fences a worker's report; the reaper passes None after it
+    has checked the lease itself under lock. Returns the new status, or None
+    when the move was refused.
+    """
+    _execution_lock(task_run.execution_id)
+    task_run.refresh_from_db()
+    if task_run.status != TaskRunStatus.RUNNING or (
+        attempt is not None and task_run.attempt != attempt
+    ):
+        return None
+    now = timezone.now()
+    fields: dict[str, Any] = {"error": error[:10000], "metrics": metrics or task_run.metrics}
+    if transient and task_run.retry_count < task_run.max_retries:
+        retry_number = task_run.retry_count + 1
+        delay = retry_delay_seconds(base=base_delay, retry_number=retry_number)
+        moved = _move(
+            task_run,
+            to=TaskRunStatus.UP_FOR_RETRY,
+            expected={TaskRunStatus.RUNNING},
+            attempt=task_run.attempt,
+            actor=actor,
+            reason=f"retry {retry_number} of {task_run.max_retries} in {delay:.1f}s: {error[:500]}",
+            retry_count=retry_number,
+            next_retry_at=now + timedelta(seconds=delay),
+            ended_at=now,
+            **fields,
+        )
+        new_status = TaskRunStatus.UP_FOR_RETRY
+    else:
+        moved = _move(
+            task_run,
+            to=TaskRunStatus.FAILED,
+            expected={TaskRunStatus.RUNNING},
+            attempt=task_run.attempt,
+            actor=actor,
+            reason=error[:1000],
+            ended_at=now,
+            **fields,
+        )
+        new_status = TaskRunStatus.FAILED
+    if not moved:
+        return None
+    _write_log_lines(task_run.pk, task_run.attempt, log_lines or [])
+    _advance(task_run.execution_id, actor=actor)
+    return new_status
+
+
+@transaction.atomic
+def task_run_cancelled(
+    *,
+    task_run: TaskRun,
+    attempt: int,
+    actor: str,
+    reason: str,
+    log_lines: list[dict[str, Any]],
+    metrics: dict[str, Any],
+) -> bool:
+    """running → cancelled, reported by the worker that stopped the task."""
+    _execution_lock(task_run.execution_id)
+    moved = _move(
+        task_run,
+        to=TaskRunStatus.CANCELLED,
+        expected={TaskRunStatus.RUNNING},
+        attempt=attempt,
+        actor=actor,
+        reason=reason,
+        ended_at=timezone.now(),
+        metrics=metrics,
+    )
+    if moved:
+        _write_log_lines(task_run.pk, attempt, log_lines)
+        _advance(task_run.execution_id, actor=actor)
+    return moved
+
+
+def _advance(execution_id: Any, *, actor: str) -> None:
+    """After a task moved: mark blocked tasks, enqueue ready ones, maybe finish.
+
+    The caller holds the execution's row lock.
+    """
+    execution = Execution.objects.get(pk=execution_id)
+    runs = list(TaskRun.objects.filter(execution_id=execution_id))
+    status = {tr.task_name: tr.status for tr in runs}
+    graph = {tr.task_name: list(tr.depends_on) for tr in runs}
+    by_name = {tr.task_name: tr for tr in runs}
+    failed = {n for n, s in status.items() if s in {TaskRunStatus.FAILED, TaskRunStatus.UPSTREAM_FAILED, TaskRunStatus.CANCELLED}}
+    now = timezone.now()
+    for name in sorted(failed):
+        for down in dag.downstream(graph, name):
+            if by_name[down].status == TaskRunStatus.PENDING:
+                _move(
+                    by_name[down],
+                    to=TaskRunStatus.UPSTREAM_FAILED,
+                    expected={TaskRunStatus.PENDING},
+                    actor=actor,
+                    reason=f"upstream task '{name}' did not succeed",
+                    ended_at=now,
+                )
+    if execution.status == ExecutionStatus.RUNNING:
+        done_ok = {n for n, tr in by_name.items() if tr.status in TASK_DONE_OK}
+        ready = [
+            by_name[n]
+            for n, deps in graph.items()
+            if by_name[n].status == TaskRunStatus.PENDING and all(d in done_ok for d in deps)
+        ]
+        if ready:
+            task_runs_enqueue(ready, actor=actor, reason="upstream tasks succeeded")
+    if all(tr.status in TASK_FINISHED for tr in by_name.values()):
+        from pipelines.services.execution import execution_finish
+
+        execution_finish(execution=execution, actor=actor)
+
+
+def advance(*, execution_id: Any, actor: str) -> None:
+    """Re-evaluate an execution under its lock (used by the reaper and on start)."""
+    with transaction.atomic():
+        _execution_lock(execution_id)
+        _advance(execution_id, actor=actor)
+
