@@ -1,11 +1,33 @@
-"""The interface every connector plugin implements. Imports no Django."""
+"""The interface every connector plugin implements. Imports no Django.
+
+Two families share it:
+
+- ``SqlConnector`` (``postgresql``, ``mysql``, ``sqlite``): runs SQL, so
+  ``sql``/``check`` tasks work on it and the copy engine pushes
+  transformations down into its queries. A subclass supplies a ``Dialect``
+  (quoting, types, expressions) and a handful of hooks (connect, stream a
+  query, bulk insert, upsert).
+- ``FileConnector`` (``csv``, ``jsonl``): a directory under ``DATA_ROOT``;
+  a task's ``table`` is a file name in it.
+
+The copy engine (``connectors.copy``) drives both through these methods.
+"""
 
 from __future__ import annotations
 
 import ipaddress
+import os
+import re
 import socket
+import sys
+import threading
+import time
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any, ClassVar
+
+from connectors.types import Column
 
 
 class ConnectorError(Exception):
@@ -33,9 +55,177 @@ def check_host_allowed(host: str) -> None:
     except socket.gaierror:
         return  # unresolvable hosts fail later with a clear connect error
     for info in infos:
-        address = ipaddress.ip_address(info[4][0].split("%")[0])
+        address = ipaddress.ip_address(str(info[4][0]).split("%")[0])
         if any(address in net for net in _FORBIDDEN_NETWORKS):
             raise ConnectorError(f"host {host!r} resolves to a link-local address; refused")
+
+
+# ------------------------------------------------------------ identifiers
+
+# One part of a table or column name. Quoting makes any name safe, but names
+# with quotes, ``%`` (pyformat), ``;`` or control characters are refused
+# outright: no real schema needs them and every one is an injection attempt.
+_IDENTIFIER_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_$ \-]{0,62}")
+
+
+def identifier_problem(name: Any) -> str | None:
+    """Why ``name`` cannot be used as a column name, or None when it can."""
+    if not isinstance(name, str) or not name:
+        return "must be a non-empty string"
+    if not _IDENTIFIER_RE.fullmatch(name) or name != name.strip():
+        return f"{name!r} is not a safe identifier (letters, digits, _ $ - and spaces, max 63)"
+    return None
+
+
+def table_problem(name: Any) -> str | None:
+    """Why ``name`` cannot be used as a (``schema.``)``table`` name, or None."""
+    if not isinstance(name, str) or not name:
+        return "must be a non-empty string"
+    parts = name.split(".")
+    if len(parts) > 2:
+        return f"{name!r}: at most one '.' (schema.table)"
+    for part in parts:
+        if identifier_problem(part):
+            return f"{name!r} is not a safe table name (letters, digits, _ $ - and spaces)"
+    return None
+
+
+def check_identifier(name: Any) -> str:
+    """``name`` when it is a safe column name; ConnectorError otherwise."""
+    problem = identifier_problem(name)
+    if problem:
+        raise ConnectorError(f"column name {problem}")
+    return str(name)
+
+
+def split_table(name: Any) -> tuple[str | None, str]:
+    """``(schema, table)`` of a checked table name; ConnectorError when unsafe."""
+    problem = table_problem(name)
+    if problem:
+        raise ConnectorError(f"table name {problem}")
+    schema, _, table = str(name).rpartition(".")
+    return (schema or None), table
+
+
+# --------------------------------------------------------------- helpers
+
+
+def data_root(explicit: str | os.PathLike[str] | None = None) -> Path:
+    """The directory file connectors and SQLite paths are confined to.
+
+    Read from Django settings lazily (connectors otherwise need no Django),
+    or from ``DATA_ROOT`` in the environment when Django is not configured.
+    """
+    if explicit is not None:
+        return Path(explicit).resolve()
+    if "django.conf" in sys.modules or "django" in sys.modules:
+        try:
+            from django.conf import settings
+
+            return Path(settings.DATA_ROOT).resolve()
+        except Exception:  # noqa: BLE001 - settings not configured: fall back
+            pass
+    return Path(os.environ.get("DATA_ROOT", "var/data")).resolve()
+
+
+def resolve_under(root: Path, relative: Any, *, what: str) -> Path:
+    """``root / relative``, refusing absolute paths, ``..`` and links out of ``root``."""
+    if not isinstance(relative, str) or not relative or "\x00" in relative:
+        raise ConnectorError(f"{what} must be a non-empty relative path")
+    if os.path.isabs(relative) or relative.startswith("~"):
+        raise ConnectorError(f"{what} {relative!r}: absolute paths are refused")
+    if ".." in Path(relative).parts:
+        raise ConnectorError(f"{what} {relative!r}: '..' is refused")
+    candidate = (root / relative).resolve()  # follows symlinks
+    if candidate != root and root not in candidate.parents:
+        raise ConnectorError(f"{what} {relative!r} resolves outside DATA_ROOT; refused")
+    return candidate
+
+
+def test_connection(connector: Connector) -> dict[str, Any]:
+    """Run ``connector.test()`` and answer ``{ok, latency_ms, error}`` (SPEC §4).
+
+    ``error`` is the ConnectorError message: it names the host and the cause,
+    never a secret. Unexpected exceptions are reported by class name only,
+    since their text may come from a driver that echoes the DSN.
+    """
+    started = time.monotonic()
+    try:
+        connector.test()
+    except ConnectorError as exc:
+        return {"ok": False, "latency_ms": _ms(started), "error": str(exc)}
+    except Exception as exc:  # noqa: BLE001 - reported, never raised to the API
+        return {"ok": False, "latency_ms": _ms(started), "error": type(exc).__name__}
+    return {"ok": True, "latency_ms": _ms(started), "error": None}
+
+
+def _ms(started: float) -> int:
+    return int(round((time.monotonic() - started) * 1000))
+
+
+def scrub(message: str, *secrets: Any) -> str:
+    """``message`` with every secret value replaced (drivers sometimes echo them)."""
+    for secret in secrets:
+        if isinstance(secret, str) and secret:
+            message = message.replace(secret, "***")
+    return message
+
+
+class Watchdog:
+    """Calls ``ctx.check()`` from a thread while one long statement runs.
+
+    ``ctx.check()`` is normally called between batches and statements, but a
+    single statement can run for minutes. The watchdog polls the context and,
+    when it raises (cancel, timeout, lost lease), cancels the statement in the
+    database with ``cancel`` and keeps the exception so the caller re-raises it
+    instead of the driver's "query cancelled" error.
+    """
+
+    def __init__(self, ctx: Any, cancel: Callable[[], None], interval: float = 1.0) -> None:
+        self.ctx = ctx
+        self.cancel = cancel
+        self.interval = interval
+        self.error: BaseException | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def __enter__(self) -> Watchdog:
+        if self.ctx is not None and hasattr(self.ctx, "check"):
+            self._thread = threading.Thread(target=self._run, name="dd-watchdog", daemon=True)
+            self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.wait(self.interval):
+                try:
+                    self.ctx.check()
+                except BaseException as exc:  # noqa: BLE001 - handed to the main thread
+                    self.error = exc
+                    try:
+                        self.cancel()
+                    except Exception:  # noqa: BLE001 - best effort
+                        pass
+                    return
+        finally:
+            # The context may have used Django's ORM in this thread: close
+            # that thread's connections instead of leaking them.
+            db = sys.modules.get("django.db")
+            if db is not None:
+                try:
+                    db.connections.close_all()
+                except Exception:  # noqa: BLE001
+                    pass
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(5)
+        if self.error is not None and exc is not None:
+            raise self.error from exc
+
+
+# ---------------------------------------------------------------- connector
 
 
 class Connector(ABC):
@@ -54,9 +244,20 @@ class Connector(ABC):
     # Whether the kind runs SQL (``sql`` and ``check`` tasks, push-down).
     speaks_sql: ClassVar[bool] = False
 
-    def __init__(self, *, name: str, config: dict[str, Any]) -> None:
+    def __init__(
+        self, *, name: str, config: dict[str, Any], data_root: str | os.PathLike[str] | None = None
+    ) -> None:
         self.name = name
         self.config = config
+        self._data_root = data_root
+
+    def __repr__(self) -> str:
+        # Never the config: it holds the secrets.
+        return f"<{type(self).__name__} {self.name!r}>"
+
+    @property
+    def data_root(self) -> Path:
+        return data_root(self._data_root)
 
     @classmethod
     def validate_config(cls, config: Any) -> list[tuple[str, str]]:
@@ -73,3 +274,237 @@ class Connector(ABC):
     @abstractmethod
     def test(self) -> None:
         """Connect and run a trivial operation; raise ConnectorError on failure."""
+
+    @abstractmethod
+    def describe(self, table: str | None = None, query: str | None = None) -> list[Column]:
+        """The columns of a table (file) or of a query's result."""
+
+
+class Dialect:
+    """How one SQL kind spells things. Subclasses override what differs."""
+
+    kind: ClassVar[str] = ""
+    quote_char: ClassVar[str] = '"'
+    # Whether ``sha256`` masking can be computed in SQL.
+    has_sha256: ClassVar[bool] = True
+
+    def quote(self, name: str) -> str:
+        """A quoted column name (validated first)."""
+        check_identifier(name)
+        q = self.quote_char
+        return q + name.replace(q, q + q) + q
+
+    def table(self, name: str) -> str:
+        """A quoted ``schema.table`` (validated first)."""
+        schema, table = split_table(name)
+        return f"{self.quote(schema)}.{self.quote(table)}" if schema else self.quote(table)
+
+    def ddl_type(self, column: Column, *, key: bool = False) -> str:
+        raise NotImplementedError
+
+    def cast(self, expr: str, type_: str, source_type: str = "text") -> str:
+        """``expr`` (of canonical ``source_type``) cast to a ``cast`` type (SPEC §2)."""
+        raise NotImplementedError
+
+    def bool_from_text(self, expr: str, int_cast: str) -> str:
+        """SQL turning 'true'/'yes'/'1' (and numbers) into 1/0, NULL for NULL."""
+        return (
+            f"(CASE WHEN {expr} IS NULL THEN NULL"
+            f" WHEN LOWER({expr}) IN ('true','t','yes','y','on') THEN 1"
+            f" WHEN LOWER({expr}) IN ('false','f','no','n','off') THEN 0"
+            f" ELSE CAST({expr} AS {int_cast}) <> 0 END)"
+        )
+
+    def sha256(self, expr: str) -> str:
+        """Lowercase hex sha256 of ``expr`` as text, NULL for NULL."""
+        raise NotImplementedError
+
+    def null_of(self, column: Column) -> str:
+        return "NULL"
+
+
+class SqlConnector(Connector):
+    """Base of the SQL kinds: shared statement running, push-down and copy hooks."""
+
+    speaks_sql = True
+    dialect: ClassVar[Dialect]
+    default_port: ClassVar[int | str] = ""
+    # Whether the driver returns typed Python values (SQLite and files
+    # return text that the copy engine parses by column type).
+    typed_values: ClassVar[bool] = True
+
+    # ----- to implement
+
+    @abstractmethod
+    def connect(self, *, read_only: bool = False, timeout_s: float | None = None) -> Any:
+        """A context manager yielding a DB-API connection in a transaction.
+
+        Committed on normal exit, rolled back on an exception. ``read_only``
+        opens a read-only snapshot (consistent for every statement inside);
+        ``timeout_s`` limits each statement.
+        """
+
+    @abstractmethod
+    def cancel_handle(self, conn: Any) -> Callable[[], None]:
+        """A function that stops the statement ``conn`` is running (from another thread)."""
+
+    @abstractmethod
+    def iter_batches(
+        self, conn: Any, sql: str, params: dict[str, Any], size: int
+    ) -> Iterator[list[tuple]]:
+        """Stream the rows of ``sql`` in lists of at most ``size`` rows (bounded memory)."""
+
+    @abstractmethod
+    def describe_query(self, conn: Any, sql: str, params: dict[str, Any]) -> list[Column]:
+        """The columns of ``sql``'s result, without reading its rows."""
+
+    @abstractmethod
+    def table_columns(self, conn: Any, table: str) -> list[Column] | None:
+        """The columns of ``table``, or None when it does not exist."""
+
+    @abstractmethod
+    def insert_rows(self, conn: Any, table: str, columns: list[Column], rows: list[tuple]) -> None:
+        """Append ``rows`` to ``table`` as fast as the kind allows."""
+
+    @abstractmethod
+    def map_error(self, exc: BaseException) -> ConnectorError:
+        """A ConnectorError for a driver exception: host + cause, transient or not."""
+
+    # ----- shared
+
+    def execute(self, sql: str, params: dict[str, Any] | None = None, ctx: Any = None) -> int:
+        """Run one statement in its own transaction; the affected row count.
+
+        Parameters are bound by the driver (``%(name)s``), never formatted in.
+        With a ``ctx`` the statement gets a timeout from ``ctx.seconds_left()``
+        and is cancelled in the database when the run is cancelled.
+        """
+        timeout = ctx.seconds_left() if ctx is not None else None
+        try:
+            with self.connect(timeout_s=timeout) as conn:
+                with Watchdog(ctx, self.cancel_handle(conn)):
+                    cur = conn.cursor()
+                    try:
+                        cur.execute(sql, _used_params(sql, params))
+                        return int(cur.rowcount or 0)
+                    finally:
+                        cur.close()
+        except ConnectorError:
+            raise
+        except Exception as exc:  # driver errors become ConnectorError
+            raise self.map_error(exc) from exc
+
+    def query(
+        self,
+        sql: str,
+        params: dict[str, Any] | None = None,
+        ctx: Any = None,
+        *,
+        limit: int | None = None,
+    ) -> tuple[list[str], list[tuple]]:
+        """Run a read query; ``(column names, rows)`` (at most ``limit`` rows)."""
+        timeout = ctx.seconds_left() if ctx is not None else None
+        try:
+            with self.connect(read_only=True, timeout_s=timeout) as conn:
+                with Watchdog(ctx, self.cancel_handle(conn)):
+                    cur = conn.cursor()
+                    try:
+                        cur.execute(sql, _used_params(sql, params))
+                        names = [d[0] for d in cur.description or []]
+                        rows = cur.fetchall() if limit is None else cur.fetchmany(limit)
+                        return names, [tuple(r) for r in rows]
+                    finally:
+                        cur.close()
+        except ConnectorError:
+            raise
+        except Exception as exc:
+            raise self.map_error(exc) from exc
+
+    def describe(self, table: str | None = None, query: str | None = None) -> list[Column]:
+        try:
+            with self.connect(read_only=True) as conn:
+                if table is not None:
+                    columns = self.table_columns(conn, table)
+                    if columns is None:
+                        raise ConnectorError(f"{self.where()}: table {table!r} does not exist")
+                    return columns
+                return self.describe_query(conn, query or "", {})
+        except ConnectorError:
+            raise
+        except Exception as exc:
+            raise self.map_error(exc) from exc
+
+    def where(self) -> str:
+        """How error messages name this connection (never a secret)."""
+        host = self.config.get("host", "")
+        port = self.config.get("port") or self.default_port
+        db = self.config.get("database", "")
+        return f"{self.kind} {host}:{port}/{db}" if host else f"{self.kind} {self.name}"
+
+
+_PARAM_RE = re.compile(r"%\((\w+)\)s")
+
+
+def _used_params(sql: str, params: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Only the parameters ``sql`` names; None when it names none.
+
+    With None, drivers leave ``%`` alone, so a statement without placeholders
+    runs as written. When it names a parameter the run does not have, the
+    error says which.
+    """
+    names = set(_PARAM_RE.findall(sql))
+    if not names:
+        return None
+    params = params or {}
+    missing = sorted(names - set(params))
+    if missing:
+        raise ConnectorError(f"unknown parameter(s) in SQL: {', '.join(missing)}")
+    return {name: params[name] for name in names}
+
+
+class FileConnector(Connector):
+    """Base of the file kinds: ``config.path`` is a directory under ``DATA_ROOT``."""
+
+    required_fields = frozenset({"path"})
+    allowed_fields = frozenset({"path", "description"})
+    extension: ClassVar[str] = ""
+    typed_values: ClassVar[bool] = False
+
+    def directory(self) -> Path:
+        """The connection's directory, checked to lie under DATA_ROOT."""
+        root = self.data_root
+        return resolve_under(root, self.config.get("path"), what=f"{self.kind} path")
+
+    def file(self, table: str) -> Path:
+        """The file a task's ``table`` names, checked to lie under DATA_ROOT."""
+        if not isinstance(table, str) or "/" in table or "\\" in table:
+            raise ConnectorError(f"{self.kind} table {table!r} must be a file name")
+        directory = self.directory()
+        path = resolve_under(directory, table, what=f"{self.kind} file")
+        root = self.data_root
+        if root not in path.parents:
+            raise ConnectorError(f"{self.kind} file {table!r} resolves outside DATA_ROOT; refused")
+        return path
+
+    def test(self) -> None:
+        directory = self.directory()
+        if not directory.is_dir():
+            raise ConnectorError(
+                f"{self.kind} {self.name}: directory {self.config.get('path')!r} does not exist"
+            )
+        if not os.access(directory, os.R_OK | os.W_OK):
+            raise ConnectorError(f"{self.kind} {self.name}: directory is not readable and writable")
+
+    @abstractmethod
+    def read_file(self, path: Path, columns: list[Column], size: int) -> Iterator[list[tuple]]:
+        """Rows of ``path`` as tuples in ``columns`` order, in lists of at most ``size``."""
+
+    @abstractmethod
+    def write_file(
+        self, handle: Any, columns: list[Column], rows: list[tuple], first: bool
+    ) -> None:
+        """Append ``rows`` to an open text ``handle`` (``first``: write a header if any)."""
+
+    @abstractmethod
+    def copy_existing(self, path: Path, handle: Any, columns: list[Column]) -> None:
+        """Copy the rows of an existing ``path`` into ``handle`` (append mode)."""

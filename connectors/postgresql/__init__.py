@@ -1,0 +1,433 @@
+"""PostgreSQL through psycopg 3, pooled per worker process, binary COPY both ways."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+from psycopg import errors as pg_errors
+from psycopg import pq
+from psycopg_pool import PoolTimeout
+
+from connectors import pools
+from connectors.base import (
+    ConnectorError,
+    Dialect,
+    SqlConnector,
+    check_host_allowed,
+    scrub,
+)
+from connectors.types import Column, from_pg, to_pg
+
+__all__ = ["PostgresqlConnector", "PostgresDialect"]
+
+# SQLSTATE classes worth a retry: connection exceptions, serialization
+# failure, deadlock, statement timeout / cancel, server shutting down.
+_TRANSIENT_SQLSTATES = {"40001", "40P01", "57014", "57P01", "57P02", "57P03", "55P03", "53300"}
+
+# Types whose binary representation is the same, for COPY pass-through.
+_BINARY_SAME = {"varchar": "text", "bpchar": "text", "text": "text", "name": "text"}
+
+
+class PostgresDialect(Dialect):
+    kind = "postgresql"
+    quote_char = '"'
+
+    def ddl_type(self, column: Column, *, key: bool = False) -> str:
+        return to_pg(column)
+
+    def cast(self, expr: str, type_: str, source_type: str = "text") -> str:
+        if type_ == "json":
+            # Text holding JSON is parsed; any other value becomes its JSON form.
+            if source_type == "text":
+                return f"CAST({expr} AS jsonb)"
+            return f"to_jsonb({expr})"
+        if type_ == "boolean" and source_type == "text":
+            return f"CAST(TRIM({expr}) AS boolean)"
+        return f"CAST({expr} AS {type_})"
+
+    def sha256(self, expr: str) -> str:
+        return f"encode(sha256(convert_to(({expr})::text, 'UTF8')), 'hex')"
+
+    def null_of(self, column: Column) -> str:
+        return f"CAST(NULL AS {to_pg(column)})"
+
+
+class PostgresqlConnector(SqlConnector):
+    kind = "postgresql"
+    secret_fields = frozenset({"password"})
+    required_fields = frozenset({"host", "database"})
+    allowed_fields = frozenset(
+        {
+            "host",
+            "port",
+            "database",
+            "username",
+            "password",
+            "options",
+            "sslmode",
+            "connect_timeout",
+        }
+    )
+    default_port = 5432
+    dialect = PostgresDialect()
+
+    @classmethod
+    def validate_config(cls, config: Any) -> list[tuple[str, str]]:
+        problems = super().validate_config(config)
+        if isinstance(config, dict):
+            port = config.get("port", 5432)
+            if not isinstance(port, int) or not 0 < port < 65536:
+                problems.append(("port", "must be an integer 1-65535"))
+            options = config.get("options", {})
+            if not isinstance(options, dict | str):
+                problems.append(("options", "must be an object or a libpq options string"))
+        return problems
+
+    # ----- connecting
+
+    def _options(self) -> dict[str, Any]:
+        options = self.config.get("options") or {}
+        return options if isinstance(options, dict) else {"libpq_options": options}
+
+    def connect_kwargs(self) -> dict[str, Any]:
+        """libpq keywords for this connection (secret included: never log them)."""
+        options = self._options()
+        pg_options = ["-c TimeZone=UTC"]
+        statement_timeout = options.get("statement_timeout")
+        if statement_timeout:
+            pg_options.append(f"-c statement_timeout={int(float(statement_timeout) * 1000)}")
+        if options.get("libpq_options"):
+            pg_options.append(str(options["libpq_options"]))
+        kwargs: dict[str, Any] = {
+            "host": self.config.get("host", "127.0.0.1"),
+            "port": int(self.config.get("port", 5432)),
+            "dbname": self.config.get("database"),
+            "user": self.config.get("username") or "postgres",
+            "connect_timeout": int(self.config.get("connect_timeout") or 10),
+            "options": " ".join(pg_options),
+            "application_name": str(options.get("application_name", "datadog-platform")),
+        }
+        if self.config.get("password"):
+            kwargs["password"] = self.config["password"]
+        if self.config.get("sslmode"):
+            kwargs["sslmode"] = self.config["sslmode"]
+        return kwargs
+
+    def _pool(self) -> Any:
+        options = self._options()
+        kwargs = self.connect_kwargs()
+        return pools.get_pool(
+            name=f"{kwargs['user']}@{kwargs['host']}:{kwargs['port']}/{kwargs['dbname']}",
+            kwargs=kwargs,
+            min_size=int(options.get("pool_min_size", 1)),
+            max_size=int(options.get("pool_max_size", 8)),
+            timeout=float(kwargs["connect_timeout"]) + 5,
+        )
+
+    def direct_connect(self) -> psycopg.Connection:
+        """A connection outside the pool (tests, ``test()``, raw pass-through)."""
+        check_host_allowed(str(self.config.get("host", "")))
+        try:
+            return psycopg.connect(**self.connect_kwargs())
+        except Exception as exc:
+            raise self.map_error(exc) from exc
+
+    @contextmanager
+    def _pooled(self) -> Iterator[psycopg.Connection]:
+        check_host_allowed(str(self.config.get("host", "")))
+        pool = self._pool()
+        try:
+            conn = pool.getconn()
+        except PoolTimeout:
+            # The pool hides why it could not connect: ask libpq directly,
+            # and drop a pool whose settings do not work.
+            try:
+                psycopg.connect(**self.connect_kwargs()).close()
+            except Exception as exc:
+                pools.discard(pool)
+                raise self.map_error(exc) from exc
+            raise ConnectorError(
+                f"{self.where()}: connection pool exhausted", transient=True
+            ) from None
+        try:
+            yield conn
+        finally:
+            pool.putconn(conn)
+
+    @contextmanager
+    def connect(self, *, read_only: bool = False, timeout_s: float | None = None) -> Iterator[Any]:
+        with self._pooled() as conn:
+            try:
+                if read_only:
+                    # One snapshot for every statement: partition bounds,
+                    # watermark and rows agree with each other.
+                    conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                if timeout_s is not None:
+                    ms = max(1, int(timeout_s * 1000))
+                    conn.execute("SELECT set_config('statement_timeout', %s, true)", [f"{ms}ms"])
+                yield conn
+                conn.commit()
+            except BaseException:
+                if not conn.closed:
+                    try:
+                        conn.rollback()
+                    except Exception:  # noqa: BLE001 - the connection is broken; the pool checks it
+                        pass
+                raise
+
+    def cancel_handle(self, conn: Any) -> Callable[[], None]:
+        return conn.cancel_safe  # type: ignore[no-any-return]
+
+    def test(self) -> None:
+        conn = self.direct_connect()
+        try:
+            conn.execute("SELECT 1")
+        except Exception as exc:
+            raise self.map_error(exc) from exc
+        finally:
+            conn.close()
+
+    # ----- errors
+
+    def map_error(self, exc: BaseException) -> ConnectorError:
+        if isinstance(exc, ConnectorError):
+            return exc
+        secret = self.config.get("password")
+        text = scrub(str(exc).strip(), secret)
+        text = text.removeprefix("connection failed: ")
+        sqlstate = getattr(exc, "sqlstate", None) or ""
+        lowered = text.lower()
+        transient = False
+        if sqlstate in _TRANSIENT_SQLSTATES or sqlstate.startswith("08"):
+            transient = True
+        elif isinstance(exc, psycopg.OperationalError) and not sqlstate:
+            # Connect-time errors carry no SQLSTATE; judge by libpq's text.
+            transient = (
+                not any(
+                    marker in lowered
+                    for marker in (
+                        "password",
+                        "authentication",
+                        "does not exist",
+                        "no pg_hba",
+                        "permission denied",
+                        "ssl",
+                    )
+                )
+                or "timeout" in lowered
+            )
+        elif isinstance(exc, PoolTimeout | TimeoutError | ConnectionError):
+            transient = True
+        first_line = text.splitlines()[0] if text else type(exc).__name__
+        return ConnectorError(f"{self.where()}: {first_line}", transient=transient)
+
+    # ----- reading
+
+    def describe_query(self, conn: Any, sql: str, params: dict[str, Any]) -> list[Column]:
+        cur = conn.cursor()
+        try:
+            cur.execute(f"SELECT * FROM ({sql}) AS _dd_describe LIMIT 0", params or None)
+            return self._columns_of(conn, cur.description or [])
+        finally:
+            cur.close()
+
+    def _columns_of(self, conn: Any, description: Any) -> list[Column]:
+        columns = []
+        for d in description:
+            info = conn.adapters.types.get(d.type_code)
+            typname = info.name if info else "text"
+            columns.append(
+                Column(d.name, from_pg(typname), d.type_display or typname, "postgresql")
+            )
+        return columns
+
+    def table_columns(self, conn: Any, table: str) -> list[Column] | None:
+        qualified = self.dialect.table(table)
+        exists = conn.execute("SELECT to_regclass(%s)", [qualified]).fetchone()[0]
+        if exists is None:
+            return None
+        cur = conn.execute(f"SELECT * FROM {qualified} LIMIT 0")
+        return self._columns_of(conn, cur.description or [])
+
+    def iter_batches(
+        self, conn: Any, sql: str, params: dict[str, Any], size: int
+    ) -> Iterator[list[tuple]]:
+        # A named (server-side) cursor: rows arrive ``size`` at a time, so
+        # memory does not grow with the table.
+        cur = conn.cursor(name=f"dd_{uuid.uuid4().hex[:12]}", binary=True)
+        try:
+            cur.execute(sql, params or None)
+            while True:
+                rows = cur.fetchmany(size)
+                if not rows:
+                    break
+                yield rows
+        finally:
+            cur.close()
+
+    def binary_types(self, columns: list[Column]) -> list[str]:
+        return [
+            _BINARY_SAME.get((c.native or "").split("(")[0], (c.native or "").split("(")[0])
+            for c in columns
+        ]
+
+    # ----- writing
+
+    def insert_rows(self, conn: Any, table: str, columns: list[Column], rows: list[tuple]) -> None:
+        names = ", ".join(self.dialect.quote(c.name) for c in columns)
+        json_idx = [i for i, c in enumerate(columns) if c.type == "json"]
+        with conn.cursor().copy(f"COPY {self.dialect.table(table)} ({names}) FROM STDIN") as copy:
+            write = copy.write_row
+            if json_idx:
+                for row in rows:
+                    row = list(row)
+                    for i in json_idx:
+                        if row[i] is not None and not isinstance(row[i], str):
+                            row[i] = json.dumps(row[i], default=str)
+                    write(row)
+            else:
+                for row in rows:
+                    write(row)
+
+    def copy_through(
+        self,
+        src_conn: Any,
+        src_sql: str,
+        dst_conn: Any,
+        dst_table: str,
+        dst_columns: list[str],
+        *,
+        binary: bool,
+        check: Callable[[], None] | None = None,
+        flush_bytes: int = 1 << 20,
+    ) -> int:
+        """Stream ``COPY (src_sql) TO STDOUT`` into ``COPY dst FROM STDIN``; rows copied.
+
+        Raw bytes go from one libpq connection to the other through a 1 MiB
+        buffer: no per-row Python objects, bounded memory. ``src_sql`` must
+        be a complete statement (parameters already bound client-side: COPY
+        takes no bind parameters). ``check`` runs about once a second; when
+        it raises, both COPYs are aborted and the exception propagates.
+        """
+        fmt = " (FORMAT binary)" if binary else ""
+        names = ", ".join(self.dialect.quote(c) for c in dst_columns)
+        out_sql = f"COPY ({src_sql}) TO STDOUT{fmt}".encode()
+        in_sql = f"COPY {self.dialect.table(dst_table)} ({names}) FROM STDIN{fmt}".encode()
+        s, d = src_conn.pgconn, dst_conn.pgconn
+        saved = s.nonblocking, d.nonblocking
+        # Blocking libpq calls: get_copy_data waits for data, put_copy_data
+        # for room, without a Python-level wait loop per row.
+        s.nonblocking = 0
+        d.nonblocking = 0
+        try:
+            d.send_query(in_sql)
+            res = d.get_result()
+            if res is None or res.status != pq.ExecStatus.COPY_IN:
+                _drain(d)
+                raise _result_error(res, dst_conn)
+            s.send_query(out_sql)
+            res = s.get_result()
+            if res is None or res.status != pq.ExecStatus.COPY_OUT:
+                _drain(s)
+                d.put_copy_end(b"source failed")
+                _drain(d)
+                raise _result_error(res, src_conn)
+            buf = bytearray()
+            last_check = time.monotonic()
+            get, put = s.get_copy_data, d.put_copy_data
+            try:
+                while True:
+                    n, data = get(0)
+                    if n < 0:
+                        break
+                    buf += data
+                    if len(buf) >= flush_bytes:
+                        if put(buf) != 1:
+                            raise _conn_error(dst_conn)
+                        del buf[:]
+                        if check is not None and time.monotonic() - last_check > 1.0:
+                            last_check = time.monotonic()
+                            check()
+                if buf:
+                    if put(buf) != 1:
+                        raise _conn_error(dst_conn)
+            except BaseException:
+                # Abort both sides so the connections can roll back cleanly.
+                try:
+                    src_conn.cancel_safe()
+                except Exception:  # noqa: BLE001
+                    pass
+                _drain_copy_out(s)
+                try:
+                    d.put_copy_end(b"copy aborted")
+                except Exception:  # noqa: BLE001
+                    pass
+                _drain(d)
+                raise
+            src_error = _drain(s)
+            if src_error is not None:
+                d.put_copy_end(b"source failed")
+                _drain(d)
+                raise src_error
+            d.put_copy_end(None)
+            rows = 0
+            dst_error = None
+            while (res := d.get_result()) is not None:
+                if res.status == pq.ExecStatus.COMMAND_OK:
+                    rows = int(res.command_tuples or 0)
+                elif dst_error is None:
+                    dst_error = _result_error(res, dst_conn)
+            if dst_error is not None:
+                raise dst_error
+            return rows
+        finally:
+            s.nonblocking, d.nonblocking = saved
+
+
+def _result_error(res: Any, conn: Any) -> Exception:
+    if res is None:
+        return psycopg.OperationalError("no result from server")
+    return pg_errors.error_from_result(res, encoding=conn.info.encoding)
+
+
+def _conn_error(conn: Any) -> Exception:
+    message = conn.pgconn.error_message.decode(errors="replace") or "connection lost"
+    return psycopg.OperationalError(message)
+
+
+def _drain_copy_out(pgconn: Any) -> None:
+    try:
+        while True:
+            n, _ = pgconn.get_copy_data(0)
+            if n < 0:
+                break
+    except Exception:  # noqa: BLE001
+        pass
+    _drain(pgconn)
+
+
+def _drain(pgconn: Any) -> Exception | None:
+    """Consume the remaining results; the first error among them, if any."""
+    error = None
+    try:
+        while (res := pgconn.get_result()) is not None:
+            if res.status == pq.ExecStatus.COPY_OUT:
+                _drain_copy_out(pgconn)
+                continue
+            if res.status == pq.ExecStatus.COPY_IN:
+                pgconn.put_copy_end(b"aborted")
+                continue
+            if (
+                res.status not in (pq.ExecStatus.COMMAND_OK, pq.ExecStatus.TUPLES_OK)
+                and error is None
+            ):
+                error = pg_errors.error_from_result(res, encoding="utf-8")
+    except Exception as exc:  # noqa: BLE001
+        error = error or exc
+    return error

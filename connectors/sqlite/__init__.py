@@ -1,0 +1,274 @@
+"""SQLite files under DATA_ROOT (``config.path`` relative to it)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+import sqlite3
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from decimal import Decimal
+from typing import Any
+
+from connectors.base import ConnectorError, Dialect, SqlConnector, resolve_under, split_table
+from connectors.types import Column, from_sqlite, infer_text_type, to_sqlite
+
+__all__ = ["SqliteConnector", "SqliteDialect"]
+
+_PYFORMAT_RE = re.compile(r"%\((\w+)\)s|%%")
+
+
+class SqliteDialect(Dialect):
+    kind = "sqlite"
+    quote_char = '"'
+    # No sha256 in SQLite: masks with sha256 run on batches.
+    has_sha256 = False
+
+    def ddl_type(self, column: Column, *, key: bool = False) -> str:
+        return to_sqlite(column)
+
+    def cast(self, expr: str, type_: str, source_type: str = "text") -> str:
+        if type_ in {"integer", "bigint"}:
+            return f"CAST({expr} AS INTEGER)"
+        if type_ == "numeric":
+            return f"CAST({expr} AS TEXT)"
+        if type_ == "text":
+            return f"CAST({expr} AS TEXT)"
+        if type_ == "boolean":
+            if source_type in {"boolean", "integer", "bigint"}:
+                return f"({expr} <> 0)"
+            return self.bool_from_text(expr, "INTEGER")
+        if type_ == "date":
+            return f"date({expr})"
+        if type_ == "timestamp":
+            return f"strftime('%Y-%m-%d %H:%M:%f', {expr})"
+        if type_ == "json":
+            return f"json({expr})"
+        raise ConnectorError(f"cast to {type_!r} is not supported on sqlite")
+
+    def sha256(self, expr: str) -> str:
+        raise ConnectorError("sqlite has no sha256")
+
+
+def to_sqlite_value(value: Any) -> Any:
+    """A value sqlite3 can bind, stored as text where SQLite has no type."""
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, dt.datetime):
+        return value.isoformat(sep=" ")
+    if isinstance(value, dt.date | dt.time):
+        return value.isoformat()
+    if isinstance(value, dict | list):
+        return json.dumps(value, default=str)
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, memoryview):
+        return bytes(value)
+    return value
+
+
+class SqliteConnector(SqlConnector):
+    kind = "sqlite"
+    required_fields = frozenset({"path"})
+    allowed_fields = frozenset({"path", "options"})
+    dialect = SqliteDialect()
+    # SQLite stores text for dates, decimals and booleans as integers: the
+    # copy engine parses values by their declared type.
+    typed_values = False
+
+    def file(self) -> Any:
+        return resolve_under(self.data_root, self.config.get("path"), what="sqlite path")
+
+    def to_driver_sql(self, sql: str) -> str:
+        # pyformat -> sqlite3's named style; ``%%`` is a literal ``%``.
+        return _PYFORMAT_RE.sub(lambda m: f":{m.group(1)}" if m.group(1) else "%", sql)
+
+    def _raw_connect(self) -> sqlite3.Connection:
+        path = self.file()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            conn = sqlite3.connect(
+                str(path), timeout=30, isolation_level=None, check_same_thread=False
+            )
+        except sqlite3.Error as exc:
+            raise self.map_error(exc) from exc
+        return conn
+
+    @contextmanager
+    def connect(self, *, read_only: bool = False, timeout_s: float | None = None) -> Iterator[Any]:
+        conn = self._raw_connect()
+        try:
+            if not read_only:
+                # WAL lets readers go on while a copy writes.
+                conn.execute("PRAGMA journal_mode=WAL")
+            if timeout_s is not None:
+                deadline = time.monotonic() + timeout_s
+                # Returning non-zero aborts the statement (SQLITE_INTERRUPT).
+                conn.set_progress_handler(lambda: int(time.monotonic() > deadline), 10000)
+            conn.execute("PRAGMA query_only = ON" if read_only else "PRAGMA query_only = OFF")
+            # IMMEDIATE takes the write lock up front: two writers wait for
+            # each other instead of failing halfway with SQLITE_BUSY.
+            conn.execute("BEGIN" if read_only else "BEGIN IMMEDIATE")
+            yield _SqliteConn(conn, self)
+            if conn.in_transaction:
+                conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                try:
+                    conn.execute("ROLLBACK")
+                except sqlite3.Error:
+                    pass
+            raise
+        finally:
+            conn.close()
+
+    def cancel_handle(self, conn: Any) -> Callable[[], None]:
+        return conn.raw.interrupt  # type: ignore[no-any-return]
+
+    def test(self) -> None:
+        with self.connect(read_only=True) as conn:
+            conn.cursor().execute("SELECT 1")
+
+    def map_error(self, exc: BaseException) -> ConnectorError:
+        if isinstance(exc, ConnectorError):
+            return exc
+        text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        transient = isinstance(exc, sqlite3.OperationalError) and (
+            "locked" in text or "busy" in text or "interrupted" in text
+        )
+        return ConnectorError(f"sqlite {self.config.get('path')!r}: {text}", transient=transient)
+
+    def where(self) -> str:
+        return f"sqlite {self.config.get('path')!r}"
+
+    # ----- reading
+
+    def describe_query(self, conn: Any, sql: str, params: dict[str, Any]) -> list[Column]:
+        cur = conn.cursor()
+        cur.execute(f"SELECT * FROM ({sql}) AS _dd_describe LIMIT 200", params or None)
+        names = [d[0] for d in cur.description or []]
+        sample = cur.fetchall()
+        columns = []
+        for i, name in enumerate(names):
+            values = [r[i] for r in sample if r[i] is not None]
+            columns.append(Column(name, _infer_python(values)))
+        return columns
+
+    def table_columns(self, conn: Any, table: str) -> list[Column] | None:
+        schema, name = split_table(table)
+        prefix = f"{self.dialect.quote(schema)}." if schema else ""
+        rows = conn.raw.execute(f"PRAGMA {prefix}table_info({self.dialect.quote(name)})").fetchall()
+        if not rows:
+            return None
+        return [Column(r[1], from_sqlite(r[2]), r[2] or None, "sqlite", not r[3]) for r in rows]
+
+    def iter_batches(
+        self, conn: Any, sql: str, params: dict[str, Any], size: int
+    ) -> Iterator[list[tuple]]:
+        cur = conn.cursor()
+        cur.execute(sql, params or None)
+        while True:
+            rows = cur.fetchmany(size)
+            if not rows:
+                break
+            yield rows
+
+    # ----- writing
+
+    def insert_rows(self, conn: Any, table: str, columns: list[Column], rows: list[tuple]) -> None:
+        self._insert(conn, table, columns, rows, "")
+
+    def upsert_rows(
+        self, conn: Any, table: str, columns: list[Column], keys: list[str], rows: list[tuple]
+    ) -> None:
+        q = self.dialect.quote
+        others = [c.name for c in columns if c.name not in keys]
+        target = ", ".join(q(k) for k in keys)
+        if others:
+            action = "DO UPDATE SET " + ", ".join(f"{q(c)} = excluded.{q(c)}" for c in others)
+        else:
+            action = "DO NOTHING"
+        self._insert(conn, table, columns, rows, f" ON CONFLICT ({target}) {action}")
+
+    def _insert(
+        self, conn: Any, table: str, columns: list[Column], rows: list[tuple], suffix: str
+    ) -> None:
+        if not rows:
+            return
+        names = ", ".join(self.dialect.quote(c.name) for c in columns)
+        marks = ", ".join(["?"] * len(columns))
+        rows = [tuple(to_sqlite_value(v) for v in row) for row in rows]
+        conn.raw.executemany(
+            f"INSERT INTO {self.dialect.table(table)} ({names}) VALUES ({marks}){suffix}", rows
+        )
+
+
+class _SqliteConn:
+    """A sqlite3 connection whose cursors take pyformat SQL like the other kinds."""
+
+    def __init__(self, raw: sqlite3.Connection, connector: SqliteConnector) -> None:
+        self.raw = raw
+        self.connector = connector
+
+    def cursor(self) -> _SqliteCursor:
+        return _SqliteCursor(self.raw.cursor(), self.connector)
+
+    def commit(self) -> None:
+        if self.raw.in_transaction:
+            self.raw.execute("COMMIT")
+        self.raw.execute("BEGIN IMMEDIATE")
+
+    def rollback(self) -> None:
+        if self.raw.in_transaction:
+            self.raw.execute("ROLLBACK")
+
+
+class _SqliteCursor:
+    def __init__(self, cur: sqlite3.Cursor, connector: SqliteConnector) -> None:
+        self._cur = cur
+        self._connector = connector
+
+    def execute(self, sql: str, params: Any = None) -> _SqliteCursor:
+        if params is None:
+            # Like psycopg: without parameters the SQL is sent as written.
+            self._cur.execute(sql)
+            return self
+        sql = self._connector.to_driver_sql(sql)
+        if isinstance(params, dict):
+            params = {k: to_sqlite_value(v) for k, v in params.items()}
+        elif params is not None:
+            params = [to_sqlite_value(v) for v in params]
+        self._cur.execute(sql, params)
+        return self
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._cur, name)
+
+    def close(self) -> None:
+        self._cur.close()
+
+    def __enter__(self) -> _SqliteCursor:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._cur.close()
+
+
+def _infer_python(values: list[Any]) -> str:
+    if not values:
+        return "text"
+    if all(isinstance(v, int) for v in values):
+        return "bigint"
+    if all(isinstance(v, int | float) for v in values):
+        return "float"
+    if all(isinstance(v, bytes) for v in values):
+        return "bytes"
+    if all(isinstance(v, str) for v in values):
+        inferred = infer_text_type(values)
+        return "text" if inferred == "bigint" else inferred
+    return "text"
