@@ -1,0 +1,61 @@
+# The README's two commands: `make run` and `make test`.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+HOST ?= 127.0.0.1
+PORT ?= 8000
+UV := $(shell command -v uv 2>/dev/null)
+
+.PHONY: run test install install-dev lint typecheck migrate worker web bench-orchestration bench-copy clean
+
+$(PY):
+ifdef UV
+	uv venv -q -p python3.11 $(VENV)
+else
+	python3 -m venv $(VENV)
+endif
+
+install: $(PY)
+ifdef UV
+	uv pip install -q -p $(PY) -e .
+else
+	$(PY) -m pip install -q -e .
+endif
+
+install-dev: $(PY)
+ifdef UV
+	uv pip install -q -p $(PY) -e '.[dev]'
+else
+	$(PY) -m pip install -q -e '.[dev]'
+endif
+
+# Set up and run the product on the embedded default (SQLite, ORM broker):
+# bootstrap, demo data, the web app and one worker.
+run: install
+	$(PY) manage.py bootstrap --noinput
+	$(PY) manage.py demo
+	$(PY) manage.py collectstatic --noinput -v 0
+	@echo "DataDog Platform: http://$(HOST):$(PORT)/  (admin: http://$(HOST):$(PORT)/admin/)"
+	@echo "Log in as $${DATADOG_ADMIN_USER:-admin} (password printed above on first bootstrap, or DATADOG_ADMIN_PASSWORD)"
+	@trap 'kill 0' EXIT INT TERM; \
+	  $(PY) manage.py qcluster & \
+	  $(PY) manage.py runserver --noreload $(HOST):$(PORT)
+
+# Set up and run the whole test suite (services used when present).
+test: install-dev
+	$(PY) -m pytest --cov --cov-report=term:skip-covered $(PYTEST_ARGS)
+
+lint: install-dev
+	$(VENV)/bin/ruff check .
+
+typecheck: install-dev
+	$(VENV)/bin/mypy
+
+bench-orchestration: install-dev
+	$(PY) bench/orchestration.py
+
+bench-copy: install-dev
+	$(PY) bench/copy.py
+
+clean:
+	rm -rf var .pytest_cache .coverage htmlcov
