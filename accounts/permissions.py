@@ -182,3 +182,29 @@ def visible(user: Any, queryset: QuerySet[Any], action: Action | str = Action.VI
         ).values("pk")
         condition |= Q(pk__in=shared)
     return queryset.filter(condition)
+
+
+def require(user: Any, action: Action | str, obj: Model) -> None:
+    """Raise Forbidden (403) unless ``user`` may do ``action`` to ``obj``.
+
+    Call it after fetching through ``visible`` (which gives 404 for objects
+    the user may not see), so "exists but not yours to change" is a 403.
+    """
+    from datadog_web.errors import Forbidden
+
+    if not can(user, action, obj):
+        raise Forbidden(f"you may not {Action(action).value} this {_model_name(obj)}")
+
+
+def require_create(user: Any) -> None:
+    from datadog_web.errors import Forbidden
+
+    if not can_create(user):
+        raise Forbidden("your role may not create pipelines or connections")
+
+
+def require_admin(user: Any) -> None:
+    from datadog_web.errors import Forbidden
+
+    if not is_admin(user):
+        raise Forbidden("admins only")

@@ -1,0 +1,102 @@
+"""Reads of the pipelines app, always limited to what the user may see."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from django.db.models import OuterRef, Q, QuerySet, Subquery
+
+from accounts.permissions import Action, visible
+from datadog_web.errors import NotFound
+from pipelines.models import Execution, Pipeline, TaskLogLine, TaskRun
+
+
+def _last_execution(field: str) -> Subquery:
+    latest = Execution.objects.filter(pipeline=OuterRef("pk")).order_by("-created_at")
+    return Subquery(latest.values(field)[:1])
+
+
+def pipeline_list_visible(
+    user: Any,
+    *,
+    tag: str | None = None,
+    enabled: bool | None = None,
+    search: str | None = None,
+    last_status: str | None = None,
+) -> QuerySet[Pipeline]:
+    """Pipelines the user may see, with their last run's status and time."""
+    pipelines = visible(user, Pipeline.objects.all()).annotate(
+        last_status=_last_execution("status"), last_run_at=_last_execution("created_at")
+    )
+    if tag:
+        # JSON containment is not on SQLite; an exact match on the JSON text
+        # of one element works on every backend.
+        pipelines = pipelines.filter(tags__icontains=f'"{tag}"')
+    if enabled is not None:
+        pipelines = pipelines.filter(enabled=enabled)
+    if search:
+        pipelines = pipelines.filter(Q(name__icontains=search) | Q(description__icontains=search))
+    if last_status:
+        pipelines = pipelines.filter(last_status=last_status)
+    return pipelines.select_related("created_by").order_by("name")
+
+
+def pipeline_get_visible(user: Any, pipeline_id: Any) -> Pipeline:
+    """The pipeline, or NotFound when it does not exist or the user may not see it."""
+    try:
+        return visible(user, Pipeline.objects.select_related("created_by")).get(pk=pipeline_id)
+    except (Pipeline.DoesNotExist, ValueError, TypeError):
+        raise NotFound("pipeline not found") from None
+    except Exception as exc:  # a malformed UUID raises ValidationError
+        if type(exc).__name__ == "ValidationError":
+            raise NotFound("pipeline not found") from None
+        raise
+
+
+def execution_list_visible(
+    user: Any,
+    *,
+    pipeline: Pipeline | None = None,
+    status: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> QuerySet[Execution]:
+    pipelines = visible(user, Pipeline.objects.all(), Action.VIEW)
+    executions = Execution.objects.filter(pipeline__in=pipelines)
+    if pipeline is not None:
+        executions = executions.filter(pipeline=pipeline)
+    if status:
+        executions = executions.filter(status=status)
+    if since:
+        executions = executions.filter(created_at__gte=since)
+    if until:
+        executions = executions.filter(created_at__lte=until)
+    return executions.select_related("pipeline", "version").order_by("-created_at")
+
+
+def execution_get_visible(user: Any, execution_id: Any) -> Execution:
+    try:
+        return execution_list_visible(user).get(pk=execution_id)
+    except (Execution.DoesNotExist, ValueError, TypeError):
+        raise NotFound("execution not found") from None
+    except Exception as exc:
+        if type(exc).__name__ == "ValidationError":
+            raise NotFound("execution not found") from None
+        raise
+
+
+def task_runs_of(execution: Execution) -> QuerySet[TaskRun]:
+    return execution.tasks.order_by("started_at", "task_name")
+
+
+def task_run_get(execution: Execution, task_name: str) -> TaskRun:
+    try:
+        return execution.tasks.get(task_name=task_name)
+    except TaskRun.DoesNotExist:
+        raise NotFound(f"task '{task_name}' not found") from None
+
+
+def task_log(task_run: TaskRun, *, after_seq: int = -1, limit: int = 1000) -> list[TaskLogLine]:
+    """Log lines after ``after_seq`` (for tailing)."""
+    return list(task_run.log_lines.filter(seq__gt=after_seq).order_by("seq")[:limit])
