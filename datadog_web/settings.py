@@ -191,7 +191,7 @@ else:
 WORKERS = env_int("WORKERS", 2, minimum=1)
 TASK_TIMEOUT_MAX = env_int("TASK_TIMEOUT_MAX", 6 * 3600, minimum=60)
 Q_CLUSTER = {
-    "name": env_str("Q_CLUSTER_NAME", REDIS_PREFIX),
+    "name": REDIS_PREFIX,
     # One more process than WORKERS: the maintenance task (reaper and cron
     # scheduler) keeps one busy in one cluster of the deployment.
     "workers": WORKERS + 1,

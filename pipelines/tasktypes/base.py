@@ -9,6 +9,7 @@ and log them uniformly.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 if TYPE_CHECKING:
@@ -65,6 +66,18 @@ class TaskContext(Protocol):
 
         Call it between statements and between batches.
         """
+
+    def on_cancel(self, hook: Callable[[], None]) -> None:
+        """Register a callable that stops the running statement in the database.
+
+        The engine's watchdog thread calls it when the run is cancelled, times
+        out or loses its lease, so a long statement stops at once instead of
+        at the next ``check()``. Register around each statement, then
+        ``remove_cancel`` it.
+        """
+
+    def remove_cancel(self, hook: Callable[[], None]) -> None:
+        """Unregister a hook given to ``on_cancel``."""
 
     def seconds_left(self) -> float:
         """Seconds until the task's timeout (for statement timeouts)."""
