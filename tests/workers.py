@@ -18,7 +18,7 @@ from django.db import connection
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
-def test_database_url() -> str:
+def database_url_of_tests() -> str:
     """DATABASE_URL of the database this test process uses right now."""
     db = connection.settings_dict
     if db["ENGINE"].endswith("sqlite3"):
@@ -37,7 +37,7 @@ class WorkerCluster:
         self.log = tempfile.NamedTemporaryFile(prefix="qcluster-", suffix=".log", delete=False)
         full_env = {
             **os.environ,
-            "DATABASE_URL": test_database_url(),
+            "DATABASE_URL": database_url_of_tests(),
             "WORKERS": str(workers),
             "SECRET_KEY": settings.SECRET_KEY,
             "FERNET_KEYS": ",".join(settings.FERNET_KEYS),

@@ -9,12 +9,13 @@ duplicate impossible even if two ticks overlapped.
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.http import HttpRequest
 from django.utils import timezone
+from django.utils.dateparse import parse_date, parse_datetime
 
 from datadog_web.errors import InvalidInput
 from pipelines import cron
@@ -106,3 +107,21 @@ def pipeline_backfill(
             )
             for interval in intervals
         ]
+
+
+def parse_when(text: str, *, end: bool) -> datetime:
+    """An ISO date or datetime; a date as end means the whole day."""
+    # A bare date first: parse_datetime would read it as midnight.
+    day = parse_date(text) if len(text.strip()) == 10 else None
+    if day is not None:
+        moment = datetime(day.year, day.month, day.day, 23, 59, 59, 999999) if end else datetime(
+            day.year, day.month, day.day
+        )
+    else:
+        parsed = parse_datetime(text)
+        if parsed is None:
+            raise ValueError(f"{text!r} is not an ISO date or datetime")
+        moment = parsed
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment

@@ -2,30 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
-from django.utils.dateparse import parse_date, parse_datetime
 
 from datadog_web.errors import ServiceError
 from pipelines.models import Pipeline
-from pipelines.services import pipeline_backfill
-
-
-def parse_when(text: str, *, end: bool) -> datetime:
-    """An ISO date or datetime; a date as end means the whole day."""
-    moment = parse_datetime(text)
-    if moment is None:
-        day = parse_date(text)
-        if day is None:
-            raise ValueError(f"{text!r} is not an ISO date or datetime")
-        moment = datetime(day.year, day.month, day.day, 23, 59, 59) if end else datetime(
-            day.year, day.month, day.day
-        )
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment
+from pipelines.services.schedule import parse_when, pipeline_backfill
 
 
 class Command(BaseCommand):
