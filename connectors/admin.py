@@ -84,13 +84,22 @@ class ConnectionAdmin(admin.ModelAdmin):
         try:
             if change:
                 saved = connection_update(
-                    connection=obj, name=data["name"], kind=data["kind"], config=config,
-                    description=data.get("description", ""), user=request.user, request=request,
+                    connection=obj,
+                    name=data["name"],
+                    kind=data["kind"],
+                    config=config,
+                    description=data.get("description", ""),
+                    user=request.user,
+                    request=request,
                 )
             else:
                 saved = connection_create(
-                    name=data["name"], kind=data["kind"], config=config,
-                    description=data.get("description", ""), user=request.user, request=request,
+                    name=data["name"],
+                    kind=data["kind"],
+                    config=config,
+                    description=data.get("description", ""),
+                    user=request.user,
+                    request=request,
                 )
         except ServiceError as exc:
             self.message_user(request, str(exc), level="error")

@@ -142,6 +142,14 @@ def resolve_under(root: Path, relative: Any, *, what: str) -> Path:
     return candidate
 
 
+def is_driver_error(exc: BaseException) -> bool:
+    """Whether ``exc`` comes from a database driver (and so becomes a ConnectorError)."""
+    module = type(exc).__module__
+    return module.startswith(("psycopg", "pymysql", "sqlite3", "_sqlite3")) or isinstance(
+        exc, OSError | TimeoutError
+    )
+
+
 def test_connection(connector: Connector) -> dict[str, Any]:
     """Run ``connector.test()`` and answer ``{ok, latency_ms, error}`` (SPEC §4).
 
@@ -172,57 +180,64 @@ def scrub(message: str, *secrets: Any) -> str:
 
 
 class Watchdog:
-    """Calls ``ctx.check()`` from a thread while one long statement runs.
+    """Stops a long statement in the database when the run is cancelled or times out.
 
-    ``ctx.check()`` is normally called between batches and statements, but a
-    single statement can run for minutes. The watchdog polls the context and,
-    when it raises (cancel, timeout, lost lease), cancels the statement in the
-    database with ``cancel`` and keeps the exception so the caller re-raises it
-    instead of the driver's "query cancelled" error.
+    ``ctx.check()`` is called between batches and statements, but a single
+    statement can run for minutes. When the context offers ``on_cancel``
+    (the engine's RunContext, whose own watchdog thread notices cancel,
+    timeout and lost leases), the cancel functions are registered there;
+    otherwise a thread polls ``ctx.check()``. Either way, when the statement
+    fails because it was stopped, the context's reason (TaskCancelled,
+    TaskTimedOut, LeaseLost) is raised instead of the driver's error.
     """
 
-    def __init__(self, ctx: Any, cancel: Callable[[], None], interval: float = 1.0) -> None:
+    def __init__(self, ctx: Any, *cancels: Callable[[], None], interval: float = 1.0) -> None:
         self.ctx = ctx
-        self.cancel = cancel
+        self.cancels = cancels
         self.interval = interval
         self.error: BaseException | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
+    def cancel(self) -> None:
+        for cancel in self.cancels:
+            try:
+                cancel()
+            except Exception:  # noqa: BLE001 - best effort: the statement may have ended
+                pass
+
     def __enter__(self) -> Watchdog:
-        if self.ctx is not None and hasattr(self.ctx, "check"):
+        if self.ctx is None:
+            return self
+        if hasattr(self.ctx, "on_cancel"):
+            self.ctx.on_cancel(self.cancel)
+        elif hasattr(self.ctx, "check"):
             self._thread = threading.Thread(target=self._run, name="dd-watchdog", daemon=True)
             self._thread.start()
         return self
 
     def _run(self) -> None:
-        try:
-            while not self._stop.wait(self.interval):
-                try:
-                    self.ctx.check()
-                except BaseException as exc:  # noqa: BLE001 - handed to the main thread
-                    self.error = exc
-                    try:
-                        self.cancel()
-                    except Exception:  # noqa: BLE001 - best effort
-                        pass
-                    return
-        finally:
-            # The context may have used Django's ORM in this thread: close
-            # that thread's connections instead of leaking them.
-            db = sys.modules.get("django.db")
-            if db is not None:
-                try:
-                    db.connections.close_all()
-                except Exception:  # noqa: BLE001
-                    pass
+        while not self._stop.wait(self.interval):
+            try:
+                self.ctx.check()
+            except BaseException as exc:  # noqa: BLE001 - handed to the main thread
+                self.error = exc
+                self.cancel()
+                return
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(5)
-        if self.error is not None and exc is not None:
+        if self.ctx is not None and hasattr(self.ctx, "remove_cancel"):
+            self.ctx.remove_cancel(self.cancel)
+        if exc is None or not isinstance(exc, Exception):
+            return
+        if self.error is not None:
             raise self.error from exc
+        if self.ctx is not None and hasattr(self.ctx, "check"):
+            # Raises the stop reason when the run was stopped meanwhile.
+            self.ctx.check()
 
 
 # ---------------------------------------------------------------- connector
@@ -386,13 +401,50 @@ class SqlConnector(Connector):
                     cur = conn.cursor()
                     try:
                         cur.execute(sql, _used_params(sql, params))
-                        return int(cur.rowcount or 0)
+                        return int(cur.rowcount if cur.rowcount and cur.rowcount > 0 else 0)
                     finally:
                         cur.close()
         except ConnectorError:
             raise
-        except Exception as exc:  # driver errors become ConnectorError
+        except Exception as exc:
+            if not is_driver_error(exc):
+                raise  # TaskCancelled, TaskTimedOut, LeaseLost from the watchdog
             raise self.map_error(exc) from exc
+
+    def run_statements(
+        self, statements: list[str], params: dict[str, Any] | None = None, ctx: Any = None
+    ) -> list[int]:
+        """Run ``statements`` in one transaction (all or nothing); affected row counts.
+
+        ``ctx.check()`` runs between statements; a cancel or timeout rolls
+        the whole transaction back. (MySQL commits DDL implicitly: there a
+        list of DDL statements is not atomic.)
+        """
+        counts: list[int] = []
+        timeout = ctx.seconds_left() if ctx is not None else None
+        try:
+            with self.connect(timeout_s=timeout) as conn:
+                with Watchdog(ctx, self.cancel_handle(conn)):
+                    for statement in statements:
+                        if ctx is not None:
+                            ctx.check()
+                        cur = conn.cursor()
+                        try:
+                            cur.execute(statement, _used_params(statement, params))
+                            counts.append(
+                                int(cur.rowcount if cur.rowcount and cur.rowcount > 0 else 0)
+                            )
+                        finally:
+                            cur.close()
+                    if ctx is not None:
+                        ctx.check()
+        except ConnectorError:
+            raise
+        except Exception as exc:
+            if not is_driver_error(exc):
+                raise
+            raise self.map_error(exc) from exc
+        return counts
 
     def query(
         self,
@@ -418,6 +470,8 @@ class SqlConnector(Connector):
         except ConnectorError:
             raise
         except Exception as exc:
+            if not is_driver_error(exc):
+                raise
             raise self.map_error(exc) from exc
 
     def describe(self, table: str | None = None, query: str | None = None) -> list[Column]:

@@ -39,7 +39,9 @@ def decrypt_json(token: str) -> dict[str, Any]:
     try:
         return json.loads(fernet().decrypt(token.encode()))
     except InvalidToken:
-        raise SecretDecryptError("connection secrets cannot be decrypted with FERNET_KEYS") from None
+        raise SecretDecryptError(
+            "connection secrets cannot be decrypted with FERNET_KEYS"
+        ) from None
 
 
 def rotate(token: str) -> str:
@@ -49,4 +51,6 @@ def rotate(token: str) -> str:
     try:
         return fernet().rotate(token.encode()).decode()
     except InvalidToken:
-        raise SecretDecryptError("connection secrets cannot be decrypted with FERNET_KEYS") from None
+        raise SecretDecryptError(
+            "connection secrets cannot be decrypted with FERNET_KEYS"
+        ) from None

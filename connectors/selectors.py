@@ -11,7 +11,9 @@ from connectors.models import Connection
 from datadog_web.errors import NotFound
 
 
-def connection_list_visible(user: Any, *, kind: str | None = None, search: str | None = None) -> QuerySet[Connection]:
+def connection_list_visible(
+    user: Any, *, kind: str | None = None, search: str | None = None
+) -> QuerySet[Connection]:
     connections = visible(user, Connection.objects.select_related("created_by"))
     if kind:
         connections = connections.filter(kind=kind)

@@ -227,6 +227,8 @@ def from_sqlite(declared: str | None) -> str:
         return "date"
     if text.startswith("TIME"):
         return "time"
+    if "DEC" in text or "NUMERIC" in text:
+        return "numeric"
     if "JSON" in text:
         return "json"
     if "UUID" in text:
@@ -246,8 +248,9 @@ _CANONICAL_TO_SQLITE = {
     "integer": "INTEGER",
     "bigint": "BIGINT",
     "float": "REAL",
-    # Stored as text: SQLite's NUMERIC affinity would turn 12.50 into a float.
-    "numeric": "DECIMAL",
+    # TEXT affinity (the name contains TEXT): SQLite's NUMERIC affinity
+    # would store 12.50 as a float and lose digits.
+    "numeric": "DECIMAL_TEXT",
     "text": "TEXT",
     "boolean": "BOOLEAN",
     "date": "DATE",
@@ -378,7 +381,17 @@ def infer_text_type(values: list[str]) -> str:
             return type_
     if all(c.lower() in {"true", "false", "t", "f"} for c in cells):
         return "boolean"
+    if all(c[:1] in "{[" for c in cells) and all(_is_json(c) for c in cells):
+        return "json"
     return "text"
+
+
+def _is_json(text: str) -> bool:
+    try:
+        json.loads(text)
+    except ValueError:
+        return False
+    return True
 
 
 def infer_json_type(values: list[Any]) -> str:

@@ -103,9 +103,12 @@ class SqliteConnector(SqlConnector):
     def connect(self, *, read_only: bool = False, timeout_s: float | None = None) -> Iterator[Any]:
         conn = self._raw_connect()
         try:
-            if not read_only:
-                # WAL lets readers go on while a copy writes.
+            try:
+                # WAL lets a reader's snapshot and a writer coexist (a copy
+                # from and to the same file, a check while a copy runs).
                 conn.execute("PRAGMA journal_mode=WAL")
+            except sqlite3.OperationalError:
+                pass
             if timeout_s is not None:
                 deadline = time.monotonic() + timeout_s
                 # Returning non-zero aborts the statement (SQLITE_INTERRUPT).

@@ -18,7 +18,8 @@ PLAINTEXT = "pa55-Word-never-shown"
 
 def make() -> Connection:
     return connection_create(
-        name="pgsec", kind="postgresql",
+        name="pgsec",
+        kind="postgresql",
         config={"host": "db.example", "database": "shop", "username": "u", "password": PLAINTEXT},
     )
 
@@ -38,7 +39,9 @@ def test_it_stores_the_secret_encrypted() -> None:
 @pytest.mark.django_db
 def test_it_keeps_the_secret_when_a_change_leaves_it_out() -> None:
     conn = make()
-    conn = connection_update(connection=conn, config={"host": "db2.example", "database": "shop", "username": "u"})
+    conn = connection_update(
+        connection=conn, config={"host": "db2.example", "database": "shop", "username": "u"}
+    )
     assert conn.full_config()["password"] == PLAINTEXT
     assert conn.config["host"] == "db2.example"
 

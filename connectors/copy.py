@@ -1,0 +1,1112 @@
+"""The copy engine: source → transformations → destination, exactly once.
+
+One run of ``run_copy`` copies one *unit*: the whole copy, or chunk ``i`` of
+``n`` of a partitioned copy. A unit's rows and its completion marker (a row
+in ``_datadog_copy_markers`` in the destination database, or a sidecar file
+next to a CSV/JSONL destination) commit together in one destination
+transaction, so a retried attempt either finds the marker and skips the unit
+or finds nothing and redoes it: never a duplicate, never a gap.
+
+Reading: SQL sources get the transformations compiled into their query
+(``connectors.transform``) and are read inside one read-only snapshot, so
+the partition bounds, the incremental watermark and the rows agree.
+PostgreSQL → PostgreSQL without leftover steps streams raw COPY bytes from
+one server to the other. Everything else streams in batches of
+``batch_size`` rows; memory stays bounded by the batch size.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import fcntl
+import hashlib
+import json
+import os
+import uuid
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from connectors.base import (
+    Connector,
+    ConnectorError,
+    FileConnector,
+    SqlConnector,
+    Watchdog,
+    check_identifier,
+    is_driver_error,
+    split_table,
+)
+from connectors.transform import BatchTransformer, compile_pushdown
+from connectors.types import Column, parser_for
+
+MARKER_TABLE = "_datadog_copy_markers"
+MODES = ("append", "replace", "upsert")
+# Chunk number of the row that stores a partitioned copy's key ranges.
+PLAN_CHUNK = -1
+
+
+class CopyFailed(ConnectorError):
+    """A copy cannot run as defined (bad mode, missing column …); not transient."""
+
+
+# ---------------------------------------------------------------- the spec
+
+
+class Unit:
+    """Who is copying: the marker key of this unit of work."""
+
+    def __init__(self, execution_id: str, task_name: str, chunk: tuple[int, int] | None) -> None:
+        self.execution_id = str(execution_id)
+        self.task_name = str(task_name)
+        self.chunk = chunk
+        self.index = chunk[0] if chunk else 0
+
+
+def _json_value(value: Any) -> Any:
+    """A watermark or bound as JSON (the engine stores watermarks as JSON)."""
+    if isinstance(value, dt.datetime):
+        return value.isoformat(sep=" ")
+    if isinstance(value, dt.date | dt.time):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    return value
+
+
+# -------------------------------------------------------------------- sinks
+
+
+class Sink(ABC):
+    """Where a unit's rows go; one destination transaction per unit."""
+
+    columns: list[Column]
+
+    @abstractmethod
+    def committed(self) -> dict[str, Any] | None:
+        """The marker info when this unit already committed (finishing a pending swap)."""
+
+    @abstractmethod
+    def plan(self, compute: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        """The partition plan of this execution: stored once, read by every chunk."""
+
+    @abstractmethod
+    def begin(self, columns: list[Column]) -> None:
+        """Create what is missing and open the transaction."""
+
+    @abstractmethod
+    def write(self, rows: list[tuple]) -> None:
+        """Add rows to the open transaction."""
+
+    @abstractmethod
+    def commit(self, rows: int, info: dict[str, Any]) -> None:
+        """Commit the rows with the unit's marker, atomically."""
+
+    @abstractmethod
+    def rollback(self) -> None:
+        """Undo everything since ``begin``."""
+
+
+class SqlSink(Sink):
+    """A table in a SQL database."""
+
+    def __init__(
+        self,
+        connector: SqlConnector,
+        table: str,
+        mode: str,
+        keys: list[str],
+        unit: Unit,
+        timeout: Callable[[], float | None],
+    ) -> None:
+        self.c = connector
+        self.d = connector.dialect
+        self.table = table
+        self.mode = mode
+        self.keys = keys
+        self.unit = unit
+        self.timeout = timeout
+        schema, name = split_table(table)
+        self.schema = schema
+        # The shadow table a ``replace`` loads before the swap.
+        self.shadow = (f"{schema}." if schema else "") + f"{name[:40]}__dd_new"
+        self.marker_table = (
+            f"{schema}." if schema and connector.kind == "postgresql" else ""
+        ) + MARKER_TABLE
+        self.kind = connector.kind
+        self._stack: ExitStack | None = None
+        self.conn: Any = None
+        self.target = table
+        self.columns: list[Column] = []
+        self.written_columns: list[Column] = []
+
+    # ----- markers
+
+    @contextmanager
+    def _txn(self) -> Iterator[Any]:
+        with self.c.connect(timeout_s=self.timeout()) as conn:
+            yield conn
+
+    def _ensure_markers(self) -> None:
+        ddl = (
+            f"CREATE TABLE IF NOT EXISTS {self.d.table(self.marker_table)} ("
+            " execution_id VARCHAR(64) NOT NULL, task_name VARCHAR(100) NOT NULL,"
+            " chunk INTEGER NOT NULL, batch INTEGER NOT NULL, rows_written BIGINT NOT NULL,"
+            " info TEXT, committed_at TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP,"
+            " PRIMARY KEY (execution_id, task_name, chunk, batch))"
+        )
+        self._ddl([ddl])
+
+    def _ddl(self, statements: list[str]) -> None:
+        """Run DDL in its own transaction; parallel chunks may race to create the same thing."""
+        for attempt in range(3):
+            try:
+                with self._txn() as conn:
+                    cur = conn.cursor()
+                    for statement in statements:
+                        cur.execute(statement)
+                    cur.close()
+                return
+            except Exception as exc:  # noqa: BLE001 - classified below
+                error = self.c.map_error(exc)
+                racing = "already exists" in str(error) or "duplicate key" in str(error)
+                if attempt == 2 or not racing:
+                    raise error from exc
+
+    def _marker(self, conn: Any, chunk: int) -> dict[str, Any] | None:
+        cur = conn.cursor()
+        try:
+            cur.execute(
+                f"SELECT rows_written, info FROM {self.d.table(self.marker_table)}"
+                " WHERE execution_id = %(e)s AND task_name = %(t)s AND chunk = %(c)s AND batch = 0",
+                {"e": self.unit.execution_id, "t": self.unit.task_name, "c": chunk},
+            )
+            row = cur.fetchone()
+        finally:
+            cur.close()
+        if row is None:
+            return None
+        info = json.loads(row[1]) if row[1] else {}
+        info["rows_written"] = int(row[0])
+        return info
+
+    def committed(self) -> dict[str, Any] | None:
+        try:
+            self._ensure_markers()
+            with self._txn() as conn:
+                info = self._marker(conn, self.unit.index)
+            if info is not None and info.get("swap") and self.kind == "mysql":
+                self._mysql_swap()
+            return info
+        except ConnectorError:
+            raise
+        except Exception as exc:
+            raise self.c.map_error(exc) from exc
+
+    def plan(self, compute: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        self._ensure_markers()
+        with self._txn() as conn:
+            found = self._marker(conn, PLAN_CHUNK)
+        if found is not None:
+            found.pop("rows_written", None)
+            return found
+        plan = compute()
+        ignore = "INSERT IGNORE" if self.kind == "mysql" else "INSERT"
+        conflict = "" if self.kind == "mysql" else " ON CONFLICT DO NOTHING"
+        with self._txn() as conn:
+            cur = conn.cursor()
+            cur.execute(
+                f"{ignore} INTO {self.d.table(self.marker_table)}"
+                " (execution_id, task_name, chunk, batch, rows_written, info)"
+                f" VALUES (%(e)s, %(t)s, %(c)s, 0, 0, %(i)s){conflict}",
+                {
+                    "e": self.unit.execution_id,
+                    "t": self.unit.task_name,
+                    "c": PLAN_CHUNK,
+                    "i": json.dumps(plan),
+                },
+            )
+            cur.close()
+        with self._txn() as conn:
+            stored = self._marker(conn, PLAN_CHUNK) or {}
+        stored.pop("rows_written", None)
+        return stored
+
+    # ----- the unit's transaction
+
+    def begin(self, columns: list[Column]) -> None:
+        for name in self.keys:
+            check_identifier(name)
+        names = {c.name for c in columns}
+        for key in self.keys:
+            if key not in names:
+                raise CopyFailed(f"upsert key {key!r} is not a column of the copied rows")
+        try:
+            existing = self._existing()
+            transactional_ddl = self.kind != "mysql"
+            if existing is None:
+                existing = columns
+                create = self._create_sql(self.table, columns)
+                if self.mode == "replace" and transactional_ddl:
+                    create = None  # the shadow table becomes the table
+                if create:
+                    self._ddl([create])
+            self._check_columns(existing, columns)
+            self.columns = existing
+            by_name = {c.name: c for c in existing}
+            self.written_columns = [by_name[c.name] for c in columns]
+            if self.mode == "upsert":
+                self._ensure_unique_index()
+            if self.mode == "replace" and not transactional_ddl:
+                self._ddl(
+                    [
+                        f"DROP TABLE IF EXISTS {self.d.table(self.shadow)}",
+                        self._shadow_sql(existing),
+                    ]
+                )
+            self._stack = ExitStack()
+            self.conn = self._stack.enter_context(self._txn())
+            cur = self.conn.cursor()
+            if self.mode == "replace" and transactional_ddl:
+                cur.execute(f"DROP TABLE IF EXISTS {self.d.table(self.shadow)}")
+                cur.execute(self._shadow_sql(existing))
+            if self.mode == "upsert" and self.kind == "postgresql":
+                cur.execute(
+                    f"CREATE TEMP TABLE _dd_stage (LIKE {self.d.table(self.table)} INCLUDING DEFAULTS) ON COMMIT DROP"
+                )
+            cur.close()
+            self.target = {
+                "replace": self.shadow,
+                "upsert": "_dd_stage" if self.kind == "postgresql" else self.table,
+            }.get(self.mode, self.table)
+        except ConnectorError:
+            self.rollback()
+            raise
+        except Exception as exc:
+            self.rollback()
+            raise self.c.map_error(exc) from exc
+
+    def _existing(self) -> list[Column] | None:
+        with self._txn() as conn:
+            return self.c.table_columns(conn, self.table)
+
+    def _create_sql(self, table: str, columns: list[Column]) -> str:
+        keys = set(self.keys)
+        body = ", ".join(
+            f"{self.d.quote(c.name)} {self.d.ddl_type(c, key=c.name in keys)}" for c in columns
+        )
+        return f"CREATE TABLE IF NOT EXISTS {self.d.table(table)} ({body})"
+
+    def _shadow_sql(self, existing: list[Column]) -> str:
+        if self.kind == "postgresql":
+            # Same columns, defaults, constraints and indexes as the table it replaces.
+            if self._existing() is not None:
+                return f"CREATE TABLE {self.d.table(self.shadow)} (LIKE {self.d.table(self.table)} INCLUDING ALL)"
+        if self.kind == "mysql" and self._existing() is not None:
+            return f"CREATE TABLE {self.d.table(self.shadow)} LIKE {self.d.table(self.table)}"
+        return self._create_sql(self.shadow, existing).replace(" IF NOT EXISTS", "", 1)
+
+    def _check_columns(self, existing: list[Column], columns: list[Column]) -> None:
+        have = {c.name for c in existing}
+        missing = [c.name for c in columns if c.name not in have]
+        if missing:
+            raise CopyFailed(
+                f"{self.c.where()}: table {self.table!r} has no column(s) {', '.join(missing)}"
+            )
+
+    def _ensure_unique_index(self) -> None:
+        if not self.keys:
+            raise CopyFailed("upsert needs keys")
+        with self._txn() as conn:
+            if self._has_unique(conn):
+                return
+        _, name = split_table(self.table)
+        digest = hashlib.sha256(",".join(self.keys).encode()).hexdigest()[:8]
+        index = f"{name[:40]}_dd_uk_{digest}"
+        cols = ", ".join(self.d.quote(k) for k in self.keys)
+        if self.kind == "postgresql":
+            sql = f"CREATE UNIQUE INDEX IF NOT EXISTS {self.d.quote(index)} ON {self.d.table(self.table)} ({cols})"
+        elif self.kind == "sqlite":
+            schema, _ = split_table(self.table)
+            qualified = (
+                f"{self.d.quote(schema)}.{self.d.quote(index)}" if schema else self.d.quote(index)
+            )
+            sql = f"CREATE UNIQUE INDEX IF NOT EXISTS {qualified} ON {self.d.quote(name)} ({cols})"
+        else:
+            sql = f"CREATE UNIQUE INDEX IF NOT EXISTS {self.d.quote(index)} ON {self.d.table(self.table)} ({cols})"
+        self._ddl([sql])
+
+    def _has_unique(self, conn: Any) -> bool:
+        wanted = sorted(self.keys)
+        cur = conn.cursor()
+        try:
+            if self.kind == "postgresql":
+                cur.execute(
+                    "SELECT array_agg(a.attname::text) FROM pg_index i"
+                    " JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)"
+                    " WHERE i.indrelid = to_regclass(%(t)s) AND i.indisunique AND i.indpred IS NULL"
+                    " GROUP BY i.indexrelid",
+                    {"t": self.d.table(self.table)},
+                )
+                return any(sorted(r[0]) == wanted for r in cur.fetchall())
+            if self.kind == "mysql":
+                schema, name = split_table(self.table)
+                cur.execute(
+                    "SELECT index_name, GROUP_CONCAT(column_name) FROM information_schema.statistics"
+                    " WHERE table_schema = COALESCE(%(s)s, DATABASE()) AND table_name = %(t)s"
+                    " AND non_unique = 0 GROUP BY index_name",
+                    {"s": schema, "t": name},
+                )
+                return any(sorted(r[1].split(",")) == wanted for r in cur.fetchall())
+            schema, name = split_table(self.table)
+            prefix = f"{self.d.quote(schema)}." if schema else ""
+            raw = conn.raw
+            for row in raw.execute(f"PRAGMA {prefix}index_list({self.d.quote(name)})").fetchall():
+                if row[2]:
+                    cols = [
+                        r[2]
+                        for r in raw.execute(f"PRAGMA {prefix}index_info({self.d.quote(row[1])})")
+                    ]
+                    if sorted(cols) == wanted:
+                        return True
+            return False
+        finally:
+            cur.close()
+
+    def write(self, rows: list[tuple]) -> None:
+        if not rows:
+            return
+        try:
+            if self.mode == "upsert" and self.kind != "postgresql":
+                self.c.upsert_rows(self.conn, self.table, self.written_columns, self.keys, rows)  # type: ignore[attr-defined]
+            else:
+                self.c.insert_rows(self.conn, self.target, self.written_columns, rows)
+        except Exception as exc:
+            raise self.c.map_error(exc) from exc
+
+    def commit(self, rows: int, info: dict[str, Any]) -> None:
+        try:
+            cur = self.conn.cursor()
+            q = self.d.quote
+            if self.mode == "upsert" and self.kind == "postgresql":
+                cols = ", ".join(q(c.name) for c in self.written_columns)
+                keys = ", ".join(q(k) for k in self.keys)
+                others = [c.name for c in self.written_columns if c.name not in self.keys]
+                action = (
+                    "DO UPDATE SET " + ", ".join(f"{q(c)} = EXCLUDED.{q(c)}" for c in others)
+                    if others
+                    else "DO NOTHING"
+                )
+                # DISTINCT ON: a key twice in one copy would make ON CONFLICT
+                # touch a row twice, which PostgreSQL refuses.
+                cur.execute(
+                    f"INSERT INTO {self.d.table(self.table)} ({cols})"
+                    f" SELECT DISTINCT ON ({keys}) {cols} FROM _dd_stage ORDER BY {keys}"
+                    f" ON CONFLICT ({keys}) {action}"
+                )
+            if self.mode == "replace" and self.kind != "mysql":
+                _, name = split_table(self.table)
+                cur.execute(f"DROP TABLE IF EXISTS {self.d.table(self.table)}")
+                cur.execute(f"ALTER TABLE {self.d.table(self.shadow)} RENAME TO {q(name)}")
+            if self.mode == "replace" and self.kind == "mysql":
+                info = {**info, "swap": True}
+            cur.execute(
+                f"INSERT INTO {self.d.table(self.marker_table)}"
+                " (execution_id, task_name, chunk, batch, rows_written, info)"
+                " VALUES (%(e)s, %(t)s, %(c)s, 0, %(r)s, %(i)s)",
+                {
+                    "e": self.unit.execution_id,
+                    "t": self.unit.task_name,
+                    "c": self.unit.index,
+                    "r": rows,
+                    "i": json.dumps(info, default=str),
+                },
+            )
+            cur.close()
+            stack, self._stack = self._stack, None
+            assert stack is not None
+            stack.close()  # commits
+        except ConnectorError:
+            self.rollback()
+            raise
+        except Exception as exc:
+            self.rollback()
+            raise self.c.map_error(exc) from exc
+        if self.mode == "replace" and self.kind == "mysql":
+            # MySQL DDL commits implicitly: the rename comes after the commit.
+            # A crash in between leaves the marker with "swap" and the shadow
+            # table; the retry's committed() finishes the swap.
+            self._mysql_swap()
+
+    def _mysql_swap(self) -> None:
+        shadow, table = self.d.table(self.shadow), self.d.table(self.table)
+        _, name = split_table(self.table)
+        with self._txn() as conn:
+            if self.c.table_columns(conn, self.shadow) is None:
+                return
+            exists = self.c.table_columns(conn, self.table) is not None
+        old = self.d.table((f"{self.schema}." if self.schema else "") + f"{name[:40]}__dd_old")
+        statements = [f"DROP TABLE IF EXISTS {old}"]
+        if exists:
+            # One RENAME of both: readers see the old table or the new one.
+            statements.append(f"RENAME TABLE {table} TO {old}, {shadow} TO {table}")
+            statements.append(f"DROP TABLE {old}")
+        else:
+            statements.append(f"RENAME TABLE {shadow} TO {table}")
+        self._ddl(statements)
+
+    def rollback(self) -> None:
+        stack, self._stack = self._stack, None
+        if stack is not None:
+            # Leaving the connect() context through an exception rolls back.
+            try:
+                stack.__exit__(RuntimeError, RuntimeError("rollback"), None)
+            except Exception:  # noqa: BLE001 - the connection may be gone already
+                pass
+        self.conn = None
+
+
+class FileSink(Sink):
+    """A CSV/JSONL file: written to a temp file, renamed into place at commit.
+
+    The marker lives in a sidecar ``.<file>.ddmarkers.json``. Commit first
+    records the marker as pending with the temp file's inode, then renames,
+    then marks it done: after a crash between the two, the inode tells
+    whether the rename happened.
+    """
+
+    def __init__(self, connector: FileConnector, table: str, mode: str, unit: Unit) -> None:
+        if mode == "upsert":
+            raise CopyFailed(f"{connector.kind} destinations take append or replace, not upsert")
+        self.c = connector
+        self.path = connector.file(table)
+        self.mode = mode
+        self.unit = unit
+        self.sidecar = self.path.with_name(f".{self.path.name}.ddmarkers.json")
+        self.lockfile = self.path.with_name(f".{self.path.name}.lock")
+        self.key = f"{unit.execution_id}/{unit.task_name}/{unit.index}"
+        self._lock: Any = None
+        self._tmp: Path | None = None
+        self._handle: Any = None
+        self._first = True
+        self.columns: list[Column] = []
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        if self._lock is not None:
+            yield
+            return
+        with open(self.lockfile, "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def _markers(self) -> dict[str, Any]:
+        try:
+            return json.loads(self.sidecar.read_text())
+        except FileNotFoundError:
+            return {}
+
+    def _save_markers(self, markers: dict[str, Any]) -> None:
+        tmp = self.sidecar.with_name(self.sidecar.name + f".{uuid.uuid4().hex[:8]}")
+        tmp.write_text(json.dumps(markers, default=str))
+        os.replace(tmp, self.sidecar)
+
+    def committed(self) -> dict[str, Any] | None:
+        with self._locked():
+            markers = self._markers()
+            entry = markers.get(self.key)
+            if entry is None:
+                return None
+            if entry.get("state") == "pending":
+                try:
+                    renamed = self.path.stat().st_ino == entry.get("inode")
+                except FileNotFoundError:
+                    renamed = False
+                if not renamed:
+                    del markers[self.key]
+                    self._save_markers(markers)
+                    return None
+                entry["state"] = "done"
+                self._save_markers(markers)
+            return {**entry.get("info", {}), "rows_written": entry.get("rows", 0)}
+
+    def plan(self, compute: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        plan_key = f"{self.unit.execution_id}/{self.unit.task_name}/plan"
+        with self._locked():
+            markers = self._markers()
+            if plan_key not in markers:
+                markers[plan_key] = {"state": "plan", "info": compute()}
+                self._save_markers(markers)
+            return dict(markers[plan_key]["info"])
+
+    def begin(self, columns: list[Column]) -> None:
+        self.columns = columns
+        # Held until commit or rollback: parallel chunks appending to one
+        # file take turns instead of losing each other's rows.
+        handle = open(self.lockfile, "a")  # noqa: SIM115 - closed in _release
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        self._lock = handle
+        self._tmp = self.path.with_name(f".{self.path.name}.{uuid.uuid4().hex[:12]}.tmp")
+        self._handle = open(self._tmp, "w", encoding="utf-8", newline="")  # noqa: SIM115
+        self._first = True
+        if self.mode == "append" and self.path.exists() and self.path.stat().st_size > 0:
+            self.c.copy_existing(self.path, self._handle, columns)
+            self._first = False
+        if self._first:
+            self.c.write_file(self._handle, columns, [], True)
+            self._first = False
+
+    def write(self, rows: list[tuple]) -> None:
+        if rows:
+            self.c.write_file(self._handle, self.columns, rows, False)
+
+    def commit(self, rows: int, info: dict[str, Any]) -> None:
+        assert self._tmp is not None
+        self._handle.flush()
+        os.fsync(self._handle.fileno())
+        self._handle.close()
+        self._handle = None
+        markers = self._markers()
+        markers[self.key] = {
+            "state": "pending",
+            "inode": self._tmp.stat().st_ino,
+            "rows": rows,
+            "info": info,
+        }
+        self._save_markers(markers)
+        os.replace(self._tmp, self.path)
+        self._tmp = None
+        markers[self.key]["state"] = "done"
+        self._save_markers(markers)
+        self._release()
+
+    def rollback(self) -> None:
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
+        if self._tmp is not None:
+            self._tmp.unlink(missing_ok=True)
+            self._tmp = None
+        self._release()
+
+    def _release(self) -> None:
+        if self._lock is not None:
+            fcntl.flock(self._lock, fcntl.LOCK_UN)
+            self._lock.close()
+            self._lock = None
+
+
+def make_sink(
+    connector: Connector,
+    table: str,
+    mode: str,
+    keys: list[str],
+    unit: Unit,
+    timeout: Callable[[], float | None],
+) -> Sink:
+    """The sink for a destination connector."""
+    if mode not in MODES:
+        raise CopyFailed(f"unknown destination mode {mode!r}")
+    if mode == "upsert" and not keys:
+        raise CopyFailed("upsert needs keys")
+    if isinstance(connector, SqlConnector):
+        return SqlSink(connector, table, mode, keys, unit, timeout)
+    if isinstance(connector, FileConnector):
+        return FileSink(connector, table, mode, unit)
+    raise CopyFailed(f"{connector.kind} cannot be a copy destination")
+
+
+# ------------------------------------------------------------------ sources
+
+
+def _parsers(columns: list[Column]) -> list[tuple[int, Callable[[Any], Any]]]:
+    out = []
+    for i, c in enumerate(columns):
+        parse = parser_for(c.type)
+        if parse is not None:
+            out.append((i, parse))
+    return out
+
+
+def _parse_batch(
+    rows: list[tuple], parsers: list[tuple[int, Callable[[Any], Any]]], where: str
+) -> list[tuple]:
+    if not parsers or not rows:
+        return rows
+    columns = list(zip(*rows, strict=True))
+    for i, parse in parsers:
+        try:
+            columns[i] = tuple(map(parse, columns[i]))
+        except (ValueError, ArithmeticError, TypeError) as exc:
+            raise CopyFailed(f"{where}: column {i + 1}: {exc}") from None
+    return list(zip(*columns, strict=True))
+
+
+def _split_bounds(lo: Any, hi: Any, n: int) -> list[Any]:
+    """``n + 1`` boundaries from ``lo`` to ``hi`` (ints, decimals, floats or datetimes)."""
+    if isinstance(lo, bool):
+        raise CopyFailed("cannot partition on a boolean column")
+    if isinstance(lo, int):
+        span = hi - lo + 1
+        return [lo + span * i // n for i in range(n)] + [hi]
+    if isinstance(lo, dt.datetime | dt.date):
+        span = hi - lo
+        return [lo + span * i / n for i in range(n)] + [hi]
+    if isinstance(lo, Decimal | float):
+        span = hi - lo
+        return [lo + span * i / n for i in range(n)] + [hi]
+    raise CopyFailed(f"cannot partition on values like {lo!r} (numbers and timestamps only)")
+
+
+def _chunk_range(
+    plan: dict[str, Any], index: int, count: int, column: Column
+) -> tuple[Any, Any, bool] | None:
+    """``(low, high, last)`` of chunk ``index``, or None when the source is empty."""
+    if plan.get("lo") is None:
+        return None
+    parse = parser_for(column.type)
+    lo, hi = plan["lo"], plan["hi"]
+    if parse is not None and isinstance(lo, str):
+        lo, hi = parse(lo), parse(hi)
+    bounds = _split_bounds(lo, hi, count)
+    return bounds[index], bounds[index + 1], index == count - 1
+
+
+def _in_chunk(value: Any, bounds: tuple[Any, Any, bool] | None, index: int) -> bool:
+    if bounds is None:
+        return index == 0
+    low, high, last = bounds
+    if value is None:
+        return index == 0  # NULL keys go with the first chunk
+    return low <= value and (value <= high if last else value < high)
+
+
+# ---------------------------------------------------------------- the copy
+
+
+def run_copy(
+    ctx: Any,
+    source: Connector,
+    destination: Connector,
+    *,
+    pushdown: bool = True,
+    passthrough: bool = True,
+) -> dict[str, Any]:
+    """Copy one unit of ``ctx.task`` (a normalized ``copy`` task) exactly once.
+
+    ``pushdown=False`` forces every transformation onto the batch path and
+    ``passthrough=False`` disables raw COPY (benchmarks and tests).
+    Returns ``{rows_read, rows_written, skipped, passthrough}`` and fills
+    ``ctx.metrics``; stages the incremental watermark with
+    ``ctx.watermark_stage`` (the engine commits it when the run succeeds).
+    """
+    task = ctx.task
+    src_spec = task.get("source") or {}
+    dst_spec = task.get("destination") or {}
+    transformations = list(task.get("transformations") or [])
+    incremental = task.get("incremental") or None
+    partition = task.get("partition") or None
+    batch_size = max(1, int(task.get("batch_size") or 50000))
+    mode = dst_spec.get("mode") or "append"
+    keys = list(dst_spec.get("keys") or [])
+    chunk = getattr(ctx, "chunk", None) if partition else None
+    if partition and chunk is None:
+        chunk = (0, 1)
+    if partition and mode == "replace" and chunk and chunk[1] > 1:
+        raise CopyFailed(
+            "mode replace cannot be combined with partition (each chunk would replace the others)"
+        )
+    unit = Unit(ctx.execution_id, ctx.task_name, chunk)
+
+    def timeout() -> float | None:
+        left = ctx.seconds_left() if hasattr(ctx, "seconds_left") else None
+        return None if left is None else max(1.0, float(left))
+
+    sink = make_sink(destination, dst_spec.get("table"), mode, keys, unit, timeout)
+    done = sink.committed()
+    if done is not None:
+        # An earlier attempt committed this unit: do not copy it again. The
+        # watermark is staged again, since that attempt's run did not succeed.
+        if done.get("watermark") is not None:
+            ctx.watermark_stage(done["watermark"])
+        ctx.log(
+            f"copy unit {unit.index} already committed ({done.get('rows_written', 0)} rows); skipped"
+        )
+        ctx.metrics["rows_read"] = ctx.metrics.get("rows_read", 0)
+        ctx.metrics["rows_written"] = ctx.metrics.get("rows_written", 0)
+        return {"rows_read": 0, "rows_written": 0, "skipped": True, "passthrough": False}
+
+    if isinstance(source, SqlConnector):
+        result = _copy_from_sql(
+            ctx,
+            source,
+            destination,
+            sink,
+            src_spec,
+            transformations,
+            incremental,
+            partition,
+            chunk,
+            batch_size,
+            pushdown,
+            passthrough,
+            timeout,
+        )
+    elif isinstance(source, FileConnector):
+        result = _copy_from_file(
+            ctx, source, sink, src_spec, transformations, incremental, partition, chunk, batch_size
+        )
+    else:
+        raise CopyFailed(f"{source.kind} cannot be a copy source")
+    ctx.metrics["rows_read"] = ctx.metrics.get("rows_read", 0) + result["rows_read"]
+    ctx.metrics["rows_written"] = ctx.metrics.get("rows_written", 0) + result["rows_written"]
+    if result.get("watermark") is not None:
+        ctx.watermark_stage(result["watermark"])
+    try:
+        ctx.checkpoint_save(
+            {"unit": unit.index, "committed": True, "rows_written": result["rows_written"]}
+        )
+    except Exception as exc:  # noqa: BLE001 - the marker is the truth; a checkpoint is a hint
+        ctx.log(f"checkpoint not saved: {type(exc).__name__}", "WARNING")
+    return result
+
+
+def _copy_from_sql(
+    ctx: Any,
+    source: SqlConnector,
+    destination: Connector,
+    sink: Sink,
+    src_spec: dict[str, Any],
+    transformations: list[dict[str, Any]],
+    incremental: dict[str, Any] | None,
+    partition: dict[str, Any] | None,
+    chunk: tuple[int, int] | None,
+    batch_size: int,
+    pushdown: bool,
+    passthrough: bool,
+    timeout: Callable[[], float | None],
+) -> dict[str, Any]:
+    d = source.dialect
+    run_params = dict(getattr(ctx, "params", {}) or {})
+    if src_spec.get("table"):
+        base_sql = f"SELECT * FROM {d.table(src_spec['table'])}"
+        base_params: dict[str, Any] = {}
+    elif src_spec.get("query"):
+        query = str(src_spec["query"]).strip().rstrip(";")
+        base_sql = f"SELECT * FROM ({query}) AS _dd_src"
+        from connectors.base import _used_params
+
+        base_params = _used_params(query, run_params) or {}
+    else:
+        raise CopyFailed("copy source needs a table or a query")
+
+    try:
+        with source.connect(read_only=True, timeout_s=timeout()) as conn:
+            if src_spec.get("table"):
+                found = source.table_columns(conn, src_spec["table"])
+                if found is None:
+                    raise CopyFailed(
+                        f"{source.where()}: table {src_spec['table']!r} does not exist"
+                    )
+                columns = found
+            else:
+                columns = source.describe_query(conn, base_sql, base_params)
+            by_name = {c.name: c for c in columns}
+            conditions: list[str] = []
+            params = dict(base_params)
+            watermark = None
+            if incremental:
+                column = check_identifier(incremental.get("column"))
+                if column not in by_name:
+                    raise CopyFailed(f"incremental column {column!r} is not in the source")
+                previous = ctx.watermark_load()
+                if previous is not None:
+                    conditions.append(f"{d.quote(column)} > %(_dd_wm)s")
+                    params["_dd_wm"] = previous
+                filtered = _where_sql(base_sql, conditions)
+                watermark = _scalar(
+                    source,
+                    conn,
+                    f"SELECT MAX({d.quote(column)}) FROM ({filtered}) AS _dd_m",
+                    params,
+                )
+                if watermark is None:
+                    watermark = previous
+            if partition and chunk:
+                column = check_identifier(partition.get("column"))
+                if column not in by_name:
+                    raise CopyFailed(f"partition column {column!r} is not in the source")
+                filtered = _where_sql(base_sql, conditions)
+                bounds_sql = f"SELECT MIN({d.quote(column)}), MAX({d.quote(column)}) FROM ({filtered}) AS _dd_m"
+
+                def compute() -> dict[str, Any]:
+                    lo, hi = _row(source, conn, bounds_sql, params)
+                    return {"lo": _json_value(lo), "hi": _json_value(hi)}
+
+                plan = sink.plan(compute)
+                bounds = _chunk_range(plan, chunk[0], chunk[1], by_name[column])
+                q = d.quote(column)
+                if bounds is None:
+                    if chunk[0] != 0:
+                        conditions.append("1 = 0")
+                else:
+                    low, high, last = bounds
+                    params["_dd_lo"], params["_dd_hi"] = low, high
+                    cond = f"({q} >= %(_dd_lo)s AND {q} {'<=' if last else '<'} %(_dd_hi)s)"
+                    if chunk[0] == 0:
+                        cond = f"({cond} OR {q} IS NULL)"
+                    conditions.append(cond)
+            sql = _where_sql(base_sql, conditions)
+            compiled = compile_pushdown(
+                d, sql, params, columns, transformations, run_params, enabled=pushdown
+            )
+            if compiled.sql != base_sql or compiled.rest:
+                ctx.log(
+                    f"source query: {compiled.sql}"
+                    + (f" (+{len(compiled.rest)} step(s) on batches)" if compiled.rest else ""),
+                    "DEBUG",
+                )
+            out_columns = compiled.columns
+            # Real result types (PostgreSQL/MySQL know them exactly); SQLite
+            # knows none for expressions, so keep what the compiler tracked.
+            if source.typed_values:
+                described = source.describe_query(conn, compiled.sql, compiled.params)
+                out_columns = [
+                    dc if dc.type != "text" or tc.type == "text" else tc
+                    for dc, tc in zip(described, compiled.columns, strict=True)
+                ]
+            transformer = BatchTransformer(
+                out_columns,
+                compiled.rest,
+                run_params,
+                offset=len(transformations) - len(compiled.rest),
+            )
+            final_columns = transformer.columns
+            info = {"watermark": _json_value(watermark)}
+
+            if (
+                passthrough
+                and not compiled.rest
+                and source.kind == "postgresql"
+                and destination.kind == "postgresql"
+                and isinstance(sink, SqlSink)
+            ):
+                rows = _pg_passthrough(ctx, source, conn, compiled, sink, final_columns, info)
+                return {
+                    "rows_read": rows,
+                    "rows_written": rows,
+                    "skipped": False,
+                    "passthrough": True,
+                    "watermark": info["watermark"],
+                }
+
+            parsers = [] if source.typed_values else _parsers(out_columns)
+            sink.begin(final_columns)
+            read = written = 0
+            try:
+                for rows in source.iter_batches(conn, compiled.sql, compiled.params, batch_size):
+                    read += len(rows)
+                    rows = _parse_batch(rows, parsers, source.where())
+                    if transformer:
+                        rows = transformer.apply(rows)
+                    sink.write(rows)
+                    written += len(rows)
+                    ctx.check()
+                tail = transformer.finish()
+                sink.write(tail)
+                written += len(tail)
+                ctx.check()
+                sink.commit(written, info)
+            except BaseException:
+                sink.rollback()
+                raise
+            return {
+                "rows_read": read,
+                "rows_written": written,
+                "skipped": False,
+                "passthrough": False,
+                "watermark": info["watermark"],
+            }
+    except ConnectorError:
+        raise
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except Exception as exc:
+        if is_driver_error(exc):
+            raise source.map_error(exc) from exc
+        raise
+
+
+def _where_sql(base_sql: str, conditions: list[str]) -> str:
+    if not conditions:
+        return base_sql
+    return f"SELECT * FROM ({base_sql}) AS _dd_w WHERE {' AND '.join(conditions)}"
+
+
+def _row(source: SqlConnector, conn: Any, sql: str, params: dict[str, Any]) -> tuple:
+    cur = conn.cursor()
+    try:
+        cur.execute(sql, params or None)
+        row = cur.fetchone()
+    finally:
+        cur.close()
+    if not source.typed_values and row is not None:
+        return tuple(row)
+    return tuple(row) if row is not None else (None, None)
+
+
+def _scalar(source: SqlConnector, conn: Any, sql: str, params: dict[str, Any]) -> Any:
+    return _row(source, conn, sql, params)[0]
+
+
+def _pg_passthrough(
+    ctx: Any,
+    source: SqlConnector,
+    conn: Any,
+    compiled: Any,
+    sink: SqlSink,
+    columns: list[Column],
+    info: dict[str, Any],
+) -> int:
+    """PostgreSQL → PostgreSQL: raw COPY bytes, binary when the types line up."""
+    import psycopg
+
+    from connectors.postgresql import PostgresqlConnector
+
+    assert isinstance(source, PostgresqlConnector)
+    # COPY takes no bind parameters: bind client-side with psycopg's own
+    # literal quoting (the values still never pass through string formatting).
+    src_sql = (
+        psycopg.ClientCursor(conn).mogrify(compiled.sql, compiled.params or None)
+        if compiled.params
+        else compiled.sql
+    )
+    sink.begin(columns)
+    try:
+        target_types = source.binary_types(sink.written_columns)
+        binary = source.binary_types(columns) == target_types
+        dst_conn = sink.conn
+        # Make sure the destination transaction has begun (psycopg begins lazily).
+        dst_conn.execute("SELECT 1")
+        # The engine's watchdog stops both COPYs at once on cancel or timeout.
+        with Watchdog(ctx, conn.cancel_safe, dst_conn.cancel_safe):
+            rows = source.copy_through(
+                conn,
+                src_sql,
+                dst_conn,
+                sink.target,
+                [c.name for c in columns],
+                binary=binary,
+                check=ctx.check,
+            )
+        ctx.check()
+        sink.commit(rows, info)
+        return rows
+    except BaseException:
+        sink.rollback()
+        raise
+
+
+def _copy_from_file(
+    ctx: Any,
+    source: FileConnector,
+    sink: Sink,
+    src_spec: dict[str, Any],
+    transformations: list[dict[str, Any]],
+    incremental: dict[str, Any] | None,
+    partition: dict[str, Any] | None,
+    chunk: tuple[int, int] | None,
+    batch_size: int,
+) -> dict[str, Any]:
+    table = src_spec.get("table")
+    if not table:
+        raise CopyFailed(f"{source.kind} sources take a table (a file name)")
+    path = source.file(table)
+    columns = source.describe(table=table)
+    by_name = {c.name: c for c in columns}
+    position = {c.name: i for i, c in enumerate(columns)}
+    parsers = _parsers(columns)
+    run_params = dict(getattr(ctx, "params", {}) or {})
+    transformer = BatchTransformer(columns, transformations, run_params)
+
+    def rows_of() -> Iterator[list[tuple]]:
+        for rows in source.read_file(path, columns, batch_size):
+            yield _parse_batch(rows, parsers, f"{source.kind} {table}")
+
+    previous = watermark = None
+    wm_pos = None
+    if incremental:
+        column = incremental.get("column")
+        if column not in by_name:
+            raise CopyFailed(f"incremental column {column!r} is not in the source")
+        wm_pos = position[column]
+        previous = ctx.watermark_load()
+        parse = parser_for(by_name[column].type)
+        if previous is not None and parse is not None and isinstance(previous, str):
+            previous = parse(previous)
+        watermark = previous
+    bounds = None
+    part_pos = None
+    if partition and chunk:
+        column = partition.get("column")
+        if column not in by_name:
+            raise CopyFailed(f"partition column {column!r} is not in the source")
+        part_pos = position[column]
+
+        def compute() -> dict[str, Any]:
+            lo = hi = None
+            for rows in rows_of():
+                for row in rows:
+                    value = row[part_pos]
+                    if value is None or (
+                        wm_pos is not None
+                        and previous is not None
+                        and not (row[wm_pos] is not None and row[wm_pos] > previous)
+                    ):
+                        continue
+                    lo = value if lo is None or value < lo else lo
+                    hi = value if hi is None or value > hi else hi
+            return {"lo": _json_value(lo), "hi": _json_value(hi)}
+
+        bounds = _chunk_range(sink.plan(compute), chunk[0], chunk[1], by_name[column])
+
+    sink.begin(transformer.columns)
+    read = written = 0
+    try:
+        for rows in rows_of():
+            read += len(rows)
+            if wm_pos is not None:
+                if previous is not None:
+                    rows = [r for r in rows if r[wm_pos] is not None and r[wm_pos] > previous]
+                for r in rows:
+                    v = r[wm_pos]
+                    if v is not None and (watermark is None or v > watermark):
+                        watermark = v
+            if part_pos is not None and chunk:
+                rows = [r for r in rows if _in_chunk(r[part_pos], bounds, chunk[0])]
+            rows = transformer.apply(rows)
+            sink.write(rows)
+            written += len(rows)
+            ctx.check()
+        tail = transformer.finish()
+        sink.write(tail)
+        written += len(tail)
+        ctx.check()
+        info = {"watermark": _json_value(watermark)}
+        sink.commit(written, info)
+    except BaseException:
+        sink.rollback()
+        raise
+    return {
+        "rows_read": read,
+        "rows_written": written,
+        "skipped": False,
+        "passthrough": False,
+        "watermark": info["watermark"],
+    }
