@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 UV := $(shell command -v uv 2>/dev/null)
 
-.PHONY: run test install install-dev lint typecheck migrate worker web bench-orchestration bench-copy clean
+.PHONY: run test install install-dev assets lint typecheck migrate worker web bench-orchestration bench-copy clean
 
 $(PY):
 ifdef UV
@@ -15,14 +15,21 @@ else
 	python3 -m venv $(VENV)
 endif
 
-install: $(PY)
+# Front-end assets (htmx) come from npm at install time; nothing vendored.
+# The stamp is npm's own lock copy, rewritten by every `npm ci`.
+node_modules/.package-lock.json: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+
+assets: node_modules/.package-lock.json
+
+install: $(PY) assets
 ifdef UV
 	uv pip install -q -p $(PY) -e .
 else
 	$(PY) -m pip install -q -e .
 endif
 
-install-dev: $(PY)
+install-dev: $(PY) assets
 ifdef UV
 	uv pip install -q -p $(PY) -e '.[dev]'
 else
@@ -39,7 +46,7 @@ run: install
 	@echo "Log in as $${DATADOG_ADMIN_USER:-admin} (password printed above on first bootstrap, or DATADOG_ADMIN_PASSWORD)"
 	@trap 'kill 0' EXIT INT TERM; \
 	  $(PY) manage.py qcluster & \
-	  $(PY) manage.py runserver --noreload $(HOST):$(PORT)
+	  $(PY) manage.py runserver --noreload --insecure $(HOST):$(PORT)
 
 # Set up and run the whole test suite (services used when present).
 test: install-dev

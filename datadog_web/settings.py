@@ -12,6 +12,7 @@ import secrets
 import sys
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import dj_database_url
 from cryptography.fernet import Fernet
@@ -303,7 +304,13 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
-STATICFILES_DIRS = [BASE_DIR / "static"]
+STATICFILES_DIRS: list[Any] = [BASE_DIR / "static"]
+# htmx comes from npm at install time (`make install` runs `npm ci`); it is
+# served as static/vendor/htmx/. Added only when installed, so a checkout
+# without node_modules still starts (pages then work without live updates).
+_HTMX_DIST = BASE_DIR / "node_modules" / "htmx.org" / "dist"
+if _HTMX_DIST.is_dir():
+    STATICFILES_DIRS.append(("vendor/htmx", _HTMX_DIST))
 
 LOGGING = {
     "version": 1,
