@@ -1,0 +1,17 @@
+FROM python:3.11-slim
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 DATADOG_VAR_DIR=/var/lib/datadog
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY datadog_web ./datadog_web
+COPY pipelines ./pipelines
+COPY connectors ./connectors
+COPY accounts ./accounts
+COPY templates ./templates
+COPY static ./static
+COPY manage.py ./
+RUN pip install --no-cache-dir uv && uv pip install --system --no-cache . \
+    && mkdir -p /var/lib/datadog /data && useradd -r -u 1000 datadog \
+    && chown -R datadog /var/lib/datadog /data
+USER datadog
+RUN SECRET_KEY=build-only-key-build-only-key-build-only DEBUG=false python manage.py collectstatic --noinput -v 0
+EXPOSE 8000
