@@ -16,7 +16,7 @@ import operator
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from connectors.base import ConnectorError, Dialect, check_identifier
@@ -604,7 +604,13 @@ def _caster(type_: str) -> Callable[[Any], Any]:
         if target == "text":
             return text_of(value)
         if target in ("integer", "bigint"):
-            return int(value) if not isinstance(value, str) else int(Decimal(value.strip()))
+            # Half away from zero, as PostgreSQL and MySQL round a cast.
+            number = Decimal(value.strip()) if isinstance(value, str) else value
+            if isinstance(number, float):
+                number = Decimal(repr(number))
+            if isinstance(number, Decimal):
+                return int(number.quantize(Decimal(1), rounding=ROUND_HALF_UP))
+            return int(number)
         if target == "numeric":
             return Decimal(str(value)) if not isinstance(value, Decimal) else value
         if target == "boolean" and not isinstance(value, str):

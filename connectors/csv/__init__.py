@@ -77,7 +77,9 @@ class CsvConnector(FileConnector):
                 raise ConnectorError(
                     f"csv {self.name}: {path.name} has columns {header}, the copy writes {wanted}"
                 )
-            csv.writer(handle, lineterminator="\n").writerows(reader)
+            writer = csv.writer(handle, lineterminator="\n")
+            writer.writerow(header)
+            writer.writerows(reader)
 
 
 def _cell(row: list[str], position: int) -> str | None:

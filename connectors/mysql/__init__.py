@@ -296,10 +296,12 @@ class MysqlConnector(SqlConnector):
             return
         names = ", ".join(self.dialect.quote(c.name) for c in columns)
         marks = ", ".join(["%s"] * len(columns))
+        # Text columns may receive JSON objects from another kind: convert
+        # every column whose values PyMySQL may not bind as they are.
         convert = [
             i
             for i, c in enumerate(columns)
-            if c.type in {"timestamp", "timestamptz", "json", "uuid", "bytes"}
+            if c.type not in {"integer", "bigint", "float", "numeric", "boolean", "date"}
         ]
         if convert:
             fixed = []

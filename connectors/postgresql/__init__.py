@@ -281,7 +281,8 @@ class PostgresqlConnector(SqlConnector):
 
     def insert_rows(self, conn: Any, table: str, columns: list[Column], rows: list[tuple]) -> None:
         names = ", ".join(self.dialect.quote(c.name) for c in columns)
-        json_idx = [i for i, c in enumerate(columns) if c.type == "json"]
+        # JSON objects may also land in text columns (a file source's guess).
+        json_idx = [i for i, c in enumerate(columns) if c.type in ("json", "text")]
         with conn.cursor().copy(f"COPY {self.dialect.table(table)} ({names}) FROM STDIN") as copy:
             write = copy.write_row
             if json_idx:
