@@ -1,6 +1,7 @@
-"""API plumbing shared by every app: pagination and the one error format.
+"""API plumbing shared by every app: pagination, throttles, the one error format.
 
-Every 4xx answer is ``{"detail": ..., "errors": [{"path", "message"}]}``.
+Every 4xx answer is ``{"detail": ..., "errors": [{"path", "message"}]}``;
+``datadog_web.api_schema.AutoSchema`` documents it on every operation.
 """
 
 from __future__ import annotations
@@ -8,10 +9,13 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
-from django.http import Http404
-from rest_framework import exceptions, status
+from django.http import Http404, HttpRequest, JsonResponse
+from rest_framework import exceptions, serializers
 from rest_framework.pagination import PageNumberPagination
+from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.settings import api_settings
+from rest_framework.throttling import SimpleRateThrottle
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from datadog_web.errors import ServiceError
@@ -23,7 +27,11 @@ class Pagination(PageNumberPagination):
     max_page_size = 200  # caps what one request can make the server do
 
 
+# ----------------------------------------------------------------- errors
+
+
 def _flatten(detail: Any, path: str = "") -> list[dict[str, str]]:
+    """DRF's nested validation errors as ``[{path, message}]`` (``tasks[1].name``)."""
     if isinstance(detail, dict):
         out = []
         for key, value in detail.items():
@@ -43,6 +51,7 @@ def _flatten(detail: Any, path: str = "") -> list[dict[str, str]]:
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    """DRF's handler, answering in the one error format."""
     if isinstance(exc, ServiceError):
         return Response({"detail": exc.detail, "errors": exc.errors}, status=exc.status_code)
     if isinstance(exc, Http404):
@@ -56,5 +65,69 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         response.data = {"detail": "invalid input", "errors": _flatten(exc.detail)}
     else:
         detail = response.data.get("detail", "") if isinstance(response.data, dict) else ""
-        response.data = {"detail": str(detail) or status.HTTP_400_BAD_REQUEST, "errors": []}
+        response.data = {"detail": str(detail) or response.status_text or "error", "errors": []}
     return response
+
+
+def not_found(request: HttpRequest, *args: Any, **kwargs: Any) -> JsonResponse:
+    """Unknown paths under ``/api/v1/`` answer JSON, like every other API error."""
+    return JsonResponse({"detail": "not found", "errors": []}, status=404)
+
+
+class ErrorItemSerializer(serializers.Serializer):
+    path = serializers.CharField(help_text="Where the problem is, e.g. `tasks[1].depends_on[0]`")
+    message = serializers.CharField()
+
+
+class ErrorSerializer(serializers.Serializer):
+    """The body of every 4xx answer."""
+
+    detail = serializers.CharField()
+    errors = ErrorItemSerializer(many=True)
+
+
+# -------------------------------------------------------------- throttles
+
+
+class ScopedThrottle(SimpleRateThrottle):
+    """A throttle per user (or per client address when anonymous) and scope.
+
+    The rate is read from ``REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]`` at
+    request time rather than at import (DRF's default), so a changed setting
+    applies at once.
+    """
+
+    scope = ""
+
+    def get_rate(self) -> str | None:
+        return api_settings.DEFAULT_THROTTLE_RATES.get(self.scope)  # type: ignore[no-any-return]
+
+    def get_cache_key(self, request: Request, view: Any) -> str:
+        user = getattr(request, "user", None)
+        if user is not None and user.is_authenticated:
+            ident = f"user:{user.pk}"
+        else:
+            ident = f"ip:{self.get_ident(request)}"
+        return self.cache_format % {"scope": self.scope, "ident": ident}
+
+
+class ExecuteThrottle(ScopedThrottle):
+    """Runs started per user (execute, backfill, rerun)."""
+
+    scope = "execute"
+
+
+class LoginThrottle(ScopedThrottle):
+    """Token requests per client address; repeated failures also lock out (accounts.lockout)."""
+
+    scope = "login"
+
+
+__all__ = [
+    "ErrorSerializer",
+    "ExecuteThrottle",
+    "LoginThrottle",
+    "Pagination",
+    "exception_handler",
+    "not_found",
+]

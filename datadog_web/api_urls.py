@@ -3,10 +3,14 @@
 from django.urls import include, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from datadog_web.api import not_found
+
 urlpatterns = [
     re_path(r"^schema/?$", SpectacularAPIView.as_view(), name="api-schema"),
     re_path(r"^docs/?$", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     re_path(r"", include("accounts.api_urls")),
     re_path(r"", include("pipelines.api_urls")),
     re_path(r"", include("connectors.api_urls")),
+    # Last: any other path under /api/v1/ is a JSON 404, not Django's HTML page.
+    re_path(r"^.*$", not_found),
 ]

@@ -13,6 +13,7 @@ import sys
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import dj_database_url
 from cryptography.fernet import Fernet
@@ -235,57 +236,125 @@ if TESTING:
     # Hashing dominates the test suite otherwise.
     PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
+def _rate(name: str, default: str) -> str:
+    """A DRF throttle rate such as ``10/min``, checked at start."""
+    value = env_str(name, default) or default
+    count, _, period = value.partition("/")
+    if not count.isdigit() or not period or period[0] not in "smhd":
+        raise ImproperlyConfigured(f"{name}: expected <count>/<s|min|hour|day>, got {value!r}")
+    return value
+
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework_simplejwt.authentication.JWTAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # JSON only: the browsable API would be a second UI to secure.
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_SCHEMA_CLASS": "datadog_web.api_schema.AutoSchema",
     "DEFAULT_PAGINATION_CLASS": "datadog_web.api.Pagination",
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "datadog_web.api.exception_handler",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
     "DEFAULT_THROTTLE_RATES": {
-        "login": env_str("THROTTLE_LOGIN", "10/min"),
-        "execute": env_str("THROTTLE_EXECUTE", "120/min"),
+        "login": _rate("THROTTLE_LOGIN", "10/min"),
+        "execute": _rate("THROTTLE_EXECUTE", "120/min"),
     },
+    # How many reverse proxies append to X-Forwarded-For. 0 trusts none: the
+    # header is client-controlled, and trusting it would let anyone dodge the
+    # login throttle and lockout. Set it to 1 behind one proxy.
+    "NUM_PROXIES": env_int("NUM_PROXIES", 0, minimum=0),
 }
 SIMPLE_JWT = {
     "ACCESS_TOKEN_LIFETIME": timedelta(seconds=env_int("ACCESS_TOKEN_SECONDS", 900, minimum=1)),
     "REFRESH_TOKEN_LIFETIME": timedelta(days=env_int("REFRESH_TOKEN_DAYS", 7, minimum=1)),
     "ROTATE_REFRESH_TOKENS": True,
     "BLACKLIST_AFTER_ROTATION": True,
-    "ALGORITHM": "HS256",
+    "ALGORITHM": "HS256",  # tokens with any other "alg" (none included) are refused
     "SIGNING_KEY": SECRET_KEY,
+    "AUTH_HEADER_TYPES": ("Bearer",),
+    "LEEWAY": 0,
+    # Tokens carry a digest of the password hash: changing the password
+    # revokes every token issued before.
+    "CHECK_REVOKE_TOKEN": True,
+    "UPDATE_LAST_LOGIN": False,  # accounts.api does it on password logins only
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "DataDog Platform API",
-    "DESCRIPTION": "Pipelines, executions and connections (SPEC §4).",
+    "DESCRIPTION": (
+        "Pipelines, executions and connections (SPEC §4). Authenticate with "
+        "`POST /api/v1/auth/token` and send `Authorization: Bearer <access_token>`."
+    ),
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Like every endpoint but the token ones, the schema and docs need a login.
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "SCHEMA_PATH_PREFIX": "/api/v1",
+    # Separate request and response components: read-only fields are then
+    # absent from request bodies, required ones present in responses.
+    "COMPONENT_SPLIT_REQUEST": True,
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "datadog_web.api_schema.strip_trailing_slashes",
+    ],
+    "ENUM_NAME_OVERRIDES": {
+        "ExecutionStatusEnum": "pipelines.models.ExecutionStatus",
+        "TriggerEnum": "pipelines.models.Trigger",
+    },
 }
 
-CORS_ALLOWED_ORIGINS = ALLOWED_ORIGINS
+# --- CORS and CSRF --------------------------------------------------------
+if any("*" in origin for origin in ALLOWED_ORIGINS):
+    # Credentials are allowed cross-origin, so a wildcard would hand every
+    # site on the web the user's session.
+    raise ImproperlyConfigured("ALLOWED_ORIGINS: list origins explicitly; '*' is not allowed")
+for _origin in ALLOWED_ORIGINS:
+    _parsed = urlparse(_origin)
+    if (
+        _parsed.scheme not in {"http", "https"}
+        or not _parsed.netloc
+        or _parsed.path not in {"", "/"}
+    ):
+        raise ImproperlyConfigured(
+            f"ALLOWED_ORIGINS: {_origin!r} is not an origin (scheme://host[:port])"
+        )
+CORS_ALLOWED_ORIGINS = [origin.rstrip("/") for origin in ALLOWED_ORIGINS]
 CORS_ALLOW_CREDENTIALS = True
-CSRF_TRUSTED_ORIGINS = ALLOWED_ORIGINS
+CORS_URLS_REGEX = r"^/api/.*$"
+CORS_EXPOSE_HEADERS = ["Retry-After"]
+CSRF_TRUSTED_ORIGINS = CORS_ALLOWED_ORIGINS
 
 # --- Security -------------------------------------------------------------
+# Production (DATABASE_URL set, DEBUG off) defaults to HTTPS everywhere; the
+# test suite runs plain HTTP against the production backends, so it opts out.
+_HTTPS = not DEBUG and not EMBEDDED and not TESTING
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
-SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", not DEBUG and not EMBEDDED)
-SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", not DEBUG and not EMBEDDED)
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", _HTTPS)
+# Probes and Prometheus scrape over plain HTTP inside the network.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
+SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", _HTTPS)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
-SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0 if DEBUG or EMBEDDED else 31536000)
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000 if _HTTPS else 0, minimum=0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE_HSTS_SECONDS > 0
 SECURE_HSTS_PRELOAD = SECURE_HSTS_SECONDS > 0
 SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_SAMESITE = "Lax"
 X_FRAME_OPTIONS = "DENY"
 METRICS_TOKEN = env_str("METRICS_TOKEN")
+# Login lockout (accounts.lockout): failures per username and address, and
+# per address whatever the username, before a lock of LOGIN_LOCKOUT_SECONDS.
+LOGIN_LOCKOUT_FAILURES = env_int("LOGIN_LOCKOUT_FAILURES", 5, minimum=1)
+LOGIN_LOCKOUT_IP_FAILURES = env_int("LOGIN_LOCKOUT_IP_FAILURES", 20, minimum=1)
+LOGIN_LOCKOUT_SECONDS = env_int("LOGIN_LOCKOUT_SECONDS", 900, minimum=1)
 
 # --- Engine ----------------------------------------------------------------
 TASK_LEASE_SECONDS = env_int("TASK_LEASE_SECONDS", 60, minimum=2)

@@ -1,3 +1,33 @@
-from django.urls import URLPattern
+"""``/api/v1/pipelines`` and ``/api/v1/executions``; a trailing slash is optional.
 
-urlpatterns: list[URLPattern] = []
+Ids match any segment: the selectors answer 404 for a malformed one, as for
+one the user may not see.
+"""
+
+from django.urls import re_path
+
+from pipelines import api
+
+P = r"pipelines/(?P<pipeline_id>[^/]+)"
+E = r"executions/(?P<execution_id>[^/]+)"
+
+urlpatterns = [
+    re_path(r"^pipelines/?$", api.PipelineListView.as_view(), name="api-pipelines"),
+    re_path(rf"^{P}/?$", api.PipelineDetailView.as_view(), name="api-pipeline"),
+    re_path(rf"^{P}/versions/?$", api.PipelineVersionsView.as_view(), name="api-pipeline-versions"),
+    re_path(rf"^{P}/execute/?$", api.PipelineExecuteView.as_view(), name="api-pipeline-execute"),
+    re_path(rf"^{P}/backfill/?$", api.PipelineBackfillView.as_view(), name="api-pipeline-backfill"),
+    re_path(
+        rf"^{P}/permissions/?$",
+        api.PipelinePermissionsView.as_view(),
+        name="api-pipeline-permissions",
+    ),
+    re_path(r"^executions/?$", api.ExecutionListView.as_view(), name="api-executions"),
+    re_path(rf"^{E}/?$", api.ExecutionDetailView.as_view(), name="api-execution"),
+    re_path(rf"^{E}/status/?$", api.ExecutionStatusView.as_view(), name="api-execution-status"),
+    re_path(rf"^{E}/cancel/?$", api.ExecutionCancelView.as_view(), name="api-execution-cancel"),
+    re_path(rf"^{E}/rerun/?$", api.ExecutionRerunView.as_view(), name="api-execution-rerun"),
+    re_path(
+        rf"^{E}/tasks/(?P<task_name>[^/]+)/logs/?$", api.TaskLogView.as_view(), name="api-task-logs"
+    ),
+]

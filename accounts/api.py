@@ -1,0 +1,166 @@
+"""API: tokens (login, refresh, logout), sharing of one object, the audit trail."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth import authenticate
+from django.contrib.auth.models import update_last_login
+from django.db.models import Model
+from drf_spectacular.utils import extend_schema
+from rest_framework import exceptions
+from rest_framework.generics import GenericAPIView
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts.lockout import login_check, login_failed, login_succeeded
+from accounts.models import AuditEvent
+from accounts.permissions import Action, require, require_admin
+from accounts.serializers import (
+    AuditEventSerializer,
+    AuditFilterSerializer,
+    RefreshTokenSerializer,
+    SharingSerializer,
+    TokenRequestSerializer,
+    TokenResponseSerializer,
+)
+from accounts.services import audit_record, sharing_get, sharing_set
+from accounts.tokens import token_pair, token_refresh, token_revoke
+from datadog_web.api import LoginThrottle
+
+
+class _TokenView(APIView):
+    """Base of the token endpoints: no authentication needed, a 401 says Bearer."""
+
+    authentication_classes: list[Any] = []
+    permission_classes = [AllowAny]
+
+    def get_authenticate_header(self, request: Request) -> str:
+        # Without an authentication class DRF would turn 401s into 403s.
+        return 'Bearer realm="api"'
+
+
+class TokenView(_TokenView):
+    """Log in with a username and password (form data or JSON)."""
+
+    throttle_classes = [LoginThrottle]
+    parser_classes = [JSONParser, FormParser, MultiPartParser]
+
+    @extend_schema(
+        tags=["auth"],
+        request=TokenRequestSerializer,
+        responses={200: TokenResponseSerializer},
+        auth=[],
+    )
+    def post(self, request: Request) -> Response:
+        serializer = TokenRequestSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        username = serializer.validated_data["username"]
+        wait = login_check(request, username)
+        if wait is not None:
+            raise exceptions.Throttled(wait=wait, detail="too many failed logins")
+        user = authenticate(
+            request._request, username=username, password=serializer.validated_data["password"]
+        )
+        if user is None:
+            login_failed(request, username)
+            raise exceptions.AuthenticationFailed("invalid username or password")
+        login_succeeded(request, user)
+        update_last_login(None, user)  # type: ignore[arg-type]
+        return Response(token_pair(user))
+
+
+class RefreshView(_TokenView):
+    """Trade a refresh token for a new pair; the old refresh token stops working."""
+
+    @extend_schema(
+        tags=["auth"],
+        request=RefreshTokenSerializer,
+        responses={200: TokenResponseSerializer},
+        auth=[],
+    )
+    def post(self, request: Request) -> Response:
+        serializer = RefreshTokenSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        tokens, _ = token_refresh(serializer.validated_data["refresh_token"])
+        return Response(tokens)
+
+
+class LogoutView(_TokenView):
+    """Revoke a refresh token."""
+
+    @extend_schema(
+        tags=["auth"], request=RefreshTokenSerializer, responses={204: None}, auth=[]
+    )
+    def post(self, request: Request) -> Response:
+        serializer = RefreshTokenSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        user = token_revoke(serializer.validated_data["refresh_token"])
+        audit_record(action="logout", actor=user, request=request)
+        return Response(status=204)
+
+
+class SharingView(GenericAPIView):
+    """``GET/PUT .../permissions`` of one object; subclasses say how to fetch it.
+
+    Anyone who may see the object may read its sharing; only its owner (a
+    developer) or an admin may change it.
+    """
+
+    serializer_class = SharingSerializer
+    pagination_class = None
+
+    def get_target(self, request: Request, **kwargs: Any) -> Model:
+        """The object, through its ``*_get_visible`` selector (404 when not visible)."""
+        raise NotImplementedError
+
+    def get(self, request: Request, **kwargs: Any) -> Response:
+        obj = self.get_target(request, **kwargs)
+        require(request.user, Action.VIEW, obj)
+        return Response(sharing_get(obj))
+
+    def put(self, request: Request, **kwargs: Any) -> Response:
+        obj = self.get_target(request, **kwargs)
+        require(request.user, Action.SHARE, obj)
+        serializer = SharingSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        result = sharing_set(
+            obj=obj,
+            users=serializer.validated_data["users"],
+            groups=serializer.validated_data["groups"],
+            actor=request.user,
+            request=request,
+        )
+        return Response(result)
+
+
+class AuditEventListView(GenericAPIView):
+    """The audit trail, newest first (admins only)."""
+
+    serializer_class = AuditEventSerializer
+    queryset = AuditEvent.objects.none()  # for the schema; list() builds the real one
+
+    @extend_schema(tags=["audit"], parameters=[AuditFilterSerializer])
+    def get(self, request: Request) -> Response:
+        require_admin(request.user)
+        filters = AuditFilterSerializer(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        events = AuditEvent.objects.all()
+        f = filters.validated_data
+        if f.get("action"):
+            events = events.filter(action=f["action"])
+        if f.get("actor"):
+            events = events.filter(actor_name=f["actor"])
+        if f.get("object_type"):
+            events = events.filter(object_type=f["object_type"])
+        if f.get("object_id"):
+            events = events.filter(object_id=f["object_id"])
+        if f.get("since"):
+            events = events.filter(at__gte=f["since"])
+        if f.get("until"):
+            events = events.filter(at__lte=f["until"])
+        page = self.paginate_queryset(events.order_by("-at", "-id"))
+        return self.get_paginated_response(AuditEventSerializer(page, many=True).data)

@@ -1,0 +1,154 @@
+"""Login lockout after repeated failures, shared by the API token endpoint and the UI login.
+
+Two counters, both in the cache (Redis in production, so every web process
+sees them):
+
+- per username *and* client address: ``LOGIN_LOCKOUT_FAILURES`` failures lock
+  that pair out. Keying on the pair, not the username alone, means a stranger
+  cannot lock a real user out of their account from another address.
+- per client address: ``LOGIN_LOCKOUT_IP_FAILURES`` failures, whatever the
+  usernames, lock the address out (password spraying).
+
+A lock lasts ``LOGIN_LOCKOUT_SECONDS``; failures older than that are
+forgotten. Every attempt is audited (``login`` / ``login_failed``).
+
+Usage, in any login view::
+
+    retry_after = login_check(request, username)
+    if retry_after is not None:
+        ...answer 429 with Retry-After: retry_after
+    user = authenticate(request, username=username, password=password)
+    if user is None:
+        login_failed(request, username)
+    else:
+        login_succeeded(request, user)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import time
+from typing import Any
+
+from django.conf import settings
+from django.core.cache import cache
+from django.http import HttpRequest
+
+from accounts.services import audit_record
+
+KEY_PREFIX = "datadog:lockout"
+
+
+def _setting(name: str, default: int) -> int:
+    return int(getattr(settings, name, default))
+
+
+def failures_allowed() -> int:
+    return _setting("LOGIN_LOCKOUT_FAILURES", 5)
+
+
+def ip_failures_allowed() -> int:
+    return _setting("LOGIN_LOCKOUT_IP_FAILURES", 20)
+
+
+def lock_seconds() -> int:
+    return _setting("LOGIN_LOCKOUT_SECONDS", 900)
+
+
+def client_address(request: HttpRequest) -> str:
+    """The client's address, trusting ``X-Forwarded-For`` only behind ``NUM_PROXIES`` proxies.
+
+    The same rule as DRF's throttles: without it anyone could send a fresh
+    ``X-Forwarded-For`` per attempt and never be locked out.
+    """
+    remote = str(request.META.get("REMOTE_ADDR") or "")
+    proxies = int(settings.REST_FRAMEWORK.get("NUM_PROXIES") or 0)
+    forwarded = request.META.get("HTTP_X_FORWARDED_FOR")
+    if proxies <= 0 or not forwarded:
+        return remote
+    addresses = [a.strip() for a in str(forwarded).split(",") if a.strip()]
+    if not addresses:
+        return remote
+    return addresses[-min(proxies, len(addresses))]
+
+
+def _digest(*parts: str) -> str:
+    # Usernames are user input: hashing keeps cache keys short and safe.
+    return hashlib.sha256("\x00".join(parts).encode()).hexdigest()[:32]
+
+
+def _scopes(request: HttpRequest, username: str) -> list[tuple[str, int]]:
+    """``(key suffix, failures allowed)`` for the pair and for the address."""
+    address = client_address(request)
+    return [
+        (f"user:{_digest(username.strip().lower(), address)}", failures_allowed()),
+        (f"ip:{_digest(address)}", ip_failures_allowed()),
+    ]
+
+
+def _locked_for(request: HttpRequest, username: str) -> int | None:
+    now = time.time()
+    waits = []
+    for scope, _ in _scopes(request, username):
+        until = cache.get(f"{KEY_PREFIX}:lock:{scope}")
+        if isinstance(until, (int, float)) and until > now:
+            waits.append(until - now)
+    return max(1, math.ceil(max(waits))) if waits else None
+
+
+def login_check(request: HttpRequest, username: str) -> int | None:
+    """Seconds until ``username`` may try again from this address, or None when allowed.
+
+    When locked out it also records the refused attempt as ``login_failed``,
+    so the caller only has to answer 429 with ``Retry-After``.
+    """
+    wait = _locked_for(request, username)
+    if wait is not None:
+        audit_record(
+            action="login_failed",
+            request=request,
+            actor_name=username,
+            details={"reason": "locked out", "retry_after": wait},
+        )
+    return wait
+
+
+def login_failed(
+    request: HttpRequest, username: str, *, reason: str = "bad credentials"
+) -> int | None:
+    """Count a failed attempt and audit it; returns the lock's seconds when this one locks."""
+    audit_record(
+        action="login_failed", request=request, actor_name=username, details={"reason": reason}
+    )
+    now = time.time()
+    window = lock_seconds()
+    for scope, allowed in _scopes(request, username):
+        key = f"{KEY_PREFIX}:fail:{scope}"
+        # get + set rather than incr: the file cache's incr resets the expiry.
+        # Two racing failures may count as one; the login throttle bounds that.
+        count = int(cache.get(key) or 0) + 1
+        if count >= allowed:
+            cache.set(f"{KEY_PREFIX}:lock:{scope}", now + window, timeout=window)
+            cache.delete(key)
+        else:
+            cache.set(key, count, timeout=window)
+    return _locked_for(request, username)
+
+
+def login_succeeded(request: HttpRequest, user: Any) -> None:
+    """Audit the login and forget this pair's failures.
+
+    The per-address counter is kept: one valid account must not reset the
+    count of a password spray from the same address.
+    """
+    username = user.get_username()
+    scope = _scopes(request, username)[0][0]
+    cache.delete(f"{KEY_PREFIX}:fail:{scope}")
+    audit_record(action="login", actor=user, request=request)
+
+
+def lockout_reset(request: HttpRequest, username: str) -> None:
+    """Lift the locks and counters of ``username`` from this request's address (admin use)."""
+    for scope, _ in _scopes(request, username):
+        cache.delete_many([f"{KEY_PREFIX}:fail:{scope}", f"{KEY_PREFIX}:lock:{scope}"])

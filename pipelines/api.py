@@ -1,0 +1,351 @@
+"""API views of pipelines and executions (SPEC §4). Thin: selectors, permissions, services.
+
+Every object is fetched through its ``*_get_visible`` selector (404 when the
+user may not see it), then ``require`` answers 403 when they may see it but
+not do this to it. Lists come from the ``*_list_visible`` selectors.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from django.db.models import Prefetch
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework.generics import GenericAPIView
+from rest_framework.parsers import JSONParser
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.serializers import Serializer
+
+from accounts.api import SharingView
+from accounts.permissions import Action, require, require_create
+from datadog_web.api import ExecuteThrottle
+from datadog_web.errors import InvalidInput
+from pipelines import selectors, services
+from pipelines.models import Execution, Pipeline, TaskRun, Trigger
+from pipelines.serializers import (
+    BackfillResultSerializer,
+    BackfillSerializer,
+    ExecuteSerializer,
+    ExecutionFilterSerializer,
+    ExecutionRefSerializer,
+    ExecutionSerializer,
+    ExecutionStatusSerializer,
+    LogQuerySerializer,
+    PipelineDefinitionSerializer,
+    PipelineFilterSerializer,
+    PipelinePatchSerializer,
+    PipelineSerializer,
+    PipelineVersionSerializer,
+    RerunSerializer,
+    TaskLogSerializer,
+    definition_from_body,
+)
+
+IDEMPOTENCY_KEY_MAX = 200  # the column's length
+
+
+def _query(serializer_class: type[Serializer], request: Request) -> dict[str, Any]:
+    """Validated query parameters (400 with the parameter's name as path)."""
+    serializer = serializer_class(data=request.query_params.dict())
+    serializer.is_valid(raise_exception=True)
+    return dict(serializer.validated_data)
+
+
+def _body(serializer_class: type[Serializer], request: Request) -> dict[str, Any]:
+    serializer = serializer_class(data=request.data)
+    serializer.is_valid(raise_exception=True)
+    return dict(serializer.validated_data)
+
+
+def _pipeline(request: Request, pipeline_id: str, action: Action) -> Pipeline:
+    pipeline = selectors.pipeline_get_visible(request.user, pipeline_id)
+    require(request.user, action, pipeline)
+    return pipeline
+
+
+def _execution(request: Request, execution_id: str, action: Action) -> Execution:
+    execution = selectors.execution_get_visible(request.user, execution_id)
+    require(request.user, action, execution.pipeline)
+    return execution
+
+
+class _JsonView(GenericAPIView):
+    # Definitions are nested JSON; form encodings cannot carry them.
+    parser_classes = [JSONParser]
+
+
+# ------------------------------------------------------------- pipelines
+
+
+@extend_schema(tags=["pipelines"])
+class PipelineListView(_JsonView):
+    queryset = Pipeline.objects.none()
+    serializer_class = PipelineSerializer
+
+    @extend_schema(parameters=[PipelineFilterSerializer], responses=PipelineSerializer(many=True))
+    def get(self, request: Request) -> Response:
+        filters = _query(PipelineFilterSerializer, request)
+        pipelines = selectors.pipeline_list_visible(
+            request.user,
+            tag=filters.get("tag"),
+            enabled=filters.get("enabled"),
+            search=filters.get("search"),
+            last_status=filters.get("status"),
+        )
+        page = self.paginate_queryset(pipelines)
+        return self.get_paginated_response(PipelineSerializer(page, many=True).data)
+
+    @extend_schema(request=PipelineDefinitionSerializer, responses={201: PipelineSerializer})
+    def post(self, request: Request) -> Response:
+        require_create(request.user)
+        pipeline = services.pipeline_create(
+            data=definition_from_body(request.data), user=request.user, request=request
+        )
+        return Response(PipelineSerializer(pipeline).data, status=201)
+
+
+@extend_schema(tags=["pipelines"])
+class PipelineDetailView(_JsonView):
+    queryset = Pipeline.objects.none()
+    serializer_class = PipelineSerializer
+
+    def get(self, request: Request, pipeline_id: str) -> Response:
+        pipeline = _pipeline(request, pipeline_id, Action.VIEW)
+        return Response(PipelineSerializer(pipeline).data)
+
+    @extend_schema(request=PipelineDefinitionSerializer, responses=PipelineSerializer)
+    def put(self, request: Request, pipeline_id: str) -> Response:
+        pipeline = _pipeline(request, pipeline_id, Action.CHANGE)
+        pipeline = services.pipeline_update(
+            pipeline=pipeline, data=definition_from_body(request.data), user=request.user,
+            request=request,
+        )
+        return Response(PipelineSerializer(pipeline).data)
+
+    @extend_schema(request=PipelinePatchSerializer, responses=PipelineSerializer)
+    def patch(self, request: Request, pipeline_id: str) -> Response:
+        pipeline = _pipeline(request, pipeline_id, Action.CHANGE)
+        pipeline = services.pipeline_update(
+            pipeline=pipeline, data=definition_from_body(request.data), user=request.user,
+            request=request, partial=True,
+        )
+        return Response(PipelineSerializer(pipeline).data)
+
+    @extend_schema(responses={204: None})
+    def delete(self, request: Request, pipeline_id: str) -> Response:
+        pipeline = _pipeline(request, pipeline_id, Action.CHANGE)
+        services.pipeline_delete(pipeline=pipeline, user=request.user, request=request)
+        return Response(status=204)
+
+
+@extend_schema(tags=["pipelines"])
+class PipelineVersionsView(_JsonView):
+    queryset = Pipeline.objects.none()
+    serializer_class = PipelineVersionSerializer
+
+    @extend_schema(responses=PipelineVersionSerializer(many=True))
+    def get(self, request: Request, pipeline_id: str) -> Response:
+        pipeline = _pipeline(request, pipeline_id, Action.VIEW)
+        versions = pipeline.versions.select_related("created_by").order_by("-version")
+        page = self.paginate_queryset(versions)
+        return self.get_paginated_response(PipelineVersionSerializer(page, many=True).data)
+
+
+@extend_schema(tags=["pipelines"])
+class PipelineExecuteView(_JsonView):
+    """Run now. ``Idempotency-Key``: the same user, pipeline and key within 24 h
+    get the execution made the first time."""
+
+    queryset = Pipeline.objects.none()
+    serializer_class = ExecuteSerializer
+    throttle_classes = [ExecuteThrottle]
+
+    @extend_schema(
+        request=ExecuteSerializer,
+        responses={200: ExecutionRefSerializer},
+        parameters=[
+            OpenApiParameter(
+                "Idempotency-Key", OpenApiTypes.STR, OpenApiParameter.HEADER, required=False,
+                description="retries with the same key return the same execution",
+            )
+        ],
+    )
+    def post(self, request: Request, pipeline_id: str) -> Response:
+        pipeline = _pipeline(request, pipeline_id, Action.OPERATE)
+        body = _body(ExecuteSerializer, request)
+        key = request.headers.get("Idempotency-Key") or None
+        if key is not None and len(key) > IDEMPOTENCY_KEY_MAX:
+            raise InvalidInput(
+                "invalid header", [("Idempotency-Key", f"at most {IDEMPOTENCY_KEY_MAX} characters")]
+            )
+        execution = services.execution_create(
+            pipeline=pipeline,
+            trigger=Trigger.API,
+            parameters=body["parameters"],
+            user=request.user,
+            request=request,
+            idempotency_key=key,
+        )
+        return Response(ExecutionRefSerializer(execution).data)
+
+
+@extend_schema(tags=["pipelines"])
+class PipelineBackfillView(_JsonView):
+    queryset = Pipeline.objects.none()
+    serializer_class = BackfillSerializer
+    throttle_classes = [ExecuteThrottle]
+
+    @extend_schema(request=BackfillSerializer, responses={200: BackfillResultSerializer})
+    def post(self, request: Request, pipeline_id: str) -> Response:
+        pipeline = _pipeline(request, pipeline_id, Action.OPERATE)
+        body = _body(BackfillSerializer, request)
+        executions = services.pipeline_backfill(
+            pipeline=pipeline, start=body["start"], end=body["end"], user=request.user,
+            request=request,
+        )
+        return Response(BackfillResultSerializer(executions).data)
+
+
+@extend_schema(tags=["pipelines"])
+class PipelinePermissionsView(SharingView):
+    queryset = Pipeline.objects.none()
+    parser_classes = [JSONParser]
+
+    def get_target(self, request: Request, **kwargs: Any) -> Pipeline:
+        return selectors.pipeline_get_visible(request.user, kwargs["pipeline_id"])
+
+
+# ------------------------------------------------------------ executions
+
+
+def _with_tasks(executions: Any) -> Any:
+    return executions.select_related("created_by").prefetch_related(
+        Prefetch("tasks", queryset=TaskRun.objects.order_by("started_at", "task_name"))
+    )
+
+
+def _pipeline_lookup(value: str) -> dict[str, Any]:
+    """Filter executions by pipeline id, or by name when the value is no UUID."""
+    try:
+        return {"pipeline_id": uuid.UUID(value)}
+    except ValueError:
+        return {"pipeline__name": value}
+
+
+@extend_schema(tags=["executions"])
+class ExecutionListView(_JsonView):
+    queryset = Execution.objects.none()
+    serializer_class = ExecutionSerializer
+
+    @extend_schema(parameters=[ExecutionFilterSerializer], responses=ExecutionSerializer(many=True))
+    def get(self, request: Request) -> Response:
+        filters = _query(ExecutionFilterSerializer, request)
+        executions = selectors.execution_list_visible(
+            request.user,
+            status=filters.get("status"),
+            since=filters.get("since"),
+            until=filters.get("until"),
+        )
+        if filters.get("pipeline"):
+            executions = executions.filter(**_pipeline_lookup(filters["pipeline"]))
+        if filters.get("trigger"):
+            executions = executions.filter(trigger=filters["trigger"])
+        page = self.paginate_queryset(_with_tasks(executions))
+        return self.get_paginated_response(ExecutionSerializer(page, many=True).data)
+
+
+@extend_schema(tags=["executions"])
+class ExecutionDetailView(_JsonView):
+    queryset = Execution.objects.none()
+    serializer_class = ExecutionSerializer
+
+    def get(self, request: Request, execution_id: str) -> Response:
+        execution = _execution(request, execution_id, Action.VIEW)
+        execution = _with_tasks(Execution.objects.select_related("pipeline", "version")).get(
+            pk=execution.pk
+        )
+        return Response(ExecutionSerializer(execution).data)
+
+
+@extend_schema(tags=["executions"])
+class ExecutionStatusView(_JsonView):
+    queryset = Execution.objects.none()
+    serializer_class = ExecutionStatusSerializer
+
+    def get(self, request: Request, execution_id: str) -> Response:
+        execution = _execution(request, execution_id, Action.VIEW)
+        tasks = dict(
+            selectors.task_runs_of(execution).values_list("task_name", "status")
+        )
+        return Response(
+            {"execution_id": str(execution.pk), "status": execution.status, "tasks": tasks}
+        )
+
+
+@extend_schema(tags=["executions"])
+class ExecutionCancelView(_JsonView):
+    """Cancel; 409 when the execution already finished."""
+
+    queryset = Execution.objects.none()
+    serializer_class = ExecutionRefSerializer
+
+    @extend_schema(request=None, responses={200: ExecutionRefSerializer})
+    def post(self, request: Request, execution_id: str) -> Response:
+        execution = _execution(request, execution_id, Action.OPERATE)
+        execution = services.execution_cancel(
+            execution=execution, user=request.user, request=request
+        )
+        return Response(ExecutionRefSerializer(execution).data)
+
+
+@extend_schema(tags=["executions"])
+class ExecutionRerunView(_JsonView):
+    """A new execution of the tasks that did not succeed, or of ``from_task`` and its downstream."""
+
+    queryset = Execution.objects.none()
+    serializer_class = RerunSerializer
+    throttle_classes = [ExecuteThrottle]
+
+    @extend_schema(request=RerunSerializer, responses={200: ExecutionRefSerializer})
+    def post(self, request: Request, execution_id: str) -> Response:
+        execution = _execution(request, execution_id, Action.OPERATE)
+        body = _body(RerunSerializer, request)
+        new = services.execution_rerun(
+            execution=execution, from_task=body.get("from_task"), user=request.user,
+            request=request,
+        )
+        return Response(ExecutionRefSerializer(new).data)
+
+
+@extend_schema(
+    tags=["executions"],
+    parameters=[
+        OpenApiParameter("task_name", OpenApiTypes.STR, OpenApiParameter.PATH),
+        LogQuerySerializer,
+    ],
+)
+class TaskLogView(_JsonView):
+    """A task run's log lines, oldest first; pass ``after`` to tail."""
+
+    queryset = Execution.objects.none()
+    serializer_class = TaskLogSerializer
+
+    def get(self, request: Request, execution_id: str, task_name: str) -> Response:
+        execution = _execution(request, execution_id, Action.VIEW)
+        query = _query(LogQuerySerializer, request)
+        task_run = selectors.task_run_get(execution, task_name)
+        lines = selectors.task_log(task_run, after_seq=query["after"], limit=query["limit"])
+        return Response(
+            TaskLogSerializer(
+                {
+                    "execution_id": execution.pk,
+                    "task_name": task_run.task_name,
+                    "status": task_run.status,
+                    "lines": lines,
+                    "next_after": lines[-1].seq if lines else query["after"],
+                }
+            ).data
+        )
