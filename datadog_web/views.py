@@ -43,7 +43,11 @@ def render_ui(
     whether to show the admin-only links).
     """
     role = role_of(request.user)
-    context = {"user_role": role.value if role else "", "user_is_admin": role == Role.ADMIN, **context}
+    context = {
+        "user_role": role.value if role else "",
+        "user_is_admin": role == Role.ADMIN,
+        **context,
+    }
     if fragment and getattr(request, "htmx", False):
         template = f"{template}#{fragment}"
     return render(request, template, context, status=status)
@@ -57,7 +61,12 @@ def error_page(request: HttpRequest, exc: ServiceError) -> HttpResponse:
         title = "Not allowed"
     else:
         title = "That did not work"
-    context = {"title": title, "detail": exc.detail, "errors": exc.errors, "status": exc.status_code}
+    context = {
+        "title": title,
+        "detail": exc.detail,
+        "errors": exc.errors,
+        "status": exc.status_code,
+    }
     return render_ui(request, "error.html", context, fragment="message", status=exc.status_code)
 
 

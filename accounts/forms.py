@@ -1,0 +1,113 @@
+"""Forms of the accounts pages: login, audit filters, sharing."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib.auth import get_user_model
+from django.contrib.auth.forms import AuthenticationForm
+from django.contrib.auth.models import Group
+from django.db.models import Model
+from django.http import HttpRequest
+
+from accounts.models import AuditEvent
+from accounts.permissions import Level
+from accounts.services import sharing_get, sharing_set
+
+
+class LoginForm(AuthenticationForm):
+    """Django's login form with the autocomplete hints password managers use."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["username"].widget.attrs.update({"autocomplete": "username", "autofocus": True})
+        self.fields["password"].widget.attrs.update({"autocomplete": "current-password"})
+
+
+class AuditFilterForm(forms.Form):
+    """Filters of the audit log; every field is optional."""
+
+    action = forms.ChoiceField(required=False)
+    actor = forms.CharField(required=False, max_length=150, label="User")
+    object_type = forms.ChoiceField(
+        required=False,
+        label="Object",
+        choices=[
+            ("", "any"),
+            ("pipeline", "pipeline"),
+            ("connection", "connection"),
+            ("user", "user"),
+        ],
+    )
+    since = forms.DateField(
+        required=False, label="From", widget=forms.DateInput(attrs={"type": "date"})
+    )
+    until = forms.DateField(
+        required=False, label="To", widget=forms.DateInput(attrs={"type": "date"})
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        actions = AuditEvent.objects.order_by().values_list("action", flat=True).distinct()
+        self.fields["action"].choices = [("", "any")] + [(a, a) for a in sorted(set(actions))]
+
+
+LEVEL_CHOICES = [(level.value, level.value) for level in Level]
+
+
+class ShareForm(forms.Form):
+    """Share an object with one user or group at a level (adds to the current sharing)."""
+
+    principal_type = forms.ChoiceField(
+        choices=[("user", "User"), ("group", "Group")], label="Share with", initial="user"
+    )
+    name = forms.CharField(max_length=150, label="User name or group name")
+    level = forms.ChoiceField(choices=LEVEL_CHOICES, initial=Level.VIEW.value)
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        name = (data.get("name") or "").strip()
+        if data.get("principal_type") == "group":
+            principal: Any = Group.objects.filter(name=name).first()
+        else:
+            principal = get_user_model().objects.filter(username=name, is_active=True).first()
+        if name and principal is None:
+            self.add_error("name", f"no {data.get('principal_type', 'user')} named '{name}'")
+        data["principal"] = principal
+        return data
+
+    def save(self, *, obj: Model, actor: Any, request: HttpRequest) -> dict[str, Any]:
+        """Add (or change) this principal's level, keeping everyone else's."""
+        data = self.cleaned_data
+        users, groups = sharing_objects(obj)
+        if data["principal_type"] == "group":
+            groups[data["principal"]] = Level(data["level"])
+        else:
+            users[data["principal"]] = Level(data["level"])
+        return sharing_set(obj=obj, users=users, groups=groups, actor=actor, request=request)
+
+
+def sharing_objects(obj: Model) -> tuple[dict[Any, Level], dict[Group, Level]]:
+    """The current sharing of ``obj`` as ``sharing_set`` takes it (user and group objects)."""
+    current = sharing_get(obj)
+    user_model = get_user_model()
+    users = {
+        u: Level(current["users"][u.get_username()])
+        for u in user_model.objects.filter(username__in=list(current["users"]))
+    }
+    groups = {
+        g: Level(current["groups"][g.name])
+        for g in Group.objects.filter(name__in=list(current["groups"]))
+    }
+    return users, groups
+
+
+def sharing_remove(
+    *, obj: Model, user: str = "", group: str = "", actor: Any, request: HttpRequest
+) -> dict[str, Any]:
+    """Stop sharing ``obj`` with the named user or group."""
+    users, groups = sharing_objects(obj)
+    users = {u: lvl for u, lvl in users.items() if u.get_username() != user}
+    groups = {g: lvl for g, lvl in groups.items() if g.name != group}
+    return sharing_set(obj=obj, users=users, groups=groups, actor=actor, request=request)

@@ -1,0 +1,139 @@
+"""Login, logout, the audit log, and the sharing form used by every object page."""
+
+from __future__ import annotations
+
+from datetime import datetime, time, timedelta
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth import login, logout
+from django.db.models import Model
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_protect
+from django.views.decorators.http import require_http_methods, require_POST
+
+from accounts.forms import AuditFilterForm, LoginForm, ShareForm, sharing_remove
+from accounts.models import AuditEvent
+from accounts.permissions import require_admin
+from datadog_web.views import paginate, query_without_page, render_ui, ui_view
+
+try:  # written alongside the API (login throttling shared by the API and the UI)
+    from accounts import lockout
+except ImportError:  # pragma: no cover - only before accounts/lockout.py exists
+    lockout = None  # type: ignore[assignment]
+
+
+def _safe_next(request: HttpRequest) -> str:
+    target = request.POST.get("next") or request.GET.get("next") or ""
+    if target and url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return target
+    return "/"
+
+
+@never_cache
+@csrf_protect
+@require_http_methods(["GET", "POST"])
+def login_view(request: HttpRequest) -> HttpResponse:
+    """Log in with the same throttling as the API's token endpoint."""
+    if request.user.is_authenticated and request.method == "GET":
+        return redirect(_safe_next(request))
+    form = LoginForm(request, data=request.POST or None)
+    status = 200
+    if request.method == "POST":
+        username = request.POST.get("username", "")
+        retry_after = lockout.login_check(request, username) if lockout else None
+        if retry_after:
+            form = LoginForm(request)
+            form.initial["username"] = username
+            minutes = max(1, round(retry_after / 60))
+            form.add_error(None, f"Too many failed attempts. Try again in about {minutes} min.")
+            response = render(
+                request,
+                "accounts/login.html",
+                {"form": form, "next": _safe_next(request)},
+                status=429,
+            )
+            response["Retry-After"] = str(int(retry_after))
+            return response
+        if form.is_valid():
+            user = form.get_user()
+            login(request, user)
+            if lockout:
+                lockout.login_succeeded(request, user)
+            return HttpResponseRedirect(_safe_next(request))
+        if lockout:
+            lockout.login_failed(request, username)
+        status = 400
+    return render(
+        request, "accounts/login.html", {"form": form, "next": _safe_next(request)}, status=status
+    )
+
+
+@require_POST
+def logout_view(request: HttpRequest) -> HttpResponse:
+    logout(request)
+    return redirect("login")
+
+
+@ui_view
+def audit_log(request: HttpRequest) -> HttpResponse:
+    """Admins only: every audit event, newest first, filterable."""
+    require_admin(request.user)
+    form = AuditFilterForm(request.GET or None)
+    events = AuditEvent.objects.select_related("actor").order_by("-at", "-id")
+    if form.is_valid():
+        data = form.cleaned_data
+        if data["action"]:
+            events = events.filter(action=data["action"])
+        if data["actor"]:
+            events = events.filter(actor_name__icontains=data["actor"])
+        if data["object_type"]:
+            events = events.filter(object_type=data["object_type"])
+        if data["since"]:
+            events = events.filter(at__gte=_day_start(data["since"]))
+        if data["until"]:
+            events = events.filter(at__lt=_day_start(data["until"]) + timedelta(days=1))
+    context = {
+        "form": form,
+        "page": paginate(request, events, per_page=50),
+        "query": query_without_page(request),
+        "nav": "audit",
+    }
+    return render_ui(request, "accounts/audit.html", context, fragment="results")
+
+
+def _day_start(day: Any) -> datetime:
+    return timezone.make_aware(datetime.combine(day, time.min), timezone.get_current_timezone())
+
+
+def share_update(request: HttpRequest, obj: Model) -> ShareForm | None:
+    """Handle the sharing form of an object page (POST).
+
+    Returns the bound form when it is invalid (the page shows its errors),
+    None when sharing changed (the caller redirects).
+    """
+    if request.POST.get("remove_user") or request.POST.get("remove_group"):
+        sharing_remove(
+            obj=obj,
+            user=request.POST.get("remove_user", ""),
+            group=request.POST.get("remove_group", ""),
+            actor=request.user,
+            request=request,
+        )
+        messages.success(request, "Sharing updated.")
+        return None
+    form = ShareForm(request.POST)
+    if not form.is_valid():
+        return form
+    form.save(obj=obj, actor=request.user, request=request)
+    data = form.cleaned_data
+    messages.success(
+        request, f"Shared with {data['principal_type']} {data['name']} ({data['level']})."
+    )
+    return None

@@ -1,0 +1,762 @@
+"""HTML pages for pipelines and their runs (SPEC §6).
+
+Each view: fetch through a visibility selector (404 for what the user may
+not see), ``require`` the action (403), call one service, render. Graph and
+timeline geometry is computed here and drawn by the templates as SVG/CSS,
+so pages need no chart library and work without JavaScript.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import re
+from collections.abc import Callable, Iterable
+from datetime import datetime, timedelta
+from typing import Any
+
+import yaml
+from django.contrib import messages
+from django.db.models import Count, Q
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_http_methods, require_POST
+
+from accounts.forms import ShareForm
+from accounts.permissions import Action, can, can_create, require, require_create, visible
+from accounts.services import sharing_get
+from accounts.views import share_update
+from connectors.models import Connection
+from datadog_web.errors import InvalidInput, NotFound, ServiceError
+from datadog_web.views import paginate, query_without_page, render_ui, ui_view
+from pipelines import cron, dag, definition
+from pipelines.forms import (
+    NEW_PIPELINE_TEMPLATE,
+    CopyTaskForm,
+    DiffForm,
+    EditorForm,
+    ExecutionFilterForm,
+    PipelineFilterForm,
+    RunForm,
+)
+from pipelines.models import (
+    EXECUTION_ACTIVE,
+    EXECUTION_FINISHED,
+    TASK_ACTIVE,
+    Execution,
+    ExecutionStatus,
+    Pipeline,
+    PipelineVersion,
+    TaskRun,
+    Trigger,
+)
+from pipelines.queue import queue_depth
+from pipelines.selectors import (
+    execution_get_visible,
+    execution_list_visible,
+    pipeline_get_visible,
+    pipeline_list_visible,
+    task_log,
+    task_run_get,
+    task_runs_of,
+)
+from pipelines.services import (
+    execution_cancel,
+    execution_create,
+    execution_rerun,
+    pipeline_create,
+    pipeline_delete,
+    pipeline_set_enabled,
+    pipeline_update,
+    pipeline_validate,
+)
+
+# Live pages poll this often (seconds) while a run is active.
+POLL_SECONDS = 1
+
+# ---------------------------------------------------------------- graph layout
+
+NODE_W, NODE_H, COL_GAP, ROW_GAP, PAD = 176, 46, 56, 16, 8
+LABEL_CHARS = 22
+
+# When a definition task ran as several chunks, the task shows its worst chunk.
+_STATUS_RANK = [
+    "failed",
+    "upstream_failed",
+    "cancelled",
+    "running",
+    "up_for_retry",
+    "queued",
+    "pending",
+    "skipped",
+    "success",
+]
+
+
+def _worst(statuses: Iterable[str]) -> str:
+    ranked = sorted(statuses, key=lambda s: _STATUS_RANK.index(s) if s in _STATUS_RANK else 99)
+    return ranked[0] if ranked else ""
+
+
+def dag_graph(
+    tasks: list[tuple[str, list[str]]],
+    statuses: dict[str, str] | None = None,
+    href: Callable[[str], str] | None = None,
+) -> dict[str, Any]:
+    """Positions of nodes and edges for drawing ``tasks`` (name, depends_on) left to right.
+
+    Columns are ``dag.layers`` (roots first); each column is centred
+    vertically. Never raises, so the editor can draw half-written definitions.
+    """
+    statuses = statuses or {}
+    graph = {name: deps for name, deps in tasks}
+    layers = dag.layers(graph)
+    tallest = max((len(layer) for layer in layers), default=0)
+    pos: dict[str, tuple[int, int]] = {}
+    nodes = []
+    for col, layer in enumerate(layers):
+        offset = (tallest - len(layer)) * (NODE_H + ROW_GAP) // 2
+        for row, name in enumerate(layer):
+            x = PAD + col * (NODE_W + COL_GAP)
+            y = PAD + offset + row * (NODE_H + ROW_GAP)
+            pos[name] = (x, y)
+            label = name if len(name) <= LABEL_CHARS else name[: LABEL_CHARS - 1] + "…"
+            nodes.append(
+                {
+                    "name": name,
+                    "label": label,
+                    "x": x,
+                    "y": y,
+                    "status": statuses.get(name, ""),
+                    "href": href(name) if href else "",
+                    "tx": x + 12,
+                    "ty": y + 19,
+                    "sy": y + 35,
+                }
+            )
+    edges = []
+    for name, deps in graph.items():
+        for dep in dict.fromkeys(deps):
+            if dep in pos and name in pos and dep != name:
+                (x1, y1), (x2, y2) = pos[dep], pos[name]
+                x1, y1, y2 = x1 + NODE_W, y1 + NODE_H // 2, y2 + NODE_H // 2
+                bend = max(COL_GAP // 2, (x2 - x1) // 2)
+                edges.append(f"M{x1},{y1} C{x1 + bend},{y1} {x2 - bend},{y2} {x2 - 4},{y2}")
+    width = PAD * 2 + len(layers) * NODE_W + max(len(layers) - 1, 0) * COL_GAP
+    height = PAD * 2 + tallest * NODE_H + max(tallest - 1, 0) * ROW_GAP
+    return {
+        "nodes": nodes,
+        "edges": edges,
+        "width": width,
+        "height": height,
+        "w": NODE_W,
+        "h": NODE_H,
+    }
+
+
+def _definition_tasks(data: Any) -> list[tuple[str, list[str]]]:
+    """(name, depends_on) of each task in a parsed, possibly invalid definition."""
+    tasks = data.get("tasks") if isinstance(data, dict) else None
+    result = []
+    for task in tasks if isinstance(tasks, list) else []:
+        if isinstance(task, dict) and isinstance(task.get("name"), str):
+            deps = task.get("depends_on")
+            deps = [d for d in deps if isinstance(d, str)] if isinstance(deps, list) else []
+            result.append((task["name"], deps))
+    return result
+
+
+# ---------------------------------------------------------------- dashboard
+
+
+@ui_view
+def dashboard(request: HttpRequest) -> HttpResponse:
+    """Runs today, success rate over 7 days, running now, recent failures, queue depth."""
+    now = timezone.now()
+    today = timezone.localtime(now).replace(hour=0, minute=0, second=0, microsecond=0)
+    week_ago = now - timedelta(days=7)
+    runs = execution_list_visible(request.user)
+    stats = runs.order_by().aggregate(
+        today=Count("pk", filter=Q(created_at__gte=today)),
+        finished=Count("pk", filter=Q(created_at__gte=week_ago, status__in=EXECUTION_FINISHED)),
+        succeeded=Count("pk", filter=Q(created_at__gte=week_ago, status=ExecutionStatus.SUCCESS)),
+        failed=Count("pk", filter=Q(created_at__gte=week_ago, status=ExecutionStatus.FAILED)),
+        active=Count("pk", filter=Q(status__in=EXECUTION_ACTIVE)),
+    )
+    rate = round(100 * stats["succeeded"] / stats["finished"], 1) if stats["finished"] else None
+    context = {
+        "nav": "dashboard",
+        "stats": stats,
+        "success_rate": rate,
+        "running": list(runs.filter(status__in=EXECUTION_ACTIVE)[:10]),
+        "failures": list(runs.filter(status=ExecutionStatus.FAILED)[:10]),
+        "queue_depth": queue_depth(),
+        "poll": POLL_SECONDS * 5,
+    }
+    return render_ui(request, "pipelines/dashboard.html", context, fragment="live")
+
+
+# ---------------------------------------------------------------- pipelines
+
+
+def _next_run(pipeline: Pipeline, now: datetime) -> datetime | None:
+    if not (pipeline.enabled and pipeline.schedule):
+        return None
+    try:
+        return cron.next_tick(pipeline.schedule, now, pipeline.timezone)
+    except Exception:  # a schedule the validator let through must not break the list
+        return None
+
+
+@ui_view
+def pipeline_list(request: HttpRequest) -> HttpResponse:
+    """Pipelines the user may see: search, tag, status and state filters; paginated."""
+    tags = sorted(
+        {
+            tag
+            for row in visible(request.user, Pipeline.objects.all()).values_list("tags", flat=True)
+            for tag in (row or [])
+        }
+    )
+    form = PipelineFilterForm(request.GET or None, tags=tags)
+    data = form.cleaned_data if form.is_valid() else {}
+    status = data.get("status") or None
+    enabled = {"yes": True, "no": False}.get(data.get("enabled") or "")
+    pipelines = pipeline_list_visible(
+        request.user,
+        tag=data.get("tag") or None,
+        enabled=enabled,
+        search=data.get("q") or None,
+        last_status=status if status != "never" else None,
+    )
+    if status == "never":
+        pipelines = pipelines.filter(last_status__isnull=True)
+    page = paginate(request, pipelines)
+    now = timezone.now()
+    for pipeline in page:
+        pipeline.next_run = _next_run(pipeline, now)  # type: ignore[attr-defined]
+        pipeline.schedule_words = cron.describe(pipeline.schedule) if pipeline.schedule else ""  # type: ignore[attr-defined]
+    context = {
+        "nav": "pipelines",
+        "form": form,
+        "page": page,
+        "query": query_without_page(request),
+        "can_create": can_create(request.user),
+    }
+    return render_ui(request, "pipelines/list.html", context, fragment="results")
+
+
+def _last_run_statuses(pipeline: Pipeline) -> tuple[Execution | None, dict[str, str]]:
+    last = Execution.objects.filter(pipeline=pipeline).order_by("-created_at").first()
+    if last is None:
+        return None, {}
+    by_task: dict[str, list[str]] = {}
+    for name, status in last.tasks.values_list("definition_task", "status"):
+        by_task.setdefault(name, []).append(status)
+    return last, {name: _worst(statuses) for name, statuses in by_task.items()}
+
+
+def _pipeline_context(request: HttpRequest, pipeline: Pipeline, **extra: Any) -> dict[str, Any]:
+    """Everything the pipeline page shows; forms may be passed bound in ``extra``."""
+    user = request.user
+    last, statuses = _last_run_statuses(pipeline)
+    tasks = _definition_tasks(pipeline.definition)
+    versions = list(
+        PipelineVersion.objects.filter(pipeline=pipeline)
+        .select_related("created_by")
+        .order_by("-version")[:100]
+    )
+    numbers = [v.version for v in versions]
+    diff_initial = {
+        "a": numbers[1] if len(numbers) > 1 else pipeline.version,
+        "b": pipeline.version,
+    }
+    can_share = can(user, Action.SHARE, pipeline)
+    context = {
+        "nav": "pipelines",
+        "pipeline": pipeline,
+        "can_operate": can(user, Action.OPERATE, pipeline),
+        "can_change": can(user, Action.CHANGE, pipeline),
+        "can_share": can_share,
+        "last_run": last,
+        "graph": dag_graph(tasks, statuses),
+        "task_count": len(tasks),
+        "schedule_words": cron.describe(pipeline.schedule) if pipeline.schedule else "",
+        "next_run": _next_run(pipeline, timezone.now()),
+        "versions": versions,
+        "diff_form": DiffForm(initial=diff_initial, versions=numbers),
+        "recent_runs": list(execution_list_visible(user, pipeline=pipeline)[:10]),
+        "run_form": RunForm(parameters=pipeline.parameters or {}),
+        "share_form": ShareForm(),
+        "sharing": sharing_get(pipeline) if can_share else None,
+        "poll": POLL_SECONDS * 3,
+    }
+    context.update(extra)
+    return context
+
+
+@ui_view
+def pipeline_detail(request: HttpRequest, pipeline_id: Any) -> HttpResponse:
+    pipeline = pipeline_get_visible(request.user, pipeline_id)
+    return render_ui(
+        request, "pipelines/detail.html", _pipeline_context(request, pipeline), fragment="graph"
+    )
+
+
+@ui_view
+@require_POST
+def pipeline_run(request: HttpRequest, pipeline_id: Any) -> HttpResponse:
+    """Run now with the parameters of the Run form; then watch the run."""
+    pipeline = pipeline_get_visible(request.user, pipeline_id)
+    require(request.user, Action.OPERATE, pipeline)
+    form = RunForm(request.POST, parameters=pipeline.parameters or {})
+    if form.is_valid():
+        try:
+            execution = execution_create(
+                pipeline=pipeline,
+                trigger=Trigger.MANUAL,
+                parameters=form.overrides(),
+                user=request.user,
+                request=request,
+            )
+        except InvalidInput as exc:
+            for error in exc.errors:
+                name = error["path"].removeprefix("parameters.")
+                field = f"param_{name}" if f"param_{name}" in form.fields else None
+                form.add_error(field, error["message"])
+        else:
+            return redirect("execution_detail", execution_id=execution.pk)
+    context = _pipeline_context(request, pipeline, run_form=form)
+    return render_ui(request, "pipelines/detail.html", context, status=400)
+
+
+@ui_view
+@require_POST
+def pipeline_enable(request: HttpRequest, pipeline_id: Any) -> HttpResponse:
+    """Enable or pause the pipeline (a new version)."""
+    pipeline = pipeline_get_visible(request.user, pipeline_id)
+    require(request.user, Action.CHANGE, pipeline)
+    enabled = request.POST.get("enabled") == "true"
+    pipeline_set_enabled(pipeline=pipeline, enabled=enabled, user=request.user, request=request)
+    messages.success(request, f"Pipeline {'enabled' if enabled else 'disabled'}.")
+    return redirect("pipeline_detail", pipeline_id=pipeline.pk)
+
+
+@ui_view
+@require_POST
+def pipeline_share(request: HttpRequest, pipeline_id: Any) -> HttpResponse:
+    pipeline = pipeline_get_visible(request.user, pipeline_id)
+    require(request.user, Action.SHARE, pipeline)
+    form = share_update(request, pipeline)
+    if form is None:
+        return redirect(reverse("pipeline_detail", args=[pipeline.pk]) + "#sharing")
+    context = _pipeline_context(request, pipeline, share_form=form)
+    return render_ui(request, "pipelines/detail.html", context, status=400)
+
+
+@ui_view
+@require_http_methods(["GET", "POST"])
+def pipeline_delete_view(request: HttpRequest, pipeline_id: Any) -> HttpResponse:
+    """GET asks for confirmation; POST deletes the pipeline with its runs."""
+    pipeline = pipeline_get_visible(request.user, pipeline_id)
+    require(request.user, Action.CHANGE, pipeline)
+    if request.method == "POST":
+        name = pipeline.name
+        pipeline_delete(pipeline=pipeline, user=request.user, request=request)
+        messages.success(request, f"Pipeline {name} deleted.")
+        return redirect("pipeline_list")
+    context = {"nav": "pipelines", "pipeline": pipeline, "run_count": pipeline.executions.count()}
+    return render_ui(request, "pipelines/delete.html", context)
+
+
+def _diff_lines(old: str, new: str, old_name: str, new_name: str) -> list[tuple[str, str]]:
+    """Unified diff as (css class, line) pairs."""
+    lines = []
+    for line in difflib.unified_diff(
+        old.splitlines(), new.splitlines(), old_name, new_name, lineterm="", n=3
+    ):
+        kind = ""
+        if line.startswith("@@"):
+            kind = "hunk"
+        elif line.startswith("+") and not line.startswith("+++"):
+            kind = "add"
+        elif line.startswith("-") and not line.startswith("---"):
+            kind = "del"
+        lines.append((kind, line))
+    return lines
+
+
+@ui_view
+def pipeline_diff(request: HttpRequest, pipeline_id: Any) -> HttpResponse:
+    """The difference between two versions of the definition (YAML, unified diff)."""
+    pipeline = pipeline_get_visible(request.user, pipeline_id)
+    numbers = list(pipeline.versions.order_by("-version").values_list("version", flat=True))
+    form = DiffForm(request.GET or None, versions=numbers)
+    if not form.is_valid():
+        raise InvalidInput("pick two versions", [(k, str(v[0])) for k, v in form.errors.items()])
+    a, b = form.cleaned_data["a"], form.cleaned_data["b"]
+    found = {v.version: v for v in pipeline.versions.filter(version__in=[a, b])}
+    old, new = definition.dump_yaml(found[a].definition), definition.dump_yaml(found[b].definition)
+    context = {
+        "nav": "pipelines",
+        "pipeline": pipeline,
+        "a": a,
+        "b": b,
+        "diff": _diff_lines(old, new, f"v{a}", f"v{b}"),
+        "diff_form": form,
+    }
+    return render_ui(request, "pipelines/diff.html", context, fragment="diff")
+
+
+# ---------------------------------------------------------------- editor
+
+_PATH_TOKEN = re.compile(r"\[(\d+)\]|([^.\[\]]+)")
+
+
+def line_of(text: str, path: str) -> int | None:
+    """The 1-based line of ``path`` (``tasks[1].depends_on[0]``) in YAML or JSON ``text``.
+
+    Walks YAML's node tree (which keeps positions; JSON parses as YAML too).
+    Stops at the deepest node that exists, so "unknown key" errors point at
+    the key and "required" errors at the object that misses it.
+    """
+    if not path:
+        return None
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except Exception:  # unparsable text: the parse error already names its line
+        return None
+    if node is None:
+        return None
+    line = node.start_mark.line
+    for index, key in _PATH_TOKEN.findall(path):
+        if index and isinstance(node, yaml.SequenceNode) and int(index) < len(node.value):
+            node = node.value[int(index)]
+            line = node.start_mark.line
+        elif key and isinstance(node, yaml.MappingNode):
+            match = next(((k, v) for k, v in node.value if getattr(k, "value", None) == key), None)
+            if match is None:
+                break
+            line = match[0].start_mark.line
+            node = match[1]
+        else:
+            break
+    return line + 1
+
+
+def _check_text(
+    text: str, fmt: str | None, user: Any
+) -> tuple[Any, dict[str, Any] | None, list[dict[str, Any]]]:
+    """(parsed data or None, normalized definition or None, problems with their lines)."""
+    try:
+        data = definition.parse_text(text, fmt or None)
+    except definition.DefinitionError as exc:
+        return (
+            None,
+            None,
+            [{"path": p.path, "message": p.message, "line": None} for p in exc.problems],
+        )
+    try:
+        normalized = pipeline_validate(data, user=user)
+    except ServiceError as exc:
+        problems = [{**e, "line": line_of(text, e["path"])} for e in exc.errors]
+        return data, None, problems
+    return data, normalized, []
+
+
+def _usable_connections(user: Any) -> list[str]:
+    return list(
+        visible(user, Connection.objects.all(), Action.USE)
+        .order_by("name")
+        .values_list("name", flat=True)
+    )
+
+
+def _editor_context(
+    request: HttpRequest,
+    form: EditorForm,
+    pipeline: Pipeline | None,
+    *,
+    check: bool = True,
+    copy_form: CopyTaskForm | None = None,
+) -> dict[str, Any]:
+    text = form.data.get("definition") if form.is_bound else form.initial.get("definition", "")
+    fmt = form.data.get("format") if form.is_bound else ""
+    data, normalized, problems = (
+        _check_text(text or "", fmt, request.user) if check else (None, None, [])
+    )
+    connections = _usable_connections(request.user)
+    return {
+        "nav": "pipelines",
+        "form": form,
+        "pipeline": pipeline,
+        "problems": problems,
+        "valid": normalized is not None,
+        "checked": check,
+        "graph": dag_graph(_definition_tasks(data)),
+        "copy_form": copy_form or CopyTaskForm(connections=connections, prefix="copy"),
+        "connections": connections,
+    }
+
+
+def _editor_save(request: HttpRequest, pipeline: Pipeline | None) -> HttpResponse:
+    form = EditorForm(request.POST)
+    if form.is_valid():
+        text, fmt = form.cleaned_data["definition"], form.cleaned_data["format"] or None
+        try:
+            data = definition.parse_text(text, fmt)
+            if pipeline is None:
+                pipeline = pipeline_create(data=data, user=request.user, request=request)
+                messages.success(request, f"Pipeline {pipeline.name} created (version 1).")
+            else:
+                before = pipeline.version
+                pipeline = pipeline_update(
+                    pipeline=pipeline, data=data, user=request.user, request=request
+                )
+                if pipeline.version == before:
+                    messages.info(
+                        request, "No changes: the definition is the same as the current version."
+                    )
+                else:
+                    messages.success(request, f"Saved version {pipeline.version}.")
+            return redirect("pipeline_detail", pipeline_id=pipeline.pk)
+        except (definition.DefinitionError, ServiceError):
+            pass  # the editor below lists every problem at its path
+    context = _editor_context(request, form, pipeline)
+    if not context["problems"] and not form.errors:
+        # Valid text that the service still refused (a name taken by a pipeline
+        # the user cannot see): say so.
+        form.add_error(None, "could not save; check the name")
+    return render_ui(request, "pipelines/editor.html", context, status=400)
+
+
+@ui_view
+@require_http_methods(["GET", "POST"])
+def pipeline_new(request: HttpRequest) -> HttpResponse:
+    """The editor for a new pipeline; save creates version 1."""
+    require_create(request.user)
+    if request.method == "POST":
+        return _editor_save(request, None)
+    form = EditorForm(initial={"definition": NEW_PIPELINE_TEMPLATE, "format": ""})
+    return render_ui(
+        request, "pipelines/editor.html", _editor_context(request, form, None, check=False)
+    )
+
+
+@ui_view
+@require_http_methods(["GET", "POST"])
+def pipeline_edit(request: HttpRequest, pipeline_id: Any) -> HttpResponse:
+    """The editor on the current version; save makes a new version."""
+    pipeline = pipeline_get_visible(request.user, pipeline_id)
+    require(request.user, Action.CHANGE, pipeline)
+    if request.method == "POST":
+        return _editor_save(request, pipeline)
+    form = EditorForm(
+        initial={"definition": definition.dump_yaml(pipeline.definition), "format": "yaml"}
+    )
+    return render_ui(request, "pipelines/editor.html", _editor_context(request, form, pipeline))
+
+
+@ui_view
+@require_POST
+def pipeline_validate_view(request: HttpRequest) -> HttpResponse:
+    """Live validation for the editor: problems at their paths and the DAG preview."""
+    require_create(request.user)
+    form = EditorForm(request.POST)
+    form.is_valid()
+    return render_ui(
+        request, "pipelines/editor.html", _editor_context(request, form, None), fragment="feedback"
+    )
+
+
+@ui_view
+@require_POST
+def pipeline_copy_task(request: HttpRequest) -> HttpResponse:
+    """The "new copy task" helper: append a copy task to the definition text."""
+    require_create(request.user)
+    pipeline = None
+    if request.POST.get("pipeline_id"):
+        pipeline = pipeline_get_visible(request.user, request.POST["pipeline_id"])
+        require(request.user, Action.CHANGE, pipeline)
+    connections = _usable_connections(request.user)
+    copy_form = CopyTaskForm(request.POST, connections=connections, prefix="copy")
+    text = request.POST.get("definition", "")
+    fmt = request.POST.get("format") or None
+    new_text = None
+    if copy_form.is_valid():
+        try:
+            data = definition.parse_text(text, fmt)
+        except definition.DefinitionError as exc:
+            copy_form.add_error(None, f"fix the definition first: {exc}")
+        else:
+            if not isinstance(data, dict):
+                data = {}
+            tasks = data.get("tasks") if isinstance(data.get("tasks"), list) else []
+            data["tasks"] = [*tasks, copy_form.task()]
+            is_json = fmt == "json" or (fmt is None and text.lstrip().startswith("{"))
+            new_text = json.dumps(data, indent=2) + "\n" if is_json else definition.dump_yaml(data)
+    editor = EditorForm(
+        {
+            "definition": new_text if new_text is not None else text,
+            "format": request.POST.get("format", ""),
+        }
+    )
+    if new_text is not None:
+        copy_form = CopyTaskForm(connections=connections, prefix="copy")
+    context = _editor_context(request, editor, pipeline, copy_form=copy_form)
+    context["copy_added"] = new_text is not None
+    response = render_ui(request, "pipelines/editor.html", context, fragment="editor-form")
+    if new_text is not None:
+        # The editor listens for this to re-check the new text and redraw the preview.
+        response["HX-Trigger-After-Settle"] = "definition-changed"
+    return response
+
+
+# ---------------------------------------------------------------- runs
+
+
+@ui_view
+def execution_list(request: HttpRequest) -> HttpResponse:
+    form = ExecutionFilterForm(request.GET or None)
+    data = form.cleaned_data if form.is_valid() else {}
+    runs = execution_list_visible(request.user, status=data.get("status") or None)
+    if data.get("pipeline"):
+        runs = runs.filter(pipeline__name__icontains=data["pipeline"])
+    context = {
+        "nav": "runs",
+        "form": form,
+        "page": paginate(request, runs),
+        "query": query_without_page(request),
+    }
+    return render_ui(request, "pipelines/runs.html", context, fragment="results")
+
+
+def _gantt(execution: Execution, runs: list[TaskRun], now: datetime) -> dict[str, Any]:
+    """Bars of the task runs on one time axis (percent of the run's span)."""
+    start = execution.started_at or execution.created_at
+    end = execution.ended_at or now
+    for run in runs:
+        if run.ended_at and run.ended_at > end:
+            end = run.ended_at
+    span = max((end - start).total_seconds(), 0.001)
+    bars = []
+    for run in runs:
+        if run.started_at is None:
+            bars.append({"run": run, "left": 0, "width": 0, "seconds": None})
+            continue
+        finish = run.ended_at or (now if run.status in TASK_ACTIVE else run.started_at)
+        left = max(0.0, (run.started_at - start).total_seconds() / span * 100)
+        width = max(0.4, (finish - run.started_at).total_seconds() / span * 100)
+        bars.append(
+            {
+                "run": run,
+                "left": round(left, 2),
+                "width": round(min(width, 100 - left), 2),
+                "seconds": (finish - run.started_at).total_seconds(),
+            }
+        )
+    return {"bars": bars, "span": span, "start": start}
+
+
+def _execution_context(request: HttpRequest, execution: Execution) -> dict[str, Any]:
+    runs = list(task_runs_of(execution))
+    now = timezone.now()
+    pipeline = execution.pipeline
+    log_url = lambda name: reverse("task_log", args=[execution.pk, name])  # noqa: E731
+    finished = execution.status in EXECUTION_FINISHED
+    can_operate = can(request.user, Action.OPERATE, pipeline)
+    return {
+        "nav": "runs",
+        "execution": execution,
+        "pipeline": pipeline,
+        "runs": runs,
+        "graph": dag_graph(
+            [(r.task_name, list(r.depends_on)) for r in runs],
+            {r.task_name: r.status for r in runs},
+            log_url,
+        ),
+        "gantt": _gantt(execution, runs, now),
+        "finished": finished,
+        "can_cancel": can_operate and not finished,
+        "can_rerun": can_operate and finished,
+        "poll": POLL_SECONDS,
+        "duration": ((execution.ended_at or now) - execution.started_at).total_seconds()
+        if execution.started_at
+        else None,
+    }
+
+
+@ui_view
+def execution_detail(request: HttpRequest, execution_id: Any) -> HttpResponse:
+    """A run: graph, timeline and task table, refreshed by HTMX polling until it finishes."""
+    execution = execution_get_visible(request.user, execution_id)
+    return render_ui(
+        request, "pipelines/run.html", _execution_context(request, execution), fragment="live"
+    )
+
+
+@ui_view
+@require_POST
+def execution_cancel_view(request: HttpRequest, execution_id: Any) -> HttpResponse:
+    execution = execution_get_visible(request.user, execution_id)
+    require(request.user, Action.OPERATE, execution.pipeline)
+    try:
+        execution_cancel(
+            execution=execution, user=request.user, request=request, reason="cancelled in the UI"
+        )
+        messages.success(
+            request, "Cancel requested: waiting tasks will not start, running ones stop."
+        )
+    except ServiceError as exc:
+        messages.error(request, exc.detail)
+    return redirect("execution_detail", execution_id=execution.pk)
+
+
+@ui_view
+@require_POST
+def execution_rerun_view(request: HttpRequest, execution_id: Any) -> HttpResponse:
+    """A new run of the tasks that did not succeed (or from one task)."""
+    execution = execution_get_visible(request.user, execution_id)
+    require(request.user, Action.OPERATE, execution.pipeline)
+    try:
+        new = execution_rerun(
+            execution=execution,
+            from_task=request.POST.get("from_task") or None,
+            user=request.user,
+            request=request,
+        )
+    except ServiceError as exc:
+        messages.error(request, exc.detail)
+        return redirect("execution_detail", execution_id=execution.pk)
+    messages.success(request, "Rerun started.")
+    return redirect("execution_detail", execution_id=new.pk)
+
+
+@ui_view
+def task_log_view(request: HttpRequest, execution_id: Any, task_name: str) -> HttpResponse:
+    """A task's log; with ``after`` only newer lines (tailing while it runs)."""
+    execution = execution_get_visible(request.user, execution_id)
+    task_run = task_run_get(execution, task_name)
+    # Status first, lines second: a run seen active gets polled again, so no
+    # line written before it finished can be missed.
+    active = task_run.status in TASK_ACTIVE and execution.status not in EXECUTION_FINISHED
+    try:
+        after = int(request.GET.get("after", "-1"))
+    except ValueError:
+        raise NotFound("bad position") from None
+    lines = task_log(task_run, after_seq=after)
+    last_seq = lines[-1].seq if lines else after
+    context = {
+        "nav": "runs",
+        "execution": execution,
+        "pipeline": execution.pipeline,
+        "task_run": task_run,
+        "lines": lines,
+        "last_seq": last_seq,
+        "active": active,
+        "poll": POLL_SECONDS,
+    }
+    fragment = "lines" if "after" in request.GET else "panel"
+    return render_ui(request, "pipelines/log.html", context, fragment=fragment)
