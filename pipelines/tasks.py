@@ -14,10 +14,15 @@ from pipelines.services import reap, schedule_tick
 logger = logging.getLogger(__name__)
 
 MAINTAIN_LOCK = "datadog:maintain:lock"
-# One maintenance task runs passes for about a minute; the 1-minute django-q2
-# schedule starts the next one. The lock keeps a single maintainer cluster-wide
-# and expires if its worker dies, so another takes over.
-MAINTAIN_SECONDS = 55
+
+
+def maintain_seconds() -> float:
+    """How long one maintenance task runs passes before handing over.
+
+    Short enough that a worker shutting down waits little for it, long
+    enough that the hand-over through the broker is rare.
+    """
+    return float(max(4 * settings.REAPER_SECONDS, 5))
 
 
 def run_task(task_id: str) -> str:
@@ -33,11 +38,13 @@ def maintenance_pass() -> None:
 def maintain() -> int:
     """Run maintenance passes every REAPER_SECONDS for about a minute."""
     period = settings.REAPER_SECONDS
-    if not cache.add(MAINTAIN_LOCK, "1", timeout=MAINTAIN_SECONDS + 2 * period + 30):
+    # The lock keeps one maintainer cluster-wide; it expires soon after its
+    # holder dies, and the django-q2 schedule then starts a new chain.
+    if not cache.add(MAINTAIN_LOCK, "1", timeout=int(maintain_seconds() + period + 5)):
         return 0
     passes = 0
     try:
-        deadline = time.monotonic() + MAINTAIN_SECONDS
+        deadline = time.monotonic() + maintain_seconds()
         while True:
             try:
                 maintenance_pass()
@@ -77,10 +84,13 @@ def maintain_schedule_ensure() -> None:
 
 
 def on_worker_spawn(**_: object) -> None:
-    """Start maintenance as soon as a worker process starts (not a minute later)."""
+    """Start maintenance as soon as a worker process starts (not a minute later).
+
+    Every new worker process asks; the lock lets one maintainer run and the
+    extra tasks end at once.
+    """
     try:
         maintain_schedule_ensure()
-        if cache.add("datadog:maintain:kick", "1", timeout=30):
-            maintain_enqueue()
+        maintain_enqueue()
     except Exception:
         logger.exception("could not start maintenance")

@@ -60,7 +60,7 @@ class WorkerCluster:
         if self.proc.poll() is None:
             try:
                 os.killpg(self.proc.pid, signal.SIGTERM)
-                self.proc.wait(timeout=15)
+                self.proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait(timeout=5)
@@ -70,6 +70,13 @@ class WorkerCluster:
             os.killpg(self.proc.pid, signal.SIGKILL)  # stragglers of the group
         except ProcessLookupError:
             pass
+        # A killed maintainer leaves its lock until it expires; the next
+        # test's cluster should not wait for that.
+        from django.core.cache import cache
+
+        from pipelines.tasks import MAINTAIN_LOCK
+
+        cache.delete(MAINTAIN_LOCK)
 
 
 def wait_for(predicate: Callable[[], Any], *, timeout: float, interval: float = 0.2, what: str = "") -> Any:
