@@ -13,23 +13,28 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.db import transaction
+from rest_framework_simplejwt import settings as jwt_settings
 from rest_framework_simplejwt.exceptions import InvalidToken, TokenError
-from rest_framework_simplejwt.settings import api_settings
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 from rest_framework_simplejwt.tokens import RefreshToken
 from rest_framework_simplejwt.utils import datetime_from_epoch, get_md5_hash_password
 
 
+def _jwt() -> Any:
+    # simplejwt rebinds its module-level api_settings when SIMPLE_JWT changes.
+    return jwt_settings.api_settings
+
+
 def token_pair(user: Any) -> dict[str, Any]:
     """``{access_token, token_type, expires_in, refresh_token}`` for ``user``."""
     refresh = RefreshToken.for_user(user)
-    refresh.set_exp(lifetime=api_settings.REFRESH_TOKEN_LIFETIME)
+    refresh.set_exp(lifetime=_jwt().REFRESH_TOKEN_LIFETIME)
     # for_user recorded the outstanding token with the class's lifetime.
-    OutstandingToken.objects.filter(jti=refresh[api_settings.JTI_CLAIM]).update(
+    OutstandingToken.objects.filter(jti=refresh[_jwt().JTI_CLAIM]).update(
         token=str(refresh), expires_at=datetime_from_epoch(refresh["exp"])
     )
     access = refresh.access_token
-    lifetime = api_settings.ACCESS_TOKEN_LIFETIME
+    lifetime = _jwt().ACCESS_TOKEN_LIFETIME
     access.set_exp(from_time=refresh.current_time, lifetime=lifetime)
     return {
         "access_token": str(access),
@@ -45,12 +50,12 @@ def _load(raw: str) -> tuple[RefreshToken, Any]:
         token = RefreshToken(raw)  # signature, expiry, type and blacklist
     except TokenError as exc:
         raise InvalidToken(str(exc)) from None
-    user_id = token.payload.get(api_settings.USER_ID_CLAIM)
-    user = get_user_model().objects.filter(**{api_settings.USER_ID_FIELD: user_id}).first()
-    if user is None or not api_settings.USER_AUTHENTICATION_RULE(user):
+    user_id = token.payload.get(_jwt().USER_ID_CLAIM)
+    user = get_user_model().objects.filter(**{_jwt().USER_ID_FIELD: user_id}).first()
+    if user is None or not _jwt().USER_AUTHENTICATION_RULE(user):
         raise InvalidToken("no active account for this token")
-    if api_settings.CHECK_REVOKE_TOKEN and token.payload.get(
-        api_settings.REVOKE_TOKEN_CLAIM
+    if _jwt().CHECK_REVOKE_TOKEN and token.payload.get(
+        _jwt().REVOKE_TOKEN_CLAIM
     ) != get_md5_hash_password(user.password):
         raise InvalidToken("the user's password has changed")
     return token, user
@@ -58,7 +63,7 @@ def _load(raw: str) -> tuple[RefreshToken, Any]:
 
 def _consume(token: RefreshToken, user: Any) -> None:
     """Blacklist ``token``; InvalidToken when another request already did."""
-    jti = token.payload[api_settings.JTI_CLAIM]
+    jti = token.payload[_jwt().JTI_CLAIM]
     outstanding, _ = OutstandingToken.objects.get_or_create(
         jti=jti,
         defaults={

@@ -1,12 +1,30 @@
 """``/api/v1/``: every path answers with and without a trailing slash."""
 
 from django.urls import include, re_path
+from drf_spectacular.renderers import (
+    OpenApiJsonRenderer,
+    OpenApiJsonRenderer2,
+    OpenApiYamlRenderer,
+    OpenApiYamlRenderer2,
+)
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from datadog_web.api import not_found
 
 urlpatterns = [
-    re_path(r"^schema/?$", SpectacularAPIView.as_view(), name="api-schema"),
+    # JSON first (plain application/json), YAML on ?format=yaml or by Accept.
+    re_path(
+        r"^schema/?$",
+        SpectacularAPIView.as_view(
+            renderer_classes=[
+                OpenApiJsonRenderer2,
+                OpenApiJsonRenderer,
+                OpenApiYamlRenderer,
+                OpenApiYamlRenderer2,
+            ]
+        ),
+        name="api-schema",
+    ),
     re_path(r"^docs/?$", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     re_path(r"", include("accounts.api_urls")),
     re_path(r"", include("pipelines.api_urls")),

@@ -12,6 +12,7 @@ from rest_framework.test import APIClient
 
 from accounts.tokens import token_pair
 
+
 @pytest.fixture(autouse=True)
 def isolated_cache(settings: Any) -> None:
     """A cache key prefix per test: throttle and lockout counters start at zero.
@@ -20,7 +21,9 @@ def isolated_cache(settings: Any) -> None:
     of the var dir), so it is never cleared, only namespaced.
     """
     caches = {name: dict(conf) for name, conf in django_settings.CACHES.items()}
-    caches["default"]["KEY_PREFIX"] = f"{caches['default'].get('KEY_PREFIX', '')}t{uuid.uuid4().hex[:8]}"
+    caches["default"]["KEY_PREFIX"] = (
+        f"{caches['default'].get('KEY_PREFIX', '')}t{uuid.uuid4().hex[:8]}"
+    )
     settings.CACHES = caches
 
 

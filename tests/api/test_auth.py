@@ -77,7 +77,9 @@ def test_it_audits_logins_and_failures(anon: APIClient, developer: Any) -> None:
     assert ok.actor == developer
 
 
-def test_it_locks_out_after_repeated_failures(anon: APIClient, developer: Any, settings: Any) -> None:
+def test_it_locks_out_after_repeated_failures(
+    anon: APIClient, developer: Any, settings: Any
+) -> None:
     settings.LOGIN_LOCKOUT_FAILURES = 3
     for _ in range(3):
         assert login(anon, "dev1", "wrong").status_code == 401
@@ -90,7 +92,9 @@ def test_it_locks_out_after_repeated_failures(anon: APIClient, developer: Any, s
     assert login(anon, "nobody", "x").status_code == 401
 
 
-def test_it_locks_out_an_address_spraying_usernames(anon: APIClient, developer: Any, settings: Any) -> None:
+def test_it_locks_out_an_address_spraying_usernames(
+    anon: APIClient, developer: Any, settings: Any
+) -> None:
     settings.LOGIN_LOCKOUT_IP_FAILURES = 4
     for i in range(4):
         assert login(anon, f"user{i}", "wrong").status_code == 401
@@ -107,7 +111,9 @@ def test_it_unlocks_after_the_lock_time(anon: APIClient, developer: Any, setting
     assert login(anon, "dev1").status_code == 200
 
 
-def test_it_ignores_a_forged_x_forwarded_for(anon: APIClient, developer: Any, settings: Any) -> None:
+def test_it_ignores_a_forged_x_forwarded_for(
+    anon: APIClient, developer: Any, settings: Any
+) -> None:
     settings.LOGIN_LOCKOUT_FAILURES = 2
     for i in range(2):
         anon.post(
@@ -116,7 +122,9 @@ def test_it_ignores_a_forged_x_forwarded_for(anon: APIClient, developer: Any, se
             HTTP_X_FORWARDED_FOR=f"10.0.0.{i}",
         )
     response = anon.post(
-        url("auth/token"), {"username": "dev1", "password": PASSWORD}, HTTP_X_FORWARDED_FOR="10.9.9.9"
+        url("auth/token"),
+        {"username": "dev1", "password": PASSWORD},
+        HTTP_X_FORWARDED_FOR="10.9.9.9",
     )
     assert response.status_code == 429
 
@@ -133,7 +141,9 @@ def test_it_throttles_token_requests(anon: APIClient, developer: Any, settings: 
 
 def test_it_rotates_refresh_tokens(anon: APIClient, developer: Any) -> None:
     first = login(anon, "dev1").json()
-    response = anon.post(url("auth/refresh"), {"refresh_token": first["refresh_token"]}, format="json")
+    response = anon.post(
+        url("auth/refresh"), {"refresh_token": first["refresh_token"]}, format="json"
+    )
     assert response.status_code == 200, response.content
     second = response.json()
     assert set(second) == {"access_token", "token_type", "expires_in", "refresh_token"}
@@ -141,19 +151,27 @@ def test_it_rotates_refresh_tokens(anon: APIClient, developer: Any) -> None:
     # The old one stops working; the new one works once.
     again = anon.post(url("auth/refresh"), {"refresh_token": first["refresh_token"]}, format="json")
     assert_error(again, 401)
-    assert anon.post(
-        url("auth/refresh"), {"refresh_token": second["refresh_token"]}, format="json"
-    ).status_code == 200
+    assert (
+        anon.post(
+            url("auth/refresh"), {"refresh_token": second["refresh_token"]}, format="json"
+        ).status_code
+        == 200
+    )
 
 
 def test_it_revokes_a_refresh_token_on_logout(anon: APIClient, developer: Any) -> None:
     tokens = login(anon, "dev1").json()
-    response = anon.post(url("auth/logout"), {"refresh_token": tokens["refresh_token"]}, format="json")
+    response = anon.post(
+        url("auth/logout"), {"refresh_token": tokens["refresh_token"]}, format="json"
+    )
     assert response.status_code == 204
-    again = anon.post(url("auth/refresh"), {"refresh_token": tokens["refresh_token"]}, format="json")
+    again = anon.post(
+        url("auth/refresh"), {"refresh_token": tokens["refresh_token"]}, format="json"
+    )
     assert_error(again, 401)
     assert_error(
-        anon.post(url("auth/logout"), {"refresh_token": tokens["refresh_token"]}, format="json"), 401
+        anon.post(url("auth/logout"), {"refresh_token": tokens["refresh_token"]}, format="json"),
+        401,
     )
 
 
@@ -165,16 +183,20 @@ def test_it_refuses_garbage_and_access_tokens_as_refresh(anon: APIClient, develo
     assert_error(anon.post(url("auth/refresh"), {}, format="json"), 400, "refresh_token")
 
 
-def test_it_refuses_refresh_for_a_deactivated_or_deleted_user(anon: APIClient, developer: Any) -> None:
+def test_it_refuses_refresh_for_a_deactivated_or_deleted_user(
+    anon: APIClient, developer: Any
+) -> None:
     tokens = login(anon, "dev1").json()
     developer.is_active = False
     developer.save()
     assert_error(
-        anon.post(url("auth/refresh"), {"refresh_token": tokens["refresh_token"]}, format="json"), 401
+        anon.post(url("auth/refresh"), {"refresh_token": tokens["refresh_token"]}, format="json"),
+        401,
     )
     developer.delete()
     assert_error(
-        anon.post(url("auth/refresh"), {"refresh_token": tokens["refresh_token"]}, format="json"), 401
+        anon.post(url("auth/refresh"), {"refresh_token": tokens["refresh_token"]}, format="json"),
+        401,
     )
 
 
@@ -186,7 +208,8 @@ def test_it_revokes_tokens_when_the_password_changes(anon: APIClient, developer:
     me.credentials(HTTP_AUTHORIZATION=f"Bearer {tokens['access_token']}")
     assert_error(me.get(url("pipelines")), 401)
     assert_error(
-        anon.post(url("auth/refresh"), {"refresh_token": tokens["refresh_token"]}, format="json"), 401
+        anon.post(url("auth/refresh"), {"refresh_token": tokens["refresh_token"]}, format="json"),
+        401,
     )
 
 
