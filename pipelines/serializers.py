@@ -187,15 +187,17 @@ class MomentField(serializers.Field):
         if not isinstance(data, str) or len(data) > 64:
             self.fail("invalid")
         try:
-            moment = parse_datetime(data)
-            if moment is not None:
-                return moment if timezone.is_aware(moment) else moment.replace(tzinfo=UTC)
+            # A date first: parse_datetime also takes "2024-01-31" (as midnight),
+            # which would make an end date exclude its own day.
             day = parse_date(data)
+            if day is not None:
+                return day  # the caller decides which end of the day
+            moment = parse_datetime(data)
         except ValueError:  # well-formed but impossible, e.g. 2024-02-30
             self.fail("invalid")
-        if day is None:
+        if moment is None:
             self.fail("invalid")
-        return day  # the caller decides which end of the day
+        return moment if timezone.is_aware(moment) else moment.replace(tzinfo=UTC)
 
     def to_representation(self, value: Any) -> str:
         return str(value)
