@@ -40,13 +40,15 @@ from connectors.base import (
     is_driver_error,
     split_table,
 )
-from connectors.transform import BatchTransformer, compile_pushdown
+from connectors.transform import BatchTransformer, TextLineTransformer, compile_pushdown
 from connectors.types import Column, parser_for
 
 MARKER_TABLE = "_datadog_copy_markers"
 MODES = ("append", "replace", "upsert")
 # Chunk number of the row that stores a partitioned copy's key ranges.
 PLAN_CHUNK = -1
+# Rows held as Python objects at once on the batch path (memory bound).
+FETCH_ROWS = 10000
 
 
 class CopyFailed(ConnectorError):
@@ -695,12 +697,13 @@ def run_copy(
     source: Connector,
     destination: Connector,
     *,
-    pushdown: bool = True,
+    pushdown: bool | int = True,
     passthrough: bool = True,
 ) -> dict[str, Any]:
     """Copy one unit of ``ctx.task`` (a normalized ``copy`` task) exactly once.
 
-    ``pushdown=False`` forces every transformation onto the batch path and
+    ``pushdown=False`` forces every transformation onto the batch path (an int:
+    push at most that many leading steps) and
     ``passthrough=False`` disables raw COPY (benchmarks and tests).
     Returns ``{rows_read, rows_written, skipped, passthrough}`` and fills
     ``ctx.metrics``; stages the incremental watermark with
@@ -788,7 +791,7 @@ def _copy_from_sql(
     partition: dict[str, Any] | None,
     chunk: tuple[int, int] | None,
     batch_size: int,
-    pushdown: bool,
+    pushdown: bool | int,
     passthrough: bool,
     timeout: Callable[[], float | None],
 ) -> dict[str, Any]:
@@ -890,14 +893,23 @@ def _copy_from_sql(
             final_columns = transformer.columns
             info = {"watermark": _json_value(watermark)}
 
-            if (
+            pg_to_pg = (
                 passthrough
-                and not compiled.rest
                 and source.kind == "postgresql"
                 and destination.kind == "postgresql"
                 and isinstance(sink, SqlSink)
-            ):
-                rows = _pg_passthrough(ctx, source, conn, compiled, sink, final_columns, info)
+            )
+            lines = (
+                TextLineTransformer.build(
+                    out_columns, compiled.rest, offset=len(transformations) - len(compiled.rest)
+                )
+                if pg_to_pg and compiled.rest
+                else None
+            )
+            if pg_to_pg and (not compiled.rest or lines is not None):
+                rows = _pg_passthrough(
+                    ctx, source, conn, compiled, sink, final_columns, info, lines
+                )
                 return {
                     "rows_read": rows,
                     "rows_written": rows,
@@ -910,7 +922,10 @@ def _copy_from_sql(
             sink.begin(final_columns)
             read = written = 0
             try:
-                for rows in source.iter_batches(conn, compiled.sql, compiled.params, batch_size):
+                # Rows are Python objects here (~0.5 KiB each): fetch at most
+                # FETCH_ROWS at a time so memory stays small whatever batch_size.
+                fetch = min(batch_size, FETCH_ROWS)
+                for rows in source.iter_batches(conn, compiled.sql, compiled.params, fetch):
                     read += len(rows)
                     rows = _parse_batch(rows, parsers, source.where())
                     if transformer:
@@ -973,8 +988,13 @@ def _pg_passthrough(
     sink: SqlSink,
     columns: list[Column],
     info: dict[str, Any],
+    lines: TextLineTransformer | None = None,
 ) -> int:
-    """PostgreSQL → PostgreSQL: raw COPY bytes, binary when the types line up."""
+    """PostgreSQL → PostgreSQL: raw COPY bytes, binary when the types line up.
+
+    With ``lines`` (steps left after push-down that work on text fields),
+    text COPY lines pass through it instead.
+    """
     import psycopg
 
     from connectors.postgresql import PostgresqlConnector
@@ -990,7 +1010,7 @@ def _pg_passthrough(
     sink.begin(columns)
     try:
         target_types = source.binary_types(sink.written_columns)
-        binary = source.binary_types(columns) == target_types
+        binary = lines is None and source.binary_types(columns) == target_types
         dst_conn = sink.conn
         # Make sure the destination transaction has begun (psycopg begins lazily).
         dst_conn.execute("SELECT 1")
@@ -1004,6 +1024,7 @@ def _pg_passthrough(
                 [c.name for c in columns],
                 binary=binary,
                 check=ctx.check,
+                transform=lines,
             )
         ctx.check()
         sink.commit(rows, info)
@@ -1036,7 +1057,7 @@ def _copy_from_file(
     transformer = BatchTransformer(columns, transformations, run_params)
 
     def rows_of() -> Iterator[list[tuple]]:
-        for rows in source.read_file(path, columns, batch_size):
+        for rows in source.read_file(path, columns, min(batch_size, FETCH_ROWS)):
             yield _parse_batch(rows, parsers, f"{source.kind} {table}")
 
     previous = watermark = None

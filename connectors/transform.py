@@ -114,14 +114,19 @@ def compile_pushdown(
     transformations: list[dict[str, Any]],
     run_params: dict[str, Any],
     *,
-    enabled: bool = True,
+    enabled: bool | int = True,
 ) -> Compiled:
-    """Push as many leading steps as the dialect can express into ``base_sql``."""
+    """Push as many leading steps as the dialect can express into ``base_sql``.
+
+    ``enabled`` False pushes none; an int pushes at most that many (tests
+    and benchmarks use it to force steps onto batches).
+    """
     params = dict(base_params)
     bind = _Binder(params)
     sql, cols = base_sql, list(columns)
+    limit = len(transformations) if enabled is True else int(enabled)
     for i, t in enumerate(transformations):
-        if not enabled:
+        if i >= limit:
             return Compiled(sql, params, cols, list(transformations[i:]))
         try:
             sql, cols = _step_sql(dialect, t, i, sql, cols, bind, run_params)
@@ -622,3 +627,123 @@ def _caster(type_: str) -> Callable[[Any], Any]:
         return parse(str(value)) if parse else value
 
     return cast
+
+
+# --------------------------------------------------------- COPY text lines
+
+_NULL = b"\\N"
+_UNESCAPE = {
+    b"\\\\": b"\\",
+    b"\\t": b"\t",
+    b"\\n": b"\n",
+    b"\\r": b"\r",
+    b"\\b": b"\b",
+    b"\\f": b"\f",
+    b"\\v": b"\v",
+}
+_ESCAPE_RE = re.compile(rb"\\[\\tnrbfv]")
+
+
+def _unescape(field: bytes) -> bytes:
+    return _ESCAPE_RE.sub(lambda m: _UNESCAPE[m.group(0)], field) if b"\\" in field else field
+
+
+class TextLineTransformer:
+    """Steps applied to PostgreSQL COPY text lines, field by field.
+
+    For steps that only move, drop, null or hash fields (``select``,
+    ``rename``, ``mask``, ``filter`` on null-ness, ``dedupe``) the text a
+    COPY gives is all that is needed: a field's text is exactly ``x::text``,
+    which is what ``mask`` hashes. No typed Python value is built, which is
+    what makes this path several times faster than ``BatchTransformer``.
+    ``build`` answers None when a step needs typed values.
+    """
+
+    def __init__(
+        self, funcs: list[Callable[[list[list[bytes]]], list[list[bytes]]]], columns: list[Column]
+    ) -> None:
+        self.funcs = funcs
+        self.columns = columns
+
+    @classmethod
+    def build(
+        cls, columns: list[Column], transformations: list[dict[str, Any]], offset: int = 0
+    ) -> TextLineTransformer | None:
+        funcs: list[Callable[[list[list[bytes]]], list[list[bytes]]]] = []
+        cols = list(columns)
+        for i, t in enumerate(transformations, start=offset):
+            fn, p = t.get("function"), t.get("params") or {}
+            position = {c.name: n for n, c in enumerate(cols)}
+            if fn == "select":
+                names = _need(cols, p.get("columns"), t, i)
+                idx = [position[n] for n in names]
+                funcs.append(lambda rows, idx=idx: [[r[k] for k in idx] for r in rows])
+                cols = [cols[position[n]] for n in names]
+            elif fn == "rename":
+                mapping = _rename_mapping(p, cols, t, i)
+                cols = [c.renamed(mapping.get(c.name, c.name)) for c in cols]
+            elif fn == "mask":
+                names = _need(cols, p.get("columns"), t, i)
+                method = p.get("method", "sha256")
+                if method not in ("sha256", "redact"):
+                    raise ConnectorError(f"{_where(t, i)}: method must be sha256 or redact")
+                idx = [position[n] for n in names]
+                funcs.append(_text_mask(idx, method))
+                cols = [
+                    c.retyped("text") if c.name in names and method == "sha256" else c for c in cols
+                ]
+            elif fn == "filter" and "where" in p or fn == "filter" and "columns" in p:
+                conditions = _conditions(p, cols, t, i)
+                if any(op not in ("is_null", "not_null") for _, op, _ in conditions):
+                    return None
+                tests = [(position[n], op == "is_null") for n, op, _ in conditions]
+                funcs.append(
+                    lambda rows, tests=tests: [
+                        r for r in rows if all((r[k] == _NULL) is want for k, want in tests)
+                    ]
+                )
+            elif fn == "dedupe":
+                keys = _need(cols, p["keys"], t, i) if p.get("keys") else [c.name for c in cols]
+                funcs.append(_text_dedupe([position[k] for k in keys]))
+            else:
+                return None
+        return cls(funcs, cols)
+
+    def __call__(self, lines: list[bytes]) -> list[bytes]:
+        rows = [line.split(b"\t") for line in lines]
+        for func in self.funcs:
+            rows = func(rows)
+        return [b"\t".join(r) for r in rows]
+
+
+def _text_mask(idx: list[int], method: str) -> Callable[[list[list[bytes]]], list[list[bytes]]]:
+    sha = hashlib.sha256
+
+    def mask(rows: list[list[bytes]]) -> list[list[bytes]]:
+        for k in idx:
+            if method == "redact":
+                for r in rows:
+                    r[k] = _NULL
+                continue
+            for r in rows:
+                v = r[k]
+                if v != _NULL:
+                    r[k] = sha(_unescape(v)).hexdigest().encode()
+        return rows
+
+    return mask
+
+
+def _text_dedupe(idx: list[int]) -> Callable[[list[list[bytes]]], list[list[bytes]]]:
+    seen: set[tuple[bytes, ...]] = set()
+
+    def dedupe(rows: list[list[bytes]]) -> list[list[bytes]]:
+        out = []
+        for r in rows:
+            key = tuple(r[k] for k in idx)
+            if key not in seen:
+                seen.add(key)
+                out.append(r)
+        return out
+
+    return dedupe

@@ -307,6 +307,8 @@ class PostgresqlConnector(SqlConnector):
         binary: bool,
         check: Callable[[], None] | None = None,
         flush_bytes: int = 1 << 20,
+        transform: Callable[[list[bytes]], list[bytes]] | None = None,
+        transform_rows: int = 5000,
     ) -> int:
         """Stream ``COPY (src_sql) TO STDOUT`` into ``COPY dst FROM STDIN``; rows copied.
 
@@ -315,7 +317,12 @@ class PostgresqlConnector(SqlConnector):
         be a complete statement (parameters already bound client-side: COPY
         takes no bind parameters). ``check`` runs about once a second; when
         it raises, both COPYs are aborted and the exception propagates.
+
+        With ``transform`` (text format only), blocks of COPY text lines
+        (without their newline) pass through it on the way.
         """
+        if transform is not None and binary:
+            raise ValueError("a transform needs text COPY")
         fmt = " (FORMAT binary)" if binary else ""
         names = ", ".join(self.dialect.quote(c) for c in dst_columns)
         out_sql = f"COPY ({src_sql}) TO STDOUT{fmt}".encode()
@@ -339,24 +346,46 @@ class PostgresqlConnector(SqlConnector):
                 d.put_copy_end(b"source failed")
                 _drain(d)
                 raise _result_error(res, src_conn)
-            buf = bytearray()
             last_check = time.monotonic()
             get, put = s.get_copy_data, d.put_copy_data
             try:
-                while True:
-                    n, data = get(0)
-                    if n < 0:
-                        break
-                    buf += data
-                    if len(buf) >= flush_bytes:
+                if transform is None:
+                    buf = bytearray()
+                    while True:
+                        n, data = get(0)
+                        if n < 0:
+                            break
+                        buf += data
+                        if len(buf) >= flush_bytes:
+                            if put(buf) != 1:
+                                raise _conn_error(dst_conn)
+                            del buf[:]
+                            if check is not None and time.monotonic() - last_check > 1.0:
+                                last_check = time.monotonic()
+                                check()
+                    if buf:
                         if put(buf) != 1:
                             raise _conn_error(dst_conn)
-                        del buf[:]
-                        if check is not None and time.monotonic() - last_check > 1.0:
-                            last_check = time.monotonic()
-                            check()
-                if buf:
-                    if put(buf) != 1:
+                else:
+                    # Text COPY lines through ``transform`` in blocks of rows:
+                    # no typed Python values, only the touched fields change.
+                    lines: list[bytes] = []
+                    append = lines.append
+                    while True:
+                        n, data = get(0)
+                        if n < 0:
+                            break
+                        append(bytes(data[:-1]))
+                        if len(lines) >= transform_rows:
+                            out = transform(lines)
+                            if out and put(b"\n".join(out) + b"\n") != 1:
+                                raise _conn_error(dst_conn)
+                            lines.clear()
+                            if check is not None and time.monotonic() - last_check > 1.0:
+                                last_check = time.monotonic()
+                                check()
+                    out = transform(lines) if lines else []
+                    if out and put(b"\n".join(out) + b"\n") != 1:
                         raise _conn_error(dst_conn)
             except BaseException:
                 # Abort both sides so the connections can roll back cleanly.

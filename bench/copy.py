@@ -1,0 +1,364 @@
+"""Copy benchmark: the product's PostgreSQL → PostgreSQL copy against a psql pipe.
+
+    .venv/bin/python bench/copy.py [--runs 3] [--source-sql PATH] [--write-results]
+
+Loads ``source_1m.sql`` (1,000,000 rows) into a scratch database, then in the
+same run measures, each ``--runs`` times (medians reported):
+
+- ``pipe``: ``psql COPY (…) TO STDOUT (FORMAT binary) | psql COPY dst FROM STDIN``;
+- ``pushdown``: the product's copy with the reference filter + select + rename
+  (compiled into the source query, streamed as raw binary COPY);
+- ``batches``: the same transformations forced onto the batch path
+  (no push-down, no pass-through: rows become Python tuples);
+- ``mask_pushdown``: plus a sha256 mask, computed by PostgreSQL;
+- ``mask_not_pushed``: the same mask kept out of the SQL (as a SQLite source
+  must): it runs in Python on the COPY text lines;
+- ``partitioned``: the push-down copy split in 2 chunks, by 1 worker (the
+  chunks one after the other) and by 2 workers (two processes at once).
+
+Every product copy runs in a child process: wall time is the whole process
+(Python start-up and imports included, like the psql processes of the pipe),
+peak RSS is the child's ``ru_maxrss``. The in-process copy time is printed too.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+# Run as a script, this file's directory comes first on sys.path, and this
+# file's name would shadow the standard library's ``copy`` module.
+_HERE = str(Path(__file__).resolve().parent)
+if sys.path and sys.path[0] in (_HERE, ""):
+    sys.path.pop(0)
+sys.path.insert(0, str(Path(_HERE).parent))
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import os  # noqa: E402
+import statistics  # noqa: E402
+import subprocess  # noqa: E402
+import time  # noqa: E402
+import uuid  # noqa: E402
+from typing import Any  # noqa: E402
+
+PG_ADMIN = os.environ.get("TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+SELECT = (
+    "SELECT id AS order_id, account_id AS customer_id, name AS customer_name,"
+    " email AS contact_email, amount AS total, created_at AS ordered_at"
+    " FROM src WHERE amount >= 100"
+)
+TRANSFORMATIONS: list[dict[str, Any]] = [
+    {"name": "big", "function": "filter", "params": {"where": [["amount", ">=", 100]]}},
+    {
+        "name": "pick",
+        "function": "select",
+        "params": {"columns": ["id", "account_id", "name", "email", "amount", "created_at"]},
+    },
+    {
+        "name": "rename",
+        "function": "rename",
+        "params": {
+            "mapping": {
+                "id": "order_id",
+                "account_id": "customer_id",
+                "name": "customer_name",
+                "email": "contact_email",
+                "amount": "total",
+                "created_at": "ordered_at",
+            }
+        },
+    },
+]
+MASK = [
+    {
+        "name": "mask",
+        "function": "mask",
+        "params": {"columns": ["contact_email"], "method": "sha256"},
+    }
+]
+DST_DDL = (
+    "CREATE TABLE dst (order_id integer, customer_id bigint, customer_name text,"
+    " contact_email varchar(120), total numeric(12,2), ordered_at timestamptz)"
+)
+
+
+def _url(db: str) -> str:
+    from urllib.parse import urlparse
+
+    return urlparse(PG_ADMIN)._replace(path=f"/{db}").geturl()
+
+
+def _psql(db: str, *args: str, stdin: Any = None) -> None:
+    subprocess.run(
+        ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", _url(db), *args],
+        check=True,
+        stdin=stdin,
+        stdout=subprocess.DEVNULL,
+    )
+
+
+def _sql(db: str, sql: str) -> list[tuple]:
+    import psycopg
+
+    with psycopg.connect(_url(db), autocommit=True) as conn:
+        cur = conn.execute(sql)
+        return cur.fetchall() if cur.description else []
+
+
+# ------------------------------------------------------------- child side
+
+
+class BenchContext:
+    """A minimal TaskContext for a copy run outside the engine."""
+
+    def __init__(
+        self, task: dict[str, Any], chunk: tuple[int, int] | None, execution_id: str
+    ) -> None:
+        self.execution_id = execution_id
+        self.pipeline_id = "bench"
+        self.pipeline_name = "bench"
+        self.task_id = str(uuid.uuid4())
+        self.task_name = task["name"]
+        self.attempt = 1
+        self.task = task
+        self.params: dict[str, Any] = {}
+        self.metrics: dict[str, Any] = {}
+        self.chunk = chunk
+
+    def connection(self, name: str) -> Any:
+        raise KeyError(name)
+
+    def log(self, message: str, level: str = "INFO") -> None:
+        pass
+
+    def check(self) -> None:
+        pass
+
+    def seconds_left(self) -> float:
+        return 3600.0
+
+    def checkpoint_load(self) -> dict[str, Any] | None:
+        return None
+
+    def checkpoint_save(self, state: dict[str, Any]) -> None:
+        pass
+
+    def watermark_load(self) -> Any:
+        return None
+
+    def watermark_stage(self, value: Any) -> None:
+        pass
+
+
+def child(spec: dict[str, Any]) -> None:
+    """Run one copy (one or more chunks, sequentially) and print its timing as JSON."""
+    started = time.perf_counter()
+    from connectors.copy import run_copy
+    from connectors.postgresql import PostgresqlConnector
+
+    def connector(db: str) -> PostgresqlConnector:
+        return PostgresqlConnector(
+            name=db,
+            config={"host": "127.0.0.1", "port": 5432, "database": db, "username": "postgres"},
+        )
+
+    src, dst = connector(spec["src"]), connector(spec["dst"])
+    imported = time.perf_counter()
+    rows = 0
+    for chunk in spec["chunks"] or [None]:
+        task = {
+            "name": "bench_copy",
+            "type": "copy",
+            "source": {"connection": "src", "table": "src"},
+            "transformations": spec["transformations"],
+            "destination": {"connection": "dst", "table": "dst", "mode": "append", "keys": []},
+            "incremental": None,
+            "partition": {"column": "order_id" if False else "id", "chunks": 2} if chunk else None,
+            "batch_size": spec.get("batch_size", 50000),
+        }
+        ctx = BenchContext(task, tuple(chunk) if chunk else None, spec["execution_id"])
+        result = run_copy(ctx, src, dst, pushdown=spec["pushdown"], passthrough=spec["passthrough"])
+        rows += result["rows_written"]
+    done = time.perf_counter()
+    print(json.dumps({"rows": rows, "copy_s": done - imported, "import_s": imported - started}))
+
+
+# ------------------------------------------------------------ parent side
+
+
+def run_children(specs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Start one child per spec at once; wall time of the slowest, max peak RSS."""
+    started = time.perf_counter()
+    procs = [
+        subprocess.Popen(
+            [sys.executable, __file__, "--child", json.dumps(spec)],
+            stdout=subprocess.PIPE,
+            env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
+        )
+        for spec in specs
+    ]
+    peak_kib = 0
+    outputs = []
+    for proc in procs:
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out = proc.stdout.read().decode() if proc.stdout else ""
+        if proc.returncode != 0:
+            raise SystemExit(f"child failed ({proc.returncode}): {out}")
+        outputs.append(json.loads(out.strip().splitlines()[-1]))
+        peak_kib = max(peak_kib, usage.ru_maxrss)
+    wall = time.perf_counter() - started
+    return {
+        "wall_s": wall,
+        "rows": sum(o["rows"] for o in outputs),
+        "copy_s": max(o["copy_s"] for o in outputs),
+        "peak_mib": peak_kib / 1024,
+    }
+
+
+def pipe(src: str, dst: str) -> float:
+    started = time.perf_counter()
+    out = subprocess.Popen(
+        ["psql", "-X", "-q", "-d", _url(src), "-c", f"COPY ({SELECT}) TO STDOUT (FORMAT binary)"],
+        stdout=subprocess.PIPE,
+    )
+    subprocess.run(
+        ["psql", "-X", "-q", "-d", _url(dst), "-c", "COPY dst FROM STDIN (FORMAT binary)"],
+        stdin=out.stdout,
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    if out.stdout:
+        out.stdout.close()
+    out.wait()
+    return time.perf_counter() - started
+
+
+def reset(dst: str) -> None:
+    _sql(dst, "DROP TABLE IF EXISTS dst; DROP TABLE IF EXISTS _datadog_copy_markers")
+    _sql(dst, DST_DDL)
+    _sql(dst, "CHECKPOINT")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument(
+        "--source-sql", default=str(Path(_HERE).parent.parent / "shared/bench/source_1m.sql")
+    )
+    parser.add_argument("--write-results", action="store_true")
+    parser.add_argument("--child")
+    args = parser.parse_args()
+    if args.child:
+        child(json.loads(args.child))
+        return
+
+    tag = uuid.uuid4().hex[:8]
+    src, dst = f"dd_bench_src_{tag}", f"dd_bench_dst_{tag}"
+    _sql("postgres", f'CREATE DATABASE "{src}"')
+    _sql("postgres", f'CREATE DATABASE "{dst}"')
+    try:
+        print(f"loading {args.source_sql} into {src} …", flush=True)
+        _psql(src, "-f", args.source_sql)
+        expected = _sql(src, f"SELECT COUNT(*) FROM ({SELECT}) AS x")[0][0]
+        results: dict[str, list[dict[str, Any]]] = {}
+
+        def product(name: str, specs: list[dict[str, Any]]) -> None:
+            reset(dst)
+            measured = run_children(specs)
+            got = _sql(dst, "SELECT COUNT(*) FROM dst")[0][0]
+            if got != expected:
+                raise SystemExit(f"{name}: {got} rows in dst, expected {expected}")
+            results.setdefault(name, []).append(measured)
+
+        def spec(
+            transformations: list[dict[str, Any]],
+            *,
+            pushdown: bool = True,
+            passthrough: bool = True,
+            chunks: list[list[int]] | None = None,
+            execution_id: str | None = None,
+        ) -> dict[str, Any]:
+            return {
+                "src": src,
+                "dst": dst,
+                "transformations": transformations,
+                "pushdown": pushdown,
+                "passthrough": passthrough,
+                "chunks": chunks,
+                "execution_id": execution_id or uuid.uuid4().hex,
+            }
+
+        for run in range(args.runs):
+            print(f"run {run + 1}/{args.runs}", flush=True)
+            reset(dst)
+            results.setdefault("pipe", []).append(
+                {"wall_s": pipe(src, dst), "peak_mib": 0.0, "copy_s": 0.0}
+            )
+            product("pushdown", [spec(TRANSFORMATIONS)])
+            product("batches", [spec(TRANSFORMATIONS, pushdown=False, passthrough=False)])
+            product("mask_pushdown", [spec(TRANSFORMATIONS + MASK)])
+            # sha256 kept off the SQL (as on SQLite): it runs on COPY text lines.
+            product(
+                "mask_not_pushed", [spec(TRANSFORMATIONS + MASK, pushdown=len(TRANSFORMATIONS))]
+            )
+            execution = uuid.uuid4().hex
+            product(
+                "partitioned_1_worker",
+                [spec(TRANSFORMATIONS, chunks=[[0, 2], [1, 2]], execution_id=execution)],
+            )
+            execution = uuid.uuid4().hex
+            product(
+                "partitioned_2_workers",
+                [
+                    spec(TRANSFORMATIONS, chunks=[[0, 2]], execution_id=execution),
+                    spec(TRANSFORMATIONS, chunks=[[1, 2]], execution_id=execution),
+                ],
+            )
+        report(results, expected, args)
+    finally:
+        _sql("postgres", f'DROP DATABASE IF EXISTS "{src}" WITH (FORCE)')
+        _sql("postgres", f'DROP DATABASE IF EXISTS "{dst}" WITH (FORCE)')
+
+
+def report(results: dict[str, list[dict[str, Any]]], rows: int, args: Any) -> None:
+    pipe_s = statistics.median(r["wall_s"] for r in results["pipe"])
+    lines = [
+        f"rows copied: {rows:,}; runs: {args.runs} (medians); pipe: {pipe_s:.2f} s ({rows / pipe_s:,.0f} rows/s)",
+        "",
+        "| copy | wall s | rows/s | × pipe | in-process copy s | peak RSS MiB |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, runs in results.items():
+        wall = statistics.median(r["wall_s"] for r in runs)
+        copy_s = statistics.median(r["copy_s"] for r in runs)
+        peak = max(r["peak_mib"] for r in runs)
+        lines.append(
+            f"| {name} | {wall:.2f} | {rows / wall:,.0f} | {wall / pipe_s:.2f} | "
+            f"{copy_s:.2f} | {peak:.0f} |"
+            if name != "pipe"
+            else f"| pipe (psql \\| psql) | {wall:.2f} | {rows / wall:,.0f} | 1.00 | – | – |"
+        )
+    text = "\n".join(lines)
+    print(text)
+    if args.write_results:
+        path = Path(_HERE) / "RESULTS.md"
+        existing = path.read_text() if path.exists() else "# Benchmarks\n"
+        section = (
+            "## Copy\n\n"
+            f"Command: `.venv/bin/python bench/copy.py --runs {args.runs} --write-results`"
+            f" ({time.strftime('%Y-%m-%d')}, {os.cpu_count()} CPUs)\n\n{text}\n"
+        )
+        if "## Copy\n" in existing:
+            head, _, rest = existing.partition("## Copy\n")
+            tail = rest[rest.find("\n## ") + 1 :] if "\n## " in rest else ""
+            existing = head + section + ("\n" + tail if tail else "")
+        else:
+            existing = existing.rstrip() + "\n\n" + section
+        path.write_text(existing)
+        print(f"written to {path}")
+
+
+if __name__ == "__main__":
+    main()
