@@ -69,18 +69,24 @@ def maintain_enqueue() -> None:
 
 
 def maintain_schedule_ensure() -> None:
-    """The django-q2 schedule that (re)starts maintenance every minute."""
+    """The django-q2 schedule that (re)starts maintenance every minute.
+
+    Worker processes starting together may race to create it; extras are
+    removed on the next call (Schedule has no unique name constraint).
+    """
     from django_q.models import Schedule
 
-    Schedule.objects.update_or_create(
-        name="datadog-maintain",
-        defaults={
-            "func": "pipelines.tasks.maintain",
-            "schedule_type": Schedule.MINUTES,
-            "minutes": 1,
-            "repeats": -1,
-        },
-    )
+    schedules = list(Schedule.objects.filter(name="datadog-maintain").order_by("pk"))
+    if not schedules:
+        Schedule.objects.create(
+            name="datadog-maintain",
+            func="pipelines.tasks.maintain",
+            schedule_type=Schedule.MINUTES,
+            minutes=1,
+            repeats=-1,
+        )
+    for extra in schedules[1:]:
+        extra.delete()
 
 
 def on_worker_spawn(**_: object) -> None:

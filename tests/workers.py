@@ -56,8 +56,9 @@ class WorkerCluster:
     def output(self) -> str:
         return Path(self.log.name).read_text(errors="replace")
 
-    def stop(self) -> None:
-        if self.proc.poll() is None:
+    def stop(self, *, graceful: bool = False) -> None:
+        """Kill the cluster (SIGKILL by default: tests need no clean shutdown)."""
+        if graceful and self.proc.poll() is None:
             try:
                 os.killpg(self.proc.pid, signal.SIGTERM)
                 self.proc.wait(timeout=10)
@@ -70,6 +71,8 @@ class WorkerCluster:
             os.killpg(self.proc.pid, signal.SIGKILL)  # stragglers of the group
         except ProcessLookupError:
             pass
+        if self.proc.poll() is None:
+            self.proc.wait(timeout=10)
         # A killed maintainer leaves its lock until it expires; the next
         # test's cluster should not wait for that.
         from django.core.cache import cache
