@@ -19,10 +19,11 @@ def _iter(schedule: str, start: datetime, tz: str) -> croniter:
 
 def previous_tick(schedule: str, at: datetime, tz: str = "UTC") -> datetime:
     """The latest tick at or before ``at``."""
-    itr = _iter(schedule, at, tz)
-    if croniter.match(schedule, at.astimezone(ZoneInfo(tz))):
-        return at.astimezone(UTC).replace(microsecond=0)
-    return itr.get_prev(datetime).astimezone(UTC)
+    # Cron has minute resolution: 00:00:30 is in the 00:00 tick.
+    minute = at.astimezone(UTC).replace(second=0, microsecond=0)
+    if croniter.match(schedule, minute.astimezone(ZoneInfo(tz))):
+        return minute
+    return _iter(schedule, minute, tz).get_prev(datetime).astimezone(UTC)
 
 
 def next_tick(schedule: str, after: datetime, tz: str = "UTC") -> datetime:
