@@ -59,10 +59,10 @@ LEVEL_CHOICES = [(level.value, level.value) for level in Level]
 class ShareForm(forms.Form):
     """Share an object with one user or group at a level (adds to the current sharing)."""
 
-    principal_type = forms.ChoiceField(
-        choices=[("user", "User"), ("group", "Group")], label="Share with", initial="user"
-    )
     name = forms.CharField(max_length=150, label="User name or group name")
+    principal_type = forms.ChoiceField(
+        choices=[("user", "User"), ("group", "Group")], label="It is a", initial="user"
+    )
     level = forms.ChoiceField(choices=LEVEL_CHOICES, initial=Level.VIEW.value)
 
     def clean(self) -> dict[str, Any]:

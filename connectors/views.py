@@ -91,6 +91,8 @@ def _detail_context(request: HttpRequest, conn: Connection, **extra: Any) -> dic
         "can_share": can_share,
         "sharing": sharing_get(conn) if can_share else None,
         "share_form": ShareForm(),
+        "share_help": "view: sees it; operate: also tests it and uses it in pipelines; "
+        "edit: also changes and deletes it.",
         "secrets": sorted(conn.secret_fields),
         "secrets_set": set(conn.secret_keys_set()),
     }

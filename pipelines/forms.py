@@ -91,6 +91,10 @@ def _names(text: str) -> list[str]:
 class CopyTaskForm(forms.Form):
     """The "new copy task" helper: a copy task from picked connections and tables."""
 
+    # Its fields sit inside the editor's form: browser-side "required" would
+    # block saving the definition while the helper is left empty.
+    use_required_attribute = False
+
     task_name = forms.CharField(max_length=100, label="Task name")
     source_connection = forms.ChoiceField(label="Source connection")
     source_table = forms.CharField(

@@ -78,8 +78,8 @@ POLL_SECONDS = 1
 
 # ---------------------------------------------------------------- graph layout
 
-NODE_W, NODE_H, COL_GAP, ROW_GAP, PAD = 176, 46, 56, 16, 8
-LABEL_CHARS = 22
+NODE_W, NODE_H, COL_GAP, ROW_GAP, PAD = 156, 46, 44, 16, 8
+LABEL_CHARS = 19
 
 # When a definition task ran as several chunks, the task shows its worst chunk.
 _STATUS_RANK = [
@@ -132,7 +132,8 @@ def dag_graph(
                     "status": statuses.get(name, ""),
                     "href": href(name) if href else "",
                     "tx": x + 12,
-                    "ty": y + 19,
+                    # One line of text is centred; with a status, name above status.
+                    "ty": y + (19 if statuses.get(name) else 28),
                     "sy": y + 35,
                 }
             )
@@ -151,6 +152,9 @@ def dag_graph(
         "edges": edges,
         "width": width,
         "height": height,
+        # Wide graphs shrink to fit their box, but not below a readable size;
+        # past that the box scrolls.
+        "min_width": min(width, int(width * 0.6)),
         "w": NODE_W,
         "h": NODE_H,
     }
@@ -290,6 +294,8 @@ def _pipeline_context(request: HttpRequest, pipeline: Pipeline, **extra: Any) ->
         "recent_runs": list(execution_list_visible(user, pipeline=pipeline)[:10]),
         "run_form": RunForm(parameters=pipeline.parameters or {}),
         "share_form": ShareForm(),
+        "share_help": "view: sees it, its runs and logs; operate: also runs, cancels and "
+        "reruns; edit: also changes and deletes it.",
         "sharing": sharing_get(pipeline) if can_share else None,
         "poll": POLL_SECONDS * 3,
     }
@@ -633,8 +639,16 @@ def execution_list(request: HttpRequest) -> HttpResponse:
     return render_ui(request, "pipelines/runs.html", context, fragment="results")
 
 
+def _pct(seconds: float, span: float) -> float:
+    return round(min(max(seconds / span * 100, 0.0), 100.0), 2)
+
+
 def _gantt(execution: Execution, runs: list[TaskRun], now: datetime) -> dict[str, Any]:
-    """Bars of the task runs on one time axis (percent of the run's span)."""
+    """Bars of the task runs on one time axis (percent of the run's span).
+
+    Each bar has a light part for the time the task waited in the queue
+    (queued → started) and a solid part for the time it ran.
+    """
     start = execution.started_at or execution.created_at
     end = execution.ended_at or now
     for run in runs:
@@ -643,25 +657,31 @@ def _gantt(execution: Execution, runs: list[TaskRun], now: datetime) -> dict[str
     span = max((end - start).total_seconds(), 0.001)
     bars = []
     for run in runs:
-        if run.started_at is None:
-            bars.append({"run": run, "left": 0, "width": 0, "seconds": None})
-            continue
-        finish = run.ended_at or (now if run.status in TASK_ACTIVE else run.started_at)
-        left = max(0.0, (run.started_at - start).total_seconds() / span * 100)
-        width = max(0.4, (finish - run.started_at).total_seconds() / span * 100)
-        bars.append(
-            {
-                "run": run,
-                "left": round(left, 2),
-                "width": round(min(width, 100 - left), 2),
-                "seconds": (finish - run.started_at).total_seconds(),
-            }
-        )
+        bar: dict[str, Any] = {"run": run, "seconds": None, "wait": None}
+        if run.queued_at and (run.started_at is None or run.queued_at < run.started_at):
+            wait_end = run.started_at or (now if run.status in TASK_ACTIVE else run.queued_at)
+            left = _pct((run.queued_at - start).total_seconds(), span)
+            width = _pct((wait_end - run.queued_at).total_seconds(), span)
+            bar["wait"] = {"left": left, "width": min(width, 100 - left)}
+        if run.started_at is not None:
+            finish = run.ended_at or (now if run.status in TASK_ACTIVE else run.started_at)
+            left = _pct((run.started_at - start).total_seconds(), span)
+            width = max(0.4, _pct((finish - run.started_at).total_seconds(), span))
+            bar.update(left=left, width=round(min(width, 100 - left), 2))
+            bar["seconds"] = (finish - run.started_at).total_seconds()
+        bars.append(bar)
     return {"bars": bars, "span": span, "start": start}
 
 
+def _in_graph_order(runs: list[TaskRun]) -> list[TaskRun]:
+    """Task runs upstream first (layer by layer), as the graph draws them."""
+    by_name = {run.task_name: run for run in runs}
+    layers = dag.layers({run.task_name: list(run.depends_on) for run in runs})
+    return [by_name[name] for layer in layers for name in layer]
+
+
 def _execution_context(request: HttpRequest, execution: Execution) -> dict[str, Any]:
-    runs = list(task_runs_of(execution))
+    runs = _in_graph_order(list(task_runs_of(execution)))
     now = timezone.now()
     pipeline = execution.pipeline
     log_url = lambda name: reverse("task_log", args=[execution.pk, name])  # noqa: E731
