@@ -134,6 +134,8 @@ class SqlSink(Sink):
         schema, name = split_table(table)
         self.schema = schema
         # The shadow table a ``replace`` loads before the swap.
+        # (MySQL: DDL commits implicitly, so there the load goes into a
+        # shadow table swapped in with one atomic RENAME TABLE.)
         self.shadow = (f"{schema}." if schema else "") + f"{name[:40]}__dd_new"
         self.marker_table = (
             f"{schema}." if schema and connector.kind == "postgresql" else ""
@@ -249,12 +251,14 @@ class SqlSink(Sink):
         try:
             existing = self._existing()
             transactional_ddl = self.kind != "mysql"
+            create_in_txn = None
             if existing is None:
                 existing = columns
                 create = self._create_sql(self.table, columns)
                 if self.mode == "replace" and transactional_ddl:
-                    create = None  # the shadow table becomes the table
-                if create:
+                    # Created in the load's transaction: nobody sees it empty.
+                    create_in_txn = create
+                else:
                     self._ddl([create])
             self._check_columns(existing, columns)
             self.columns = existing
@@ -273,15 +277,23 @@ class SqlSink(Sink):
             self.conn = self._stack.enter_context(self._txn())
             cur = self.conn.cursor()
             if self.mode == "replace" and transactional_ddl:
-                cur.execute(f"DROP TABLE IF EXISTS {self.d.table(self.shadow)}")
-                cur.execute(self._shadow_sql(existing))
+                # PostgreSQL and SQLite replace in place: DELETE and load in
+                # one transaction. Readers see the old rows until the commit,
+                # then the new ones. (A swap by RENAME is not safe there: a
+                # reader whose statement began before the commit and waited
+                # on the lock would read the new table with its old snapshot
+                # and find it empty.)
+                if create_in_txn:
+                    cur.execute(create_in_txn)
+                else:
+                    cur.execute(f"DELETE FROM {self.d.table(self.table)}")
             if self.mode == "upsert" and self.kind == "postgresql":
                 cur.execute(
                     f"CREATE TEMP TABLE _dd_stage (LIKE {self.d.table(self.table)} INCLUDING DEFAULTS) ON COMMIT DROP"
                 )
             cur.close()
             self.target = {
-                "replace": self.shadow,
+                "replace": self.table if transactional_ddl else self.shadow,
                 "upsert": "_dd_stage" if self.kind == "postgresql" else self.table,
             }.get(self.mode, self.table)
         except ConnectorError:
@@ -303,11 +315,8 @@ class SqlSink(Sink):
         return f"CREATE TABLE IF NOT EXISTS {self.d.table(table)} ({body})"
 
     def _shadow_sql(self, existing: list[Column]) -> str:
-        if self.kind == "postgresql":
-            # Same columns, defaults, constraints and indexes as the table it replaces.
-            if self._existing() is not None:
-                return f"CREATE TABLE {self.d.table(self.shadow)} (LIKE {self.d.table(self.table)} INCLUDING ALL)"
-        if self.kind == "mysql" and self._existing() is not None:
+        """MySQL's shadow table: the same definition as the table it replaces."""
+        if self._existing() is not None:
             return f"CREATE TABLE {self.d.table(self.shadow)} LIKE {self.d.table(self.table)}"
         return self._create_sql(self.shadow, existing).replace(" IF NOT EXISTS", "", 1)
 
@@ -409,10 +418,6 @@ class SqlSink(Sink):
                     f" SELECT DISTINCT ON ({keys}) {cols} FROM _dd_stage ORDER BY {keys}"
                     f" ON CONFLICT ({keys}) {action}"
                 )
-            if self.mode == "replace" and self.kind != "mysql":
-                _, name = split_table(self.table)
-                cur.execute(f"DROP TABLE IF EXISTS {self.d.table(self.table)}")
-                cur.execute(f"ALTER TABLE {self.d.table(self.shadow)} RENAME TO {q(name)}")
             if self.mode == "replace" and self.kind == "mysql":
                 info = {**info, "swap": True}
             cur.execute(

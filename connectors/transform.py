@@ -728,7 +728,7 @@ def _text_mask(idx: list[int], method: str) -> Callable[[list[list[bytes]]], lis
             for r in rows:
                 v = r[k]
                 if v != _NULL:
-                    r[k] = sha(_unescape(v)).hexdigest().encode()
+                    r[k] = sha(_unescape(v) if b"\\" in v else v).hexdigest().encode()
         return rows
 
     return mask

@@ -308,7 +308,6 @@ class PostgresqlConnector(SqlConnector):
         check: Callable[[], None] | None = None,
         flush_bytes: int = 1 << 20,
         transform: Callable[[list[bytes]], list[bytes]] | None = None,
-        transform_rows: int = 5000,
     ) -> int:
         """Stream ``COPY (src_sql) TO STDOUT`` into ``COPY dst FROM STDIN``; rows copied.
 
@@ -349,43 +348,33 @@ class PostgresqlConnector(SqlConnector):
             last_check = time.monotonic()
             get, put = s.get_copy_data, d.put_copy_data
             try:
-                if transform is None:
-                    buf = bytearray()
-                    while True:
-                        n, data = get(0)
-                        if n < 0:
-                            break
-                        buf += data
-                        if len(buf) >= flush_bytes:
-                            if put(buf) != 1:
-                                raise _conn_error(dst_conn)
-                            del buf[:]
-                            if check is not None and time.monotonic() - last_check > 1.0:
-                                last_check = time.monotonic()
-                                check()
-                    if buf:
-                        if put(buf) != 1:
+                buf = bytearray()
+                while True:
+                    n, data = get(0)
+                    if n < 0:
+                        break
+                    buf += data
+                    if len(buf) >= flush_bytes:
+                        if transform is not None:
+                            # Text COPY lines through ``transform``, a block at a
+                            # time: no typed values, only touched fields change.
+                            block = transform(bytes(buf).split(b"\n")[:-1])
+                            ok = put(b"\n".join(block) + b"\n") if block else 1
+                        else:
+                            ok = put(buf)
+                        if ok != 1:
                             raise _conn_error(dst_conn)
-                else:
-                    # Text COPY lines through ``transform`` in blocks of rows:
-                    # no typed Python values, only the touched fields change.
-                    lines: list[bytes] = []
-                    append = lines.append
-                    while True:
-                        n, data = get(0)
-                        if n < 0:
-                            break
-                        append(bytes(data[:-1]))
-                        if len(lines) >= transform_rows:
-                            out = transform(lines)
-                            if out and put(b"\n".join(out) + b"\n") != 1:
-                                raise _conn_error(dst_conn)
-                            lines.clear()
-                            if check is not None and time.monotonic() - last_check > 1.0:
-                                last_check = time.monotonic()
-                                check()
-                    out = transform(lines) if lines else []
-                    if out and put(b"\n".join(out) + b"\n") != 1:
+                        del buf[:]
+                        if check is not None and time.monotonic() - last_check > 1.0:
+                            last_check = time.monotonic()
+                            check()
+                if buf:
+                    if transform is not None:
+                        block = transform(bytes(buf).split(b"\n")[:-1])
+                        ok = put(b"\n".join(block) + b"\n") if block else 1
+                    else:
+                        ok = put(buf)
+                    if ok != 1:
                         raise _conn_error(dst_conn)
             except BaseException:
                 # Abort both sides so the connections can roll back cleanly.
