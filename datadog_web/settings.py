@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 import dj_database_url
+from corsheaders.defaults import default_headers
 from cryptography.fernet import Fernet
 from django.core.exceptions import ImproperlyConfigured
 
@@ -326,6 +327,7 @@ for _origin in ALLOWED_ORIGINS:
 CORS_ALLOWED_ORIGINS = [origin.rstrip("/") for origin in ALLOWED_ORIGINS]
 CORS_ALLOW_CREDENTIALS = True
 CORS_URLS_REGEX = r"^/api/.*$"
+CORS_ALLOW_HEADERS = [*default_headers, "idempotency-key"]
 CORS_EXPOSE_HEADERS = ["Retry-After"]
 CSRF_TRUSTED_ORIGINS = CORS_ALLOWED_ORIGINS
 
