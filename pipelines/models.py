@@ -220,8 +220,15 @@ class TaskRun(models.Model):
     status = models.CharField(
         max_length=16, choices=TaskRunStatus.choices, default=TaskRunStatus.PENDING
     )
-    # Names of the task runs (not definition tasks) this one waits for.
+    # Names of the task runs (not definition tasks) this one waits for, and
+    # of those that wait for it. ``waiting_for`` counts upstreams not yet
+    # succeeded, so finishing a task touches only its direct downstream rows
+    # instead of re-reading the whole execution (fan-outs of thousands).
     depends_on = models.JSONField(default=list, blank=True)
+    downstream = models.JSONField(default=list, blank=True)
+    waiting_for = models.PositiveIntegerField(default=0)
+    # The task's normalized definition, so a worker needs no other row.
+    spec = models.JSONField(default=dict, blank=True)
     # The definition task this run executes; differs from task_name only for
     # the chunks of a partitioned copy ("copy_orders[3]").
     definition_task = models.CharField(max_length=100)

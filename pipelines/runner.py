@@ -48,15 +48,15 @@ def worker_name() -> str:
 class RunContext:
     """The TaskContext a task type sees (pipelines.tasktypes.base.TaskContext)."""
 
-    def __init__(self, task_run: TaskRun, definition: dict[str, Any]) -> None:
+    def __init__(self, task_run: TaskRun) -> None:
         execution = task_run.execution
         self.execution_id = str(execution.pk)
         self.pipeline_id = str(execution.pipeline_id)
-        self.pipeline_name = definition["name"]
+        self.pipeline_name = execution.pipeline.name
         self.task_id = str(task_run.pk)
         self.task_name = task_run.task_name
         self.attempt = task_run.attempt
-        self.task = next(t for t in definition["tasks"] if t["name"] == task_run.definition_task)
+        self.task = task_run.spec
         self.params = dict(execution.parameters)
         self.metrics: dict[str, Any] = {}
         self.chunk = (
@@ -191,8 +191,7 @@ def run_task(task_id: str) -> str:
     task_run = task_run_claim(task_id=task_id, worker=worker)
     if task_run is None:
         return "not claimed"
-    definition = task_run.execution.version.definition
-    ctx = RunContext(task_run, definition)
+    ctx = RunContext(task_run)
     ctx.log(f"attempt {ctx.attempt} started on {worker}")
     watchdog = Watchdog(ctx)
     watchdog.start()

@@ -61,33 +61,51 @@ def _resolve_parameters(
     return {**defaults, **overrides}
 
 
-def _task_runs_for(definition: dict[str, Any], execution: Execution) -> list[TaskRun]:
-    """One task run per task; a partitioned copy gets one per chunk."""
+def _task_runs_for(
+    definition: dict[str, Any], execution: Execution, skip: set[str]
+) -> list[TaskRun]:
+    """One task run per task; a partitioned copy gets one per chunk.
+
+    ``skip`` names runs carried over as skipped (rerun): they count as done
+    for the tasks waiting on them.
+    """
     chunks_of: dict[str, list[str]] = {}
     for task in definition["tasks"]:
         partition = task.get("partition")
-        count = partition["chunks"] if partition else 1
         chunks_of[task["name"]] = (
-            [f"{task['name']}[{i}]" for i in range(count)] if partition else [task["name"]]
+            [f"{task['name']}[{i}]" for i in range(partition["chunks"])]
+            if partition
+            else [task["name"]]
         )
-    runs = []
+    depends: dict[str, list[str]] = {}
+    specs: dict[str, tuple[dict[str, Any], int | None, int | None]] = {}
     for task in definition["tasks"]:
-        depends = [run for up in task.get("depends_on", []) for run in chunks_of[up]]
+        upstream = [run for up in task.get("depends_on", []) for run in chunks_of[up]]
         names = chunks_of[task["name"]]
         for index, name in enumerate(names):
-            runs.append(
-                TaskRun(
-                    execution=execution,
-                    task_name=name,
-                    definition_task=task["name"],
-                    task_type=task["type"],
-                    depends_on=depends,
-                    max_retries=task.get("retries", 0),
-                    chunk_index=index if len(names) > 1 or task.get("partition") else None,
-                    chunk_count=len(names) if task.get("partition") else None,
-                )
-            )
-    return runs
+            depends[name] = upstream
+            partitioned = task.get("partition") is not None
+            specs[name] = (task, index if partitioned else None, len(names) if partitioned else None)
+    downstream: dict[str, list[str]] = {name: [] for name in depends}
+    for name, ups in depends.items():
+        for up in ups:
+            downstream[up].append(name)
+    return [
+        TaskRun(
+            execution=execution,
+            task_name=name,
+            definition_task=task["name"],
+            task_type=task["type"],
+            depends_on=depends[name],
+            downstream=downstream[name],
+            waiting_for=sum(1 for up in depends[name] if up not in skip),
+            spec=task,
+            max_retries=task.get("retries", 0),
+            chunk_index=index,
+            chunk_count=count,
+        )
+        for name, (task, index, count) in specs.items()
+    ]
 
 
 @transaction.atomic
@@ -144,7 +162,7 @@ def execution_create(
         "data_interval_end": end.isoformat(),
     }
     execution.save()
-    TaskRun.objects.bulk_create(_task_runs_for(definition, execution))
+    TaskRun.objects.bulk_create(_task_runs_for(definition, execution, skip_tasks or set()))
     record(
         execution_id=execution.pk,
         task_run=None,

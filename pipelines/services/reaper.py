@@ -65,11 +65,8 @@ def reap() -> ReapResult:
 def _expire_leases(now, result: ReapResult) -> None:  # type: ignore[no-untyped-def]
     cutoff = now - timedelta(seconds=settings.TASK_LEASE_SECONDS)
     stale = TaskRun.objects.filter(status=TaskRunStatus.RUNNING, heartbeat_at__lt=cutoff)
-    for task_run in stale.select_related("execution"):
-        definition = task_run.execution.version.definition
-        task = next(
-            (t for t in definition["tasks"] if t["name"] == task_run.definition_task), {}
-        )
+    for task_run in stale:
+        task = task_run.spec
         status = task_run_fail(
             task_run=task_run,
             attempt=None,

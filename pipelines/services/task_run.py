@@ -120,7 +120,7 @@ def task_run_claim(*, task_id: Any, worker: str) -> TaskRun | None:
     A duplicate message (re-sent by the reaper) or a run cancelled meanwhile
     finds the row no longer ``queued`` and does nothing.
     """
-    task_run = TaskRun.objects.select_related("execution").filter(pk=task_id).first()
+    task_run = TaskRun.objects.select_related("execution__pipeline").filter(pk=task_id).first()
     if task_run is None or task_run.status != TaskRunStatus.QUEUED:
         return None
     if task_run.execution.status != ExecutionStatus.RUNNING:
@@ -134,24 +134,26 @@ def task_run_claim(*, task_id: Any, worker: str) -> TaskRun | None:
             reason="execution cancelled before the task started",
             ended_at=timezone.now(),
         ):
-            _advance(task_run.execution_id, actor=worker)
+            _advance(task_run.execution_id, actor=worker, changed=task_run)
         return None
     now = timezone.now()
-    claimed = (
-        TaskRun.objects.filter(pk=task_id, status=TaskRunStatus.QUEUED)
-        .update(
-            status=TaskRunStatus.RUNNING,
-            attempt=F("attempt") + 1,
-            worker=worker[:200],
-            heartbeat_at=now,
-            started_at=now,
-            ended_at=None,
-            error="",
-        )
-    )
+    fields = {
+        "status": TaskRunStatus.RUNNING,
+        "attempt": task_run.attempt + 1,
+        "worker": worker[:200],
+        "heartbeat_at": now,
+        "started_at": now,
+        "ended_at": None,
+        "error": "",
+    }
+    # Matching the attempt read above makes the new attempt number exact.
+    claimed = TaskRun.objects.filter(
+        pk=task_id, status=TaskRunStatus.QUEUED, attempt=task_run.attempt
+    ).update(**fields)
     if claimed != 1:
         return None
-    task_run.refresh_from_db()
+    for name, value in fields.items():
+        setattr(task_run, name, value)
     record(
         execution_id=task_run.execution_id,
         task_run=task_run,
@@ -237,7 +239,7 @@ def task_run_succeed(
             task_name=task_run.definition_task,
             defaults={"column": watermark["column"], "value": watermark["value"]},
         )
-    _advance(task_run.execution_id, actor=worker)
+    _advance(task_run.execution_id, actor=worker, changed=task_run)
 
 
 def retry_delay_seconds(*, base: float, retry_number: int) -> float:
@@ -306,7 +308,7 @@ def task_run_fail(
     if not moved:
         return None
     _write_log_lines(task_run.pk, task_run.attempt, log_lines or [])
-    _advance(task_run.execution_id, actor=actor)
+    _advance(task_run.execution_id, actor=actor, changed=task_run)
     return new_status
 
 
@@ -334,46 +336,66 @@ def task_run_cancelled(
     )
     if moved:
         _write_log_lines(task_run.pk, attempt, log_lines)
-        _advance(task_run.execution_id, actor=actor)
+        _advance(task_run.execution_id, actor=actor, changed=task_run)
     return moved
 
 
-def _advance(execution_id: Any, *, actor: str) -> None:
-    """After a task moved: mark blocked tasks, enqueue ready ones, maybe finish.
+def _advance(execution_id: Any, *, actor: str, changed: TaskRun | None = None) -> None:
+    """After a task moved: enqueue what became ready, block what cannot run, maybe finish.
 
-    The caller holds the execution's row lock.
+    The caller holds the execution's row lock. A success touches only the
+    changed task's direct downstream rows; other moves (and ``changed=None``,
+    used on start and by the reaper) re-read the execution's graph.
     """
-    execution = Execution.objects.get(pk=execution_id)
-    runs = list(TaskRun.objects.filter(execution_id=execution_id))
-    status = {tr.task_name: tr.status for tr in runs}
-    graph = {tr.task_name: list(tr.depends_on) for tr in runs}
-    by_name = {tr.task_name: tr for tr in runs}
-    failed = {n for n, s in status.items() if s in {TaskRunStatus.FAILED, TaskRunStatus.UPSTREAM_FAILED, TaskRunStatus.CANCELLED}}
-    now = timezone.now()
-    for name in sorted(failed):
-        for down in dag.downstream(graph, name):
-            if by_name[down].status == TaskRunStatus.PENDING:
-                _move(
-                    by_name[down],
-                    to=TaskRunStatus.UPSTREAM_FAILED,
-                    expected={TaskRunStatus.PENDING},
-                    actor=actor,
-                    reason=f"upstream task '{name}' did not succeed",
-                    ended_at=now,
+    execution = Execution.objects.only("status").get(pk=execution_id)
+    runs = TaskRun.objects.filter(execution_id=execution_id)
+    if changed is not None and changed.status in TASK_DONE_OK:
+        if changed.downstream:
+            runs.filter(task_name__in=changed.downstream).update(waiting_for=F("waiting_for") - 1)
+            if execution.status == ExecutionStatus.RUNNING:
+                ready = list(
+                    runs.filter(
+                        task_name__in=changed.downstream, status=TaskRunStatus.PENDING, waiting_for=0
+                    )
                 )
-    if execution.status == ExecutionStatus.RUNNING:
-        done_ok = {n for n, tr in by_name.items() if tr.status in TASK_DONE_OK}
-        ready = [
-            by_name[n]
-            for n, deps in graph.items()
-            if by_name[n].status == TaskRunStatus.PENDING and all(d in done_ok for d in deps)
-        ]
-        if ready:
-            task_runs_enqueue(ready, actor=actor, reason="upstream tasks succeeded")
-    if all(tr.status in TASK_FINISHED for tr in by_name.values()):
+                task_runs_enqueue(ready, actor=actor, reason="upstream tasks succeeded")
+    else:
+        _block_downstream_of_failures(execution_id, actor=actor)
+        if execution.status == ExecutionStatus.RUNNING:
+            ready = list(runs.filter(status=TaskRunStatus.PENDING, waiting_for=0))
+            task_runs_enqueue(ready, actor=actor, reason="no upstream left to wait for")
+    if not runs.exclude(status__in=TASK_FINISHED).exists():
         from pipelines.services.execution import execution_finish
 
-        execution_finish(execution=execution, actor=actor)
+        execution_finish(execution=Execution.objects.get(pk=execution_id), actor=actor)
+
+
+def _block_downstream_of_failures(execution_id: Any, *, actor: str) -> None:
+    """pending tasks downstream of a task that did not succeed → upstream_failed."""
+    rows = list(
+        TaskRun.objects.filter(execution_id=execution_id).values_list(
+            "task_name", "status", "depends_on"
+        )
+    )
+    not_ok = {TaskRunStatus.FAILED, TaskRunStatus.UPSTREAM_FAILED, TaskRunStatus.CANCELLED}
+    failed = sorted(name for name, status, _ in rows if status in not_ok)
+    if not failed:
+        return
+    graph = {name: list(deps) for name, _, deps in rows}
+    pending = {name for name, status, _ in rows if status == TaskRunStatus.PENDING}
+    now = timezone.now()
+    for name in failed:
+        blocked = dag.downstream(graph, name) & pending
+        for task_run in TaskRun.objects.filter(execution_id=execution_id, task_name__in=blocked):
+            if _move(
+                task_run,
+                to=TaskRunStatus.UPSTREAM_FAILED,
+                expected={TaskRunStatus.PENDING},
+                actor=actor,
+                reason=f"upstream task '{name}' did not succeed",
+                ended_at=now,
+            ):
+                pending.discard(task_run.task_name)
 
 
 def advance(*, execution_id: Any, actor: str) -> None:
