@@ -49,16 +49,15 @@ def login_view(request: HttpRequest) -> HttpResponse:
         username = request.POST.get("username", "")
         retry_after = lockout.login_check(request, username) if lockout else None
         if retry_after:
-            form = LoginForm(request)
-            form.initial["username"] = username
+            # Refused before checking the password, so a locked-out guesser
+            # learns nothing; the form comes back unbound with the notice.
             minutes = max(1, round(retry_after / 60))
-            form.add_error(None, f"Too many failed attempts. Try again in about {minutes} min.")
-            response = render(
-                request,
-                "accounts/login.html",
-                {"form": form, "next": _safe_next(request)},
-                status=429,
-            )
+            context = {
+                "form": LoginForm(request, initial={"username": username}),
+                "next": _safe_next(request),
+                "notice": f"Too many failed attempts. Try again in about {minutes} min.",
+            }
+            response = render(request, "accounts/login.html", context, status=429)
             response["Retry-After"] = str(int(retry_after))
             return response
         if form.is_valid():

@@ -509,6 +509,7 @@ def _editor_context(
 
 def _editor_save(request: HttpRequest, pipeline: Pipeline | None) -> HttpResponse:
     form = EditorForm(request.POST)
+    refused: ServiceError | None = None
     if form.is_valid():
         text, fmt = form.cleaned_data["definition"], form.cleaned_data["format"] or None
         try:
@@ -528,13 +529,19 @@ def _editor_save(request: HttpRequest, pipeline: Pipeline | None) -> HttpRespons
                 else:
                     messages.success(request, f"Saved version {pipeline.version}.")
             return redirect("pipeline_detail", pipeline_id=pipeline.pk)
-        except (definition.DefinitionError, ServiceError):
+        except definition.DefinitionError:
             pass  # the editor below lists every problem at its path
+        except ServiceError as exc:
+            refused = exc
     context = _editor_context(request, form, pipeline)
-    if not context["problems"] and not form.errors:
-        # Valid text that the service still refused (a name taken by a pipeline
-        # the user cannot see): say so.
-        form.add_error(None, "could not save; check the name")
+    if refused is not None and not context["problems"]:
+        # A valid definition the service still refused (a taken name): its
+        # problems go in the same list, at their paths.
+        text = form.cleaned_data["definition"]
+        context["problems"] = [{**e, "line": line_of(text, e["path"])} for e in refused.errors] or [
+            {"path": "", "message": refused.detail, "line": None}
+        ]
+        context["valid"] = False
     return render_ui(request, "pipelines/editor.html", context, status=400)
 
 
