@@ -299,10 +299,14 @@ class TaskLogLine(models.Model):
 
     task_run = models.ForeignKey(TaskRun, on_delete=models.CASCADE, related_name="log_lines")
     attempt = models.PositiveIntegerField()
-    seq = models.PositiveIntegerField()
+    seq = models.PositiveBigIntegerField()
     at = models.DateTimeField()
     level = models.CharField(max_length=10)
     message = models.TextField()
+
+    # seq = attempt * SEQ_PER_ATTEMPT + line number: the worker numbers its
+    # own lines without reading, and seq still grows across attempts (tailing).
+    SEQ_PER_ATTEMPT = 1_000_000
 
     class Meta:
         ordering = ["task_run", "seq"]

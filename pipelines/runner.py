@@ -25,7 +25,7 @@ from django.db import connections
 from connectors.base import ConnectorError
 from connectors.models import Connection
 from pipelines import checkpoints
-from pipelines.models import ExecutionStatus, TaskRun, Watermark
+from pipelines.models import ExecutionStatus, TaskLogLine, TaskRun, Watermark
 from pipelines.services.task_run import (
     task_run_cancelled,
     task_run_claim,
@@ -70,6 +70,7 @@ class RunContext:
         self._timeout = float(self.task.get("timeout", 3600))
         self._lock = threading.Lock()
         self._log: list[dict[str, Any]] = []
+        self._log_seq = 0
         self._stop_reason: BaseException | None = None
         self._cancel_hooks: list[Any] = []
         self._watermark: Any = None
@@ -84,9 +85,20 @@ class RunContext:
 
     def log(self, message: str, level: str = "INFO") -> None:
         with self._lock:
+            limit = min(settings.TASK_LOG_MAX_LINES, TaskLogLine.SEQ_PER_ATTEMPT - 1)
+            if self._log_seq > limit:
+                return
+            if self._log_seq == limit:
+                message, level = "… log truncated (TASK_LOG_MAX_LINES reached)", "WARNING"
             self._log.append(
-                {"at": datetime.now(UTC), "level": level[:10], "message": str(message)[:10000]}
+                {
+                    "seq": self.attempt * TaskLogLine.SEQ_PER_ATTEMPT + self._log_seq,
+                    "at": datetime.now(UTC),
+                    "level": level[:10],
+                    "message": str(message)[:10000],
+                }
             )
+            self._log_seq += 1
 
     def check(self) -> None:
         if self._stop_reason is None and self.seconds_left() <= 0:

@@ -191,23 +191,17 @@ def task_run_status(*, task_id: Any) -> tuple[str, int, str]:
 
 
 def _write_log_lines(task_id: Any, attempt: int, lines: list[dict[str, Any]]) -> None:
-    if not lines:
-        return
-    start = TaskLogLine.objects.filter(task_run_id=task_id).count()
-    room = settings.TASK_LOG_MAX_LINES - start
-    if room <= 0:
-        return
-    kept = lines[:room]
-    if len(lines) > room:
-        kept[-1] = {**kept[-1], "message": "… log truncated (TASK_LOG_MAX_LINES reached)"}
-    TaskLogLine.objects.bulk_create(
-        TaskLogLine(task_run_id=task_id, attempt=attempt, seq=start + i, **line)
-        for i, line in enumerate(kept)
-    )
+    """Insert buffered lines; each carries its ``seq`` (numbered per attempt by the worker)."""
+    if lines:
+        base = attempt * TaskLogLine.SEQ_PER_ATTEMPT
+        TaskLogLine.objects.bulk_create(
+            TaskLogLine(task_run_id=task_id, attempt=attempt, **{"seq": base + i, **line})
+            for i, line in enumerate(lines)
+        )
 
 
 def _execution_lock(execution_id: Any) -> Execution:
-    return Execution.objects.select_for_update().get(pk=execution_id)
+    return Execution.objects.select_for_update().only("status").get(pk=execution_id)
 
 
 @transaction.atomic
@@ -221,7 +215,7 @@ def task_run_succeed(
     worker: str,
 ) -> None:
     """running → success for ``attempt``; commits the staged watermark with it."""
-    _execution_lock(task_run.execution_id)
+    execution = _execution_lock(task_run.execution_id)
     if not _move(
         task_run,
         to=TaskRunStatus.SUCCESS,
@@ -239,7 +233,7 @@ def task_run_succeed(
             task_name=task_run.definition_task,
             defaults={"column": watermark["column"], "value": watermark["value"]},
         )
-    _advance(task_run.execution_id, actor=worker, changed=task_run)
+    _advance(task_run.execution_id, actor=worker, changed=task_run, execution=execution)
 
 
 def retry_delay_seconds(*, base: float, retry_number: int) -> float:
@@ -340,14 +334,20 @@ def task_run_cancelled(
     return moved
 
 
-def _advance(execution_id: Any, *, actor: str, changed: TaskRun | None = None) -> None:
+def _advance(
+    execution_id: Any,
+    *,
+    actor: str,
+    changed: TaskRun | None = None,
+    execution: Execution | None = None,
+) -> None:
     """After a task moved: enqueue what became ready, block what cannot run, maybe finish.
 
     The caller holds the execution's row lock. A success touches only the
     changed task's direct downstream rows; other moves (and ``changed=None``,
     used on start and by the reaper) re-read the execution's graph.
     """
-    execution = Execution.objects.only("status").get(pk=execution_id)
+    execution = Execution.objects.only("status").get(pk=execution_id) if execution is None else execution
     runs = TaskRun.objects.filter(execution_id=execution_id)
     if changed is not None and changed.status in TASK_DONE_OK:
         if changed.downstream:
