@@ -65,9 +65,7 @@ def product(tasks: list[dict], name: str) -> float:  # type: ignore[type-arg]
     from pipelines.models import Execution
     from pipelines.services import execution_create, pipeline_create
 
-    pipeline = pipeline_create(
-        data={"name": name, "max_active_runs": 1, "tasks": tasks}
-    )
+    pipeline = pipeline_create(data={"name": name, "max_active_runs": 1, "tasks": tasks})
     started = time.perf_counter()
     execution = execution_create(pipeline=pipeline)
     finished = {"success", "failed", "cancelled"}
@@ -130,7 +128,10 @@ def main() -> None:
         connection_create(name="noop", kind="sqlite", config={"path": "noop.sqlite"})
         log = open(tmp / "qcluster.log", "w")
         workers = subprocess.Popen(
-            [sys.executable, "manage.py", "qcluster"], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+            [sys.executable, "manage.py", "qcluster"],
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
         time.sleep(3)  # let the cluster start
