@@ -159,7 +159,9 @@ def can(user: Any, action: Action | str, obj: Model) -> bool:
     return level is not None and LEVEL_ORDER.index(level) >= LEVEL_ORDER.index(needed)
 
 
-def visible(user: Any, queryset: QuerySet[Any], action: Action | str = Action.VIEW) -> QuerySet[Any]:
+def visible(
+    user: Any, queryset: QuerySet[Any], action: Action | str = Action.VIEW
+) -> QuerySet[Any]:
     """The objects of ``queryset`` on which ``user`` may do ``action``.
 
     Lists use this; it never raises, and a user with nothing shared gets an
@@ -176,7 +178,10 @@ def visible(user: Any, queryset: QuerySet[Any], action: Action | str = Action.VI
     if needed is not None:
         model_name = queryset.model._meta.model_name
         app_label = queryset.model._meta.app_label
-        perms = [f"{app_label}.{_PERMS[model_name][lvl]}" for lvl in LEVEL_ORDER[LEVEL_ORDER.index(needed):]]
+        perms = [
+            f"{app_label}.{_PERMS[model_name][lvl]}"
+            for lvl in LEVEL_ORDER[LEVEL_ORDER.index(needed) :]
+        ]
         shared = get_objects_for_user(
             user, perms, klass=queryset.model, any_perm=True, accept_global_perms=False
         ).values("pk")

@@ -237,6 +237,7 @@ if TESTING:
     # Hashing dominates the test suite otherwise.
     PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
+
 def _rate(name: str, default: str) -> str:
     """A DRF throttle rate such as ``10/min``, checked at start."""
     value = env_str(name, default) or default

@@ -86,7 +86,9 @@ class PipelineAdmin(admin.ModelAdmin):
     def get_queryset(self, request: HttpRequest) -> Any:
         return visible(request.user, super().get_queryset(request))
 
-    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
+    def get_form(
+        self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any
+    ) -> Any:
         form = super().get_form(request, obj, change=change, **kwargs)
         form.user = request.user
         return form
@@ -136,7 +138,16 @@ class PipelineVersionAdmin(ReadOnlyAdmin):
 
 class TaskRunInline(admin.TabularInline):
     model = TaskRun
-    fields = ["task_name", "task_type", "status", "attempt", "retry_count", "started_at", "ended_at", "error"]
+    fields = [
+        "task_name",
+        "task_type",
+        "status",
+        "attempt",
+        "retry_count",
+        "started_at",
+        "ended_at",
+        "error",
+    ]
     readonly_fields = fields
     extra = 0
     can_delete = False
@@ -171,7 +182,15 @@ class TaskLogInline(admin.TabularInline):
 
 @admin.register(TaskRun)
 class TaskRunAdmin(ReadOnlyAdmin):
-    list_display = ["task_name", "execution", "task_type", "status", "attempt", "retry_count", "started_at"]
+    list_display = [
+        "task_name",
+        "execution",
+        "task_type",
+        "status",
+        "attempt",
+        "retry_count",
+        "started_at",
+    ]
     list_filter = ["status", "task_type"]
     list_select_related = ["execution"]
     inlines = [TaskLogInline]

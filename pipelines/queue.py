@@ -22,7 +22,9 @@ def enqueue_task_runs(task_ids: Iterable[Any]) -> None:
         try:
             # save=False: our own rows record the outcome; django-q2's result
             # rows would only double the writes per task.
-            async_task(RUN_TASK, str(task_id), q_options={"save": False, "task_name": f"task-{task_id}"})
+            async_task(
+                RUN_TASK, str(task_id), q_options={"save": False, "task_name": f"task-{task_id}"}
+            )
         except Exception:  # the broker is down: the reaper re-sends queued rows
             logger.exception("could not enqueue task run %s; the reaper will retry", task_id)
 

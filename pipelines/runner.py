@@ -221,13 +221,19 @@ def _run(ctx: RunContext, task_run: TaskRun, worker: str) -> str:
         task_type(task_run.task_type).run(ctx)
         ctx.check()  # a cancel or timeout that came during the last statement
     except LeaseLost:
-        logger.warning("task %s attempt %s lost its lease; writing nothing", ctx.task_id, ctx.attempt)
+        logger.warning(
+            "task %s attempt %s lost its lease; writing nothing", ctx.task_id, ctx.attempt
+        )
         return "lease lost"
     except TaskCancelled as exc:
         ctx.log(f"cancelled: {exc}", "WARNING")
         task_run_cancelled(
-            task_run=task_run, attempt=ctx.attempt, actor=worker, reason=str(exc),
-            log_lines=ctx.take_log(), metrics=ctx.metrics,
+            task_run=task_run,
+            attempt=ctx.attempt,
+            actor=worker,
+            reason=str(exc),
+            log_lines=ctx.take_log(),
+            metrics=ctx.metrics,
         )
         return "cancelled"
     except Exception as exc:  # every failure is recorded
@@ -238,8 +244,12 @@ def _run(ctx: RunContext, task_run: TaskRun, worker: str) -> str:
                 return "lease lost"
             if isinstance(exc, TaskCancelled):
                 task_run_cancelled(
-                    task_run=task_run, attempt=ctx.attempt, actor=worker, reason=str(exc),
-                    log_lines=ctx.take_log(), metrics=ctx.metrics,
+                    task_run=task_run,
+                    attempt=ctx.attempt,
+                    actor=worker,
+                    reason=str(exc),
+                    log_lines=ctx.take_log(),
+                    metrics=ctx.metrics,
                 )
                 return "cancelled"
         transient = isinstance(exc, TaskTimedOut) or bool(getattr(exc, "transient", False))
@@ -251,8 +261,13 @@ def _run(ctx: RunContext, task_run: TaskRun, worker: str) -> str:
         ctx.log(f"failed: {message}", "ERROR")
         try:
             status = task_run_fail(
-                task_run=task_run, attempt=ctx.attempt, error=message, transient=transient,
-                actor=worker, base_delay=base_delay, metrics=ctx.metrics,
+                task_run=task_run,
+                attempt=ctx.attempt,
+                error=message,
+                transient=transient,
+                actor=worker,
+                base_delay=base_delay,
+                metrics=ctx.metrics,
                 log_lines=ctx.take_log(),
             )
         finally:
@@ -262,10 +277,16 @@ def _run(ctx: RunContext, task_run: TaskRun, worker: str) -> str:
     ctx.log("succeeded")
     try:
         task_run_succeed(
-            task_run=task_run, attempt=ctx.attempt, metrics=ctx.metrics,
-            log_lines=ctx.take_log(), watermark=ctx._watermark, worker=worker,
+            task_run=task_run,
+            attempt=ctx.attempt,
+            metrics=ctx.metrics,
+            log_lines=ctx.take_log(),
+            watermark=ctx._watermark,
+            worker=worker,
         )
     except LeaseLost:
-        logger.warning("task %s attempt %s finished after losing its lease", ctx.task_id, ctx.attempt)
+        logger.warning(
+            "task %s attempt %s finished after losing its lease", ctx.task_id, ctx.attempt
+        )
         return "lease lost"
     return "success"

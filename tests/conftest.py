@@ -77,7 +77,9 @@ SQL_PIPELINE: dict[str, Any] = {
 }
 
 
-def sql_pipeline(name: str = "p1", tasks: list[dict[str, Any]] | None = None, **extra: Any) -> dict[str, Any]:
+def sql_pipeline(
+    name: str = "p1", tasks: list[dict[str, Any]] | None = None, **extra: Any
+) -> dict[str, Any]:
     data = copy.deepcopy(SQL_PIPELINE)
     data["name"] = name
     if tasks is not None:
@@ -92,7 +94,9 @@ def make_pipeline(sqlite_connection: Callable[..., Any]) -> Callable[..., Any]:
     from connectors.models import Connection
     from pipelines.services import pipeline_create
 
-    def make(name: str = "p1", tasks: list[dict[str, Any]] | None = None, user: Any = None, **extra: Any) -> Any:
+    def make(
+        name: str = "p1", tasks: list[dict[str, Any]] | None = None, user: Any = None, **extra: Any
+    ) -> Any:
         if not Connection.objects.filter(name="wh").exists():
             sqlite_connection("wh", "wh.sqlite", user=user)
         return pipeline_create(data=sql_pipeline(name, tasks, **extra), user=user)
@@ -129,4 +133,6 @@ def pytest_runtest_makereport(item: Any, call: Any) -> None:
                 if isinstance(clusters, list):
                     for cluster in clusters:
                         if isinstance(cluster, WorkerCluster):
-                            item.add_report_section("call", "qcluster log", cluster.output()[-20000:])
+                            item.add_report_section(
+                                "call", "qcluster log", cluster.output()[-20000:]
+                            )

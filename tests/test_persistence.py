@@ -38,7 +38,8 @@ def test_it_reads_back_pipelines_versions_and_connections_in_a_new_process(
     pipeline = make_pipeline("persisted")
     pipeline_update(pipeline=pipeline, data={**pipeline.definition, "description": "v2"})
     connection_create(
-        name="pgsecret", kind="postgresql",
+        name="pgsecret",
+        kind="postgresql",
         config={"host": "db.example", "database": "x", "username": "u", "password": "s3cret-pw"},
     )
     env = {
@@ -49,7 +50,11 @@ def test_it_reads_back_pipelines_versions_and_connections_in_a_new_process(
     }
     result = subprocess.run(
         [sys.executable, "manage.py", "shell", "-c", READ_BACK],
-        cwd=BASE, env=env, capture_output=True, text=True, timeout=60,
+        cwd=BASE,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout.strip().splitlines()[-1])
@@ -59,7 +64,10 @@ def test_it_reads_back_pipelines_versions_and_connections_in_a_new_process(
 def test_it_has_no_missing_migrations() -> None:
     result = subprocess.run(
         [sys.executable, "manage.py", "makemigrations", "--check", "--dry-run"],
-        cwd=BASE, capture_output=True, text=True, timeout=120,
+        cwd=BASE,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -68,11 +76,19 @@ def test_it_migrates_an_empty_postgresql_database(tmp_path: Path) -> None:
     from tests.services import scratch_postgres_db
 
     with scratch_postgres_db() as url:
-        env = {**os.environ, "DATABASE_URL": url, "SECRET_KEY": "m" * 40,
-               "FERNET_KEYS": "Qz3ZyT0Jr9pQyQm3W1nQ8sY2v2yKz4T7m8Xo5yq2b1E=",
-               "DATADOG_VAR_DIR": str(tmp_path)}
+        env = {
+            **os.environ,
+            "DATABASE_URL": url,
+            "SECRET_KEY": "m" * 40,
+            "FERNET_KEYS": "Qz3ZyT0Jr9pQyQm3W1nQ8sY2v2yKz4T7m8Xo5yq2b1E=",
+            "DATADOG_VAR_DIR": str(tmp_path),
+        }
         result = subprocess.run(
             [sys.executable, "manage.py", "migrate", "--noinput"],
-            cwd=BASE, env=env, capture_output=True, text=True, timeout=300,
+            cwd=BASE,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
         )
         assert result.returncode == 0, result.stderr

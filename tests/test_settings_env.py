@@ -13,10 +13,27 @@ BASE = Path(__file__).resolve().parent.parent
 
 
 def run_check(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL", "SECRET_KEY", "FERNET_KEYS", "DEBUG", "DATADOG_TESTING"}}
+    clean = {
+        k: v
+        for k, v in os.environ.items()
+        if k
+        not in {
+            "DATABASE_URL",
+            "REDIS_URL",
+            "SECRET_KEY",
+            "FERNET_KEYS",
+            "DEBUG",
+            "DATADOG_TESTING",
+        }
+    }
     clean.update({"DATADOG_VAR_DIR": str(tmp_path / "var"), **env})
     return subprocess.run(
-        [sys.executable, "manage.py", "check"], cwd=BASE, env=clean, capture_output=True, text=True, timeout=60
+        [sys.executable, "manage.py", "check"],
+        cwd=BASE,
+        env=clean,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
 
 
@@ -32,7 +49,9 @@ def run_check(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
         ({"WORKERS": "zero"}, "WORKERS"),
     ],
 )
-def test_it_refuses_bad_values_naming_the_variable(tmp_path: Path, env: dict[str, str], named: str) -> None:
+def test_it_refuses_bad_values_naming_the_variable(
+    tmp_path: Path, env: dict[str, str], named: str
+) -> None:
     result = run_check(tmp_path, **env)
     assert result.returncode != 0
     assert named in result.stderr

@@ -82,7 +82,9 @@ class WorkerCluster:
         cache.delete(MAINTAIN_LOCK)
 
 
-def wait_for(predicate: Callable[[], Any], *, timeout: float, interval: float = 0.2, what: str = "") -> Any:
+def wait_for(
+    predicate: Callable[[], Any], *, timeout: float, interval: float = 0.2, what: str = ""
+) -> Any:
     """Poll ``predicate`` until truthy; AssertionError naming ``what`` on timeout."""
     deadline = time.monotonic() + timeout
     while True:

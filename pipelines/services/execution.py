@@ -25,7 +25,7 @@ from pipelines.models import (
     Transition,
     Trigger,
 )
-from pipelines.services.task_run import _advance, _move, record, task_runs_enqueue
+from pipelines.services.task_run import _advance, _move, record
 
 logger = logging.getLogger(__name__)
 
@@ -47,9 +47,7 @@ def _resolve_parameters(
         raise InvalidInput("invalid parameters", [("parameters", "must be an object")])
     defaults = definition.get("parameters") or {}
     problems = [
-        (f"parameters.{key}", "unknown parameter")
-        for key in overrides
-        if key not in defaults
+        (f"parameters.{key}", "unknown parameter") for key in overrides if key not in defaults
     ]
     problems += [
         (f"parameters.{key}", "built-in parameter; cannot be set")
@@ -85,7 +83,11 @@ def _task_runs_for(
         for index, name in enumerate(names):
             depends[name] = upstream
             partitioned = task.get("partition") is not None
-            specs[name] = (task, index if partitioned else None, len(names) if partitioned else None)
+            specs[name] = (
+                task,
+                index if partitioned else None,
+                len(names) if partitioned else None,
+            )
     downstream: dict[str, list[str]] = {name: [] for name in depends}
     for name, ups in depends.items():
         for up in ups:
@@ -131,9 +133,11 @@ def execution_create(
     # idempotency check and the max_active_runs count race-free.
     pipeline = Pipeline.objects.select_for_update().get(pk=pipeline.pk)
     if idempotency_key and user is not None and user.is_authenticated:
-        existing = IdempotencyKey.objects.filter(
-            user=user, pipeline=pipeline, key=idempotency_key
-        ).select_related("execution").first()
+        existing = (
+            IdempotencyKey.objects.filter(user=user, pipeline=pipeline, key=idempotency_key)
+            .select_related("execution")
+            .first()
+        )
         if existing and existing.created_at >= timezone.now() - IDEMPOTENCY_WINDOW:
             return existing.execution
         if existing:
@@ -266,7 +270,9 @@ def execution_finish(*, execution: Execution, actor: str) -> None:
     }
     error = ""
     if failed:
-        error = "; ".join(f"{tr.task_name}: {tr.error.splitlines()[0] if tr.error else 'failed'}" for tr in failed)[:2000]
+        error = "; ".join(
+            f"{tr.task_name}: {tr.error.splitlines()[0] if tr.error else 'failed'}" for tr in failed
+        )[:2000]
     moved = Execution.objects.filter(pk=execution.pk, status=execution.status).update(
         status=final, ended_at=now, metrics=metrics, error=error
     )
@@ -333,8 +339,13 @@ def execution_cancel(
         )
     _advance(execution.pk, actor=actor)
     if user is not None:
-        audit_record(action="cancel", actor=user, obj=execution.pipeline, request=request,
-                     details={"execution_id": str(execution.pk)})
+        audit_record(
+            action="cancel",
+            actor=user,
+            obj=execution.pipeline,
+            request=request,
+            details={"execution_id": str(execution.pk)},
+        )
     execution.refresh_from_db()
     return execution
 
@@ -391,4 +402,3 @@ def execution_rerun(
 
 def execution_transitions(execution: Execution) -> list[Transition]:
     return list(execution.transitions.select_related("task_run"))
-

@@ -55,9 +55,7 @@ def _apply(pipeline: Pipeline, normalized: dict[str, Any]) -> None:
 
 
 @transaction.atomic
-def pipeline_create(
-    *, data: Any, user: Any = None, request: HttpRequest | None = None
-) -> Pipeline:
+def pipeline_create(*, data: Any, user: Any = None, request: HttpRequest | None = None) -> Pipeline:
     """Validate ``data`` (SPEC §2) and create the pipeline with its version 1."""
     normalized = pipeline_validate(data, user=user)
     if Pipeline.objects.filter(name=normalized["name"]).exists():
@@ -118,7 +116,10 @@ def pipeline_update(
         created_by=user if user is not None and user.is_authenticated else None,
     )
     audit_record(
-        action="change", actor=user, obj=pipeline, request=request,
+        action="change",
+        actor=user,
+        obj=pipeline,
+        request=request,
         details={"version": pipeline.version},
     )
     return pipeline
@@ -140,7 +141,10 @@ def pipeline_delete(
 ) -> None:
     """Delete a pipeline with its versions, runs and sharing."""
     audit_record(
-        action="delete", actor=user, obj=pipeline, request=request,
+        action="delete",
+        actor=user,
+        obj=pipeline,
+        request=request,
         details={"name": pipeline.name},
     )
     object_pk = str(pipeline.pk)

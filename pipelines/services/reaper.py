@@ -85,9 +85,9 @@ def _expire_leases(now, result: ReapResult) -> None:  # type: ignore[no-untyped-
 def _resend_lost(now, result: ReapResult) -> None:  # type: ignore[no-untyped-def]
     cutoff = now - timedelta(seconds=settings.QUEUED_GRACE_SECONDS)
     ids = []
-    for task_run in TaskRun.objects.filter(
-        status=TaskRunStatus.QUEUED, queued_at__lt=cutoff
-    ).only("pk"):
+    for task_run in TaskRun.objects.filter(status=TaskRunStatus.QUEUED, queued_at__lt=cutoff).only(
+        "pk"
+    ):
         # Push queued_at forward so the next pass does not send it again at once.
         if TaskRun.objects.filter(
             pk=task_run.pk, status=TaskRunStatus.QUEUED, queued_at__lt=cutoff
@@ -136,6 +136,8 @@ def _start_queued(result: ReapResult) -> None:
     )
     for pipeline_id in list(waiting):
         with transaction.atomic():
-            pipeline = Pipeline.objects.select_for_update(skip_locked=True).filter(pk=pipeline_id).first()
+            pipeline = (
+                Pipeline.objects.select_for_update(skip_locked=True).filter(pk=pipeline_id).first()
+            )
             if pipeline is not None:
                 result.started += len(executions_start_queued(pipeline=pipeline))

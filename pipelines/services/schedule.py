@@ -102,7 +102,10 @@ def pipeline_backfill(
     with transaction.atomic():
         return [
             execution_create(
-                pipeline=pipeline, trigger=Trigger.BACKFILL, interval=interval, user=user,
+                pipeline=pipeline,
+                trigger=Trigger.BACKFILL,
+                interval=interval,
+                user=user,
                 request=request,
             )
             for interval in intervals
@@ -114,8 +117,10 @@ def parse_when(text: str, *, end: bool) -> datetime:
     # A bare date first: parse_datetime would read it as midnight.
     day = parse_date(text) if len(text.strip()) == 10 else None
     if day is not None:
-        moment = datetime(day.year, day.month, day.day, 23, 59, 59, 999999) if end else datetime(
-            day.year, day.month, day.day
+        moment = (
+            datetime(day.year, day.month, day.day, 23, 59, 59, 999999)
+            if end
+            else datetime(day.year, day.month, day.day)
         )
     else:
         parsed = parse_datetime(text)

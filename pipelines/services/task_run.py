@@ -184,9 +184,9 @@ def task_run_heartbeat(*, task_id: Any, attempt: int, log_lines: list[dict[str, 
 
 def task_run_status(*, task_id: Any) -> tuple[str, int, str]:
     """(task status, attempt, execution status), read without locking."""
-    row = TaskRun.objects.filter(pk=task_id).values_list(
-        "status", "attempt", "execution__status"
-    )[0]
+    row = TaskRun.objects.filter(pk=task_id).values_list("status", "attempt", "execution__status")[
+        0
+    ]
     return row[0], row[1], row[2]
 
 
@@ -347,7 +347,9 @@ def _advance(
     changed task's direct downstream rows; other moves (and ``changed=None``,
     used on start and by the reaper) re-read the execution's graph.
     """
-    execution = Execution.objects.only("status").get(pk=execution_id) if execution is None else execution
+    execution = (
+        Execution.objects.only("status").get(pk=execution_id) if execution is None else execution
+    )
     runs = TaskRun.objects.filter(execution_id=execution_id)
     if changed is not None and changed.status in TASK_DONE_OK:
         if changed.downstream:
@@ -355,7 +357,9 @@ def _advance(
             if execution.status == ExecutionStatus.RUNNING:
                 ready = list(
                     runs.filter(
-                        task_name__in=changed.downstream, status=TaskRunStatus.PENDING, waiting_for=0
+                        task_name__in=changed.downstream,
+                        status=TaskRunStatus.PENDING,
+                        waiting_for=0,
                     )
                 )
                 task_runs_enqueue(ready, actor=actor, reason="upstream tasks succeeded")
@@ -403,4 +407,3 @@ def advance(*, execution_id: Any, actor: str) -> None:
     with transaction.atomic():
         _execution_lock(execution_id)
         _advance(execution_id, actor=actor)
-

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from io import StringIO
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,12 @@ def test_it_bootstraps_idempotently(monkeypatch: pytest.MonkeyPatch) -> None:
     first = run("bootstrap", "--noinput")
     second = run("bootstrap", "--noinput")
     assert "created" in first and "exists; unchanged" in second
-    assert set(Group.objects.values_list("name", flat=True)) >= {"admin", "developer", "operator", "viewer"}
+    assert set(Group.objects.values_list("name", flat=True)) >= {
+        "admin",
+        "developer",
+        "operator",
+        "viewer",
+    }
     boss = User.objects.get(username="boss")
     assert boss.is_superuser and boss.check_password("a-strong-password-1")
     assert User.objects.count() == 1
@@ -64,9 +70,17 @@ def test_it_round_trips_import_and_export(make_pipeline: Any, tmp_path: Path) ->
 def test_it_imports_all_or_nothing_with_file_and_path(make_pipeline: Any, tmp_path: Path) -> None:
     make_pipeline("seed")
     good = tmp_path / "a_good.yaml"
-    good.write_text(yaml.safe_dump({"name": "fresh", "tasks": [{"name": "t", "type": "sql", "connection": "wh", "sql": "SELECT 1"}]}))
+    good.write_text(
+        yaml.safe_dump(
+            {
+                "name": "fresh",
+                "tasks": [{"name": "t", "type": "sql", "connection": "wh", "sql": "SELECT 1"}],
+            }
+        )
+    )
     bad = tmp_path / "b_bad.json"
-    bad.write_text('{"name": "broken", "tasks": [{"name": "t", "type": "sql", "connection": "nope", "sql": "x"}]}')
+    task = {"name": "t", "type": "sql", "connection": "nope", "sql": "x"}
+    bad.write_text(json.dumps({"name": "broken", "tasks": [task]}))
     with pytest.raises(CommandError) as err:
         call_command("import_pipelines", str(tmp_path))
     assert "b_bad.json" in str(err.value) and "tasks[0].connection" in str(err.value)
@@ -83,7 +97,9 @@ def test_it_refuses_an_unreadable_import_file(tmp_path: Path) -> None:
 
 
 @pytest.mark.django_db
-def test_it_backfills_one_run_per_interval(make_pipeline: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_it_backfills_one_run_per_interval(
+    make_pipeline: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr("pipelines.services.task_run.enqueue_task_runs", lambda ids: None)
     make_pipeline("daily", schedule="0 2 * * *")
     out = run("backfill", "daily", "--start", "2026-01-01", "--end", "2026-01-05")
@@ -100,7 +116,10 @@ def test_it_runs_demo_twice(settings: Any, tmp_path: Path) -> None:
     settings.DATA_ROOT = tmp_path
     run("demo", "--rows", "50")
     run("demo", "--rows", "50")
-    assert set(Pipeline.objects.values_list("name", flat=True)) == {"demo_orders_daily", "demo_export_csv"}
+    assert set(Pipeline.objects.values_list("name", flat=True)) == {
+        "demo_orders_daily",
+        "demo_export_csv",
+    }
 
 
 @pytest.mark.django_db

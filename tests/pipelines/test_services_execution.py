@@ -54,20 +54,33 @@ def run_ok(execution: Execution, name: str) -> None:
     task_run = execution.tasks.get(task_name=name)
     claimed = task_run_claim(task_id=task_run.pk, worker="w1")
     assert claimed is not None
-    task_run_succeed(task_run=claimed, attempt=claimed.attempt, metrics={"rows_written": 2},
-                     log_lines=[], worker="w1")
+    task_run_succeed(
+        task_run=claimed,
+        attempt=claimed.attempt,
+        metrics={"rows_written": 2},
+        log_lines=[],
+        worker="w1",
+    )
 
 
 def run_fail(execution: Execution, name: str, *, transient: bool = False) -> str | None:
     task_run = execution.tasks.get(task_name=name)
     claimed = task_run_claim(task_id=task_run.pk, worker="w1")
     assert claimed is not None
-    return task_run_fail(task_run=claimed, attempt=claimed.attempt, error="boom",
-                         transient=transient, actor="w1", base_delay=0)
+    return task_run_fail(
+        task_run=claimed,
+        attempt=claimed.attempt,
+        error="boom",
+        transient=transient,
+        actor="w1",
+        base_delay=0,
+    )
 
 
 @pytest.mark.django_db(transaction=True)
-def test_it_enqueues_roots_then_downstream_in_diamond_order(make_pipeline: Any, no_broker: list[Any]) -> None:
+def test_it_enqueues_roots_then_downstream_in_diamond_order(
+    make_pipeline: Any, no_broker: list[Any]
+) -> None:
     pipeline = make_pipeline(tasks=DIAMOND)
     execution = execution_create(pipeline=pipeline)
     assert execution.status == ExecutionStatus.RUNNING
@@ -103,7 +116,18 @@ def test_it_marks_downstream_upstream_failed_and_lets_branches_go_on(make_pipeli
 
 @pytest.mark.django_db(transaction=True)
 def test_it_retries_transient_errors_only_up_to_retries(make_pipeline: Any) -> None:
-    pipeline = make_pipeline(tasks=[{"name": "t", "type": "sql", "connection": "wh", "sql": "SELECT 1", "retries": 2, "retry_delay": 0}])
+    pipeline = make_pipeline(
+        tasks=[
+            {
+                "name": "t",
+                "type": "sql",
+                "connection": "wh",
+                "sql": "SELECT 1",
+                "retries": 2,
+                "retry_delay": 0,
+            }
+        ]
+    )
     execution = execution_create(pipeline=pipeline)
     assert run_fail(execution, "t", transient=True) == TaskRunStatus.UP_FOR_RETRY
     reap()  # due retries are enqueued by the reaper
@@ -117,7 +141,9 @@ def test_it_retries_transient_errors_only_up_to_retries(make_pipeline: Any) -> N
 
 @pytest.mark.django_db(transaction=True)
 def test_it_does_not_retry_permanent_errors(make_pipeline: Any) -> None:
-    pipeline = make_pipeline(tasks=[{"name": "t", "type": "sql", "connection": "wh", "sql": "SELECT 1", "retries": 3}])
+    pipeline = make_pipeline(
+        tasks=[{"name": "t", "type": "sql", "connection": "wh", "sql": "SELECT 1", "retries": 3}]
+    )
     execution = execution_create(pipeline=pipeline)
     assert run_fail(execution, "t", transient=False) == TaskRunStatus.FAILED
     assert execution.tasks.get().retry_count == 0
@@ -125,7 +151,18 @@ def test_it_does_not_retry_permanent_errors(make_pipeline: Any) -> None:
 
 @pytest.mark.django_db(transaction=True)
 def test_it_fences_a_stale_attempt(make_pipeline: Any, settings: Any) -> None:
-    pipeline = make_pipeline(tasks=[{"name": "t", "type": "sql", "connection": "wh", "sql": "SELECT 1", "retries": 1, "retry_delay": 0}])
+    pipeline = make_pipeline(
+        tasks=[
+            {
+                "name": "t",
+                "type": "sql",
+                "connection": "wh",
+                "sql": "SELECT 1",
+                "retries": 1,
+                "retry_delay": 0,
+            }
+        ]
+    )
     execution = execution_create(pipeline=pipeline)
     task_run = execution.tasks.get()
     stale = task_run_claim(task_id=task_run.pk, worker="w-stale")
@@ -137,10 +174,26 @@ def test_it_fences_a_stale_attempt(make_pipeline: Any, settings: Any) -> None:
     fresh = task_run_claim(task_id=task_run.pk, worker="w-fresh")
     assert fresh is not None and fresh.attempt == stale.attempt + 1
     with pytest.raises(LeaseLost):
-        task_run_heartbeat(task_id=task_run.pk, attempt=stale.attempt, log_lines=[{"at": timezone.now(), "level": "INFO", "message": "late"}])
+        task_run_heartbeat(
+            task_id=task_run.pk,
+            attempt=stale.attempt,
+            log_lines=[{"at": timezone.now(), "level": "INFO", "message": "late"}],
+        )
     with pytest.raises(LeaseLost):
-        task_run_succeed(task_run=stale, attempt=stale.attempt, metrics={}, log_lines=[], worker="w-stale")
-    assert task_run_fail(task_run=stale, attempt=stale.attempt, error="x", transient=False, actor="w-stale", base_delay=0) is None
+        task_run_succeed(
+            task_run=stale, attempt=stale.attempt, metrics={}, log_lines=[], worker="w-stale"
+        )
+    assert (
+        task_run_fail(
+            task_run=stale,
+            attempt=stale.attempt,
+            error="x",
+            transient=False,
+            actor="w-stale",
+            base_delay=0,
+        )
+        is None
+    )
     task_run.refresh_from_db()
     assert task_run.status == TaskRunStatus.RUNNING and task_run.worker == "w-fresh"
     assert not task_run.log_lines.filter(message="late").exists()
@@ -185,10 +238,20 @@ def test_it_waits_for_running_tasks_when_cancelling(make_pipeline: Any) -> None:
     assert task_run is not None
     execution = execution_cancel(execution=execution)
     assert execution.status == ExecutionStatus.CANCELLING
-    assert task_run_heartbeat(task_id=task_run.pk, attempt=task_run.attempt, log_lines=[]) == "cancelling"
+    assert (
+        task_run_heartbeat(task_id=task_run.pk, attempt=task_run.attempt, log_lines=[])
+        == "cancelling"
+    )
     from pipelines.services.task_run import task_run_cancelled
 
-    assert task_run_cancelled(task_run=task_run, attempt=task_run.attempt, actor="w1", reason="stop", log_lines=[], metrics={})
+    assert task_run_cancelled(
+        task_run=task_run,
+        attempt=task_run.attempt,
+        actor="w1",
+        reason="stop",
+        log_lines=[],
+        metrics={},
+    )
     execution.refresh_from_db()
     assert execution.status == ExecutionStatus.CANCELLED
 
@@ -246,7 +309,10 @@ def test_it_binds_builtin_and_overridden_parameters(make_pipeline: Any) -> None:
 def test_it_records_every_transition(make_pipeline: Any) -> None:
     execution = execution_create(pipeline=make_pipeline())
     run_ok(execution, "t1")
-    moves = [(t.task_run.task_name if t.task_run else "-", t.from_status, t.to_status) for t in Transition.objects.filter(execution=execution)]
+    moves = [
+        (t.task_run.task_name if t.task_run else "-", t.from_status, t.to_status)
+        for t in Transition.objects.filter(execution=execution)
+    ]
     assert moves == [
         ("-", "", "queued"),
         ("-", "queued", "running"),

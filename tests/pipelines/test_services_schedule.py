@@ -36,8 +36,11 @@ def test_it_creates_a_run_when_an_interval_ends(make_pipeline: Any) -> None:
     assert schedule_tick(now=T0) == 0  # first sight: remembers the current interval
     assert schedule_tick(now=T0 + timedelta(minutes=4)) == 0
     assert schedule_tick(now=T0 + timedelta(minutes=5)) == 1
-    (start, end), = intervals(pipeline)
-    assert (start, end) == (datetime(2026, 3, 1, 0, 0, tzinfo=UTC), datetime(2026, 3, 1, 0, 5, tzinfo=UTC))
+    ((start, end),) = intervals(pipeline)
+    assert (start, end) == (
+        datetime(2026, 3, 1, 0, 0, tzinfo=UTC),
+        datetime(2026, 3, 1, 0, 5, tzinfo=UTC),
+    )
     execution = Execution.objects.get(pipeline=pipeline)
     assert execution.parameters["logical_date"] == start.isoformat()
     assert execution.parameters["data_interval_end"] == end.isoformat()

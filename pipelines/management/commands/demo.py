@@ -38,7 +38,11 @@ ORDERS_DAILY: dict[str, Any] = {
                     "function": "select",
                     "params": {"columns": ["id", "email", "amount", "created_at"]},
                 },
-                {"name": "rename", "function": "rename", "params": {"mapping": {"amount": "total"}}},
+                {
+                    "name": "rename",
+                    "function": "rename",
+                    "params": {"mapping": {"amount": "total"}},
+                },
             ],
             "destination": {
                 "connection": "demo_warehouse",
@@ -53,7 +57,8 @@ ORDERS_DAILY: dict[str, Any] = {
             "type": "sql",
             "connection": "demo_warehouse",
             "sql": [
-                "CREATE TABLE IF NOT EXISTS daily_totals (day TEXT PRIMARY KEY, orders INTEGER, total NUMERIC)",
+                "CREATE TABLE IF NOT EXISTS daily_totals "
+                "(day TEXT PRIMARY KEY, orders INTEGER, total NUMERIC)",
                 "DELETE FROM daily_totals",
                 "INSERT INTO daily_totals SELECT substr(created_at, 1, 10), count(*), sum(total) "
                 "FROM orders GROUP BY 1",
@@ -80,7 +85,11 @@ EXPORT_CSV: dict[str, Any] = {
             "name": "export_totals",
             "type": "copy",
             "source": {"connection": "demo_warehouse", "table": "daily_totals"},
-            "destination": {"connection": "demo_files", "table": "daily_totals.csv", "mode": "replace"},
+            "destination": {
+                "connection": "demo_files",
+                "table": "daily_totals.csv",
+                "mode": "replace",
+            },
         }
     ],
 }

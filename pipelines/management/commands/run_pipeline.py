@@ -40,7 +40,9 @@ class Command(BaseCommand):
             raise CommandError(f"unknown pipeline {options['name']!r}")
         params = dict(parse_param(p) for p in options["param"])
         try:
-            execution = execution_create(pipeline=pipeline, trigger=Trigger.MANUAL, parameters=params)
+            execution = execution_create(
+                pipeline=pipeline, trigger=Trigger.MANUAL, parameters=params
+            )
         except ServiceError as exc:
             raise CommandError(str(exc)) from None
         self.stdout.write(f"execution {execution.pk} {execution.status}")
@@ -57,7 +59,11 @@ class Command(BaseCommand):
         while True:
             execution.refresh_from_db()
             tasks = list(execution.tasks.order_by("task_name").values_list("task_name", "status"))
-            done = sum(1 for _, s in tasks if s in {"success", "failed", "skipped", "upstream_failed", "cancelled"})
+            done = sum(
+                1
+                for _, s in tasks
+                if s in {"success", "failed", "skipped", "upstream_failed", "cancelled"}
+            )
             width = 30
             filled = int(width * done / max(len(tasks), 1))
             bar = "#" * filled + "-" * (width - filled)
