@@ -21,7 +21,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from pipelines import dag
+from pipelines import dag, signals
 from pipelines.models import (
     TASK_DONE_OK,
     TASK_FINISHED,
@@ -88,6 +88,13 @@ def _move(
         reason=reason,
         attempt=task_run.attempt if attempt is None else attempt,
     )
+    if to in TASK_FINISHED or to == TaskRunStatus.UP_FOR_RETRY:
+        task_id, task_type, status = task_run.pk, task_run.task_type, str(to)
+        transaction.on_commit(
+            lambda: signals.task_run_finished.send(
+                sender=TaskRun, task_id=task_id, task_type=task_type, status=status
+            )
+        )
     return True
 
 
