@@ -143,7 +143,11 @@ class AuditEventListView(GenericAPIView):
     serializer_class = AuditEventSerializer
     queryset = AuditEvent.objects.none()  # for the schema; list() builds the real one
 
-    @extend_schema(tags=["audit"], parameters=[AuditFilterSerializer])
+    @extend_schema(
+        tags=["audit"],
+        parameters=[AuditFilterSerializer],
+        responses=AuditEventSerializer(many=True),
+    )
     def get(self, request: Request) -> Response:
         require_admin(request.user)
         filters = AuditFilterSerializer(data=request.query_params)
