@@ -48,7 +48,7 @@ MODES = ("append", "replace", "upsert")
 # Chunk number of the row that stores a partitioned copy's key ranges.
 PLAN_CHUNK = -1
 # Rows held as Python objects at once on the batch path (memory bound).
-FETCH_ROWS = 10000
+FETCH_ROWS = 5000
 
 
 class CopyFailed(ConnectorError):

@@ -11,6 +11,7 @@ always bound parameters, identifiers always quoted by the dialect.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import operator
 import re
@@ -648,6 +649,9 @@ def _unescape(field: bytes) -> bytes:
     return _ESCAPE_RE.sub(lambda m: _UNESCAPE[m.group(0)], field) if b"\\" in field else field
 
 
+Row = list[bytes]
+
+
 class TextLineTransformer:
     """Steps applied to PostgreSQL COPY text lines, field by field.
 
@@ -660,24 +664,35 @@ class TextLineTransformer:
     """
 
     def __init__(
-        self, funcs: list[Callable[[list[list[bytes]]], list[list[bytes]]]], columns: list[Column]
+        self, funcs: list[Callable[[Row], Row | None]], columns: list[Column], split: int = -1
     ) -> None:
         self.funcs = funcs
         self.columns = columns
+        # Fields to split off each line (-1: all). Without a select, only
+        # the fields up to the last one touched need splitting; the rest of
+        # the line stays one piece.
+        self.split = split
 
     @classmethod
     def build(
         cls, columns: list[Column], transformations: list[dict[str, Any]], offset: int = 0
     ) -> TextLineTransformer | None:
-        funcs: list[Callable[[list[list[bytes]]], list[list[bytes]]]] = []
+        funcs: list[Callable[[Row], Row | None]] = []
         cols = list(columns)
+        touched: list[int] = []
+        reorders = False
         for i, t in enumerate(transformations, start=offset):
             fn, p = t.get("function"), t.get("params") or {}
             position = {c.name: n for n, c in enumerate(cols)}
+            touched.extend(position[n] for n in _names_used(t, cols))
             if fn == "select":
+                reorders = True
                 names = _need(cols, p.get("columns"), t, i)
-                idx = [position[n] for n in names]
-                funcs.append(lambda rows, idx=idx: [[r[k] for k in idx] for r in rows])
+                get = operator.itemgetter(*[position[n] for n in names])
+                if len(names) == 1:
+                    funcs.append(lambda r, get=get: [get(r)])
+                else:
+                    funcs.append(lambda r, get=get: list(get(r)))
                 cols = [cols[position[n]] for n in names]
             elif fn == "rename":
                 mapping = _rename_mapping(p, cols, t, i)
@@ -687,63 +702,111 @@ class TextLineTransformer:
                 method = p.get("method", "sha256")
                 if method not in ("sha256", "redact"):
                     raise ConnectorError(f"{_where(t, i)}: method must be sha256 or redact")
-                idx = [position[n] for n in names]
-                funcs.append(_text_mask(idx, method))
+                funcs.append(_text_mask([position[n] for n in names], method))
                 cols = [
                     c.retyped("text") if c.name in names and method == "sha256" else c for c in cols
                 ]
-            elif fn == "filter" and "where" in p or fn == "filter" and "columns" in p:
+            elif fn == "filter":
                 conditions = _conditions(p, cols, t, i)
                 if any(op not in ("is_null", "not_null") for _, op, _ in conditions):
                     return None
                 tests = [(position[n], op == "is_null") for n, op, _ in conditions]
                 funcs.append(
-                    lambda rows, tests=tests: [
-                        r for r in rows if all((r[k] == _NULL) is want for k, want in tests)
-                    ]
+                    lambda r, tests=tests: (
+                        r if all((r[k] == _NULL) is want for k, want in tests) else None
+                    )
                 )
             elif fn == "dedupe":
                 keys = _need(cols, p["keys"], t, i) if p.get("keys") else [c.name for c in cols]
                 funcs.append(_text_dedupe([position[k] for k in keys]))
             else:
                 return None
-        return cls(funcs, cols)
+        split = -1 if reorders or not touched else max(touched) + 1
+        return cls(funcs, cols, split)
 
     def __call__(self, lines: list[bytes]) -> list[bytes]:
-        rows = [line.split(b"\t") for line in lines]
-        for func in self.funcs:
-            rows = func(rows)
-        return [b"\t".join(r) for r in rows]
+        split, funcs = self.split, self.funcs
+        out: list[bytes] = []
+        append = out.append
+        join = b"\t".join
+        # The rows of a block die young: the cyclic GC would only rescan them.
+        enabled = gc.isenabled()
+        gc.disable()
+        try:
+            if len(funcs) == 1:
+                func = funcs[0]
+                for line in lines:
+                    row = func(line.split(b"\t", split))
+                    if row is not None:
+                        append(join(row))
+                return out
+            for line in lines:
+                row: Row | None = line.split(b"\t", split)
+                for func in funcs:
+                    row = func(row)  # type: ignore[arg-type]
+                    if row is None:
+                        break
+                else:
+                    append(join(row))  # type: ignore[arg-type]
+            return out
+        finally:
+            if enabled:
+                gc.enable()
 
 
-def _text_mask(idx: list[int], method: str) -> Callable[[list[list[bytes]]], list[list[bytes]]]:
+def _names_used(t: dict[str, Any], cols: list[Column]) -> list[str]:
+    """Column names a step reads (known ones only; validation comes later)."""
+    p = t.get("params") or {}
+    known = {c.name for c in cols}
+    names: list[Any] = []
+    if t.get("function") in ("mask", "select"):
+        names = list(p.get("columns") or [])
+    elif t.get("function") == "filter":
+        names = list(p.get("columns") or []) + [c[0] for c in p.get("where") or [] if c]
+    elif t.get("function") == "dedupe":
+        names = list(p.get("keys") or []) or [c.name for c in cols]
+    return [n for n in names if isinstance(n, str) and n in known]
+
+
+def _text_mask(idx: list[int], method: str) -> Callable[[Row], Row]:
     sha = hashlib.sha256
+    if method == "redact":
 
-    def mask(rows: list[list[bytes]]) -> list[list[bytes]]:
+        def redact(r: Row) -> Row:
+            for k in idx:
+                r[k] = _NULL
+            return r
+
+        return redact
+    if len(idx) == 1:
+        k = idx[0]
+
+        def mask_one(r: Row) -> Row:
+            v = r[k]
+            if v != _NULL:
+                r[k] = sha(_unescape(v) if b"\\" in v else v).hexdigest().encode()
+            return r
+
+        return mask_one
+
+    def mask(r: Row) -> Row:
         for k in idx:
-            if method == "redact":
-                for r in rows:
-                    r[k] = _NULL
-                continue
-            for r in rows:
-                v = r[k]
-                if v != _NULL:
-                    r[k] = sha(_unescape(v) if b"\\" in v else v).hexdigest().encode()
-        return rows
+            v = r[k]
+            if v != _NULL:
+                r[k] = sha(_unescape(v) if b"\\" in v else v).hexdigest().encode()
+        return r
 
     return mask
 
 
-def _text_dedupe(idx: list[int]) -> Callable[[list[list[bytes]]], list[list[bytes]]]:
+def _text_dedupe(idx: list[int]) -> Callable[[Row], Row | None]:
     seen: set[tuple[bytes, ...]] = set()
 
-    def dedupe(rows: list[list[bytes]]) -> list[list[bytes]]:
-        out = []
-        for r in rows:
-            key = tuple(r[k] for k in idx)
-            if key not in seen:
-                seen.add(key)
-                out.append(r)
-        return out
+    def dedupe(r: Row) -> Row | None:
+        key = tuple(r[k] for k in idx)
+        if key in seen:
+            return None
+        seen.add(key)
+        return r
 
     return dedupe

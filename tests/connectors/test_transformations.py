@@ -248,3 +248,56 @@ def test_it_refuses_unknown_columns_in_transformations(pg: Any, pg2: Any) -> Non
         ConnectorError, match=r"transformations\[0\] \(pick\): unknown column 'nope'"
     ):
         run_copy(FakeContext(task), pg, pg2)
+
+
+@pytest.mark.parametrize(
+    "steps",
+    [
+        [
+            {
+                "name": "m",
+                "function": "mask",
+                "params": {"columns": ["name", "email"], "method": "sha256"},
+            }
+        ],
+        [
+            {"name": "f", "function": "filter", "params": {"columns": ["email"]}},
+            {"name": "s", "function": "select", "params": {"columns": ["email", "id", "name"]}},
+            {"name": "m", "function": "mask", "params": {"columns": ["name"], "method": "sha256"}},
+            {"name": "r", "function": "mask", "params": {"columns": ["email"], "method": "redact"}},
+        ],
+        [
+            {"name": "s", "function": "select", "params": {"columns": ["account_id"]}},
+            {"name": "d", "function": "dedupe", "params": {}},
+        ],
+    ],
+    ids=["mask", "filter-select-mask-redact", "dedupe"],
+)
+def test_it_runs_leftover_steps_on_copy_text_lines_like_sql(
+    steps: list[dict[str, Any]], pg: Any, pg2: Any
+) -> None:
+    """PostgreSQL → PostgreSQL with steps kept out of the SQL: same rows as full push-down."""
+    rows = data.orders(300)
+    # Values COPY text escapes: a tab, a backslash, a newline.
+    rows[0] = (rows[0][0], *rows[0][1:2], "tab\there", "back\\slash\nnew", *rows[0][4:])
+    data.load_pg(pg, rows=rows)
+    pushed = copy_task(
+        "src", "dst", {"table": "orders"}, {"table": "pushed"}, transformations=steps
+    )
+    kept = copy_task("src", "dst", {"table": "orders"}, {"table": "kept"}, transformations=steps)
+    run_copy(FakeContext(pushed), pg, pg2)
+    ctx = FakeContext(kept)
+    result = run_copy(ctx, pg, pg2, pushdown=0)
+    assert result["passthrough"]
+    cols = ", ".join(c for c in ("id", "account_id", "name", "email") if _has(pg2, "kept", c))
+    assert checksum(pg2.query(f"SELECT {cols} FROM kept")[1]) == checksum(
+        pg2.query(f"SELECT {cols} FROM pushed")[1]
+    )
+
+
+def _has(db: Any, table: str, column: str) -> bool:
+    found = db.query(
+        "SELECT 1 FROM information_schema.columns WHERE table_name = %(t)s AND column_name = %(c)s",
+        {"t": table, "c": column},
+    )[1]
+    return bool(found)
