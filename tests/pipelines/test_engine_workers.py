@@ -286,3 +286,43 @@ def test_it_finishes_runs_queued_while_no_worker_was_up(workers: Any, pg_target:
     workers()
     for execution in (first, second, third):
         assert finished(execution).status == ExecutionStatus.SUCCESS
+
+
+def test_it_keeps_each_task_runs_log(workers: Any, pg_target: str) -> None:
+    workers()
+    pipeline = make("logged", [sql_task("t", ["SELECT 1", "SELECT 2"])])
+    execution = finished(execution_create(pipeline=pipeline))
+    lines = list(task(execution, "t").log_lines.values_list("message", flat=True))
+    assert lines[0].startswith("attempt 1 started on worker:")
+    assert any("statement 2/2" in line for line in lines)
+    assert lines[-1] == "succeeded"
+
+
+def test_it_runs_from_the_command_line_with_exit_codes(workers: Any, pg_target: str) -> None:
+    import subprocess
+    import sys
+
+    from tests.workers import BASE_DIR, database_url_of_tests
+
+    workers()
+    make("cli_ok", [sql_task("t", "SELECT %(n)s::int", retries=0)], parameters={"n": 1})
+    make("cli_bad", [sql_task("t", "SELECT * FROM no_such_table")])
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url_of_tests(),
+        "SECRET_KEY": settings.SECRET_KEY,
+        "FERNET_KEYS": ",".join(settings.FERNET_KEYS),
+    }
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "manage.py", "run_pipeline", *args, "--wait", "--timeout", "60"],
+            cwd=BASE_DIR, env=env, capture_output=True, text=True, timeout=90,
+        )
+
+    ok = cli("cli_ok", "--param", "n=7")
+    assert ok.returncode == 0, ok.stderr
+    assert "[##############################] 1/1 success" in ok.stdout
+    bad = cli("cli_bad")
+    assert bad.returncode == 1
+    assert "no_such_table" in bad.stderr and "ended failed" in bad.stderr
