@@ -106,7 +106,12 @@ class ConnectionForm(forms.Form):
                 help_text=f"Write-only: {state}.",
             )
         if key in INTEGER_KEYS:
-            return forms.IntegerField(required=required, label=label, min_value=1)
+            field = forms.IntegerField(required=required, label=label, min_value=1)
+            default = getattr(connector_class(self.kind), "default_port", None)
+            if key == "port" and default:
+                field.widget.attrs["placeholder"] = str(default)
+                field.help_text = f"Default {default}."
+            return field
         if key == "options":
             return forms.CharField(
                 required=False,
