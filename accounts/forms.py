@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 from django.contrib.auth import get_user_model
@@ -50,7 +50,9 @@ class AuditFilterForm(forms.Form):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         actions = AuditEvent.objects.order_by().values_list("action", flat=True).distinct()
-        self.fields["action"].choices = [("", "any")] + [(a, a) for a in sorted(set(actions))]
+        cast(forms.ChoiceField, self.fields["action"]).choices = [("", "any")] + [
+            (a, a) for a in sorted(set(actions))
+        ]
 
 
 LEVEL_CHOICES = [(level.value, level.value) for level in Level]
@@ -66,7 +68,8 @@ class ShareForm(forms.Form):
     level = forms.ChoiceField(choices=LEVEL_CHOICES, initial=Level.VIEW.value)
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data
         name = (data.get("name") or "").strip()
         if data.get("principal_type") == "group":
             principal: Any = Group.objects.filter(name=name).first()

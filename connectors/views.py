@@ -51,7 +51,7 @@ def connection_new(request: HttpRequest) -> HttpResponse:
     """Pick a kind, fill in its fields; secrets are stored encrypted."""
     require_create(request.user)
     source = request.POST if request.method == "POST" else request.GET
-    kind = source.get("kind") if source.get("kind") in KINDS else KINDS[0]
+    kind = str(source.get("kind")) if source.get("kind") in KINDS else KINDS[0]
     form = ConnectionForm(request.POST or None, kind=kind)
     status = 200
     if request.method == "POST":

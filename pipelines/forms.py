@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 
@@ -32,7 +32,7 @@ class PipelineFilterForm(forms.Form):
 
     def __init__(self, *args: Any, tags: list[str], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["tag"].choices = [("", "any")] + [(t, t) for t in tags]
+        cast(forms.ChoiceField, self.fields["tag"]).choices = [("", "any")] + [(t, t) for t in tags]
 
 
 class ExecutionFilterForm(forms.Form):
@@ -138,8 +138,8 @@ class CopyTaskForm(forms.Form):
     def __init__(self, *args: Any, connections: list[str], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         choices = [(name, name) for name in connections]
-        self.fields["source_connection"].choices = choices
-        self.fields["destination_connection"].choices = choices
+        cast(forms.ChoiceField, self.fields["source_connection"]).choices = choices
+        cast(forms.ChoiceField, self.fields["destination_connection"]).choices = choices
 
     def clean_task_name(self) -> str:
         name = self.cleaned_data["task_name"].strip()
@@ -159,7 +159,8 @@ class CopyTaskForm(forms.Form):
         return mapping
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data
         if data.get("mode") == "upsert" and not _names(data.get("keys", "")):
             self.add_error("keys", "upsert needs keys")
         return data
@@ -268,5 +269,5 @@ class DiffForm(forms.Form):
     def __init__(self, *args: Any, versions: list[int], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         choices = [(v, f"v{v}") for v in versions]
-        self.fields["a"].choices = choices
-        self.fields["b"].choices = choices
+        cast(forms.ChoiceField, self.fields["a"]).choices = choices
+        cast(forms.ChoiceField, self.fields["b"]).choices = choices

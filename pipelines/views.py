@@ -606,7 +606,7 @@ def pipeline_copy_task(request: HttpRequest) -> HttpResponse:
         else:
             if not isinstance(data, dict):
                 data = {}
-            tasks = data.get("tasks") if isinstance(data.get("tasks"), list) else []
+            tasks: list[Any] = data["tasks"] if isinstance(data.get("tasks"), list) else []
             data["tasks"] = [*tasks, copy_form.task()]
             is_json = fmt == "json" or (fmt is None and text.lstrip().startswith("{"))
             new_text = json.dumps(data, indent=2) + "\n" if is_json else definition.dump_yaml(data)
