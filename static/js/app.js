@@ -23,6 +23,25 @@
     stickToBottom(log || (target.querySelector && target.querySelector(".log")));
   });
 
+  // HTMX leaves error answers unswapped: say so instead of doing nothing.
+  document.addEventListener("htmx:responseError", function (event) {
+    var region = document.getElementById("htmx-error");
+    if (!region) return;
+    var status = event.detail && event.detail.xhr ? event.detail.xhr.status : 0;
+    var reasons = {403: "You may not do that.", 404: "It no longer exists, or you may not see it.",
+                   409: "It changed meanwhile; reload the page.", 429: "Too many requests; wait a moment."};
+    region.textContent = (reasons[status] || "That did not work (" + status + ").") + " ";
+    region.hidden = false;
+  });
+  document.addEventListener("htmx:sendError", function () {
+    var region = document.getElementById("htmx-error");
+    if (region) { region.textContent = "The server did not answer; live updates paused until it does."; region.hidden = false; }
+  });
+  document.addEventListener("htmx:afterRequest", function (event) {
+    var region = document.getElementById("htmx-error");
+    if (region && event.detail && event.detail.successful) region.hidden = true;
+  });
+
   // Confirm destructive buttons that carry data-confirm (the server still
   // asks for its own confirmation where it matters).
   document.addEventListener("submit", function (event) {
