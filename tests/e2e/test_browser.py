@@ -59,7 +59,11 @@ tasks:
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     executable = need_chromium()
+    from django.contrib.staticfiles import finders
     from playwright.sync_api import sync_playwright
+
+    # Live updates need htmx, which `make install` takes from npm.
+    assert finders.find("vendor/htmx/htmx.min.js"), "htmx missing: run `make assets` (npm ci)"
 
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
