@@ -10,7 +10,7 @@ from django.db.models import Model
 from drf_spectacular.utils import extend_schema
 from rest_framework import exceptions
 from rest_framework.generics import GenericAPIView
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -29,7 +29,7 @@ from accounts.serializers import (
 )
 from accounts.services import audit_record, sharing_get, sharing_set
 from accounts.tokens import token_pair, token_refresh, token_revoke
-from datadog_web.api import LoginThrottle
+from datadog_web.api import JSONParser, LoginThrottle
 
 
 class _TokenView(APIView):

@@ -11,7 +11,6 @@ from typing import Any
 
 from drf_spectacular.utils import extend_schema
 from rest_framework.generics import GenericAPIView
-from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -25,6 +24,7 @@ from connectors.serializers import (
     ConnectionTestSerializer,
     ConnectionWriteSerializer,
 )
+from datadog_web.api import JSONParser
 
 
 def _connection(request: Request, connection_id: str, action: Action) -> Connection:

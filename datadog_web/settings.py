@@ -255,6 +255,11 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     # JSON only: the browsable API would be a second UI to secure.
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": [
+        "datadog_web.api.JSONParser",  # refuses NUL and lone surrogates with a 400
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_SCHEMA_CLASS": "datadog_web.api_schema.AutoSchema",
     "DEFAULT_PAGINATION_CLASS": "datadog_web.api.Pagination",
     "PAGE_SIZE": 50,

@@ -7,6 +7,7 @@ not do this to it. Lists come from the ``*_list_visible`` selectors.
 
 from __future__ import annotations
 
+import re
 import uuid
 from typing import Any
 
@@ -14,14 +15,13 @@ from django.db.models import Prefetch
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.generics import GenericAPIView
-from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.serializers import Serializer
 
 from accounts.api import SharingView
 from accounts.permissions import Action, require, require_create
-from datadog_web.api import ExecuteThrottle
+from datadog_web.api import ExecuteThrottle, JSONParser
 from datadog_web.errors import InvalidInput
 from pipelines import selectors, services
 from pipelines.models import Execution, Pipeline, TaskRun, Trigger
@@ -44,7 +44,9 @@ from pipelines.serializers import (
     definition_from_body,
 )
 
-IDEMPOTENCY_KEY_MAX = 200  # the column's length
+# Visible ASCII, at most the column's length: a header is client text, and
+# NUL or control characters would fail in the database rather than here.
+IDEMPOTENCY_KEY_RE = re.compile(r"[\x21-\x7e]{1,200}")
 
 
 def _query(serializer_class: type[Serializer], request: Request) -> dict[str, Any]:
@@ -177,9 +179,10 @@ class PipelineExecuteView(_JsonView):
         pipeline = _pipeline(request, pipeline_id, Action.OPERATE)
         body = _body(ExecuteSerializer, request)
         key = request.headers.get("Idempotency-Key") or None
-        if key is not None and len(key) > IDEMPOTENCY_KEY_MAX:
+        if key is not None and not IDEMPOTENCY_KEY_RE.fullmatch(key):
             raise InvalidInput(
-                "invalid header", [("Idempotency-Key", f"at most {IDEMPOTENCY_KEY_MAX} characters")]
+                "invalid header",
+                [("Idempotency-Key", "1 to 200 visible ASCII characters")],
             )
         execution = services.execution_create(
             pipeline=pipeline,

@@ -295,8 +295,9 @@ def test_it_honours_the_idempotency_key(dev: Any, client_for: Any, admin_user: A
     assert other_key["execution_id"] != first["execution_id"]
     assert other_user.json()["execution_id"] != first["execution_id"]
     assert Execution.objects.count() == 3
-    too_long = dev.post(path, {}, format="json", HTTP_IDEMPOTENCY_KEY="k" * 201)
-    assert_error(too_long, 400, "Idempotency-Key")
+    for bad in ["k" * 201, "a\x00b", "a b", "clé"]:
+        response = dev.post(path, {}, format="json", HTTP_IDEMPOTENCY_KEY=bad)
+        assert_error(response, 400, "Idempotency-Key")
 
 
 def test_it_throttles_execute_per_user(
