@@ -1,15 +1,62 @@
-"""JSON log lines (``LOG_JSON=true``), carrying execution and task ids when set."""
+"""JSON log lines (``LOG_JSON=true``), carrying execution and task ids when known.
+
+Ids come from two places: ``extra={"execution_id": ...}`` on one call, or
+the *log context* bound for the task a worker process is running (set from
+django-q2's ``pre_execute`` signal by ``datadog_web.metrics``), so every
+line logged while a task runs — by the engine, a connector or a library —
+names its execution and task without each call passing them.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import UTC, datetime
+from typing import Any
 
 _EXTRA_KEYS = ("execution_id", "task_id", "task_name", "pipeline", "attempt")
 
+# The ids of the task this process (or thread) is running now.
+_context: ContextVar[dict[str, str] | None] = ContextVar("datadog_log_context", default=None)
+
+
+def bind(**ids: Any) -> None:
+    """Attach ``ids`` (execution_id, task_id, …) to every line logged from here on."""
+    _context.set({key: str(value) for key, value in ids.items() if value is not None})
+
+
+def unbind() -> None:
+    _context.set(None)
+
+
+@contextmanager
+def bound(**ids: Any) -> Iterator[None]:
+    """``bind`` for the duration of a ``with`` block."""
+    token = _context.set({key: str(value) for key, value in ids.items() if value is not None})
+    try:
+        yield
+    finally:
+        _context.reset(token)
+
+
+def current() -> dict[str, str]:
+    return dict(_context.get() or {})
+
+
+def json_enabled() -> bool:
+    """Whether the console handler writes JSON (LOG_JSON=true)."""
+    from django.conf import settings
+
+    handler = settings.LOGGING.get("handlers", {}).get("console", {})
+    return handler.get("formatter") == "json"
+
 
 class JsonFormatter(logging.Formatter):
+    """One JSON object per line: ts, level, logger, message, ids, exc."""
+
     def format(self, record: logging.LogRecord) -> str:
         line: dict[str, object] = {
             "ts": datetime.fromtimestamp(record.created, UTC).isoformat(),
@@ -17,10 +64,14 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
+        context = _context.get() or {}
         for key in _EXTRA_KEYS:
+            # An id passed with the call wins over the bound context.
             value = getattr(record, key, None)
+            if value is None:
+                value = context.get(key)
             if value is not None:
                 line[key] = str(value)
         if record.exc_info:
             line["exc"] = self.formatException(record.exc_info)
-        return json.dumps(line)
+        return json.dumps(line, default=str)

@@ -11,3 +11,4 @@ class PipelinesConfig(AppConfig):
         from pipelines.tasks import on_worker_spawn
 
         post_spawn.connect(on_worker_spawn, dispatch_uid="datadog-maintain-kick")
+        import datadog_web.metrics  # noqa: F401  connects metrics, alert and log-id receivers
