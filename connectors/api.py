@@ -24,7 +24,7 @@ from connectors.serializers import (
     ConnectionTestSerializer,
     ConnectionWriteSerializer,
 )
-from datadog_web.api import JSONParser
+from datadog_web.parsers import JSONParser
 
 
 def _connection(request: Request, connection_id: str, action: Action) -> Connection:

@@ -40,7 +40,12 @@ from connectors.base import (
     is_driver_error,
     split_table,
 )
-from connectors.transform import BatchTransformer, TextLineTransformer, compile_pushdown
+from connectors.transform import (
+    BatchTransformer,
+    TextLineTransformer,
+    compile_pushdown,
+    needed_columns,
+)
 from connectors.types import Column, parser_for
 
 MARKER_TABLE = "_datadog_copy_markers"
@@ -889,6 +894,16 @@ def _copy_from_sql(
                     dc if dc.type != "text" or tc.type == "text" else tc
                     for dc, tc in zip(described, compiled.columns, strict=True)
                 ]
+            if compiled.rest:
+                # Read only the columns the steps left for batches can use.
+                needed = needed_columns(out_columns, compiled.rest)
+                if needed is not None and len(needed) < len(out_columns):
+                    keep = set(needed)
+                    compiled.sql = (
+                        f"SELECT {', '.join(d.quote(n) for n in needed)}"
+                        f" FROM ({compiled.sql}) AS _dd_cols"
+                    )
+                    out_columns = [c for c in out_columns if c.name in keep]
             transformer = BatchTransformer(
                 out_columns,
                 compiled.rest,

@@ -303,6 +303,44 @@ def _agg_type(func: str, column: Column | None) -> str:
     return "numeric"
 
 
+def needed_columns(
+    columns: list[Column], transformations: list[dict[str, Any]]
+) -> list[str] | None:
+    """The source columns the steps can ever read, or None when they may read all.
+
+    Steps before the first ``select`` or ``aggregate`` read what they name;
+    that step then drops the rest. A ``rename`` or a key-less ``dedupe``
+    before it stops the analysis (None: read every column).
+    """
+    known = {c.name for c in columns}
+    used: set[str] = set()
+    for t in transformations:
+        fn, p = t.get("function"), t.get("params") or {}
+        names: list[Any]
+        if fn == "select":
+            names = list(p.get("columns") or [])
+            used.update(n for n in names if isinstance(n, str))
+            return [c.name for c in columns if c.name in used] if used <= known else None
+        if fn == "aggregate":
+            used.update(p.get("group_by") or [])
+            for item in (p.get("metrics") or {}).values():
+                if isinstance(item, list | tuple) and len(item) == 2 and item[1] not in (None, "*"):
+                    used.add(item[1])
+            return [c.name for c in columns if c.name in used] if used <= known else None
+        if fn == "filter":
+            names = list(p.get("columns") or []) + [c[0] for c in p.get("where") or [] if c]
+        elif fn in ("mask",):
+            names = list(p.get("columns") or [])
+        elif fn == "cast":
+            names = list(p.get("columns") or {})
+        elif fn == "dedupe" and p.get("keys"):
+            names = list(p["keys"])
+        else:
+            return None
+        used.update(n for n in names if isinstance(n, str))
+    return None
+
+
 # ------------------------------------------------------------------ batches
 
 

@@ -66,11 +66,30 @@ class JsonlConnector(FileConnector):
         dumps = json.JSONEncoder(
             default=json_default, ensure_ascii=False, separators=(",", ":")
         ).encode
+        json_idx = [i for i, c in enumerate(columns) if c.type == "json"]
+        if json_idx:
+            # JSON columns may arrive as JSON text (from PostgreSQL, MySQL):
+            # written as the object, not as a string holding it.
+            fixed = []
+            for row in rows:
+                values = list(row)
+                for i in json_idx:
+                    if isinstance(values[i], str):
+                        values[i] = _parse_or_keep(values[i])
+                fixed.append(values)
+            rows = fixed  # type: ignore[assignment]
         handle.writelines(dumps(dict(zip(names, row, strict=True))) + "\n" for row in rows)
 
     def copy_existing(self, path: Path, handle: Any, columns: list[Column]) -> None:
         with path.open(encoding="utf-8") as existing:
             shutil.copyfileobj(existing, handle)
+
+
+def _parse_or_keep(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
 
 
 def _load(line: str, path: Path, number: int) -> dict[str, Any]:

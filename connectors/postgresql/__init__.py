@@ -12,6 +12,7 @@ from typing import Any
 import psycopg
 from psycopg import errors as pg_errors
 from psycopg import pq
+from psycopg.adapt import Loader
 from psycopg_pool import PoolTimeout
 
 from connectors import pools
@@ -261,6 +262,10 @@ class PostgresqlConnector(SqlConnector):
         # A named (server-side) cursor: rows arrive ``size`` at a time, so
         # memory does not grow with the table.
         cur = conn.cursor(name=f"dd_{uuid.uuid4().hex[:12]}", binary=True)
+        # JSON stays text (exactly PostgreSQL's ``::text``): a copy moves it,
+        # it need not parse it. Writers that need objects parse it themselves.
+        cur.adapters.register_loader("jsonb", _JsonbTextLoader)
+        cur.adapters.register_loader("json", _JsonTextLoader)
         try:
             cur.execute(sql, params or None)
             while True:
@@ -407,6 +412,21 @@ class PostgresqlConnector(SqlConnector):
             return rows
         finally:
             s.nonblocking, d.nonblocking = saved
+
+
+class _JsonbTextLoader(Loader):
+    format = pq.Format.BINARY
+
+    def load(self, data: Any) -> str:
+        # Binary jsonb is a version byte (1) and the JSON text.
+        return bytes(data[1:]).decode()
+
+
+class _JsonTextLoader(Loader):
+    format = pq.Format.BINARY
+
+    def load(self, data: Any) -> str:
+        return bytes(data).decode()
 
 
 def _result_error(res: Any, conn: Any) -> Exception:
