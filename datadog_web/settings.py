@@ -99,6 +99,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Static files from the app server itself (gunicorn has no static serving).
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "corsheaders.middleware.CorsMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -256,7 +258,7 @@ REST_FRAMEWORK = {
     # JSON only: the browsable API would be a second UI to secure.
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": [
-        "datadog_web.api.JSONParser",  # refuses NUL and lone surrogates with a 400
+        "datadog_web.parsers.JSONParser",  # refuses NUL and lone surrogates with a 400
         "rest_framework.parsers.FormParser",
         "rest_framework.parsers.MultiPartParser",
     ],
@@ -388,6 +390,9 @@ STATICFILES_DIRS: list[Any] = [BASE_DIR / "static"]
 _HTMX_DIST = BASE_DIR / "node_modules" / "htmx.org" / "dist"
 if _HTMX_DIST.is_dir():
     STATICFILES_DIRS.append(("vendor/htmx", _HTMX_DIST))
+# WhiteNoise serves collected files (production: collectstatic in the image)
+# and, where nothing was collected, straight from the finders.
+WHITENOISE_USE_FINDERS = True
 
 LOGGING = {
     "version": 1,
