@@ -1,3 +1,9 @@
+# Front-end assets from npm (nothing vendored in the repository).
+FROM node:20-slim AS assets
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --no-audit --no-fund --loglevel=error
+
 FROM python:3.11-slim
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 DATADOG_VAR_DIR=/var/lib/datadog
 WORKDIR /app
@@ -9,6 +15,7 @@ COPY accounts ./accounts
 COPY templates ./templates
 COPY static ./static
 COPY manage.py ./
+COPY --from=assets /app/node_modules/htmx.org/dist ./node_modules/htmx.org/dist
 RUN pip install --no-cache-dir uv && uv pip install --system --no-cache . \
     && mkdir -p /var/lib/datadog /data && useradd -r -u 1000 datadog \
     && chown -R datadog /var/lib/datadog /data
