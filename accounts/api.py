@@ -29,7 +29,15 @@ from accounts.serializers import (
 )
 from accounts.services import audit_record, sharing_get, sharing_set
 from accounts.tokens import token_pair, token_refresh, token_revoke
-from datadog_web.api import JSONParser, LoginThrottle
+from datadog_web.api import LoginThrottle
+from datadog_web.parsers import JSONParser
+
+
+def _no_store(response: Response) -> Response:
+    # Tokens must not be kept by any cache on the way (RFC 6749 §5.1).
+    response["Cache-Control"] = "no-store"
+    response["Pragma"] = "no-cache"
+    return response
 
 
 class _TokenView(APIView):
@@ -70,7 +78,7 @@ class TokenView(_TokenView):
             raise exceptions.AuthenticationFailed("invalid username or password")
         login_succeeded(request, user)
         update_last_login(None, user)  # type: ignore[arg-type]
-        return Response(token_pair(user))
+        return _no_store(Response(token_pair(user)))
 
 
 class RefreshView(_TokenView):
@@ -86,7 +94,7 @@ class RefreshView(_TokenView):
         serializer = RefreshTokenSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         tokens, _ = token_refresh(serializer.validated_data["refresh_token"])
-        return Response(tokens)
+        return _no_store(Response(tokens))
 
 
 class LogoutView(_TokenView):

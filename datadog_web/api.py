@@ -10,7 +10,7 @@ from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.http import Http404, HttpRequest, JsonResponse
-from rest_framework import exceptions, parsers, serializers
+from rest_framework import exceptions, serializers
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -18,72 +18,13 @@ from rest_framework.settings import api_settings
 from rest_framework.throttling import SimpleRateThrottle
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from datadog_web.errors import InvalidInput, ServiceError
+from datadog_web.errors import ServiceError
 
 
 class Pagination(PageNumberPagination):
     page_size = 50
     page_size_query_param = "page_size"
     max_page_size = 200  # caps what one request can make the server do
-
-
-# ---------------------------------------------------------------- parsing
-
-
-def _text_problem(text: str) -> str | None:
-    if "\x00" in text:
-        return "NUL characters are not allowed"
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return "invalid Unicode (lone surrogate)"
-    return None
-
-
-def text_problems(data: Any) -> list[tuple[str, str]]:
-    """Strings (keys included) that no database can store, with their paths.
-
-    PostgreSQL refuses NUL in text and JSON, and no driver can encode a lone
-    surrogate, which JSON's ``\\udxxx`` escapes can produce: both would be a
-    500 deep in a service instead of a 400 here. Iterative, so any depth is fine.
-    """
-    problems: list[tuple[str, str]] = []
-    stack: list[tuple[str, Any]] = [("", data)]
-    while stack and len(problems) < 20:
-        path, value = stack.pop()
-        if isinstance(value, str):
-            problem = _text_problem(value)
-            if problem:
-                problems.append((path, problem))
-        elif isinstance(value, dict):
-            for key, item in value.items():
-                sub = f"{path}.{key}" if path else str(key)
-                problem = _text_problem(str(key))
-                if problem:
-                    problems.append((path, f"key: {problem}"))
-                    continue
-                stack.append((sub, item))
-        elif isinstance(value, list):
-            stack.extend((f"{path}[{i}]", item) for i, item in enumerate(value))
-    return problems
-
-
-class JSONParser(parsers.JSONParser):
-    """DRF's JSON parser, refusing what would fail later as a 500.
-
-    Text no database can store (NUL, lone surrogates) and nesting too deep
-    for Python's JSON decoder answer 400 with the offending path.
-    """
-
-    def parse(self, stream: Any, media_type: Any = None, parser_context: Any = None) -> Any:
-        try:
-            data = super().parse(stream, media_type, parser_context)
-        except RecursionError:
-            raise exceptions.ParseError("JSON parse error - nested too deeply") from None
-        problems = text_problems(data)
-        if problems:
-            raise InvalidInput("invalid input", problems)
-        return data
 
 
 # ----------------------------------------------------------------- errors
@@ -185,7 +126,6 @@ class LoginThrottle(ScopedThrottle):
 __all__ = [
     "ErrorSerializer",
     "ExecuteThrottle",
-    "JSONParser",
     "LoginThrottle",
     "Pagination",
     "exception_handler",

@@ -37,6 +37,7 @@ def test_it_issues_tokens_for_form_data(anon: APIClient, developer: Any) -> None
     assert set(body) == {"access_token", "token_type", "expires_in", "refresh_token"}
     assert body["token_type"] == "bearer"
     assert body["expires_in"] == 900  # 15 minutes by default
+    assert response["Cache-Control"] == "no-store"
     me = APIClient()
     me.credentials(HTTP_AUTHORIZATION=f"Bearer {body['access_token']}")
     assert me.get(url("pipelines")).status_code == 200

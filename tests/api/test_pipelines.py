@@ -9,6 +9,7 @@ import pytest
 from accounts.models import AuditEvent
 from accounts.permissions import Level
 from accounts.services import sharing_set
+from datadog_web.api import Pagination
 from pipelines.models import Execution, Pipeline, Trigger
 from tests.api.helpers import assert_error, url
 from tests.conftest import sql_pipeline
@@ -178,8 +179,9 @@ def test_it_filters_by_tag_enabled_and_search(
 
 
 def test_it_paginates_and_caps_the_page_size(
-    client_for: Any, admin_user: Any, make_pipeline: Any
+    client_for: Any, admin_user: Any, make_pipeline: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    assert Pagination.max_page_size == 200
     for i in range(3):
         make_pipeline(f"p{i}")
     client = client_for(admin_user)
@@ -187,6 +189,8 @@ def test_it_paginates_and_caps_the_page_size(
     assert body["count"] == 3 and len(body["results"]) == 2 and body["next"]
     assert len(client.get(url("pipelines?page=2&page_size=2")).json()["results"]) == 1
     assert client.get(url("pipelines?page_size=100000")).status_code == 200
+    monkeypatch.setattr(Pagination, "max_page_size", 2)
+    assert len(client.get(url("pipelines?page_size=100")).json()["results"]) == 2
     assert_error(client.get(url("pipelines?page=99")), 404)
 
 
