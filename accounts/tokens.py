@@ -47,7 +47,7 @@ def token_pair(user: Any) -> dict[str, Any]:
 def _load(raw: str) -> tuple[RefreshToken, Any]:
     """The verified refresh token and its active user; InvalidToken (401) otherwise."""
     try:
-        token = RefreshToken(raw)  # signature, expiry, type and blacklist
+        token = RefreshToken(raw)  # type: ignore[arg-type]  # checks signature, expiry, type, blacklist
     except TokenError as exc:
         raise InvalidToken(str(exc)) from None
     user_id = token.payload.get(_jwt().USER_ID_CLAIM)

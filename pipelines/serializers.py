@@ -8,7 +8,7 @@ serializers here only check the envelope (types of ``parameters``,
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, time
+from datetime import UTC, date, datetime, time
 from typing import Any
 
 from django.utils import timezone
@@ -183,9 +183,10 @@ class MomentField(serializers.Field):
 
     default_error_messages = {"invalid": "must be an ISO date (2024-01-31) or datetime"}
 
-    def to_internal_value(self, data: Any) -> datetime | Any:
+    def to_internal_value(self, data: Any) -> datetime | date:
+        invalid = serializers.ValidationError(self.error_messages["invalid"], code="invalid")
         if not isinstance(data, str) or len(data) > 64:
-            self.fail("invalid")
+            raise invalid
         try:
             # A date first: parse_datetime also takes "2024-01-31" (as midnight),
             # which would make an end date exclude its own day.
@@ -194,9 +195,9 @@ class MomentField(serializers.Field):
                 return day  # the caller decides which end of the day
             moment = parse_datetime(data)
         except ValueError:  # well-formed but impossible, e.g. 2024-02-30
-            self.fail("invalid")
+            raise invalid from None
         if moment is None:
-            self.fail("invalid")
+            raise invalid
         return moment if timezone.is_aware(moment) else moment.replace(tzinfo=UTC)
 
     def to_representation(self, value: Any) -> str:
