@@ -18,6 +18,7 @@ from datadog_web.errors import ServiceError
 from pipelines import definition as definition_module
 from pipelines.models import (
     Execution,
+    IdempotencyKey,
     Pipeline,
     PipelineVersion,
     TaskLogLine,
@@ -209,6 +210,16 @@ class TransitionAdmin(ReadOnlyAdmin):
     def get_queryset(self, request: HttpRequest) -> Any:
         pipelines = visible(request.user, Pipeline.objects.all())
         return super().get_queryset(request).filter(execution__pipeline__in=pipelines)
+
+
+@admin.register(IdempotencyKey)
+class IdempotencyKeyAdmin(ReadOnlyAdmin):
+    list_display = ["key", "user", "pipeline", "execution", "created_at"]
+    list_select_related = ["user", "pipeline"]
+
+    def get_queryset(self, request: HttpRequest) -> Any:
+        pipelines = visible(request.user, Pipeline.objects.all())
+        return super().get_queryset(request).filter(pipeline__in=pipelines)
 
 
 @admin.register(Watermark)
