@@ -383,6 +383,7 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 STATICFILES_DIRS: list[Any] = [BASE_DIR / "static"]
 # htmx comes from npm at install time (`make install` runs `npm ci`); it is
 # served as static/vendor/htmx/. Added only when installed, so a checkout
