@@ -1,0 +1,155 @@
+"""/healthz and /readyz: database, Redis, a live worker; the stall flag."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from django.test import Client
+from django.utils import timezone
+
+from datadog_web import metrics
+from pipelines.models import TaskRun
+from pipelines.services import execution_create
+from tests.ops.conftest import same_prefix, scrape, value
+from tests.services import missing
+from tests.workers import wait_for
+
+
+def readyz() -> tuple[int, dict[str, Any]]:
+    response = Client().get("/readyz")
+    return response.status_code, json.loads(response.content)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class PrivateRedis:
+    """A redis-server of this test only, on its own port (never the shared 6379)."""
+
+    def __init__(self) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            missing("redis-server binary")
+        self.binary = str(binary)
+        self.port = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", ""],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        wait_for(self._accepts, timeout=10, what="private redis-server to accept")
+
+    def _accepts(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), 0.2):
+                return True
+        except OSError:
+            return False
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+
+
+@pytest.fixture
+def private_redis() -> Iterator[PrivateRedis]:
+    server = PrivateRedis()
+    server.start()
+    yield server
+    server.kill()
+
+
+def test_it_is_alive(db: Any) -> None:
+    response = Client().get("/healthz")
+    assert response.status_code == 200
+    assert json.loads(response.content) == {"status": "ok"}
+
+
+def test_it_names_a_missing_worker(db: Any) -> None:
+    status, body = readyz()
+    assert status == 503
+    assert body["problems"] == ["worker: no live worker cluster"]
+
+
+@pytest.mark.worker
+@pytest.mark.timeout(120)
+def test_it_goes_503_when_redis_stops_and_200_when_it_returns(
+    workers: Any, settings: Any, private_redis: PrivateRedis
+) -> None:
+    settings.REDIS_URL = private_redis.url
+    workers(env=same_prefix())
+    wait_for(lambda: readyz()[0] == 200, timeout=30, what="readyz 200 with a worker")
+
+    private_redis.kill()
+    status, body = readyz()
+    assert status == 503
+    assert [p.split(":")[0] for p in body["problems"]] == ["redis"]
+
+    private_redis.start()
+    status, body = readyz()
+    assert (status, body["status"]) == (200, "ok"), body
+
+
+@pytest.mark.worker
+@pytest.mark.timeout(120)
+def test_it_notices_a_killed_worker_within_60s(workers: Any) -> None:
+    cluster = workers(env=same_prefix())
+    wait_for(lambda: readyz()[0] == 200, timeout=30, what="readyz 200 with a worker")
+    cluster.stop()  # SIGKILL to the whole process group
+    killed = time.monotonic()
+    wait_for(
+        lambda: readyz()[1].get("problems") == ["worker: no live worker cluster"],
+        timeout=60,
+        what="readyz to name the dead worker",
+    )
+    assert time.monotonic() - killed < 60
+
+
+def test_it_flags_a_queue_that_stopped_moving(
+    make_pipeline: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("pipelines.services.task_run.enqueue_task_runs", lambda ids: None)
+    execution = execution_create(pipeline=make_pipeline("p1"))
+    TaskRun.objects.filter(execution=execution).update(
+        queued_at=timezone.now() - timedelta(minutes=10)
+    )
+    from django.core.cache import cache
+
+    cache.set(metrics.LAST_FINISHED_KEY, time.time() - 600, None)
+    _, body = readyz()
+    assert body["stall"]["stalled"] is True
+    assert body["stall"]["oldest_queued_seconds"] >= 590
+    assert value(scrape(), "datadog_queue_stalled") == 1
+
+    metrics.note_task_finished()  # something finished: the queue moves
+    _, body = readyz()
+    assert body["stall"]["stalled"] is False
+    assert value(scrape(), "datadog_queue_stalled") == 0
+
+
+def test_it_is_not_stalled_while_the_queue_is_young(
+    make_pipeline: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("pipelines.services.task_run.enqueue_task_runs", lambda ids: None)
+    execution_create(pipeline=make_pipeline("p1"))  # queued just now, nothing ever finished
+    _, body = readyz()
+    assert body["stall"]["stalled"] is False
