@@ -1,10 +1,11 @@
 """JSON log lines (``LOG_JSON=true``), carrying execution and task ids when known.
 
 Ids come from two places: ``extra={"execution_id": ...}`` on one call, or
-the *log context* bound for the task a worker process is running (set from
-django-q2's ``pre_execute`` signal by ``datadog_web.metrics``), so every
-line logged while a task runs — by the engine, a connector or a library —
-names its execution and task without each call passing them.
+the ids bound for the task a worker process is running (set from django-q2's
+``pre_execute`` signal by ``datadog_web.metrics``), so every line logged
+while a task runs — by the engine, a connector, a library, from any of the
+task's threads — names its execution and task without each call passing
+them.
 """
 
 from __future__ import annotations
@@ -19,17 +20,22 @@ from typing import Any
 
 _EXTRA_KEYS = ("execution_id", "task_id", "task_name", "pipeline", "attempt")
 
-# The ids of the task this process (or thread) is running now.
+# Ids bound for one block of code (``bound``), in this thread or task only.
 _context: ContextVar[dict[str, str] | None] = ContextVar("datadog_log_context", default=None)
+# Ids of the task this *process* runs. A django-q2 worker process runs one
+# task at a time, and the task's own threads (the engine's watchdog, a
+# connector's) start with an empty context, so the ids are process-wide.
+_process: dict[str, str] = {}
 
 
 def bind(**ids: Any) -> None:
-    """Attach ``ids`` (execution_id, task_id, …) to every line logged from here on."""
-    _context.set({key: str(value) for key, value in ids.items() if value is not None})
+    """Attach ``ids`` to every line this process logs until ``unbind`` (workers only)."""
+    _process.clear()
+    _process.update({key: str(value) for key, value in ids.items() if value is not None})
 
 
 def unbind() -> None:
-    _context.set(None)
+    _process.clear()
 
 
 @contextmanager
@@ -43,7 +49,8 @@ def bound(**ids: Any) -> Iterator[None]:
 
 
 def current() -> dict[str, str]:
-    return dict(_context.get() or {})
+    """The ids a line logged here and now would carry."""
+    return {**_process, **(_context.get() or {})}
 
 
 def json_enabled() -> bool:
@@ -64,7 +71,7 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
-        context = _context.get() or {}
+        context = current()
         for key in _EXTRA_KEYS:
             # An id passed with the call wins over the bound context.
             value = getattr(record, key, None)

@@ -569,21 +569,27 @@ def _on_pre_execute(
         ensure_pool_publisher()
         name = f"{getattr(func, '__module__', '')}.{getattr(func, '__name__', '')}"
         args = (task or {}).get("args") or ()
-        if name != "pipelines.tasks.run_task" or not args:
-            log_context.unbind()
+        log_context.unbind()
+        if not args:
             return
-        ids: dict[str, Any] = {"task_id": args[0]}
-        if log_context.json_enabled():
-            # One primary-key read per task, and only when JSON logs are on.
-            from pipelines.models import TaskRun
+        ids: dict[str, Any]
+        if name == "pipelines.alerts.send_failure_alert":
+            ids = {"execution_id": args[0]}
+        elif name == "pipelines.tasks.run_task":
+            ids = {"task_id": args[0]}
+            if log_context.json_enabled():
+                # One primary-key read per task, and only when JSON logs are on.
+                from pipelines.models import TaskRun
 
-            row = (
-                TaskRun.objects.filter(pk=args[0])
-                .values_list("execution_id", "task_name", "execution__pipeline__name")
-                .first()
-            )
-            if row:
-                ids.update(execution_id=row[0], task_name=row[1], pipeline=row[2])
+                row = (
+                    TaskRun.objects.filter(pk=args[0])
+                    .values_list("execution_id", "task_name", "execution__pipeline__name")
+                    .first()
+                )
+                if row:
+                    ids.update(execution_id=row[0], task_name=row[1], pipeline=row[2])
+        else:
+            return
         log_context.bind(**ids)
     except Exception:
         logger.debug("could not set the log context", exc_info=True)
