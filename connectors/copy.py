@@ -921,7 +921,10 @@ def _copy_from_sql(
             )
             lines = (
                 TextLineTransformer.build(
-                    out_columns, compiled.rest, offset=len(transformations) - len(compiled.rest)
+                    out_columns,
+                    compiled.rest,
+                    offset=len(transformations) - len(compiled.rest),
+                    run_params=run_params,
                 )
                 if pg_to_pg and compiled.rest
                 else None

@@ -713,7 +713,11 @@ class TextLineTransformer:
 
     @classmethod
     def build(
-        cls, columns: list[Column], transformations: list[dict[str, Any]], offset: int = 0
+        cls,
+        columns: list[Column],
+        transformations: list[dict[str, Any]],
+        offset: int = 0,
+        run_params: dict[str, Any] | None = None,
     ) -> TextLineTransformer | None:
         funcs: list[Callable[[Row], Row | None]] = []
         cols = list(columns)
@@ -745,14 +749,14 @@ class TextLineTransformer:
                     c.retyped("text") if c.name in names and method == "sha256" else c for c in cols
                 ]
             elif fn == "filter":
-                conditions = _conditions(p, cols, t, i)
-                if any(op not in ("is_null", "not_null") for _, op, _ in conditions):
-                    return None
-                tests = [(position[n], op == "is_null") for n, op, _ in conditions]
+                tests = []
+                for name, op, raw in _conditions(p, cols, t, i):
+                    test = _text_test(cols[position[name]], op, raw, run_params or {})
+                    if test is None:
+                        return None
+                    tests.append((position[name], test))
                 funcs.append(
-                    lambda r, tests=tests: (
-                        r if all((r[k] == _NULL) is want for k, want in tests) else None
-                    )
+                    lambda r, tests=tests: r if all(test(r[k]) for k, test in tests) else None
                 )
             elif fn == "dedupe":
                 keys = _need(cols, p["keys"], t, i) if p.get("keys") else [c.name for c in cols]
@@ -790,6 +794,48 @@ class TextLineTransformer:
         finally:
             if enabled:
                 gc.enable()
+
+
+# How to read one COPY text field for a comparison, per canonical type.
+_TEXT_READERS: dict[str, Callable[[bytes], Any]] = {
+    "integer": int,
+    "bigint": int,
+    "numeric": lambda b: Decimal(b.decode()),
+    "float": float,
+    "boolean": lambda b: b == b"t",
+    "text": lambda b: _unescape(b).decode(),
+    "uuid": lambda b: b.decode(),
+}
+
+
+def _text_test(
+    column: Column, op: str, raw: Any, run_params: dict[str, Any]
+) -> Callable[[bytes], bool] | None:
+    """A test of one COPY text field for a filter condition; None when it needs typed values."""
+    if op == "is_null":
+        return lambda v: v == _NULL
+    if op == "not_null":
+        return lambda v: v != _NULL
+    read = _TEXT_READERS.get(column.type)
+    if read is None:
+        return None  # dates, timestamps, JSON: compared on typed values
+    value = _coerce(_resolve(raw, run_params), column)
+    if column.type == "numeric" and isinstance(value, int | float) and not isinstance(value, bool):
+        value = Decimal(str(value))
+    if op in ("in", "not_in"):
+        if not isinstance(value, list):
+            raise ConnectorError(f"{op} needs a list")
+        allowed = set(value)
+        if op == "in":
+            return lambda v: v != _NULL and read(v) in allowed
+        return lambda v: v != _NULL and read(v) not in allowed
+    if value is None:
+        return lambda v: False  # SQL: a comparison with NULL is not true
+    if op == "like":
+        match = _like(str(value))
+        return lambda v: v != _NULL and match(read(v))
+    compare = _COMPARE[op]
+    return lambda v: v != _NULL and compare(read(v), value)
 
 
 def _names_used(t: dict[str, Any], cols: list[Column]) -> list[str]:

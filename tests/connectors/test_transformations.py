@@ -301,3 +301,33 @@ def _has(db: Any, table: str, column: str) -> bool:
         {"t": table, "c": column},
     )[1]
     return bool(found)
+
+
+def test_it_filters_copy_text_lines_like_sql(pg: Any, pg2: Any) -> None:
+    data.load_pg(pg)
+    steps = [
+        {
+            "name": "f",
+            "function": "filter",
+            "params": {
+                "where": [
+                    ["amount", ">=", {"param": "floor"}],
+                    ["id", "not_in", [3, 4]],
+                    ["name", "like", "name 00%"],
+                    ["active", "=", True],
+                    ["email", "!=", "user5@example.com"],
+                ]
+            },
+        },
+        {"name": "s", "function": "select", "params": {"columns": ["id", "amount"]}},
+    ]
+    pushed = copy_task(
+        "src", "dst", {"table": "orders"}, {"table": "pushed"}, transformations=steps
+    )
+    kept = copy_task("src", "dst", {"table": "orders"}, {"table": "kept"}, transformations=steps)
+    run_copy(FakeContext(pushed, params={"floor": 100.5}), pg, pg2)
+    ctx = FakeContext(kept, params={"floor": 100.5})
+    assert run_copy(ctx, pg, pg2, pushdown=False)["passthrough"]
+    got = pg2.query("SELECT id, amount FROM kept")[1]
+    assert len(got) > 10
+    assert checksum(got) == checksum(pg2.query("SELECT id, amount FROM pushed")[1])
