@@ -332,7 +332,8 @@ def main() -> None:
 def report(results: dict[str, list[dict[str, Any]]], rows: int, args: Any) -> None:
     pipe_s = statistics.median(r["wall_s"] for r in results["pipe"])
     lines = [
-        f"rows copied: {rows:,}; runs: {args.runs} (medians); pipe: {pipe_s:.2f} s ({rows / pipe_s:,.0f} rows/s)",
+        f"rows copied: {rows:,}; runs: {args.runs} (medians);"
+        f" pipe: {pipe_s:.2f} s ({rows / pipe_s:,.0f} rows/s)",
         "",
         "| copy | wall s | rows/s | × pipe | in-process copy s | peak RSS MiB |",
         "|---|---|---|---|---|---|",

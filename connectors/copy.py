@@ -294,7 +294,8 @@ class SqlSink(Sink):
                     cur.execute(f"DELETE FROM {self.d.table(self.table)}")
             if self.mode == "upsert" and self.kind == "postgresql":
                 cur.execute(
-                    f"CREATE TEMP TABLE _dd_stage (LIKE {self.d.table(self.table)} INCLUDING DEFAULTS) ON COMMIT DROP"
+                    f"CREATE TEMP TABLE _dd_stage (LIKE {self.d.table(self.table)}"
+                    " INCLUDING DEFAULTS) ON COMMIT DROP"
                 )
             cur.close()
             self.target = {
@@ -344,7 +345,10 @@ class SqlSink(Sink):
         index = f"{name[:40]}_dd_uk_{digest}"
         cols = ", ".join(self.d.quote(k) for k in self.keys)
         if self.kind == "postgresql":
-            sql = f"CREATE UNIQUE INDEX IF NOT EXISTS {self.d.quote(index)} ON {self.d.table(self.table)} ({cols})"
+            sql = (
+                f"CREATE UNIQUE INDEX IF NOT EXISTS {self.d.quote(index)}"
+                f" ON {self.d.table(self.table)} ({cols})"
+            )
         elif self.kind == "sqlite":
             schema, _ = split_table(self.table)
             qualified = (
@@ -352,7 +356,10 @@ class SqlSink(Sink):
             )
             sql = f"CREATE UNIQUE INDEX IF NOT EXISTS {qualified} ON {self.d.quote(name)} ({cols})"
         else:
-            sql = f"CREATE UNIQUE INDEX IF NOT EXISTS {self.d.quote(index)} ON {self.d.table(self.table)} ({cols})"
+            sql = (
+                f"CREATE UNIQUE INDEX IF NOT EXISTS {self.d.quote(index)}"
+                f" ON {self.d.table(self.table)} ({cols})"
+            )
         self._ddl([sql])
 
     def _has_unique(self, conn: Any) -> bool:
@@ -371,7 +378,8 @@ class SqlSink(Sink):
             if self.kind == "mysql":
                 schema, name = split_table(self.table)
                 cur.execute(
-                    "SELECT index_name, GROUP_CONCAT(column_name) FROM information_schema.statistics"
+                    "SELECT index_name, GROUP_CONCAT(column_name)"
+                    " FROM information_schema.statistics"
                     " WHERE table_schema = COALESCE(%(s)s, DATABASE()) AND table_name = %(t)s"
                     " AND non_unique = 0 GROUP BY index_name",
                     {"s": schema, "t": name},
@@ -741,7 +749,7 @@ def run_copy(
         left = ctx.seconds_left() if hasattr(ctx, "seconds_left") else None
         return None if left is None else max(1.0, float(left))
 
-    sink = make_sink(destination, dst_spec.get("table"), mode, keys, unit, timeout)
+    sink = make_sink(destination, str(dst_spec.get("table") or ""), mode, keys, unit, timeout)
     done = sink.committed()
     if done is not None:
         # An earlier attempt committed this unit: do not copy it again. The
@@ -749,7 +757,8 @@ def run_copy(
         if done.get("watermark") is not None:
             ctx.watermark_stage(done["watermark"])
         ctx.log(
-            f"copy unit {unit.index} already committed ({done.get('rows_written', 0)} rows); skipped"
+            f"copy unit {unit.index} already committed"
+            f" ({done.get('rows_written', 0)} rows); skipped"
         )
         ctx.metrics["rows_read"] = ctx.metrics.get("rows_read", 0)
         ctx.metrics["rows_written"] = ctx.metrics.get("rows_written", 0)
@@ -856,7 +865,10 @@ def _copy_from_sql(
                 if column not in by_name:
                     raise CopyFailed(f"partition column {column!r} is not in the source")
                 filtered = _where_sql(base_sql, conditions)
-                bounds_sql = f"SELECT MIN({d.quote(column)}), MAX({d.quote(column)}) FROM ({filtered}) AS _dd_m"
+                bounds_sql = (
+                    f"SELECT MIN({d.quote(column)}), MAX({d.quote(column)})"
+                    f" FROM ({filtered}) AS _dd_m"
+                )
 
                 def compute() -> dict[str, Any]:
                     lo, hi = _row(source, conn, bounds_sql, params)
@@ -930,12 +942,13 @@ def _copy_from_sql(
                 else None
             )
             if pg_to_pg and (not compiled.rest or lines is not None):
-                rows = _pg_passthrough(
+                assert isinstance(sink, SqlSink)
+                copied = _pg_passthrough(
                     ctx, source, conn, compiled, sink, final_columns, info, lines
                 )
                 return {
-                    "rows_read": rows,
-                    "rows_written": rows,
+                    "rows_read": copied,
+                    "rows_written": copied,
                     "skipped": False,
                     "passthrough": True,
                     "watermark": info["watermark"],

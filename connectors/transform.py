@@ -181,10 +181,10 @@ def _step_sql(
     if fn == "rename":
         mapping = _rename_mapping(p, cols, t, i)
         out = [c.renamed(mapping.get(c.name, c.name)) for c in cols]
-        exprs = ", ".join(
+        renamed = ", ".join(
             f"{q(c.name)} AS {q(mapping[c.name])}" if c.name in mapping else q(c.name) for c in cols
         )
-        return f"SELECT {exprs} FROM ({inner}) AS {alias}", out
+        return f"SELECT {renamed} FROM ({inner}) AS {alias}", out
     if fn == "cast":
         targets = _cast_targets(p, cols, t, i)
         exprs, out = [], []
@@ -207,35 +207,37 @@ def _step_sql(
         )
         return f"SELECT {star} FROM ({ranked}) AS {alias}r WHERE _dd_rn = 1", cols
     if fn == "mask":
-        names = set(_need(cols, p.get("columns"), t, i))
+        masked = set(_need(cols, p.get("columns"), t, i))
         method = p.get("method", "sha256")
         if method not in ("sha256", "redact"):
             raise ConnectorError(f"{_where(t, i)}: method must be sha256 or redact")
         if method == "sha256" and not d.has_sha256:
             raise NotPushable
-        exprs, out = [], []
+        mask_exprs: list[str] = []
+        out = []
         for c in cols:
-            if c.name not in names:
-                exprs.append(q(c.name))
+            if c.name not in masked:
+                mask_exprs.append(q(c.name))
                 out.append(c)
             elif method == "sha256":
-                exprs.append(f"{d.sha256(q(c.name))} AS {q(c.name)}")
+                mask_exprs.append(f"{d.sha256(q(c.name))} AS {q(c.name)}")
                 out.append(c.retyped("text"))
             else:
-                exprs.append(f"{d.null_of(c)} AS {q(c.name)}")
+                mask_exprs.append(f"{d.null_of(c)} AS {q(c.name)}")
                 out.append(c)
-        return f"SELECT {', '.join(exprs)} FROM ({inner}) AS {alias}", out
+        return f"SELECT {', '.join(mask_exprs)} FROM ({inner}) AS {alias}", out
     if fn == "aggregate":
         group_by, metrics = _aggregate_spec(p, cols, t, i)
         by_name = {c.name: c for c in cols}
-        exprs = [q(g) for g in group_by]
+        agg_exprs = [q(g) for g in group_by]
         out = [by_name[g] for g in group_by]
         for out_name, (func, column) in metrics.items():
-            arg = "*" if column in (None, "*") else q(column)
-            exprs.append(f"{func.upper()}({arg}) AS {q(out_name)}")
-            out.append(Column(out_name, _agg_type(func, by_name.get(column))))
+            arg = "*" if column is None or column == "*" else q(column)
+            agg_exprs.append(f"{func.upper()}({arg}) AS {q(out_name)}")
+            source = by_name.get(column) if column is not None else None
+            out.append(Column(out_name, _agg_type(func, source)))
         group = f" GROUP BY {', '.join(q(g) for g in group_by)}" if group_by else ""
-        return f"SELECT {', '.join(exprs)} FROM ({inner}) AS {alias}{group}", out
+        return f"SELECT {', '.join(agg_exprs)} FROM ({inner}) AS {alias}{group}", out
     raise ConnectorError(f"{_where(t, i)}: unknown function {fn!r}")
 
 
@@ -441,7 +443,8 @@ def _make_step(t: dict[str, Any], i: int, cols: list[Column], run_params: dict[s
         group_by, metrics = _aggregate_spec(p, cols, t, i)
         by_name = {c.name: c for c in cols}
         out = [by_name[g] for g in group_by] + [
-            Column(name, _agg_type(func, by_name.get(col))) for name, (func, col) in metrics.items()
+            Column(name, _agg_type(func, by_name.get(col) if col else None))
+            for name, (func, col) in metrics.items()
         ]
         return _Aggregate(
             out,
@@ -497,17 +500,17 @@ class _Filter(_Step):
                 self.tests.append((pos, lambda v: v is not None))
             elif op == "in":
                 allowed = list(value)
-                self.tests.append((pos, lambda v, a=allowed: v is not None and v in a))
+                self.tests.append((pos, lambda v, a=allowed: v is not None and v in a))  # type: ignore[misc]
             elif op == "not_in":
                 banned = list(value)
-                self.tests.append((pos, lambda v, b=banned: v is not None and v not in b))
+                self.tests.append((pos, lambda v, b=banned: v is not None and v not in b))  # type: ignore[misc]
             elif op == "like":
                 self.tests.append((pos, _like(str(value))))
             else:
                 compare = _COMPARE[op]
                 # SQL semantics: a comparison with NULL is not true.
                 self.tests.append(
-                    (pos, lambda v, c=compare, x=value: v is not None and x is not None and c(v, x))
+                    (pos, lambda v, c=compare, x=value: v is not None and x is not None and c(v, x))  # type: ignore[misc]
                 )
 
     def apply(self, rows: list[tuple]) -> list[tuple]:
@@ -732,9 +735,9 @@ class TextLineTransformer:
                 names = _need(cols, p.get("columns"), t, i)
                 get = operator.itemgetter(*[position[n] for n in names])
                 if len(names) == 1:
-                    funcs.append(lambda r, get=get: [get(r)])
+                    funcs.append(lambda r, get=get: [get(r)])  # type: ignore[misc]
                 else:
-                    funcs.append(lambda r, get=get: list(get(r)))
+                    funcs.append(lambda r, get=get: list(get(r)))  # type: ignore[misc]
                 cols = [cols[position[n]] for n in names]
             elif fn == "rename":
                 mapping = _rename_mapping(p, cols, t, i)
@@ -756,7 +759,7 @@ class TextLineTransformer:
                         return None
                     tests.append((position[name], test))
                 funcs.append(
-                    lambda r, tests=tests: r if all(test(r[k]) for k, test in tests) else None
+                    lambda r, tests=tests: r if all(test(r[k]) for k, test in tests) else None  # type: ignore[misc]
                 )
             elif fn == "dedupe":
                 keys = _need(cols, p["keys"], t, i) if p.get("keys") else [c.name for c in cols]
@@ -774,6 +777,7 @@ class TextLineTransformer:
         # The rows of a block die young: the cyclic GC would only rescan them.
         enabled = gc.isenabled()
         gc.disable()
+        row: Row | None
         try:
             if len(funcs) == 1:
                 func = funcs[0]
@@ -783,7 +787,7 @@ class TextLineTransformer:
                         append(join(row))
                 return out
             for line in lines:
-                row: Row | None = line.split(b"\t", split)
+                row = line.split(b"\t", split)
                 for func in funcs:
                     row = func(row)  # type: ignore[arg-type]
                     if row is None:

@@ -95,7 +95,7 @@ def _parse_or_keep(text: str) -> Any:
 def _load(line: str, path: Path, number: int) -> dict[str, Any]:
     try:
         obj = json.loads(line)
-    except ValueError as exc:
+    except json.JSONDecodeError as exc:
         raise ConnectorError(f"jsonl {path.name} line {number}: not JSON ({exc.msg})") from None
     if not isinstance(obj, dict):
         raise ConnectorError(f"jsonl {path.name} line {number}: not an object")

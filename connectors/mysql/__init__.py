@@ -9,9 +9,9 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-import pymysql
-import pymysql.cursors
-from pymysql.constants import FIELD_TYPE
+import pymysql  # type: ignore[import-untyped]
+import pymysql.cursors  # type: ignore[import-untyped]
+from pymysql.constants import FIELD_TYPE  # type: ignore[import-untyped]
 
 from connectors.base import ConnectorError, Dialect, SqlConnector, check_host_allowed, scrub
 from connectors.types import Column, from_mysql, to_mysql
@@ -306,10 +306,10 @@ class MysqlConnector(SqlConnector):
         if convert:
             fixed = []
             for row in rows:
-                row = list(row)
+                values = list(row)
                 for i in convert:
-                    row[i] = to_mysql_value(row[i])
-                fixed.append(row)
+                    values[i] = to_mysql_value(values[i])
+                fixed.append(tuple(values))
             rows = fixed
         sql = f"INSERT INTO {self.dialect.table(table)} ({names}) VALUES ({marks}){suffix}"
         with conn.cursor() as cur:

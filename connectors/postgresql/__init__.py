@@ -292,11 +292,11 @@ class PostgresqlConnector(SqlConnector):
             write = copy.write_row
             if json_idx:
                 for row in rows:
-                    row = list(row)
+                    values = list(row)
                     for i in json_idx:
-                        if row[i] is not None and not isinstance(row[i], str):
-                            row[i] = json.dumps(row[i], default=str)
-                    write(row)
+                        if values[i] is not None and not isinstance(values[i], str):
+                            values[i] = json.dumps(values[i], default=str)
+                    write(values)
             else:
                 for row in rows:
                     write(row)
@@ -453,7 +453,7 @@ def _drain_copy_out(pgconn: Any) -> None:
 
 def _drain(pgconn: Any) -> Exception | None:
     """Consume the remaining results; the first error among them, if any."""
-    error = None
+    error: Exception | None = None
     try:
         while (res := pgconn.get_result()) is not None:
             if res.status == pq.ExecStatus.COPY_OUT:

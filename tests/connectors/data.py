@@ -36,7 +36,8 @@ def load_pg(connector: Any, table: str = "orders", rows: list[tuple] | None = No
     rows = orders() if rows is None else rows
     connector.execute(
         f"CREATE TABLE {table} (id integer PRIMARY KEY, account_id bigint NOT NULL, name text,"
-        " email varchar(120), amount numeric(12,2), created_at timestamptz, active boolean, attrs jsonb)"
+        " email varchar(120), amount numeric(12,2), created_at timestamptz, active boolean,"
+        " attrs jsonb)"
     )
     insert_pg(connector, table, rows)
     return rows
@@ -61,7 +62,8 @@ def load_mysql(
     rows = orders() if rows is None else rows
     connector.execute(
         f"CREATE TABLE {table} (id INT PRIMARY KEY, account_id BIGINT NOT NULL, name TEXT,"
-        " email VARCHAR(120), amount DECIMAL(12,2), created_at DATETIME(6), active BOOLEAN, attrs JSON)"
+        " email VARCHAR(120), amount DECIMAL(12,2), created_at DATETIME(6), active BOOLEAN,"
+        " attrs JSON)"
     )
     from connectors.mysql import to_mysql_value
 
@@ -80,7 +82,8 @@ def load_sqlite(
     rows = orders() if rows is None else rows
     connector.execute(
         f"CREATE TABLE {table} (id INTEGER PRIMARY KEY, account_id BIGINT NOT NULL, name TEXT,"
-        " email VARCHAR(120), amount DECIMAL(12,2), created_at TIMESTAMPTZ, active BOOLEAN, attrs JSON)"
+        " email VARCHAR(120), amount DECIMAL(12,2), created_at TIMESTAMPTZ, active BOOLEAN,"
+        " attrs JSON)"
     )
     from connectors.sqlite import to_sqlite_value
 

@@ -20,7 +20,10 @@ PICK = [
     },
     {"name": "ren", "function": "rename", "params": {"mapping": {"amount": "total"}}},
 ]
-PICK_SQL = "SELECT id, email, amount AS total, created_at FROM orders WHERE email IS NOT NULL AND amount >= 100"
+PICK_SQL = (
+    "SELECT id, email, amount AS total, created_at FROM orders WHERE email"
+    " IS NOT NULL AND amount >= 100"
+)
 PICK_COLS = "id, email, total, created_at"
 
 
@@ -125,7 +128,8 @@ def test_it_copies_sqlite_to_pg(lite: Any, pg: Any) -> None:
     assert checksum(pg.query(f"SELECT {PICK_COLS} FROM copied")[1]) == checksum(expected_rows(rows))
     types = dict(
         pg.query(
-            "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = 'copied'"
+            "SELECT column_name, data_type FROM information_schema.columns WHERE table_name ="
+            " 'copied'"
         )[1]
     )
     assert types["total"] == "numeric" and types["created_at"].startswith("timestamp")

@@ -35,7 +35,8 @@ def test_it_runs_sql_statements_with_bound_parameters(kind: str, request: Any) -
         "connection": "db",
         "sql": [
             "CREATE TABLE totals (n INTEGER, label VARCHAR(50))",
-            "INSERT INTO totals SELECT COUNT(*), %(label)s FROM orders WHERE amount >= %(min_amount)s",
+            "INSERT INTO totals SELECT COUNT(*), %(label)s FROM orders WHERE amount >="
+            " %(min_amount)s",
             "UPDATE totals SET label = 'x''; DROP TABLE orders; --' WHERE n < 0",
         ],
     }
@@ -91,7 +92,8 @@ def test_it_stops_the_query_in_the_database_on_cancel(kind: str, request: Any) -
     assert time.monotonic() - started < 8
     if kind == "postgresql":
         active = db.query(
-            "SELECT COUNT(*) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(30)%%' AND state = 'active'",
+            "SELECT COUNT(*) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(30)%%' AND"
+            " state = 'active'",
             {},
         )
         assert active[1][0][0] == 0
@@ -103,7 +105,8 @@ def test_it_times_out_a_long_statement_as_transient(kind: str, request: Any) -> 
     sql = {
         "postgresql": "SELECT pg_sleep(30)",
         "mysql": "SELECT SLEEP(30) FROM (SELECT 1) AS x WHERE 1 = 1",
-        "sqlite": "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT COUNT(*) FROM c",
+        "sqlite": "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT"
+        " COUNT(*) FROM c",
     }[kind]
     task = {"name": "s", "type": "sql", "connection": "db", "sql": sql}
     started = time.monotonic()

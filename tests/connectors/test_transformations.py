@@ -104,7 +104,8 @@ CASES: dict[str, tuple[list[dict[str, Any]], str | None]] = {
                 },
             }
         ],
-        "SELECT active, COUNT(*), COUNT(email), SUM(amount), MIN(amount), MAX(id) FROM orders GROUP BY active",
+        "SELECT active, COUNT(*), COUNT(email), SUM(amount), MIN(amount), MAX(id) FROM orders"
+        " GROUP BY active",
     ),
 }
 

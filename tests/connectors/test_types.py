@@ -111,12 +111,14 @@ def test_it_keeps_native_types_between_the_same_kind(pg: Any, pg2: Any) -> None:
     run_copy(FakeContext(copy_task("s", "d", {"table": "orders"}, {"table": "o"})), pg, pg2)
     got = dict(
         pg2.query(
-            "SELECT column_name, character_maximum_length FROM information_schema.columns WHERE table_name = 'o'"
+            "SELECT column_name, character_maximum_length FROM information_schema.columns WHERE"
+            " table_name = 'o'"
         )[1]
     )
     assert got["email"] == 120
     precision = pg2.query(
-        "SELECT numeric_precision, numeric_scale FROM information_schema.columns WHERE table_name = 'o' AND column_name = 'amount'"
+        "SELECT numeric_precision, numeric_scale FROM information_schema.columns WHERE"
+        " table_name = 'o' AND column_name = 'amount'"
     )[1]
     assert precision == [(12, 2)]
 
