@@ -354,10 +354,10 @@ def _advance(
     changed task's direct downstream rows; other moves (and ``changed=None``,
     used on start and by the reaper) re-read the execution's graph.
     """
-    execution = (
-        Execution.objects.only("status").get(pk=execution_id) if execution is None else execution
-    )
+    if execution is None:
+        execution = Execution.objects.only("status").get(pk=execution_id)
     runs = TaskRun.objects.filter(execution_id=execution_id)
+    enqueued: list[TaskRun] = []
     if changed is not None and changed.status in TASK_DONE_OK:
         if changed.downstream:
             runs.filter(task_name__in=changed.downstream).update(waiting_for=F("waiting_for") - 1)
@@ -369,13 +369,14 @@ def _advance(
                         waiting_for=0,
                     )
                 )
-                task_runs_enqueue(ready, actor=actor, reason="upstream tasks succeeded")
+                enqueued = task_runs_enqueue(ready, actor=actor, reason="upstream tasks succeeded")
     else:
         _block_downstream_of_failures(execution_id, actor=actor)
         if execution.status == ExecutionStatus.RUNNING:
             ready = list(runs.filter(status=TaskRunStatus.PENDING, waiting_for=0))
-            task_runs_enqueue(ready, actor=actor, reason="no upstream left to wait for")
-    if not runs.exclude(status__in=TASK_FINISHED).exists():
+            enqueued = task_runs_enqueue(ready, actor=actor, reason="no upstream left to wait for")
+    # Something was just enqueued: the execution cannot be finished yet.
+    if not enqueued and not runs.exclude(status__in=TASK_FINISHED).exists():
         from pipelines.services.execution import execution_finish
 
         execution_finish(execution=Execution.objects.get(pk=execution_id), actor=actor)
