@@ -100,9 +100,7 @@ class RefreshView(_TokenView):
 class LogoutView(_TokenView):
     """Revoke a refresh token."""
 
-    @extend_schema(
-        tags=["auth"], request=RefreshTokenSerializer, responses={204: None}, auth=[]
-    )
+    @extend_schema(tags=["auth"], request=RefreshTokenSerializer, responses={204: None}, auth=[])
     def post(self, request: Request) -> Response:
         serializer = RefreshTokenSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)

@@ -63,7 +63,7 @@ def client_address(request: HttpRequest) -> str:
     ``X-Forwarded-For`` per attempt and never be locked out.
     """
     remote = str(request.META.get("REMOTE_ADDR") or "")
-    proxies = int(settings.REST_FRAMEWORK.get("NUM_PROXIES") or 0)
+    proxies = int(str(settings.REST_FRAMEWORK.get("NUM_PROXIES") or 0))
     forwarded = request.META.get("HTTP_X_FORWARDED_FOR")
     if proxies <= 0 or not forwarded:
         return remote

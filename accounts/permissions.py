@@ -8,9 +8,8 @@ permissions) says to which objects. The UI, the API and the admin all call
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any
+from typing import Any, cast
 
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import Model, Q, QuerySet
 from guardian.core import ObjectPermissionChecker
 from guardian.shortcuts import get_objects_for_user
@@ -96,18 +95,18 @@ def levels_up_to(level: Level) -> list[Level]:
     return LEVEL_ORDER[: LEVEL_ORDER.index(level) + 1]
 
 
-def role_of(user: AbstractBaseUser | AnonymousUser | None) -> Role | None:
+def role_of(user: Any) -> Role | None:
     """The user's strongest role, or None (inactive, anonymous or no group)."""
     if user is None or not user.is_authenticated or not user.is_active:
         return None
     if user.is_superuser:
         return Role.ADMIN
-    cached = getattr(user, "_datadog_role", False)
+    cached: Role | None | bool = getattr(user, "_datadog_role", False)
     if cached is not False:
-        return cached  # type: ignore[no-any-return]
-    names = set(user.groups.values_list("name", flat=True))  # type: ignore[attr-defined]
+        return cast(Role | None, cached)
+    names = set(user.groups.values_list("name", flat=True))
     role = next((r for r in ROLE_ORDER if r.value in names), None)
-    user._datadog_role = role  # type: ignore[union-attr]
+    user._datadog_role = role
     return role
 
 

@@ -84,7 +84,14 @@ class AuditEventSerializer(serializers.ModelSerializer):
     class Meta:
         model = AuditEvent
         fields = [
-            "id", "at", "actor", "action", "object_type", "object_id", "object_repr", "ip",
+            "id",
+            "at",
+            "actor",
+            "action",
+            "object_type",
+            "object_id",
+            "object_repr",
+            "ip",
             "details",
         ]
         read_only_fields = fields

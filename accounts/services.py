@@ -111,7 +111,7 @@ def audit_record(
         action=action,
         actor=actor,
         actor_name=name[:150],
-        object_type=obj._meta.model_name if obj is not None else "",  # type: ignore[union-attr]
+        object_type=(obj._meta.model_name or "") if obj is not None else "",
         object_id=str(obj.pk) if obj is not None else "",
         object_repr=str(obj)[:200] if obj is not None else "",
         ip=client_ip(request),
@@ -131,8 +131,9 @@ def _level_of(perms: list[str], model_name: str) -> Level | None:
 def sharing_get(obj: Model) -> dict[str, Any]:
     """``{"owner", "users": {username: level}, "groups": {name: level}}``."""
     model_name = obj._meta.model_name or ""
-    users = get_users_with_perms(obj, attach_perms=True, with_group_users=False)
-    groups = get_groups_with_perms(obj, attach_perms=True)
+    # guardian is untyped: with attach_perms both are {object: [codename]}.
+    users: Any = get_users_with_perms(obj, attach_perms=True, with_group_users=False)
+    groups: Any = get_groups_with_perms(obj, attach_perms=True)
     owner = getattr(obj, "created_by", None)
     return {
         "owner": owner.get_username() if owner is not None else None,
@@ -164,7 +165,8 @@ def sharing_set(
     for user in get_users_with_perms(obj, with_group_users=False):
         for code in all_codes:
             remove_perm(code, user, obj)
-    for group in get_groups_with_perms(obj):
+    current_groups: Any = get_groups_with_perms(obj)
+    for group in current_groups:
         for code in all_codes:
             remove_perm(code, group, obj)
     for user, level in users.items():

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import secrets
 import sys
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -38,7 +39,7 @@ REDIS_URL = env_url("REDIS_URL", {"redis", "rediss"})
 EMBEDDED = DATABASE_URL is None or DATABASE_URL.startswith("sqlite")
 
 
-def _local_secret(filename: str, make: callable) -> str:  # type: ignore[valid-type]
+def _local_secret(filename: str, make: Callable[[], str]) -> str:
     """Read a generated secret kept in VAR_DIR, creating it on first use."""
     path = VAR_DIR / filename
     if not path.exists():
@@ -135,7 +136,7 @@ if EMBEDDED:
     sqlite_path = VAR_DIR / "db.sqlite3"
     if DATABASE_URL:
         sqlite_path = Path(dj_database_url.parse(DATABASE_URL)["NAME"])
-    DATABASES = {
+    DATABASES: dict[str, Any] = {
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": sqlite_path,
@@ -169,7 +170,7 @@ else:
                 "timeout": 10,
             }
         }
-    DATABASES = {"default": _db}
+    DATABASES = {"default": dict(_db)}
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

@@ -91,7 +91,7 @@ class PipelineAdmin(admin.ModelAdmin):
         self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any
     ) -> Any:
         form = super().get_form(request, obj, change=change, **kwargs)
-        form.user = request.user
+        form.user = request.user  # type: ignore[attr-defined]
         return form
 
     def has_add_permission(self, request: HttpRequest) -> bool:
@@ -139,7 +139,7 @@ class PipelineVersionAdmin(ReadOnlyAdmin):
 
 class TaskRunInline(admin.TabularInline):
     model = TaskRun
-    fields = [
+    fields = (
         "task_name",
         "task_type",
         "status",
@@ -148,7 +148,7 @@ class TaskRunInline(admin.TabularInline):
         "started_at",
         "ended_at",
         "error",
-    ]
+    )
     readonly_fields = fields
     extra = 0
     can_delete = False
@@ -174,7 +174,7 @@ class ExecutionAdmin(ReadOnlyAdmin):
 
 class TaskLogInline(admin.TabularInline):
     model = TaskLogLine
-    fields = ["seq", "attempt", "at", "level", "message"]
+    fields = ("seq", "attempt", "at", "level", "message")
     readonly_fields = fields
     extra = 0
     can_delete = False

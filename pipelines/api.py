@@ -123,7 +123,9 @@ class PipelineDetailView(_JsonView):
     def put(self, request: Request, pipeline_id: str) -> Response:
         pipeline = _pipeline(request, pipeline_id, Action.CHANGE)
         pipeline = services.pipeline_update(
-            pipeline=pipeline, data=definition_from_body(request.data), user=request.user,
+            pipeline=pipeline,
+            data=definition_from_body(request.data),
+            user=request.user,
             request=request,
         )
         return Response(PipelineSerializer(pipeline).data)
@@ -132,8 +134,11 @@ class PipelineDetailView(_JsonView):
     def patch(self, request: Request, pipeline_id: str) -> Response:
         pipeline = _pipeline(request, pipeline_id, Action.CHANGE)
         pipeline = services.pipeline_update(
-            pipeline=pipeline, data=definition_from_body(request.data), user=request.user,
-            request=request, partial=True,
+            pipeline=pipeline,
+            data=definition_from_body(request.data),
+            user=request.user,
+            request=request,
+            partial=True,
         )
         return Response(PipelineSerializer(pipeline).data)
 
@@ -171,7 +176,10 @@ class PipelineExecuteView(_JsonView):
         responses={200: ExecutionRefSerializer},
         parameters=[
             OpenApiParameter(
-                "Idempotency-Key", OpenApiTypes.STR, OpenApiParameter.HEADER, required=False,
+                "Idempotency-Key",
+                OpenApiTypes.STR,
+                OpenApiParameter.HEADER,
+                required=False,
                 description="retries with the same key return the same execution",
             )
         ],
@@ -207,7 +215,10 @@ class PipelineBackfillView(_JsonView):
         pipeline = _pipeline(request, pipeline_id, Action.OPERATE)
         body = _body(BackfillSerializer, request)
         executions = services.pipeline_backfill(
-            pipeline=pipeline, start=body["start"], end=body["end"], user=request.user,
+            pipeline=pipeline,
+            start=body["start"],
+            end=body["end"],
+            user=request.user,
             request=request,
         )
         return Response(BackfillResultSerializer(executions).data)
@@ -281,9 +292,7 @@ class ExecutionStatusView(_JsonView):
 
     def get(self, request: Request, execution_id: str) -> Response:
         execution = _execution(request, execution_id, Action.VIEW)
-        tasks = dict(
-            selectors.task_runs_of(execution).values_list("task_name", "status")
-        )
+        tasks = dict(selectors.task_runs_of(execution).values_list("task_name", "status"))
         return Response(
             {"execution_id": str(execution.pk), "status": execution.status, "tasks": tasks}
         )
@@ -318,7 +327,9 @@ class ExecutionRerunView(_JsonView):
         execution = _execution(request, execution_id, Action.OPERATE)
         body = _body(RerunSerializer, request)
         new = services.execution_rerun(
-            execution=execution, from_task=body.get("from_task"), user=request.user,
+            execution=execution,
+            from_task=body.get("from_task"),
+            user=request.user,
             request=request,
         )
         return Response(ExecutionRefSerializer(new).data)

@@ -236,7 +236,7 @@ class _JsonField(forms.CharField):
 
     def to_python(self, value: Any) -> Any:
         text = super().to_python(value)
-        if text in ("", None):
+        if not text:
             return None
         try:
             return json.loads(text)

@@ -290,7 +290,7 @@ class Transition(models.Model):
         indexes = [models.Index(fields=["execution", "at"], name="transition_exec_at")]
 
     def __str__(self) -> str:
-        target = self.task_run.task_name if self.task_run_id else "execution"
+        target = self.task_run.task_name if self.task_run is not None else "execution"
         return f"{target}: {self.from_status} → {self.to_status}"
 
 

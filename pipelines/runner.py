@@ -236,27 +236,28 @@ def _run(ctx: RunContext, task_run: TaskRun, worker: str) -> str:
             metrics=ctx.metrics,
         )
         return "cancelled"
-    except Exception as exc:  # every failure is recorded
-        if ctx._stop_reason is not None and not isinstance(exc, TaskTimedOut):
+    except Exception as raised:  # every failure is recorded
+        failure: BaseException = raised
+        if ctx._stop_reason is not None and not isinstance(failure, TaskTimedOut):
             # The query was stopped by the watchdog: report why, not the driver's error.
-            exc = ctx._stop_reason
-            if isinstance(exc, LeaseLost):
+            failure = ctx._stop_reason
+            if isinstance(failure, LeaseLost):
                 return "lease lost"
-            if isinstance(exc, TaskCancelled):
+            if isinstance(failure, TaskCancelled):
                 task_run_cancelled(
                     task_run=task_run,
                     attempt=ctx.attempt,
                     actor=worker,
-                    reason=str(exc),
+                    reason=str(failure),
                     log_lines=ctx.take_log(),
                     metrics=ctx.metrics,
                 )
                 return "cancelled"
-        transient = isinstance(exc, TaskTimedOut) or bool(getattr(exc, "transient", False))
-        if isinstance(exc, (TaskFailed, ConnectorError, TaskTimedOut)):
-            message = str(exc)
+        transient = isinstance(failure, TaskTimedOut) or bool(getattr(failure, "transient", False))
+        if isinstance(failure, (TaskFailed, ConnectorError, TaskTimedOut)):
+            message = str(failure)
         else:
-            message = f"{type(exc).__name__}: {exc}"
+            message = f"{type(failure).__name__}: {failure}"
             ctx.log(traceback.format_exc(limit=8), "ERROR")
         ctx.log(f"failed: {message}", "ERROR")
         try:

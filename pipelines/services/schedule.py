@@ -57,7 +57,7 @@ def _tick_pipeline(pipeline_id: Any, now: datetime) -> int:
             pipeline.next_interval_start = cron.previous_tick(schedule, now, tz)
             pipeline.save(update_fields=["next_interval_start"])
             return 0
-        due = []
+        due: list[tuple[datetime, datetime]] = []
         while len(due) < MAX_CATCHUP_PER_TICK:
             end = cron.next_tick(schedule, start, tz)
             if end > now:

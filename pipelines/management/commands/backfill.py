@@ -32,5 +32,6 @@ class Command(BaseCommand):
         except ServiceError as exc:
             raise CommandError(str(exc)) from None
         for execution in executions:
-            self.stdout.write(f"{execution.pk} {execution.data_interval_start.isoformat()}")
+            start_at = execution.data_interval_start
+            self.stdout.write(f"{execution.pk} {start_at.isoformat() if start_at else '-'}")
         self.stdout.write(f"{len(executions)} execution(s) created")
