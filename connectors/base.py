@@ -22,6 +22,7 @@ import socket
 import sys
 import threading
 import time
+import unicodedata
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -62,18 +63,27 @@ def check_host_allowed(host: str) -> None:
 
 # ------------------------------------------------------------ identifiers
 
-# One part of a table or column name. Quoting makes any name safe, but names
-# with quotes, ``%`` (pyformat), ``;`` or control characters are refused
-# outright: no real schema needs them and every one is an injection attempt.
-_IDENTIFIER_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_$ \-]{0,62}")
+# One part of a table or column name. Every identifier is quoted, so spaces,
+# quotes of the other kind, ';' and any printable text are safe; what quoting
+# cannot make safe is refused: the quote characters themselves, NUL and
+# control characters, and '%' (it would be read as a pyformat placeholder in
+# SQL that carries bound parameters). 63 bytes: PostgreSQL truncates longer
+# names silently. The definition validator (pipelines.definition) applies
+# the same rules before a pipeline is saved.
+MAX_IDENTIFIER_BYTES = 63
 
 
 def identifier_problem(name: Any) -> str | None:
     """Why ``name`` cannot be used as a column name, or None when it can."""
     if not isinstance(name, str) or not name:
         return "must be a non-empty string"
-    if not _IDENTIFIER_RE.fullmatch(name) or name != name.strip():
-        return f"{name!r} is not a safe identifier (letters, digits, _ $ - and spaces, max 63)"
+    if len(name.encode("utf-8", "surrogatepass")) > MAX_IDENTIFIER_BYTES:
+        return f"{name[:20]!r}…: longer than {MAX_IDENTIFIER_BYTES} bytes"
+    for bad, what in (('"', "a double quote"), ("`", "a backtick"), ("%", "'%'")):
+        if bad in name:
+            return f"{name!r} is not a safe identifier (contains {what})"
+    if any(unicodedata.category(ch) in ("Cc", "Cs", "Zl", "Zp") for ch in name):
+        return f"{name!r} is not a safe identifier (control characters or line breaks)"
     return None
 
 
@@ -85,8 +95,9 @@ def table_problem(name: Any) -> str | None:
     if len(parts) > 2:
         return f"{name!r}: at most one '.' (schema.table)"
     for part in parts:
-        if identifier_problem(part):
-            return f"{name!r} is not a safe table name (letters, digits, _ $ - and spaces)"
+        problem = identifier_problem(part)
+        if problem:
+            return f"{name!r} is not a safe table name: {problem}"
     return None
 
 

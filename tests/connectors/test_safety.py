@@ -19,23 +19,27 @@ from tests.connectors import data
 from tests.connectors.conftest import FakeContext, copy_task
 from tests.services import need_mysql, need_postgres
 
+# Names quoting cannot make safe: refused before any SQL is built.
 EVIL_TABLES = [
     'orders"; DROP TABLE orders; --',
     "orders`; DROP TABLE orders; --",
-    "orders; DROP TABLE orders",
     "a.b.c",
-    "orders' OR '1'='1",
     "orders%(x)s",
+    "orders\x00",
     "",
 ]
-EVIL_COLUMNS = ['id"); DROP TABLE orders; --', "id`", "x' OR 1=1", "%(x)s", "a\x00b"]
+EVIL_COLUMNS = ['id"); DROP TABLE orders; --', "id`", "%(x)s", "a\x00b", "a\nb"]
+# Names that look like injection but quote safely: used literally.
+ODD_NAMES = ["x' OR '1'='1", "a; DROP TABLE orders", "prénom total", "DROP TABLE orders --"]
+FIXTURES = {"postgresql": "pg", "mysql": "my", "sqlite": "lite"}
+LOADERS = {"postgresql": data.load_pg, "mysql": data.load_mysql, "sqlite": data.load_sqlite}
 
 
 @pytest.mark.parametrize("kind", ["postgresql", "mysql", "sqlite"])
 @pytest.mark.parametrize("evil", EVIL_TABLES)
 def test_it_refuses_injection_in_table_names(kind: str, evil: str, request: Any) -> None:
-    source = request.getfixturevalue({"postgresql": "pg", "mysql": "my", "sqlite": "lite"}[kind])
-    {"postgresql": data.load_pg, "mysql": data.load_mysql, "sqlite": data.load_sqlite}[kind](source)
+    source = request.getfixturevalue(FIXTURES[kind])
+    LOADERS[kind](source)
     for src, dst in (({"table": evil}, {"table": "ok"}), ({"table": "orders"}, {"table": evil})):
         with pytest.raises(ConnectorError, match="table"):
             run_copy(FakeContext(copy_task("s", "d", src, dst)), source, source)
@@ -45,8 +49,8 @@ def test_it_refuses_injection_in_table_names(kind: str, evil: str, request: Any)
 @pytest.mark.parametrize("kind", ["postgresql", "mysql", "sqlite"])
 @pytest.mark.parametrize("evil", EVIL_COLUMNS)
 def test_it_refuses_injection_in_column_names(kind: str, evil: str, request: Any) -> None:
-    source = request.getfixturevalue({"postgresql": "pg", "mysql": "my", "sqlite": "lite"}[kind])
-    {"postgresql": data.load_pg, "mysql": data.load_mysql, "sqlite": data.load_sqlite}[kind](source)
+    source = request.getfixturevalue(FIXTURES[kind])
+    LOADERS[kind](source)
     attempts = [
         [{"name": "s", "function": "select", "params": {"columns": [evil]}}],
         [{"name": "r", "function": "rename", "params": {"mapping": {"id": evil}}}],
@@ -57,8 +61,29 @@ def test_it_refuses_injection_in_column_names(kind: str, evil: str, request: Any
         task = copy_task(
             "s", "d", {"table": "orders"}, {"table": "ok"}, transformations=transformations
         )
-        with pytest.raises(ConnectorError):
+        with pytest.raises(ConnectorError, match="identifier|unknown column"):
             run_copy(FakeContext(task), source, source)
+    assert source.query("SELECT COUNT(*) FROM orders")[1][0][0] == 500
+
+
+@pytest.mark.parametrize("kind", ["postgresql", "mysql", "sqlite"])
+@pytest.mark.parametrize("odd", ODD_NAMES)
+def test_it_quotes_odd_names_literally(kind: str, odd: str, request: Any) -> None:
+    source = request.getfixturevalue(FIXTURES[kind])
+    LOADERS[kind](source)
+    task = copy_task(
+        "s",
+        "d",
+        {"table": "orders"},
+        {"table": odd},
+        transformations=[
+            {"name": "s", "function": "select", "params": {"columns": ["id"]}},
+            {"name": "r", "function": "rename", "params": {"mapping": {"id": odd}}},
+        ],
+    )
+    run_copy(FakeContext(task), source, source)
+    q = source.dialect.quote
+    assert source.query(f"SELECT COUNT({q(odd)}) FROM {source.dialect.table(odd)}")[1][0][0] == 500
     assert source.query("SELECT COUNT(*) FROM orders")[1][0][0] == 500
 
 
