@@ -1,0 +1,419 @@
+"""API load: list and detail of executions at 100,000 executions, vs a bare Django view.
+
+    .venv/bin/python bench/api.py [--executions 100000] [--clients 32] [--seconds 10]
+
+Makes a scratch PostgreSQL database (dropped at the end), bulk-inserts the
+executions with ``generate_series`` (two task runs each), starts gunicorn
+on loopback with the production settings shape (PostgreSQL, Redis cache),
+and drives it with ``--clients`` threads on keep-alive connections, each
+phase bounded by ``--seconds`` and ``--max-requests``. Measured in the same
+run, on the same server:
+
+- bare: ``/healthz`` — a Django view returning JSON through the whole
+  middleware stack, no database; measured before and after the others;
+- list: ``GET /api/v1/executions`` (first page of 50, with count);
+- detail: ``GET /api/v1/executions/<id>`` of random executions;
+- ``/metrics`` scrape time, cold (base built from all history) and warm.
+
+Prints req/s, p50 and p99 per phase and the ratio to bare. The client runs
+on the same machine and takes CPU from the server: the ratios are the
+figure to compare, not the absolute rates.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+# Run as a script, sys.path[0] is bench/, whose copy.py would shadow the
+# standard library's copy module: put the project root there instead.
+sys.path[0] = str(ROOT)
+
+PG_ADMIN = os.environ.get("BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+REDIS = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
+RUN = f"bench_api_{uuid.uuid4().hex[:8]}"
+PASSWORD = "bench-password-" + uuid.uuid4().hex
+PIPELINES = 10
+
+
+def setup_env(tmp: Path) -> dict[str, str]:
+    from cryptography.fernet import Fernet
+
+    env = {
+        "DATABASE_URL": PG_ADMIN.rsplit("/", 1)[0] + f"/{RUN}",
+        "REDIS_URL": REDIS,
+        "REDIS_PREFIX": RUN,
+        "SECRET_KEY": "bench-" + uuid.uuid4().hex * 2,
+        "FERNET_KEYS": Fernet.generate_key().decode(),
+        "DATADOG_VAR_DIR": str(tmp),
+        "DATA_ROOT": str(tmp / "data"),
+        "DJANGO_SETTINGS_MODULE": "datadog_web.settings",
+        "LOG_LEVEL": "WARNING",
+        "ALLOWED_HOSTS": "127.0.0.1,localhost",
+        # Plain HTTP on loopback: no HTTPS redirect, no secure-only cookies.
+        "SECURE_SSL_REDIRECT": "false",
+        "SECURE_COOKIES": "false",
+        "ACCESS_TOKEN_SECONDS": "3600",
+    }
+    os.environ.update(env)
+    return env
+
+
+def seed(executions: int) -> None:
+    """Pipelines through the services; executions and task runs in bulk SQL."""
+    from django.contrib.auth import get_user_model
+    from django.db import connection
+
+    from accounts.permissions import Role
+    from accounts.services import roles_setup, user_set_role
+    from connectors.services import connection_create
+    from pipelines.models import Execution, Pipeline, TaskRun
+    from pipelines.services import pipeline_create
+
+    roles_setup()
+    user = get_user_model().objects.create_user(username="bench", password=PASSWORD)
+    user_set_role(user=user, role=Role.ADMIN)
+    connection_create(name="wh", kind="sqlite", config={"path": "wh.sqlite"})
+    for i in range(PIPELINES):
+        pipeline_create(
+            data={
+                "name": f"pipeline_{i}",
+                "tasks": [
+                    {"name": "extract", "type": "sql", "connection": "wh", "sql": "SELECT 1"},
+                    {
+                        "name": "load",
+                        "type": "sql",
+                        "connection": "wh",
+                        "sql": "SELECT 1",
+                        "depends_on": ["extract"],
+                    },
+                ],
+            }
+        )
+    per = executions // PIPELINES
+    execution_table, task_table = Execution._meta.db_table, TaskRun._meta.db_table
+    with connection.cursor() as cursor:
+        for pipeline in Pipeline.objects.all():
+            version_id = pipeline.versions.get(version=pipeline.version).pk
+            # Finished runs, one a minute back from an hour ago; one in ten failed.
+            cursor.execute(
+                f"""
+                INSERT INTO {execution_table} (execution_id, pipeline_id, version_id, status,
+                    trigger, parameters, logical_date, data_interval_start, data_interval_end,
+                    metrics, error, created_at, started_at, ended_at)
+                SELECT gen_random_uuid(), %s, %s,
+                    CASE WHEN g %% 10 = 0 THEN 'failed' ELSE 'success' END, 'manual', '{{}}',
+                    t, t, t,
+                    jsonb_build_object('tasks_completed', 2, 'rows_read', g %% 1000,
+                        'rows_written', g %% 1000, 'duration_seconds', g %% 600),
+                    CASE WHEN g %% 10 = 0 THEN 'load: boom' ELSE '' END,
+                    t, t, t + (g %% 600) * interval '1 second'
+                FROM generate_series(1, %s) AS g,
+                    LATERAL (SELECT now() - interval '1 hour' - g * interval '1 minute' AS t) AS s
+                """,
+                [pipeline.pk, version_id, per],
+            )
+        for name, deps, down in (("extract", "[]", '["load"]'), ("load", '["extract"]', "[]")):
+            cursor.execute(
+                f"""
+                INSERT INTO {task_table} (task_id, execution_id, task_name, task_type, status,
+                    depends_on, downstream, waiting_for, spec, definition_task, attempt,
+                    retry_count, max_retries, worker, heartbeat_at, queued_at, started_at,
+                    ended_at, error, metrics)
+                SELECT gen_random_uuid(), e.execution_id, %s, 'sql',
+                    CASE WHEN e.status = 'failed' AND %s = 'load' THEN 'failed' ELSE 'success' END,
+                    %s, %s, 0, '{{}}', %s, 1, 0, 0, 'bench', e.ended_at, e.started_at,
+                    e.started_at, e.ended_at,
+                    CASE WHEN e.status = 'failed' AND %s = 'load' THEN 'boom' ELSE '' END,
+                    jsonb_build_object('rows_read', 10, 'rows_written', 10)
+                FROM {execution_table} AS e
+                """,
+                [name, name, deps, down, name, name],
+            )
+        cursor.execute(f"ANALYZE {execution_table}")
+        cursor.execute(f"ANALYZE {task_table}")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_gunicorn(port: int, workers: int, threads: int, log: Path) -> subprocess.Popen[bytes]:
+    proc = subprocess.Popen(
+        [
+            str(ROOT / ".venv" / "bin" / "gunicorn"),
+            "datadog_web.wsgi",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            str(workers),
+            "--threads",
+            str(threads),
+            "--log-level",
+            "warning",
+        ],
+        cwd=ROOT,
+        stdout=open(log, "w"),  # noqa: SIM115 - closed with the process
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            conn.request("GET", "/healthz")
+            if conn.getresponse().status == 200:
+                return proc
+        except OSError:
+            time.sleep(0.3)
+    raise SystemExit(f"gunicorn did not start; see {log}")
+
+
+def request(
+    port: int, method: str, path: str, body: dict | None = None, token: str = ""
+) -> tuple[int, bytes]:  # type: ignore[type-arg]
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    headers = {"Content-Type": "application/json"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    conn.request(method, path, body=json.dumps(body) if body else None, headers=headers)
+    response = conn.getresponse()
+    return response.status, response.read()
+
+
+def load(
+    port: int,
+    paths: Callable[[random.Random], str],
+    *,
+    clients: int,
+    seconds: float,
+    max_requests: int,
+    token: str,
+    warmup: float = 2.0,
+) -> dict[str, float]:
+    """``clients`` threads on keep-alive connections; latencies after the warmup."""
+    latencies: list[float] = []
+    errors = [0]
+    lock = threading.Lock()
+    start = time.monotonic()
+    measure_from = start + warmup
+    stop_at = measure_from + seconds
+    counted = [0]
+
+    def client(seed: int) -> None:
+        rng = random.Random(seed)
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        mine: list[float] = []
+        while True:
+            now = time.monotonic()
+            if now >= stop_at:
+                break
+            path = paths(rng)
+            try:
+                conn.request("GET", path, headers=headers)
+                response = conn.getresponse()
+                response.read()
+                ok = response.status == 200
+            except (OSError, http.client.HTTPException):
+                conn.close()
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+                ok = False
+            done = time.monotonic()
+            if done < measure_from:
+                continue
+            if not ok:
+                with lock:
+                    errors[0] += 1
+                continue
+            mine.append(done - now)
+            if len(mine) % 50 == 0:
+                with lock:
+                    counted[0] += 50
+                    if counted[0] >= max_requests:
+                        break
+        with lock:
+            latencies.extend(mine)
+        conn.close()
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = min(time.monotonic(), stop_at) - measure_from
+    latencies.sort()
+
+    def pct(p: float) -> float:
+        return latencies[min(len(latencies) - 1, int(p * len(latencies)))] * 1000
+
+    return {
+        "requests": len(latencies),
+        "errors": errors[0],
+        "rps": len(latencies) / elapsed if elapsed > 0 else 0.0,
+        "p50": pct(0.50) if latencies else float("nan"),
+        "p99": pct(0.99) if latencies else float("nan"),
+    }
+
+
+def metrics_timings(port: int) -> dict[str, float]:
+    """Scrape times: in-process aggregates, then /metrics through gunicorn."""
+    from django.core.cache import cache
+
+    from datadog_web import metrics
+
+    out: dict[str, float] = {}
+    cache.delete(metrics.BASE_KEY)
+    started = time.perf_counter()
+    metrics.aggregate(None, None)
+    out["full aggregate (no base), ms"] = (time.perf_counter() - started) * 1000
+    started = time.perf_counter()
+    metrics.totals_now()  # builds and stores the base
+    out["first totals_now (builds base), ms"] = (time.perf_counter() - started) * 1000
+    runs = []
+    for _ in range(5):
+        started = time.perf_counter()
+        metrics.totals_now()
+        runs.append((time.perf_counter() - started) * 1000)
+    out["totals_now with stored base, ms (median of 5)"] = sorted(runs)[2]
+    runs = []
+    for _ in range(5):
+        metrics.collector.reset()
+        started = time.perf_counter()
+        from prometheus_client import generate_latest
+
+        generate_latest(metrics.registry)
+        runs.append((time.perf_counter() - started) * 1000)
+    out["whole collector incl. gauges, ms (median of 5)"] = sorted(runs)[2]
+    runs = []
+    for _ in range(5):
+        started = time.perf_counter()
+        status, _ = request(port, "GET", "/metrics")
+        assert status == 200
+        runs.append((time.perf_counter() - started) * 1000)
+    out["GET /metrics via gunicorn, ms (median of 5)"] = sorted(runs)[2]
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--executions", type=int, default=100_000)
+    parser.add_argument("--clients", type=int, default=32)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--max-requests", type=int, default=20_000)
+    parser.add_argument("--gunicorn-workers", type=int, default=2)
+    parser.add_argument("--gunicorn-threads", type=int, default=4)
+    args = parser.parse_args()
+
+    import psycopg
+
+    tmp = Path(tempfile.mkdtemp(prefix="bench-api-"))
+    setup_env(tmp)
+    (tmp / "data").mkdir(parents=True, exist_ok=True)
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{RUN}"')
+    server = None
+    try:
+        import django
+
+        django.setup()
+        from django.core.management import call_command
+
+        call_command("migrate", verbosity=0)
+        started = time.perf_counter()
+        seed(args.executions)
+        from pipelines.models import Execution, TaskRun
+
+        print(
+            f"seeded {Execution.objects.count()} executions, {TaskRun.objects.count()} task runs"
+            f" in {time.perf_counter() - started:.1f}s"
+        )
+        ids = [
+            str(pk)
+            for pk in Execution.objects.values_list("pk", flat=True)[
+                :: max(1, args.executions // 2000)
+            ]
+        ]
+        port = free_port()
+        server = start_gunicorn(
+            port, args.gunicorn_workers, args.gunicorn_threads, tmp / "gunicorn.log"
+        )
+        status, body = request(
+            port, "POST", "/api/v1/auth/token", {"username": "bench", "password": PASSWORD}
+        )
+        assert status == 200, body
+        token = json.loads(body)["access_token"]
+        status, body = request(port, "GET", "/api/v1/executions", token=token)
+        assert status == 200, body[:300]
+        print(f"list page: {len(json.loads(body)['results'])} of {json.loads(body)['count']}")
+
+        def bare(rng: random.Random) -> str:
+            return "/healthz"
+
+        def listing(rng: random.Random) -> str:
+            return "/api/v1/executions"
+
+        def detail(rng: random.Random) -> str:
+            return f"/api/v1/executions/{rng.choice(ids)}"
+
+        common = {
+            "clients": args.clients,
+            "seconds": args.seconds,
+            "max_requests": args.max_requests,
+            "token": token,
+        }
+        results = {}
+        results["bare (before)"] = load(port, bare, **common)
+        results["list"] = load(port, listing, **common)
+        results["detail"] = load(port, detail, **common)
+        results["bare (after)"] = load(port, bare, **common)
+        bare_rps = (results["bare (before)"]["rps"] + results["bare (after)"]["rps"]) / 2
+        print(
+            f"\n{args.clients} clients, {args.seconds:.0f}s per phase, gunicorn "
+            f"{args.gunicorn_workers} workers x {args.gunicorn_threads} threads, "
+            f"load average {os.getloadavg()[0]:.2f}"
+        )
+        header = ("phase", "requests", "errors", "req/s", "p50 ms", "p99 ms", "vs bare")
+        print(f"{header[0]:<14}" + "".join(f" {h:>8}" for h in header[1:]))
+        for name, r in results.items():
+            print(
+                f"{name:<14} {r['requests']:>9} {r['errors']:>7} {r['rps']:>8.1f} "
+                f"{r['p50']:>8.1f} {r['p99']:>8.1f} {r['rps'] / bare_rps:>7.0%}"
+            )
+        print()
+        for label, ms in metrics_timings(port).items():
+            print(f"{label:<50} {ms:>8.1f}")
+    finally:
+        if server is not None:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait()
+        from django.db import connections
+
+        connections.close_all()
+        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{RUN}" WITH (FORCE)')
+        import redis
+
+        client = redis.Redis.from_url(REDIS)
+        for key in client.scan_iter(f"*{RUN}*"):
+            client.delete(key)
+
+
+if __name__ == "__main__":
+    main()
