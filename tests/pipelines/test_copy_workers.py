@@ -141,7 +141,9 @@ def test_it_leaves_no_rows_when_a_copy_is_cancelled(workers: Any, dbs: tuple[str
 
     _, dest = dbs
     workers()
-    pipeline = copy_pipeline("cancelled")
+    # Slower than the others (about 12 s), so the cancel lands mid-copy.
+    slower = SLOW_SOURCE.replace("mod(id, 5000)", "mod(id, 2500)").replace("0.3", "0.5")
+    pipeline = copy_pipeline("cancelled", source={"connection": "src", "query": slower})
     execution = execution_create(pipeline=pipeline)
     running(execution, "copy")
     time.sleep(1)
