@@ -450,7 +450,7 @@ def _make_step(t: dict[str, Any], i: int, cols: list[Column], run_params: dict[s
             out,
             [position[g] for g in group_by],
             [
-                (func, None if col in (None, "*") else position[col])
+                (func, None if col is None or col == "*" else position[col])
                 for func, col in metrics.values()
             ],
         )
