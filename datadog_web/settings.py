@@ -361,6 +361,17 @@ SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_SAMESITE = "Lax"
 X_FRAME_OPTIONS = "DENY"
 METRICS_TOKEN = env_str("METRICS_TOKEN")
+# Failure alerts (pipelines.alerts): links point at PUBLIC_URL (workers cannot
+# know the public address); e-mails go through Django's email backend.
+PUBLIC_URL = env_str("PUBLIC_URL", "http://localhost:8000")
+EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend")
+EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25, minimum=1)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+EMAIL_TIMEOUT = 10  # seconds; an alert never waits longer on a dead SMTP server
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "datadog@localhost")
 # Login lockout (accounts.lockout): failures per username and address, and
 # per address whatever the username, before a lock of LOGIN_LOCKOUT_SECONDS.
 LOGIN_LOCKOUT_FAILURES = env_int("LOGIN_LOCKOUT_FAILURES", 5, minimum=1)
