@@ -161,6 +161,9 @@ else:
         # database, and a pool's sockets would be shared by the children. Each
         # worker process keeps one persistent connection instead.
         _db["CONN_MAX_AGE"] = 300
+        # A health check is a round trip per task; a broken connection fails
+        # its task's query instead, and django-q2 closes it before the next.
+        _db["CONN_HEALTH_CHECKS"] = False
     else:
         # Django's native psycopg pool needs CONN_MAX_AGE=0.
         _db["OPTIONS"] = {

@@ -183,6 +183,9 @@ def identifier_problem(name: str) -> str | None:
         return "must not contain a double quote"
     if "`" in name:
         return "must not contain a backtick"
+    if "%" in name:
+        # Statements are sent with bound parameters, where % starts a placeholder.
+        return "must not contain %"
     # Cc: C0/C1 controls and DEL; Cs: lone surrogates, which no database
     # encodes; Zl/Zp: line and paragraph separators, which break log lines.
     if any(unicodedata.category(ch) in ("Cc", "Cs", "Zl", "Zp") for ch in name):

@@ -221,8 +221,15 @@ def task_run_succeed(
     watermark: Any = None,
     worker: str,
 ) -> None:
-    """running → success for ``attempt``; commits the staged watermark with it."""
-    execution = _execution_lock(task_run.execution_id)
+    """running → success for ``attempt``; commits the staged watermark with it.
+
+    Only a task with no downstream locks the execution row: it may be the
+    last to finish, and two last tasks finishing at once must not both miss
+    that the execution is done. Readiness of downstream tasks needs no such
+    lock: each decrement of ``waiting_for`` takes the downstream row's lock,
+    so exactly one upstream sees the count reach zero.
+    """
+    execution = _execution_lock(task_run.execution_id) if not task_run.downstream else None
     if not _move(
         task_run,
         to=TaskRunStatus.SUCCESS,
@@ -354,14 +361,15 @@ def _advance(
     changed task's direct downstream rows; other moves (and ``changed=None``,
     used on start and by the reaper) re-read the execution's graph.
     """
-    if execution is None:
-        execution = Execution.objects.only("status").get(pk=execution_id)
     runs = TaskRun.objects.filter(execution_id=execution_id)
     enqueued: list[TaskRun] = []
     if changed is not None and changed.status in TASK_DONE_OK:
         if changed.downstream:
             runs.filter(task_name__in=changed.downstream).update(waiting_for=F("waiting_for") - 1)
-            if execution.status == ExecutionStatus.RUNNING:
+            # Not checking the execution's state here is deliberate (no read, no
+            # lock): a task enqueued for a cancelled execution is cancelled by
+            # its claim, and a cancel cancels queued tasks too.
+            if execution is None or execution.status == ExecutionStatus.RUNNING:
                 ready = list(
                     runs.filter(
                         task_name__in=changed.downstream,
@@ -371,6 +379,8 @@ def _advance(
                 )
                 enqueued = task_runs_enqueue(ready, actor=actor, reason="upstream tasks succeeded")
     else:
+        if execution is None:
+            execution = Execution.objects.only("status").get(pk=execution_id)
         _block_downstream_of_failures(execution_id, actor=actor)
         if execution.status == ExecutionStatus.RUNNING:
             ready = list(runs.filter(status=TaskRunStatus.PENDING, waiting_for=0))

@@ -984,6 +984,7 @@ def test_it_rejects_a_bad_batch_size() -> None:
         ("a\x00b", "must not contain NUL"),
         ('a"b', "must not contain a double quote"),
         ("a`b", "must not contain a backtick"),
+        ("a%b", "must not contain %"),
         ("a\nb", "must not contain control characters or line breaks"),
         ("a\x7fb", "must not contain control characters or line breaks"),
         ("a\u2028b", "must not contain control characters or line breaks"),
