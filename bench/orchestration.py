@@ -74,7 +74,26 @@ def product(tasks: list[dict], name: str) -> float:  # type: ignore[type-arg]
     execution.refresh_from_db()
     if execution.status != "success":
         raise SystemExit(f"{name}: {execution.status} {execution.error}")
+    BREAKDOWN[name] = _breakdown(execution)
     return elapsed
+
+
+BREAKDOWN: dict[str, tuple[float, float]] = {}
+
+
+def _breakdown(execution) -> tuple[float, float]:  # type: ignore[no-untyped-def]
+    """Mean ms a task waited (queued → running) and ran (running → success)."""
+    from pipelines.models import Transition
+
+    at: dict[tuple[str, str], float] = {}
+    for name, status, moment in Transition.objects.filter(
+        execution=execution, task_run__isnull=False
+    ).values_list("task_run__task_name", "to_status", "at"):
+        at[(name, status)] = moment.timestamp()
+    names = {name for name, _ in at}
+    wait = [at[(n, "running")] - at[(n, "queued")] for n in names]
+    run = [at[(n, "success")] - at[(n, "running")] for n in names]
+    return sum(wait) / len(wait) * 1000, sum(run) / len(run) * 1000
 
 
 def baseline_chain(n: int) -> float:
@@ -151,9 +170,16 @@ def main() -> None:
             ours = product(tasks, label.replace(" ", "_").replace("-", "_"))
             bare = base(count)
             rows.append((label, ours / count * 1000, bare / count * 1000))
-        print(f"{'case':<20} {'product ms/task':>16} {'bare django-q2 ms/task':>24} {'ratio':>7}")
+        print(
+            f"{'case':<20} {'product ms/task':>16} {'bare django-q2 ms/task':>24} {'ratio':>7}"
+            f" {'mean queue wait ms':>19} {'mean claim→success ms':>22}"
+        )
         for label, ours_ms, bare_ms in rows:
-            print(f"{label:<20} {ours_ms:>16.2f} {bare_ms:>24.2f} {ours_ms / bare_ms:>7.2f}")
+            wait, run = BREAKDOWN[label.replace(" ", "_").replace("-", "_")]
+            print(
+                f"{label:<20} {ours_ms:>16.2f} {bare_ms:>24.2f} {ours_ms / bare_ms:>7.2f}"
+                f" {wait:>19.2f} {run:>22.2f}"
+            )
     finally:
         if workers is not None:
             os.killpg(workers.pid, 9)
