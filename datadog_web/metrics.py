@@ -6,7 +6,7 @@ the web can know about them. The database already records every outcome,
 and finished executions and task runs never change again, so the counters
 are *derived from the database at scrape time*:
 
-- Everything created before a *horizon* (five minutes before the oldest
+- Everything created before a *horizon* (ten minutes before the oldest
   active execution, or before now) is final. Its totals are aggregated once
   and kept in the shared cache (Redis, or the file cache of the embedded
   default) with the horizon they cover. Each refresh adds only the rows
@@ -87,9 +87,11 @@ DURATION_BUCKETS: tuple[float, ...] = (
 )
 # How long one computed set of pipeline metrics serves scrapes in a process.
 CACHE_SECONDS = 10.0
-# An execution_create transaction commits well within this; rows created
-# before the horizon are therefore all visible when the base is advanced.
-HORIZON_MARGIN = timedelta(minutes=5)
+# Rows are stamped by the clock of the process that creates them (a web or a
+# worker on another machine) and become visible when their transaction
+# commits. Both happen well within this margin (clocks kept by NTP), so every
+# row created before the horizon is visible when the base is advanced.
+HORIZON_MARGIN = timedelta(minutes=10)
 BASE_KEY = "ops:metrics:base:v1"
 LAST_FINISHED_KEY = "ops:last_task_finished"
 POOLS_INDEX_KEY = "ops:pools:index"
