@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import select
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -344,6 +345,10 @@ class PostgresqlConnector(SqlConnector):
                 _drain(d)
                 raise _result_error(res, dst_conn)
             s.send_query(out_sql)
+            # The source may think for minutes before its first row (a sort, an
+            # aggregate): wait on the socket, not in libpq, so other threads
+            # (the engine's heartbeat and cancel watchdog) keep running.
+            _wait_ready(s, check)
             res = s.get_result()
             if res is None or res.status != pq.ExecStatus.COPY_OUT:
                 _drain(s)
@@ -355,7 +360,15 @@ class PostgresqlConnector(SqlConnector):
             try:
                 buf = bytearray()
                 while True:
-                    n, data = get(0)
+                    n, data = get(1)  # async: 0 means no complete row yet
+                    if n == 0:
+                        # Blocking in libpq would hold the GIL; select() does not.
+                        select.select([s.socket], [], [], 1.0)
+                        s.consume_input()
+                        if check is not None and time.monotonic() - last_check > 1.0:
+                            last_check = time.monotonic()
+                            check()
+                        continue
                     if n < 0:
                         break
                     buf += data
@@ -438,6 +451,23 @@ def _result_error(res: Any, conn: Any) -> Exception:
 def _conn_error(conn: Any) -> Exception:
     message = conn.pgconn.error_message.decode(errors="replace") or "connection lost"
     return psycopg.OperationalError(message)
+
+
+def _wait_ready(pgconn: Any, check: Callable[[], None] | None) -> None:
+    """Wait until a result can be read without blocking, checking once a second.
+
+    libpq's blocking calls keep the GIL (psycopg's binary build does not
+    release it), which would freeze the worker's heartbeat thread; select()
+    releases it.
+    """
+    last_check = time.monotonic()
+    pgconn.consume_input()
+    while pgconn.is_busy():
+        select.select([pgconn.socket], [], [], 1.0)
+        pgconn.consume_input()
+        if check is not None and time.monotonic() - last_check > 1.0:
+            last_check = time.monotonic()
+            check()
 
 
 def _drain_copy_out(pgconn: Any) -> None:

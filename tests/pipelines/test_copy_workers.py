@@ -156,3 +156,22 @@ def test_it_leaves_no_rows_when_a_copy_is_cancelled(workers: Any, dbs: tuple[str
         exists = conn.execute("SELECT to_regclass('public.dst') IS NOT NULL").fetchone()
         rows = conn.execute("SELECT count(*) FROM dst").fetchone() if exists == (True,) else (0,)
     assert rows == (0,)
+
+
+def test_it_keeps_its_lease_while_the_source_thinks(workers: Any, dbs: tuple[str, str]) -> None:
+    """A source that takes longer than the lease before its first row is not a dead worker.
+
+    Waiting for the first row must not block the worker's heartbeat thread.
+    """
+    _, dest = dbs
+    workers()
+    pondering = (
+        "WITH pause AS MATERIALIZED (SELECT pg_sleep(7)) SELECT id, name FROM src CROSS JOIN pause"
+    )
+    pipeline = copy_pipeline("thinking", source={"connection": "src", "query": pondering})
+    execution = finished(execution_create(pipeline=pipeline), timeout=60)
+    assert execution.status == ExecutionStatus.SUCCESS, execution.error
+    run = execution.tasks.get()
+    assert run.attempt == 1  # never taken for lost
+    with psycopg.connect(dest) as conn:
+        assert conn.execute("SELECT count(*) FROM dst").fetchone() == (ROWS,)
