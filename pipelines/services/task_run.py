@@ -127,7 +127,19 @@ def task_run_claim(*, task_id: Any, worker: str) -> TaskRun | None:
     A duplicate message (re-sent by the reaper) or a run cancelled meanwhile
     finds the row no longer ``queued`` and does nothing.
     """
-    task_run = TaskRun.objects.select_related("execution__pipeline").filter(pk=task_id).first()
+    # The pipeline's definition can be large (hundreds of tasks); the task's
+    # own part is in ``spec``, so it is not loaded and parsed per claim.
+    task_run = (
+        TaskRun.objects.select_related("execution__pipeline")
+        .defer(
+            "execution__pipeline__definition",
+            "execution__pipeline__parameters",
+            "execution__pipeline__description",
+            "execution__pipeline__tags",
+        )
+        .filter(pk=task_id)
+        .first()
+    )
     if task_run is None or task_run.status != TaskRunStatus.QUEUED:
         return None
     if task_run.execution.status != ExecutionStatus.RUNNING:
