@@ -9,7 +9,7 @@ from django import forms
 from django.contrib import admin
 from django.http import HttpRequest
 
-from accounts.permissions import Action, can, can_create, visible
+from accounts.admin import SharedObjectAdmin
 from connectors.models import Connection
 from connectors.services import connection_create, connection_delete, connection_update
 from datadog_web.errors import ServiceError
@@ -49,7 +49,7 @@ class ConnectionForm(forms.ModelForm):
 
 
 @admin.register(Connection)
-class ConnectionAdmin(admin.ModelAdmin):
+class ConnectionAdmin(SharedObjectAdmin):
     form = ConnectionForm
     list_display = ["name", "kind", "created_by", "updated_at"]
     list_filter = ["kind"]
@@ -60,21 +60,6 @@ class ConnectionAdmin(admin.ModelAdmin):
     def secrets_state(self, obj: Connection) -> str:
         keys = obj.secret_keys_set() if obj.pk else []
         return ", ".join(f"{k}: set" for k in keys) or "none set"
-
-    def get_queryset(self, request: HttpRequest) -> Any:
-        return visible(request.user, super().get_queryset(request))
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return can_create(request.user)
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return can(request.user, Action.CHANGE, obj) if obj else can_create(request.user)
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return can(request.user, Action.CHANGE, obj) if obj else can_create(request.user)
-
-    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return can(request.user, Action.VIEW, obj) if obj else request.user.is_staff
 
     def save_model(self, request: HttpRequest, obj: Connection, form: Any, change: bool) -> None:
         config = dict(form.cleaned_data["config_json"])

@@ -13,7 +13,8 @@ from django import forms
 from django.contrib import admin
 from django.http import HttpRequest
 
-from accounts.permissions import Action, can, can_create, visible
+from accounts.admin import SharedObjectAdmin
+from accounts.permissions import visible
 from datadog_web.errors import ServiceError
 from pipelines import definition as definition_module
 from pipelines.models import (
@@ -77,15 +78,12 @@ class PipelineForm(forms.ModelForm):
 
 
 @admin.register(Pipeline)
-class PipelineAdmin(admin.ModelAdmin):
+class PipelineAdmin(SharedObjectAdmin):
     form = PipelineForm
     list_display = ["name", "version", "enabled", "schedule", "created_by", "updated_at"]
     list_filter = ["enabled"]
     search_fields = ["name", "description"]
     readonly_fields = ["pipeline_id", "version", "created_by", "created_at", "updated_at"]
-
-    def get_queryset(self, request: HttpRequest) -> Any:
-        return visible(request.user, super().get_queryset(request))
 
     def get_form(
         self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any
@@ -93,18 +91,6 @@ class PipelineAdmin(admin.ModelAdmin):
         form = super().get_form(request, obj, change=change, **kwargs)
         form.user = request.user  # type: ignore[attr-defined]
         return form
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return can_create(request.user)
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return can(request.user, Action.CHANGE, obj) if obj else can_create(request.user)
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return can(request.user, Action.CHANGE, obj) if obj else can_create(request.user)
-
-    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return can(request.user, Action.VIEW, obj) if obj else request.user.is_staff
 
     def save_model(self, request: HttpRequest, obj: Pipeline, form: Any, change: bool) -> None:
         data = form.cleaned_data["definition_text"]
