@@ -77,6 +77,7 @@ def _expire_leases(now, result: ReapResult) -> None:  # type: ignore[no-untyped-
             transient=True,
             actor=ACTOR,
             base_delay=float(task.get("retry_delay", 10)),
+            heartbeat_before=cutoff,
         )
         if status is not None:
             result.expired.append(str(task_run.pk))

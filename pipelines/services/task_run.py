@@ -13,7 +13,7 @@ their common downstream task became ready.
 from __future__ import annotations
 
 import random
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -282,17 +282,23 @@ def task_run_fail(
     base_delay: float,
     metrics: dict[str, Any] | None = None,
     log_lines: list[dict[str, Any]] | None = None,
+    heartbeat_before: datetime | None = None,
 ) -> TaskRunStatus | None:
     """running → up_for_retry (transient error, retries left) or failed.
 
-    ``attempt`` fences a worker's report; the reaper passes None after it
-    has checked the lease itself under lock. Returns the new status, or None
-    when the move was refused.
+    ``attempt`` fences a worker's report. The reaper passes no attempt but
+    ``heartbeat_before``: the lease is checked again under the lock, so a
+    heartbeat that arrived since the reaper's scan keeps the task alive.
+    Returns the new status, or None when the move was refused.
     """
     _execution_lock(task_run.execution_id)
     task_run.refresh_from_db()
     if task_run.status != TaskRunStatus.RUNNING or (
         attempt is not None and task_run.attempt != attempt
+    ):
+        return None
+    if heartbeat_before is not None and (
+        task_run.heartbeat_at is not None and task_run.heartbeat_at >= heartbeat_before
     ):
         return None
     now = timezone.now()
