@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
@@ -62,7 +62,7 @@ def reap() -> ReapResult:
     return result
 
 
-def _expire_leases(now, result: ReapResult) -> None:  # type: ignore[no-untyped-def]
+def _expire_leases(now: datetime, result: ReapResult) -> None:
     cutoff = now - timedelta(seconds=settings.TASK_LEASE_SECONDS)
     stale = TaskRun.objects.filter(status=TaskRunStatus.RUNNING, heartbeat_at__lt=cutoff)
     for task_run in stale:
@@ -83,7 +83,7 @@ def _expire_leases(now, result: ReapResult) -> None:  # type: ignore[no-untyped-
             result.expired.append(str(task_run.pk))
 
 
-def _resend_lost(now, result: ReapResult) -> None:  # type: ignore[no-untyped-def]
+def _resend_lost(now: datetime, result: ReapResult) -> None:
     cutoff = now - timedelta(seconds=settings.QUEUED_GRACE_SECONDS)
     ids = []
     for task_run in TaskRun.objects.filter(status=TaskRunStatus.QUEUED, queued_at__lt=cutoff).only(
@@ -99,7 +99,7 @@ def _resend_lost(now, result: ReapResult) -> None:  # type: ignore[no-untyped-de
         result.requeued.extend(str(i) for i in ids)
 
 
-def _enqueue_due_retries(now, result: ReapResult) -> None:  # type: ignore[no-untyped-def]
+def _enqueue_due_retries(now: datetime, result: ReapResult) -> None:
     due = TaskRun.objects.filter(
         status=TaskRunStatus.UP_FOR_RETRY, next_retry_at__lte=now
     ).values_list("pk", "execution_id")
