@@ -13,6 +13,8 @@ run, on the same server:
   middleware stack, no database; measured before and after the others;
 - list: ``GET /api/v1/executions`` (first page of 50, with count);
 - detail: ``GET /api/v1/executions/<id>`` of random executions;
+- status: ``GET /api/v1/executions/<id>/status``, the smallest authenticated
+  read (JWT check, one visibility check, one query), for scale;
 - ``/metrics`` scrape time, cold (base built from all history) and warm.
 
 Prints req/s, p50 and p99 per phase and the ratio to bare. The client runs
@@ -372,6 +374,9 @@ def main() -> None:
         def detail(rng: random.Random) -> str:
             return f"/api/v1/executions/{rng.choice(ids)}"
 
+        def status(rng: random.Random) -> str:
+            return f"/api/v1/executions/{rng.choice(ids)}/status"
+
         common = {
             "clients": args.clients,
             "seconds": args.seconds,
@@ -382,6 +387,7 @@ def main() -> None:
         results["bare (before)"] = load(port, bare, **common)
         results["list"] = load(port, listing, **common)
         results["detail"] = load(port, detail, **common)
+        results["status"] = load(port, status, **common)
         results["bare (after)"] = load(port, bare, **common)
         bare_rps = (results["bare (before)"]["rps"] + results["bare (after)"]["rps"]) / 2
         print(
