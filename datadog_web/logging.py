@@ -57,8 +57,9 @@ def json_enabled() -> bool:
     """Whether the console handler writes JSON (LOG_JSON=true)."""
     from django.conf import settings
 
-    handler = settings.LOGGING.get("handlers", {}).get("console", {})
-    return handler.get("formatter") == "json"
+    logging_config: dict[str, Any] = settings.LOGGING
+    handlers: dict[str, Any] = logging_config.get("handlers", {})
+    return bool(handlers.get("console", {}).get("formatter") == "json")
 
 
 class JsonFormatter(logging.Formatter):

@@ -353,7 +353,7 @@ def published_pools() -> list[tuple[str, dict[str, Any]]]:
     if not index:
         return []
     found = cache.get_many([f"ops:pools:{name}" for name in index])
-    result = []
+    result: list[tuple[str, dict[str, Any]]] = []
     gone = []
     for name in index:
         entry = found.get(f"ops:pools:{name}")
