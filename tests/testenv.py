@@ -1,8 +1,10 @@
-"""Loaded before Django: test-wide environment.
+"""Test-wide environment, loaded as a pytest plugin (``-p tests.testenv``).
 
-Engine timings are shortened so lease expiry and reaper passes happen in
-seconds; each run gets its own Redis prefix (queue and cache keys) so runs
-never see each other's messages.
+A plugin is imported before pytest-django configures Django, so the test
+process and the worker processes it starts (which inherit the environment)
+read the same settings: short engine timings, so lease expiry and reaper
+passes happen in seconds, and a Redis prefix of this run's own, so runs never
+see each other's queue messages or cache keys.
 """
 
 import os
