@@ -72,7 +72,13 @@ def execution_list_visible(
         executions = executions.filter(created_at__gte=since)
     if until:
         executions = executions.filter(created_at__lte=until)
-    return executions.select_related("pipeline", "version").order_by("-created_at")
+    # Definitions can be large JSON; a list needs the names and numbers only
+    # (a page that needs a definition loads it on access).
+    return (
+        executions.select_related("pipeline", "version")
+        .defer("pipeline__definition", "version__definition")
+        .order_by("-created_at")
+    )
 
 
 def execution_get_visible(user: Any, execution_id: Any) -> Execution:
