@@ -389,6 +389,9 @@ REAPER_SECONDS = env_int("REAPER_SECONDS", 15, minimum=1)
 QUEUED_GRACE_SECONDS = env_int("QUEUED_GRACE_SECONDS", 120, minimum=1)
 RETRY_DELAY_CAP_SECONDS = env_int("RETRY_DELAY_CAP_SECONDS", 3600, minimum=1)
 TASK_LOG_MAX_LINES = env_int("TASK_LOG_MAX_LINES", 5000, minimum=10)
+# A worker that finished a task runs one newly ready downstream task itself
+# (no broker hop) for up to this long per broker message; 0 turns it off.
+FOLLOW_DOWNSTREAM_SECONDS = env_int("FOLLOW_DOWNSTREAM_SECONDS", 60, minimum=0)
 CHECKPOINT_TTL_SECONDS = 24 * 3600
 
 LANGUAGE_CODE = "en-us"

@@ -207,24 +207,41 @@ class Watchdog(threading.Thread):
 
 
 def run_task(task_id: str) -> str:
-    """Claim and run one task run; returns its final status for this attempt."""
+    """Claim and run one task run; returns its final status for this attempt.
+
+    When it succeeds and a downstream task became ready, this worker claims
+    and runs that one too (no broker hop), for up to
+    FOLLOW_DOWNSTREAM_SECONDS; other ready tasks go through the broker to
+    any worker as usual.
+    """
     worker = worker_name()
-    task_run = task_run_claim(task_id=task_id, worker=worker)
+    task_run: TaskRun | None = task_run_claim(task_id=task_id, worker=worker)
     if task_run is None:
         return "not claimed"
+    started = time.monotonic()
+    outcome = ""
+    while task_run is not None:
+        follow = time.monotonic() - started < settings.FOLLOW_DOWNSTREAM_SECONDS
+        outcome, task_run = _run_one(task_run, worker, follow=follow)
+    return outcome
+
+
+def _run_one(task_run: TaskRun, worker: str, *, follow: bool) -> tuple[str, TaskRun | None]:
     ctx = RunContext(task_run)
     ctx.log(f"attempt {ctx.attempt} started on {worker}")
     watchdog = Watchdog(ctx)
     watchdog.start()
     try:
-        return _run(ctx, task_run, worker)
+        return _run(ctx, task_run, worker, follow=follow)
     finally:
         watchdog.done.set()
         watchdog.join(timeout=5)
         ctx.close()
 
 
-def _run(ctx: RunContext, task_run: TaskRun, worker: str) -> str:
+def _run(
+    ctx: RunContext, task_run: TaskRun, worker: str, *, follow: bool
+) -> tuple[str, TaskRun | None]:
     base_delay = float(ctx.task.get("retry_delay", 10))
     try:
         # A cancel or timeout noticed after the work committed is not reported:
@@ -234,7 +251,7 @@ def _run(ctx: RunContext, task_run: TaskRun, worker: str) -> str:
         logger.warning(
             "task %s attempt %s lost its lease; writing nothing", ctx.task_id, ctx.attempt
         )
-        return "lease lost"
+        return "lease lost", None
     except TaskCancelled as exc:
         ctx.log(f"cancelled: {exc}", "WARNING")
         task_run_cancelled(
@@ -245,14 +262,14 @@ def _run(ctx: RunContext, task_run: TaskRun, worker: str) -> str:
             log_lines=ctx.take_log(),
             metrics=ctx.metrics,
         )
-        return "cancelled"
+        return "cancelled", None
     except Exception as raised:  # every failure is recorded
         failure: BaseException = raised
         if ctx._stop_reason is not None and not isinstance(failure, TaskTimedOut):
             # The query was stopped by the watchdog: report why, not the driver's error.
             failure = ctx._stop_reason
             if isinstance(failure, LeaseLost):
-                return "lease lost"
+                return "lease lost", None
             if isinstance(failure, TaskCancelled):
                 task_run_cancelled(
                     task_run=task_run,
@@ -262,7 +279,7 @@ def _run(ctx: RunContext, task_run: TaskRun, worker: str) -> str:
                     log_lines=ctx.take_log(),
                     metrics=ctx.metrics,
                 )
-                return "cancelled"
+                return "cancelled", None
         transient = isinstance(failure, TaskTimedOut) or bool(getattr(failure, "transient", False))
         if isinstance(failure, (TaskFailed, ConnectorError, TaskTimedOut)):
             message = str(failure)
@@ -284,20 +301,21 @@ def _run(ctx: RunContext, task_run: TaskRun, worker: str) -> str:
         finally:
             if not django_connection.is_usable():
                 django_connection.close()
-        return str(status or "lease lost")
+        return str(status or "lease lost"), None
     ctx.log("succeeded")
     try:
-        task_run_succeed(
+        next_run = task_run_succeed(
             task_run=task_run,
             attempt=ctx.attempt,
             metrics=ctx.metrics,
             log_lines=ctx.take_log(),
             watermark=ctx._watermark,
             worker=worker,
+            follow=follow,
         )
     except LeaseLost:
         logger.warning(
             "task %s attempt %s finished after losing its lease", ctx.task_id, ctx.attempt
         )
-        return "lease lost"
-    return "success"
+        return "lease lost", None
+    return "success", next_run

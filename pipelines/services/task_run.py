@@ -98,8 +98,14 @@ def _move(
     return True
 
 
-def task_runs_enqueue(task_runs: list[TaskRun], *, actor: str, reason: str = "") -> list[TaskRun]:
-    """pending/up_for_retry → queued, then send their messages after commit."""
+def task_runs_enqueue(
+    task_runs: list[TaskRun], *, actor: str, reason: str = "", keep: TaskRun | None = None
+) -> list[TaskRun]:
+    """pending/up_for_retry → queued, then send their messages after commit.
+
+    ``keep`` is queued without a message: the calling worker runs it next. If
+    that worker dies first, the reaper sends the message like any lost one.
+    """
     now = timezone.now()
     queued = [
         tr
@@ -114,7 +120,7 @@ def task_runs_enqueue(task_runs: list[TaskRun], *, actor: str, reason: str = "")
             next_retry_at=None,
         )
     ]
-    ids = [tr.pk for tr in queued]
+    ids = [tr.pk for tr in queued if keep is None or tr.pk != keep.pk]
     if ids:
         transaction.on_commit(lambda: enqueue_task_runs(ids))
     return queued
@@ -155,6 +161,11 @@ def task_run_claim(*, task_id: Any, worker: str) -> TaskRun | None:
         ):
             _advance(task_run.execution_id, actor=worker, changed=task_run)
         return None
+    return task_run if _claim(task_run, worker=worker) else None
+
+
+def _claim(task_run: TaskRun, *, worker: str) -> bool:
+    """queued → running with the next attempt number, for ``worker``."""
     now = timezone.now()
     fields = {
         "status": TaskRunStatus.RUNNING,
@@ -165,12 +176,12 @@ def task_run_claim(*, task_id: Any, worker: str) -> TaskRun | None:
         "ended_at": None,
         "error": "",
     }
-    # Matching the attempt read above makes the new attempt number exact.
+    # Matching the attempt read before makes the new attempt number exact.
     claimed = TaskRun.objects.filter(
-        pk=task_id, status=TaskRunStatus.QUEUED, attempt=task_run.attempt
+        pk=task_run.pk, status=TaskRunStatus.QUEUED, attempt=task_run.attempt
     ).update(**fields)
     if claimed != 1:
-        return None
+        return False
     for name, value in fields.items():
         setattr(task_run, name, value)
     record(
@@ -181,7 +192,7 @@ def task_run_claim(*, task_id: Any, worker: str) -> TaskRun | None:
         actor=worker,
         attempt=task_run.attempt,
     )
-    return task_run
+    return True
 
 
 def task_run_heartbeat(*, task_id: Any, attempt: int, log_lines: list[dict[str, Any]]) -> str:
@@ -232,8 +243,12 @@ def task_run_succeed(
     log_lines: list[dict[str, Any]],
     watermark: Any = None,
     worker: str,
-) -> None:
+    follow: bool = False,
+) -> TaskRun | None:
     """running → success for ``attempt``; commits the staged watermark with it.
+
+    With ``follow``, returns a downstream task run already claimed for
+    ``worker`` (see ``_advance``), or None.
 
     Only a task with no downstream locks the execution row: it may be the
     last to finish, and two last tasks finishing at once must not both miss
@@ -259,7 +274,9 @@ def task_run_succeed(
             task_name=task_run.definition_task,
             defaults={"column": watermark["column"], "value": watermark["value"]},
         )
-    _advance(task_run.execution_id, actor=worker, changed=task_run, execution=execution)
+    return _advance(
+        task_run.execution_id, actor=worker, changed=task_run, execution=execution, follow=follow
+    )
 
 
 def retry_delay_seconds(*, base: float, retry_number: int) -> float:
@@ -372,12 +389,17 @@ def _advance(
     actor: str,
     changed: TaskRun | None = None,
     execution: Execution | None = None,
-) -> None:
+    follow: bool = False,
+) -> TaskRun | None:
     """After a task moved: enqueue what became ready, block what cannot run, maybe finish.
 
     The caller holds the execution's row lock. A success touches only the
     changed task's direct downstream rows; other moves (and ``changed=None``,
     used on start and by the reaper) re-read the execution's graph.
+
+    With ``follow`` (a worker reporting a success), one task that became
+    ready is claimed for that worker instead of going through the broker,
+    and returned: a chain then runs without a broker hop per task.
     """
     runs = TaskRun.objects.filter(execution_id=execution_id)
     enqueued: list[TaskRun] = []
@@ -395,7 +417,15 @@ def _advance(
                         waiting_for=0,
                     )
                 )
-                enqueued = task_runs_enqueue(ready, actor=actor, reason="upstream tasks succeeded")
+                keep = None
+                if follow and ready and _running(execution_id, execution):
+                    keep = ready[0]
+                enqueued = task_runs_enqueue(
+                    ready, actor=actor, reason="upstream tasks succeeded", keep=keep
+                )
+                if keep is not None and keep in enqueued and _claim(keep, worker=actor):
+                    keep.execution = changed.execution  # same execution, already loaded
+                    return keep
     else:
         if execution is None:
             execution = Execution.objects.only("status").get(pk=execution_id)
@@ -408,6 +438,13 @@ def _advance(
         from pipelines.services.execution import execution_finish
 
         execution_finish(execution=Execution.objects.get(pk=execution_id), actor=actor)
+    return None
+
+
+def _running(execution_id: Any, execution: Execution | None) -> bool:
+    if execution is not None:
+        return execution.status == ExecutionStatus.RUNNING
+    return Execution.objects.filter(pk=execution_id, status=ExecutionStatus.RUNNING).exists()
 
 
 def _block_downstream_of_failures(execution_id: Any, *, actor: str) -> None:

@@ -321,3 +321,39 @@ def test_it_records_every_transition(make_pipeline: Any) -> None:
         ("t1", "running", "success"),
         ("-", "running", "success"),
     ]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_hands_one_ready_task_to_the_worker_that_finished_its_upstream(
+    make_pipeline: Any, no_broker: list[Any]
+) -> None:
+    execution = execution_create(pipeline=make_pipeline(tasks=DIAMOND))
+    a = task_run_claim(task_id=execution.tasks.get(task_name="a").pk, worker="w1")
+    assert a is not None
+    no_broker.clear()
+    follow = task_run_succeed(
+        task_run=a, attempt=a.attempt, metrics={}, log_lines=[], worker="w1", follow=True
+    )
+    assert follow is not None and follow.task_name in {"b", "c"}
+    assert (follow.status, follow.attempt, follow.worker) == ("running", 1, "w1")
+    other = execution.tasks.get(task_name=({"b", "c"} - {follow.task_name}).pop())
+    assert other.status == "queued"
+    assert no_broker == [other.pk]  # only the other one goes through the broker
+    moves = list(Transition.objects.filter(task_run=follow).values_list("from_status", "to_status"))
+    assert moves == [("pending", "queued"), ("queued", "running")]
+    # The handed-over run finishes like any other.
+    task_run_succeed(task_run=follow, attempt=1, metrics={}, log_lines=[], worker="w1", follow=True)
+    assert execution.tasks.get(task_name=follow.task_name).status == "success"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_hands_nothing_over_for_a_cancelled_execution(make_pipeline: Any) -> None:
+    execution = execution_create(pipeline=make_pipeline(tasks=DIAMOND))
+    a = task_run_claim(task_id=execution.tasks.get(task_name="a").pk, worker="w1")
+    assert a is not None
+    execution_cancel(execution=execution)
+    follow = task_run_succeed(
+        task_run=a, attempt=a.attempt, metrics={}, log_lines=[], worker="w1", follow=True
+    )
+    assert follow is None
+    assert set(statuses(execution).values()) <= {"success", "cancelled"}
