@@ -218,6 +218,8 @@ Q_CLUSTER = {
     "recycle": 500,
     "poll": 0.2,
     "label": "Task queue",
+    # django-q2 logs three INFO lines per task; our rows record every task.
+    "log_level": env_str("Q_LOG_LEVEL", "WARNING"),
 }
 if REDIS_URL:
     Q_CLUSTER["redis"] = REDIS_URL
