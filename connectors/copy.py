@@ -151,6 +151,7 @@ class SqlSink(Sink):
         self.target = table
         self.columns: list[Column] = []
         self.written_columns: list[Column] = []
+        self._writer: Callable[[list[tuple]], None] | None = None
 
     # ----- markers
 
@@ -279,6 +280,7 @@ class SqlSink(Sink):
                     ]
                 )
             self._stack = ExitStack()
+            self._writer = None
             self.conn = self._stack.enter_context(self._txn())
             cur = self.conn.cursor()
             if self.mode == "replace" and transactional_ddl:
@@ -406,6 +408,11 @@ class SqlSink(Sink):
         try:
             if self.mode == "upsert" and self.kind != "postgresql":
                 self.c.upsert_rows(self.conn, self.table, self.written_columns, self.keys, rows)  # type: ignore[attr-defined]
+            elif hasattr(self.c, "row_writer"):
+                # One writer per transaction: it reads the table's types once.
+                if self._writer is None:
+                    self._writer = self.c.row_writer(self.conn, self.target, self.written_columns)
+                self._writer(rows)
             else:
                 self.c.insert_rows(self.conn, self.target, self.written_columns, rows)
         except Exception as exc:
@@ -447,6 +454,7 @@ class SqlSink(Sink):
             )
             cur.close()
             stack, self._stack = self._stack, None
+            self._writer = None
             assert stack is not None
             stack.close()  # commits
         except ConnectorError:
@@ -480,6 +488,7 @@ class SqlSink(Sink):
 
     def rollback(self) -> None:
         stack, self._stack = self._stack, None
+        self._writer = None
         if stack is not None:
             # Leaving the connect() context through an exception rolls back.
             try:

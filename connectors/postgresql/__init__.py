@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import operator
 import select
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from decimal import Decimal
+from functools import partial
+from itertools import islice
 from typing import Any
 
 import psycopg
@@ -260,13 +265,24 @@ class PostgresqlConnector(SqlConnector):
     def iter_batches(
         self, conn: Any, sql: str, params: dict[str, Any], size: int
     ) -> Iterator[list[tuple]]:
+        if pq.version() >= 170000:
+            # libpq 17+: the server streams the result, libpq hands it over
+            # ``size`` rows at a time (chunked rows mode); no FETCH round
+            # trip per batch, and memory does not grow with the table.
+            cur = conn.cursor(binary=True)
+            _text_json(cur)
+            stream = cur.stream(sql, params or None, size=size)
+            try:
+                while rows := list(islice(stream, size)):
+                    yield rows
+            finally:
+                stream.close()
+                cur.close()
+            return
         # A named (server-side) cursor: rows arrive ``size`` at a time, so
         # memory does not grow with the table.
         cur = conn.cursor(name=f"dd_{uuid.uuid4().hex[:12]}", binary=True)
-        # JSON stays text (exactly PostgreSQL's ``::text``): a copy moves it,
-        # it need not parse it. Writers that need objects parse it themselves.
-        cur.adapters.register_loader("jsonb", _JsonbTextLoader)
-        cur.adapters.register_loader("json", _JsonTextLoader)
+        _text_json(cur)
         try:
             cur.execute(sql, params or None)
             while True:
@@ -286,21 +302,20 @@ class PostgresqlConnector(SqlConnector):
     # ----- writing
 
     def insert_rows(self, conn: Any, table: str, columns: list[Column], rows: list[tuple]) -> None:
-        names = ", ".join(self.dialect.quote(c.name) for c in columns)
-        # JSON objects may also land in text columns (a file source's guess).
-        json_idx = [i for i, c in enumerate(columns) if c.type in ("json", "text")]
-        with conn.cursor().copy(f"COPY {self.dialect.table(table)} ({names}) FROM STDIN") as copy:
-            write = copy.write_row
-            if json_idx:
-                for row in rows:
-                    values = list(row)
-                    for i in json_idx:
-                        if values[i] is not None and not isinstance(values[i], str):
-                            values[i] = json.dumps(values[i], default=str)
-                    write(values)
-            else:
-                for row in rows:
-                    write(row)
+        self.row_writer(conn, table, columns)(rows)
+
+    def row_writer(
+        self, conn: Any, table: str, columns: list[Column]
+    ) -> Callable[[list[tuple]], None]:
+        """A writer of row batches into ``table`` for one open transaction.
+
+        Batches whose Python values all fit the binary format of the
+        destination columns go in binary COPY (``set_types``, no text to
+        parse server-side); any other batch goes in text COPY as before. The
+        destination's types are read once, inside the transaction (whose
+        lock keeps them from changing), so a writer must not outlive it.
+        """
+        return _RowWriter(self.dialect, conn, table, columns)
 
     def copy_through(
         self,
@@ -425,6 +440,115 @@ class PostgresqlConnector(SqlConnector):
             return rows
         finally:
             s.nonblocking, d.nonblocking = saved
+
+
+# Binary COPY of a batch: the destination type (by OID), the exact Python
+# types whose binary form psycopg writes for it, with the same meaning as
+# the text form. Anything else (other types, subclasses, naive datetimes in
+# timestamptz, out-of-range ints, special decimals, NUL in text) goes in text
+# COPY, so values and errors stay exactly as before.
+_BINARY_COPY: dict[int, tuple[str, frozenset[type]]] = {
+    16: ("bool", frozenset({bool})),
+    20: ("int8", frozenset({int})),
+    21: ("int2", frozenset({int})),
+    23: ("int4", frozenset({int})),
+    25: ("text", frozenset({str})),
+    701: ("float8", frozenset({float})),
+    1043: ("varchar", frozenset({str})),
+    1082: ("date", frozenset({dt.date})),
+    1184: ("timestamptz", frozenset({dt.datetime})),
+    1700: ("numeric", frozenset({Decimal})),
+    2950: ("uuid", frozenset({uuid.UUID})),
+}
+_INT_RANGE = {"int2": 1 << 15, "int4": 1 << 31, "int8": 1 << 63}
+_NOT_NONE = partial(operator.is_not, None)
+_NONE_TYPE = type(None)
+
+
+class _RowWriter:
+    """Row batches into one table, binary COPY when the values allow it."""
+
+    def __init__(self, dialect: Dialect, conn: Any, table: str, columns: list[Column]) -> None:
+        self.conn = conn
+        self.columns = columns
+        names = ", ".join(dialect.quote(c.name) for c in columns)
+        self.table_sql = f"{dialect.table(table)} ({names})"
+        self.select_sql = f"SELECT {names} FROM {dialect.table(table)} LIMIT 0"
+        # JSON objects may also land in text columns (a file source's guess).
+        self.json_idx = [i for i, c in enumerate(columns) if c.type in ("json", "text")]
+        self.types: list[str | None] | None = None
+        self.allowed: list[frozenset[type]] = []
+
+    def _load_types(self) -> None:
+        cur = self.conn.execute(self.select_sql)
+        found = [_BINARY_COPY.get(d.type_code) for d in cur.description or []]
+        self.types = [f[0] if f else None for f in found]
+        self.allowed = [f[1] | {_NONE_TYPE} if f else frozenset() for f in found]
+
+    def _binary_ok(self, rows: list[tuple]) -> bool:
+        if self.types is None:
+            self._load_types()
+        assert self.types is not None
+        if None in self.types or len(rows[0]) != len(self.types):
+            return False
+        for i, (type_, allowed) in enumerate(zip(self.types, self.allowed, strict=True)):
+            column = list(map(operator.itemgetter(i), rows))
+            if not set(map(type, column)) <= allowed:
+                return False
+            values = list(filter(_NOT_NONE, column))
+            if not values:
+                continue
+            if type_ in _INT_RANGE:
+                bound = _INT_RANGE[type_]
+                if min(values) < -bound or max(values) >= bound:
+                    return False
+            elif type_ in ("text", "varchar"):
+                if "\x00" in "".join(values):
+                    return False
+            elif type_ == "numeric":
+                if not all(map(Decimal.is_finite, values)):
+                    return False
+            elif type_ == "timestamptz":
+                if None in set(map(operator.attrgetter("tzinfo"), values)):
+                    return False
+        return True
+
+    def __call__(self, rows: list[tuple]) -> None:
+        if not rows:
+            return
+        if self._binary_ok(rows):
+            sql = f"COPY {self.table_sql} FROM STDIN (FORMAT binary)"
+            with self.conn.cursor().copy(sql) as copy:
+                copy.set_types(self.types)
+                write = copy.write_row
+                for row in rows:
+                    write(row)
+            return
+        # Only the columns that hold something else than text need converting.
+        convert = [
+            i
+            for i in self.json_idx
+            if not set(map(type, map(operator.itemgetter(i), rows))) <= {str, _NONE_TYPE}
+        ]
+        with self.conn.cursor().copy(f"COPY {self.table_sql} FROM STDIN") as copy:
+            write = copy.write_row
+            if convert:
+                for row in rows:
+                    values = list(row)
+                    for i in convert:
+                        if values[i] is not None and not isinstance(values[i], str):
+                            values[i] = json.dumps(values[i], default=str)
+                    write(values)
+            else:
+                for row in rows:
+                    write(row)
+
+
+def _text_json(cur: Any) -> None:
+    # JSON stays text (exactly PostgreSQL's ``::text``): a copy moves it,
+    # it need not parse it. Writers that need objects parse it themselves.
+    cur.adapters.register_loader("jsonb", _JsonbTextLoader)
+    cur.adapters.register_loader("json", _JsonTextLoader)
 
 
 class _JsonbTextLoader(Loader):
