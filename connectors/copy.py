@@ -151,7 +151,8 @@ class SqlSink(Sink):
         self.target = table
         self.columns: list[Column] = []
         self.written_columns: list[Column] = []
-        self._writer: Callable[[list[tuple]], None] | None = None
+        # PostgreSQL's COPY writer of the open transaction (see row_writer).
+        self._writer: Any = None
 
     # ----- markers
 
@@ -420,6 +421,8 @@ class SqlSink(Sink):
 
     def commit(self, rows: int, info: dict[str, Any]) -> None:
         try:
+            if self._writer is not None:
+                self._writer.close()
             cur = self.conn.cursor()
             q = self.d.quote
             if self.mode == "upsert" and self.kind == "postgresql":
@@ -488,7 +491,9 @@ class SqlSink(Sink):
 
     def rollback(self) -> None:
         stack, self._stack = self._stack, None
-        self._writer = None
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            writer.abort()
         if stack is not None:
             # Leaving the connect() context through an exception rolls back.
             try:

@@ -302,11 +302,11 @@ class PostgresqlConnector(SqlConnector):
     # ----- writing
 
     def insert_rows(self, conn: Any, table: str, columns: list[Column], rows: list[tuple]) -> None:
-        self.row_writer(conn, table, columns)(rows)
+        writer = self.row_writer(conn, table, columns)
+        writer(rows)
+        writer.close()
 
-    def row_writer(
-        self, conn: Any, table: str, columns: list[Column]
-    ) -> Callable[[list[tuple]], None]:
+    def row_writer(self, conn: Any, table: str, columns: list[Column]) -> _RowWriter:
         """A writer of row batches into ``table`` for one open transaction.
 
         Batches whose Python values all fit the binary format of the
@@ -314,6 +314,9 @@ class PostgresqlConnector(SqlConnector):
         parse server-side); any other batch goes in text COPY as before. The
         destination's types are read once, inside the transaction (whose
         lock keeps them from changing), so a writer must not outlive it.
+        Batches of the same format share one COPY, so the server takes in a
+        batch while the next one is read: ``close()`` it before running
+        anything else on ``conn``, ``abort()`` it before a rollback.
         """
         return _RowWriter(self.dialect, conn, table, columns)
 
@@ -478,6 +481,8 @@ class _RowWriter:
         self.json_idx = [i for i, c in enumerate(columns) if c.type in ("json", "text")]
         self.types: list[str | None] | None = None
         self.allowed: list[frozenset[type]] = []
+        # The COPY left open between batches: (its context, binary, Copy).
+        self._open: tuple[Any, bool, Any] | None = None
 
     def _load_types(self) -> None:
         cur = self.conn.execute(self.select_sql)
@@ -491,11 +496,14 @@ class _RowWriter:
         assert self.types is not None
         if None in self.types or len(rows[0]) != len(self.types):
             return False
+        if len(set(map(len, rows))) != 1:
+            return False
         for i, (type_, allowed) in enumerate(zip(self.types, self.allowed, strict=True)):
             column = list(map(operator.itemgetter(i), rows))
-            if not set(map(type, column)) <= allowed:
+            found = set(map(type, column))
+            if not found <= allowed:
                 return False
-            values = list(filter(_NOT_NONE, column))
+            values = list(filter(_NOT_NONE, column)) if _NONE_TYPE in found else column
             if not values:
                 continue
             if type_ in _INT_RANGE:
@@ -516,22 +524,29 @@ class _RowWriter:
     def __call__(self, rows: list[tuple]) -> None:
         if not rows:
             return
-        if self._binary_ok(rows):
-            sql = f"COPY {self.table_sql} FROM STDIN (FORMAT binary)"
-            with self.conn.cursor().copy(sql) as copy:
+        binary = self._binary_ok(rows)
+        if self._open is not None and self._open[1] != binary:
+            self.close()
+        if self._open is None:
+            fmt = " (FORMAT binary)" if binary else ""
+            manager = self.conn.cursor().copy(f"COPY {self.table_sql} FROM STDIN{fmt}")
+            copy = manager.__enter__()
+            self._open = (manager, binary, copy)
+            if binary:
                 copy.set_types(self.types)
-                write = copy.write_row
+        manager, _, copy = self._open
+        try:
+            write = copy.write_row
+            if binary:
                 for row in rows:
                     write(row)
-            return
-        # Only the columns that hold something else than text need converting.
-        convert = [
-            i
-            for i in self.json_idx
-            if not set(map(type, map(operator.itemgetter(i), rows))) <= {str, _NONE_TYPE}
-        ]
-        with self.conn.cursor().copy(f"COPY {self.table_sql} FROM STDIN") as copy:
-            write = copy.write_row
+                return
+            # Only the columns that hold something else than text need converting.
+            convert = [
+                i
+                for i in self.json_idx
+                if not set(map(type, map(operator.itemgetter(i), rows))) <= {str, _NONE_TYPE}
+            ]
             if convert:
                 for row in rows:
                     values = list(row)
@@ -542,6 +557,26 @@ class _RowWriter:
             else:
                 for row in rows:
                     write(row)
+        except BaseException as exc:
+            self._open = None
+            manager.__exit__(type(exc), exc, exc.__traceback__)
+            raise
+
+    def close(self) -> None:
+        """End the open COPY (the server's errors surface here)."""
+        opened, self._open = self._open, None
+        if opened is not None:
+            opened[0].__exit__(None, None, None)
+
+    def abort(self) -> None:
+        """Abandon the open COPY, if any (the transaction is rolling back)."""
+        opened, self._open = self._open, None
+        if opened is not None:
+            try:
+                error = RuntimeError("copy aborted")
+                opened[0].__exit__(RuntimeError, error, None)
+            except Exception:  # noqa: BLE001 - the connection may be gone already
+                pass
 
 
 def _text_json(cur: Any) -> None:
