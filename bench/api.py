@@ -45,34 +45,11 @@ ROOT = Path(__file__).resolve().parent.parent
 # standard library's copy module: put the project root there instead.
 sys.path[0] = str(ROOT)
 
-PG_ADMIN = os.environ.get("BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-REDIS = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
-RUN = f"bench_api_{uuid.uuid4().hex[:8]}"
+from bench import scratch  # noqa: E402 - after the sys.path fix
+
+RUN = scratch.run_name("api")
 PASSWORD = "bench-password-" + uuid.uuid4().hex
 PIPELINES = 10
-
-
-def setup_env(tmp: Path) -> dict[str, str]:
-    from cryptography.fernet import Fernet
-
-    env = {
-        "DATABASE_URL": PG_ADMIN.rsplit("/", 1)[0] + f"/{RUN}",
-        "REDIS_URL": REDIS,
-        "REDIS_PREFIX": RUN,
-        "SECRET_KEY": "bench-" + uuid.uuid4().hex * 2,
-        "FERNET_KEYS": Fernet.generate_key().decode(),
-        "DATADOG_VAR_DIR": str(tmp),
-        "DATA_ROOT": str(tmp / "data"),
-        "DJANGO_SETTINGS_MODULE": "datadog_web.settings",
-        "LOG_LEVEL": "WARNING",
-        "ALLOWED_HOSTS": "127.0.0.1,localhost",
-        # Plain HTTP on loopback: no HTTPS redirect, no secure-only cookies.
-        "SECURE_SSL_REDIRECT": "false",
-        "SECURE_COOKIES": "false",
-        "ACCESS_TOKEN_SECONDS": "3600",
-    }
-    os.environ.update(env)
-    return env
 
 
 def seed(executions: int) -> None:
@@ -323,13 +300,18 @@ def main() -> None:
     parser.add_argument("--gunicorn-threads", type=int, default=4)
     args = parser.parse_args()
 
-    import psycopg
-
     tmp = Path(tempfile.mkdtemp(prefix="bench-api-"))
-    setup_env(tmp)
+    scratch.scratch_env(
+        RUN,
+        tmp,
+        ALLOWED_HOSTS="127.0.0.1,localhost",
+        # Plain HTTP on loopback: no HTTPS redirect, no secure-only cookies.
+        SECURE_SSL_REDIRECT="false",
+        SECURE_COOKIES="false",
+        ACCESS_TOKEN_SECONDS="3600",
+    )
     (tmp / "data").mkdir(parents=True, exist_ok=True)
-    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{RUN}"')
+    scratch.create_database(RUN)
     server = None
     try:
         import django
@@ -409,16 +391,7 @@ def main() -> None:
         if server is not None:
             os.killpg(server.pid, signal.SIGKILL)
             server.wait()
-        from django.db import connections
-
-        connections.close_all()
-        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{RUN}" WITH (FORCE)')
-        import redis
-
-        client = redis.Redis.from_url(REDIS)
-        for key in client.scan_iter(f"*{RUN}*"):
-            client.delete(key)
+        scratch.cleanup(RUN)
 
 
 if __name__ == "__main__":

@@ -29,28 +29,9 @@ ROOT = Path(__file__).resolve().parent.parent
 # standard library's copy module: put the project root there instead.
 sys.path[0] = str(ROOT)
 
-PG_ADMIN = os.environ.get("BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-REDIS = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
-RUN = f"bench_orch_{uuid.uuid4().hex[:8]}"
+from bench import scratch  # noqa: E402 - after the sys.path fix
 
-
-def setup_env(tmp: Path) -> None:
-    from cryptography.fernet import Fernet
-
-    os.environ.update(
-        {
-            "DATABASE_URL": PG_ADMIN.rsplit("/", 1)[0] + f"/{RUN}",
-            "REDIS_URL": REDIS,
-            "REDIS_PREFIX": RUN,
-            "SECRET_KEY": "bench-" + uuid.uuid4().hex * 2,
-            "FERNET_KEYS": Fernet.generate_key().decode(),
-            "DATADOG_VAR_DIR": str(tmp),
-            "DATA_ROOT": str(tmp / "data"),
-            "WORKERS": "2",
-            "DJANGO_SETTINGS_MODULE": "datadog_web.settings",
-            "LOG_LEVEL": "WARNING",
-        }
-    )
+RUN = scratch.run_name("orch")
 
 
 def wait(predicate, timeout: float) -> None:  # type: ignore[no-untyped-def]
@@ -127,12 +108,9 @@ def main() -> None:
     args = parser.parse_args()
     import tempfile
 
-    import psycopg
-
     tmp = Path(tempfile.mkdtemp(prefix="bench-orch-"))
-    setup_env(tmp)
-    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{RUN}"')
+    scratch.scratch_env(RUN, tmp, WORKERS="2")
+    scratch.create_database(RUN)
     workers = None
     try:
         import django
@@ -184,16 +162,7 @@ def main() -> None:
         if workers is not None:
             os.killpg(workers.pid, 9)
             workers.wait()
-        from django.db import connections
-
-        connections.close_all()
-        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{RUN}" WITH (FORCE)')
-        import redis
-
-        client = redis.Redis.from_url(REDIS)
-        for key in client.scan_iter(f"*{RUN}*"):
-            client.delete(key)
+        scratch.cleanup(RUN)
 
 
 if __name__ == "__main__":

@@ -26,34 +26,14 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[0] = str(ROOT)  # bench/copy.py must not shadow the stdlib module
 
-PG_ADMIN = os.environ.get("BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-REDIS = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
-RUN = f"bench_soak_{uuid.uuid4().hex[:8]}"
+from bench import scratch  # noqa: E402 - after the sys.path fix
 
-
-def setup_env(tmp: Path) -> None:
-    from cryptography.fernet import Fernet
-
-    os.environ.update(
-        {
-            "DATABASE_URL": PG_ADMIN.rsplit("/", 1)[0] + f"/{RUN}",
-            "REDIS_URL": REDIS,
-            "REDIS_PREFIX": RUN,
-            "SECRET_KEY": "soak-" + uuid.uuid4().hex * 2,
-            "FERNET_KEYS": Fernet.generate_key().decode(),
-            "DATADOG_VAR_DIR": str(tmp),
-            "DATA_ROOT": str(tmp / "data"),
-            "WORKERS": "2",
-            "DJANGO_SETTINGS_MODULE": "datadog_web.settings",
-            "LOG_LEVEL": "WARNING",
-        }
-    )
+RUN = scratch.run_name("soak")
 
 
 def group_rss(pgid: int) -> dict[int, int]:
@@ -137,12 +117,9 @@ def main() -> None:
     parser.add_argument("--drain-minutes", type=float, default=5.0)
     args = parser.parse_args()
 
-    import psycopg
-
     tmp = Path(tempfile.mkdtemp(prefix="bench-soak-"))
-    setup_env(tmp)
-    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{RUN}"')
+    scratch.scratch_env(RUN, tmp, WORKERS="2")
+    scratch.create_database(RUN)
     cluster = None
     try:
         import django
@@ -244,16 +221,7 @@ def main() -> None:
         if cluster is not None:
             os.killpg(cluster.pid, signal.SIGKILL)
             cluster.wait()
-        from django.db import connections
-
-        connections.close_all()
-        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{RUN}" WITH (FORCE)')
-        import redis
-
-        client = redis.Redis.from_url(REDIS)
-        for key in client.scan_iter(f"*{RUN}*"):
-            client.delete(key)
+        scratch.cleanup(RUN)
 
 
 if __name__ == "__main__":
