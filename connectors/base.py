@@ -527,6 +527,38 @@ def _used_params(sql: str, params: dict[str, Any] | None) -> dict[str, Any] | No
     return {name: params[name] for name in names}
 
 
+class ServerConnector(SqlConnector):
+    """Base of the kinds that reach a database server over the network.
+
+    They share their config keys and the port check; each kind adds what its
+    ``options`` may hold.
+    """
+
+    secret_fields = frozenset({"password"})
+    required_fields = frozenset({"host", "database"})
+    allowed_fields = frozenset(
+        {
+            "host",
+            "port",
+            "database",
+            "username",
+            "password",
+            "options",
+            "sslmode",
+            "connect_timeout",
+        }
+    )
+
+    @classmethod
+    def validate_config(cls, config: Any) -> list[tuple[str, str]]:
+        problems = super().validate_config(config)
+        if isinstance(config, dict):
+            port = config.get("port", cls.default_port)
+            if not isinstance(port, int) or not 0 < port < 65536:
+                problems.append(("port", "must be an integer 1-65535"))
+        return problems
+
+
 class FileConnector(Connector):
     """Base of the file kinds: ``config.path`` is a directory under ``DATA_ROOT``."""
 

@@ -13,7 +13,7 @@ import pymysql  # type: ignore[import-untyped]
 import pymysql.cursors  # type: ignore[import-untyped]
 from pymysql.constants import FIELD_TYPE  # type: ignore[import-untyped]
 
-from connectors.base import ConnectorError, Dialect, SqlConnector, check_host_allowed, scrub
+from connectors.base import ConnectorError, Dialect, ServerConnector, check_host_allowed, scrub
 from connectors.types import Column, from_mysql, to_mysql
 
 __all__ = ["MysqlConnector", "MysqlDialect"]
@@ -89,22 +89,8 @@ def to_mysql_value(value: Any) -> Any:
     return value
 
 
-class MysqlConnector(SqlConnector):
+class MysqlConnector(ServerConnector):
     kind = "mysql"
-    secret_fields = frozenset({"password"})
-    required_fields = frozenset({"host", "database"})
-    allowed_fields = frozenset(
-        {
-            "host",
-            "port",
-            "database",
-            "username",
-            "password",
-            "options",
-            "sslmode",
-            "connect_timeout",
-        }
-    )
     default_port = 3306
     dialect = MysqlDialect()
 
@@ -112,9 +98,6 @@ class MysqlConnector(SqlConnector):
     def validate_config(cls, config: Any) -> list[tuple[str, str]]:
         problems = super().validate_config(config)
         if isinstance(config, dict):
-            port = config.get("port", 3306)
-            if not isinstance(port, int) or not 0 < port < 65536:
-                problems.append(("port", "must be an integer 1-65535"))
             if not isinstance(config.get("options", {}), dict):
                 problems.append(("options", "must be an object"))
         return problems

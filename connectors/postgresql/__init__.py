@@ -25,7 +25,7 @@ from connectors import pools
 from connectors.base import (
     ConnectorError,
     Dialect,
-    SqlConnector,
+    ServerConnector,
     check_host_allowed,
     scrub,
 )
@@ -65,22 +65,8 @@ class PostgresDialect(Dialect):
         return f"CAST(NULL AS {to_pg(column)})"
 
 
-class PostgresqlConnector(SqlConnector):
+class PostgresqlConnector(ServerConnector):
     kind = "postgresql"
-    secret_fields = frozenset({"password"})
-    required_fields = frozenset({"host", "database"})
-    allowed_fields = frozenset(
-        {
-            "host",
-            "port",
-            "database",
-            "username",
-            "password",
-            "options",
-            "sslmode",
-            "connect_timeout",
-        }
-    )
     default_port = 5432
     dialect = PostgresDialect()
 
@@ -88,9 +74,6 @@ class PostgresqlConnector(SqlConnector):
     def validate_config(cls, config: Any) -> list[tuple[str, str]]:
         problems = super().validate_config(config)
         if isinstance(config, dict):
-            port = config.get("port", 5432)
-            if not isinstance(port, int) or not 0 < port < 65536:
-                problems.append(("port", "must be an integer 1-65535"))
             options = config.get("options", {})
             if not isinstance(options, dict | str):
                 problems.append(("options", "must be an object or a libpq options string"))
