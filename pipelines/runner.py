@@ -31,6 +31,7 @@ from pipelines.services.task_run import (
     task_run_claim,
     task_run_fail,
     task_run_heartbeat,
+    task_run_status,
     task_run_succeed,
 )
 from pipelines.tasktypes.base import LeaseLost, TaskCancelled, TaskFailed, TaskTimedOut
@@ -192,8 +193,6 @@ class Watchdog(threading.Thread):
                         ctx.stop(exc)
                         continue
                 else:
-                    from pipelines.services.task_run import task_run_status
-
                     task_status, attempt, status = task_run_status(task_id=ctx.task_id)
                     if attempt != ctx.attempt or task_status != "running":
                         ctx.stop(LeaseLost(f"attempt {ctx.attempt} no longer owns the run"))
