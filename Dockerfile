@@ -7,7 +7,8 @@ RUN npm ci --no-audit --no-fund --loglevel=error
 FROM python:3.11-slim
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 DATADOG_VAR_DIR=/var/lib/datadog
 WORKDIR /app
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md requirements.lock ./
+COPY core ./core
 COPY datadog_web ./datadog_web
 COPY pipelines ./pipelines
 COPY connectors ./connectors
@@ -16,7 +17,7 @@ COPY templates ./templates
 COPY static ./static
 COPY manage.py ./
 COPY --from=assets /app/node_modules/htmx.org/dist ./node_modules/htmx.org/dist
-RUN pip install --no-cache-dir uv && uv pip install --system --no-cache . \
+RUN pip install --no-cache-dir uv && uv pip install --system --no-cache -r requirements.lock . \
     && mkdir -p /var/lib/datadog /data && useradd -r -u 1000 datadog \
     && chown -R datadog /var/lib/datadog /data
 USER datadog

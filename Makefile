@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 UV := $(shell command -v uv 2>/dev/null)
 
-.PHONY: run test install install-dev assets lint typecheck migrate worker web bench-orchestration bench-copy clean
+.PHONY: run test install install-dev assets lint typecheck security lock migrate worker web bench-orchestration bench-copy clean
 
 $(PY):
 ifdef UV
@@ -22,19 +22,25 @@ node_modules/.package-lock.json: package.json package-lock.json
 
 assets: node_modules/.package-lock.json
 
+# Dependencies come from the lock files (exact versions, audited in CI);
+# `make lock` regenerates them from pyproject.toml's ranges.
 install: $(PY) assets
 ifdef UV
-	uv pip install -q -p $(PY) -e .
+	uv pip install -q -p $(PY) -r requirements.lock -e .
 else
-	$(PY) -m pip install -q -e .
+	$(PY) -m pip install -q -r requirements.lock -e .
 endif
 
 install-dev: $(PY) assets
 ifdef UV
-	uv pip install -q -p $(PY) -e '.[dev]'
+	uv pip install -q -p $(PY) -r requirements-dev.lock -e '.[dev]'
 else
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q -r requirements-dev.lock -e '.[dev]'
 endif
+
+lock:
+	uv pip compile -q --universal -p 3.11 pyproject.toml -o requirements.lock
+	uv pip compile -q --universal -p 3.11 pyproject.toml --extra dev -o requirements-dev.lock
 
 # Set up and run the product on the embedded default (SQLite, ORM broker):
 # bootstrap, demo data, the web app and one worker.
@@ -57,6 +63,12 @@ lint: install-dev
 
 typecheck: install-dev
 	$(VENV)/bin/mypy
+
+# Static security checks (bandit, configured in pyproject.toml) and known
+# vulnerabilities of the locked dependencies (pip-audit).
+security: install-dev
+	$(VENV)/bin/bandit -q -c pyproject.toml -r core datadog_web pipelines connectors accounts
+	$(PY) .ci/pip_audit.py
 
 bench-orchestration: install-dev
 	$(PY) bench/orchestration.py
