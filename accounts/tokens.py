@@ -38,7 +38,7 @@ def token_pair(user: Any) -> dict[str, Any]:
     access.set_exp(from_time=refresh.current_time, lifetime=lifetime)
     return {
         "access_token": str(access),
-        "token_type": "bearer",
+        "token_type": "bearer",  # nosec B105 - a label, not a secret
         "expires_in": int(lifetime.total_seconds()),
         "refresh_token": str(refresh),
     }

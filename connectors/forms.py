@@ -34,7 +34,7 @@ LABELS = {
     "port": "Port",
     "database": "Database",
     "username": "User name",
-    "password": "Password",
+    "password": "Password",  # nosec B105 - a label, not a secret
     "sslmode": "SSL mode",
     "connect_timeout": "Connect timeout (s)",
     "path": "Path",

@@ -285,7 +285,7 @@ def retry_delay_seconds(*, base: float, retry_number: int) -> float:
     Jitter spreads retries of many tasks failing on the same outage.
     """
     delay = min(base * (2 ** max(retry_number - 1, 0)), settings.RETRY_DELAY_CAP_SECONDS)
-    return max(0.0, delay * random.uniform(0.8, 1.2))
+    return max(0.0, delay * random.uniform(0.8, 1.2))  # nosec B311 - jitter, not a secret
 
 
 @transaction.atomic

@@ -97,7 +97,7 @@ EXPORT_CSV: dict[str, Any] = {
 
 def _make_shop(path: Any, rows: int) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    rng = random.Random(42)  # the same data every time
+    rng = random.Random(42)  # the same data every time  # nosec B311 - demo data
     start = datetime(2026, 1, 1, tzinfo=UTC)
     with sqlite3.connect(path) as db:
         db.execute("DROP TABLE IF EXISTS orders")
