@@ -6,13 +6,16 @@ import time
 from typing import Any
 
 from django.db import IntegrityError, transaction
+from django.db.models import F
 from django.http import HttpRequest
 from guardian.models import GroupObjectPermission, UserObjectPermission
 
+from accounts.permissions import Action, can
 from accounts.services import audit_record
 from connectors.base import ConnectorError
 from connectors.models import Connection
 from connectors.registry import KINDS, connector_class
+from connectors.signals import connection_renamed
 from datadog_web.errors import Conflict, InvalidInput
 from pipelines.definition import NAME_RE
 
@@ -84,17 +87,11 @@ def connection_update(
     new_kind = conn.kind if kind is None else kind
     new_config = conn.config if config is None else config
     _validate(name=new_name, kind=new_kind, config=new_config, existing=conn)
+    renamed_from: str | None = None
     if new_name != conn.name:
         if Connection.objects.filter(name=new_name).exists():
             raise Conflict("a connection with this name exists", [("name", "already exists")])
-        from pipelines.models import Pipeline
-
-        users = [p.name for p in Pipeline.objects.all() if conn.name in _refs(p.definition)]
-        if users:
-            raise Conflict(
-                "connection is used by pipelines; rename refused",
-                [("name", f"used by {', '.join(sorted(users))}")],
-            )
+        renamed_from = conn.name
     keep = new_kind == conn.kind
     conn.name, conn.kind = new_name, new_kind
     if description is not None:
@@ -102,26 +99,45 @@ def connection_update(
     conn.set_config(new_config, keep_secrets=keep)
     conn.save()
     audit_record(action="change", actor=user, obj=conn, request=request)
+    if renamed_from is not None:
+        # Pipeline versions bind connections by id, so a rename breaks no run;
+        # the pipelines app renames the connection in current definitions.
+        connection_renamed.send(
+            sender=Connection, connection=conn, old_name=renamed_from, user=user, request=request
+        )
     return conn
 
 
-def _refs(definition: dict[str, Any]) -> set[str]:
-    from pipelines.definition import connection_refs
+def _in_use_by(connection: Connection, *, user: Any) -> str | None:
+    """``"used by p1 and 2 pipelines you cannot see"``, or None when no pipeline uses it.
 
-    return {name for _, name in connection_refs(definition)}
+    A pipeline uses the connections its current version binds (by id: a
+    connection of the same name made later is another one). Only pipelines
+    ``user`` may see are named (all for a system call, ``user`` None).
+    """
+    bindings = connection.pipeline_bindings.filter(
+        version__version=F("version__pipeline__version")
+    ).select_related("version__pipeline")
+    pipelines = {
+        b.version.pipeline
+        for b in bindings.defer("version__definition", "version__pipeline__definition")
+    }
+    if not pipelines:
+        return None
+    names = sorted(p.name for p in pipelines if user is None or can(user, Action.VIEW, p))
+    hidden = len(pipelines) - len(names)
+    if hidden:
+        names.append(f"{hidden} pipeline{'s' if hidden > 1 else ''} you cannot see")
+    return "used by " + (f"{', '.join(names[:-1])} and {names[-1]}" if len(names) > 1 else names[0])
 
 
 @transaction.atomic
 def connection_delete(
     *, connection: Connection, user: Any = None, request: HttpRequest | None = None
 ) -> None:
-    from pipelines.models import Pipeline
-
-    users = [p.name for p in Pipeline.objects.all() if connection.name in _refs(p.definition)]
-    if users:
-        raise Conflict(
-            "connection is used by pipelines", [("", f"used by {', '.join(sorted(users))}")]
-        )
+    in_use = _in_use_by(connection, user=user)
+    if in_use:
+        raise Conflict("connection is used by pipelines", [("", in_use)])
     audit_record(action="delete", actor=user, obj=connection, request=request)
     for model in (UserObjectPermission, GroupObjectPermission):
         model.objects.filter(

@@ -8,7 +8,12 @@ class PipelinesConfig(AppConfig):
     def ready(self) -> None:
         from django_q.signals import post_spawn
 
+        from connectors.signals import connection_renamed
+        from pipelines.services.pipeline import pipelines_follow_connection_rename
         from pipelines.tasks import on_worker_spawn
 
         post_spawn.connect(on_worker_spawn, dispatch_uid="datadog-maintain-kick")
+        connection_renamed.connect(
+            pipelines_follow_connection_rename, dispatch_uid="pipelines-follow-rename"
+        )
         import datadog_web.metrics  # noqa: F401  connects metrics, alert and log-id receivers

@@ -1320,6 +1320,20 @@ def connection_refs(defn: dict[str, Any]) -> list[tuple[str, str]]:
     return refs
 
 
+def with_connections_renamed(defn: dict[str, Any], names: Mapping[str, str]) -> dict[str, Any]:
+    """A copy of a normalized definition whose connection refs are renamed by ``names``.
+
+    Looks where ``connection_refs`` looks, so a column called ``connection``
+    in a rename mapping is left alone.
+    """
+    out = json.loads(json.dumps(defn))
+    for task in out.get("tasks") or []:
+        for holder in [task, *(v for v in task.values() if isinstance(v, dict))]:
+            if isinstance(holder.get("connection"), str):
+                holder["connection"] = names.get(holder["connection"], holder["connection"])
+    return out
+
+
 # ---------------------------------------------------------------------------
 # Text: parsing and dumping
 # ---------------------------------------------------------------------------

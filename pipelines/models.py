@@ -136,6 +136,44 @@ class PipelineVersion(models.Model):
         return f"{self.pipeline.name} v{self.version}"
 
 
+class ConnectionBinding(models.Model):
+    """A connection a pipeline version uses, bound by id (SPEC §9 "Connections by identity").
+
+    The definition names connections for humans; runs resolve a name through
+    their version's bindings, so renaming a connection keeps old versions
+    working and a connection deleted and created again under the same name is
+    never picked up by a version made before.
+    """
+
+    version = models.ForeignKey(PipelineVersion, on_delete=models.CASCADE, related_name="bindings")
+    # The name the version's definition uses for the connection.
+    name = models.CharField(max_length=100)
+    # NULL once the connection is deleted: the binding stays, so a run of this
+    # version fails naming the connection instead of finding another by name.
+    connection = models.ForeignKey(
+        "connectors.Connection",
+        null=True,
+        on_delete=models.SET_NULL,
+        related_name="pipeline_bindings",
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["version", "name"], name="uniq_binding_name")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.version}: {self.name} → {self.connection_id}"
+
+    @staticmethod
+    def gone(name: str) -> str:
+        """Why a run cannot use a binding whose connection was deleted."""
+        return (
+            f"connection '{name}' no longer exists: it was deleted after this version "
+            "of the pipeline was made"
+        )
+
+
 class ExecutionQuerySet(models.QuerySet["Execution"]):
     def active(self) -> ExecutionQuerySet:
         return self.filter(status__in=EXECUTION_ACTIVE)

@@ -25,7 +25,7 @@ from django.db import connections
 from connectors.base import ConnectorError
 from connectors.models import Connection
 from pipelines import checkpoints
-from pipelines.models import ExecutionStatus, TaskLogLine, TaskRun, Watermark
+from pipelines.models import ConnectionBinding, ExecutionStatus, TaskLogLine, TaskRun, Watermark
 from pipelines.services.task_run import (
     task_run_cancelled,
     task_run_claim,
@@ -67,6 +67,7 @@ class RunContext:
         )
         self._definition_task = task_run.definition_task
         self._pipeline_pk = execution.pipeline_id
+        self._version_pk = execution.version_id
         self._started = time.monotonic()
         self._timeout = float(self.task.get("timeout", 3600))
         self._lock = threading.Lock()
@@ -79,7 +80,16 @@ class RunContext:
 
     # --- what task types call -------------------------------------------
     def connection(self, name: str) -> Any:
-        conn = Connection.objects.get(name=name)
+        """The connection ``name`` as the execution's version bound it (by id, SPEC §9).
+
+        Never looked up by name: a connection renamed since is still found,
+        and one deleted and made again under the same name is not used.
+        """
+        conn = Connection.objects.filter(
+            pipeline_bindings__version_id=self._version_pk, pipeline_bindings__name=name
+        ).first()
+        if conn is None:
+            raise TaskFailed(ConnectionBinding.gone(name))
         connector = conn.connector()
         self._connectors.append(connector)
         return connector

@@ -454,7 +454,7 @@ def line_of(text: str, path: str) -> int | None:
 
 
 def _check_text(
-    text: str, fmt: str | None, user: Any
+    text: str, fmt: str | None, user: Any, pipeline: Pipeline | None = None
 ) -> tuple[Any, dict[str, Any] | None, list[dict[str, Any]]]:
     """(parsed data or None, normalized definition or None, problems with their lines)."""
     try:
@@ -466,7 +466,7 @@ def _check_text(
             [{"path": p.path, "message": p.message, "line": None} for p in exc.problems],
         )
     try:
-        normalized = pipeline_validate(data, user=user)
+        normalized = pipeline_validate(data, user=user, pipeline=pipeline)
     except ServiceError as exc:
         problems = [{**e, "line": line_of(text, e["path"])} for e in exc.errors]
         return data, None, problems
@@ -492,7 +492,7 @@ def _editor_context(
     text = form.data.get("definition") if form.is_bound else form.initial.get("definition", "")
     fmt = form.data.get("format") if form.is_bound else ""
     data, normalized, problems = (
-        _check_text(text or "", fmt, request.user) if check else (None, None, [])
+        _check_text(text or "", fmt, request.user, pipeline) if check else (None, None, [])
     )
     connections = _usable_connections(request.user)
     return {
@@ -580,9 +580,13 @@ def pipeline_validate_view(request: HttpRequest) -> HttpResponse:
     require_create(request.user)
     form = EditorForm(request.POST)
     form.is_valid()
-    return render_ui(
-        request, "pipelines/editor.html", _editor_context(request, form, None), fragment="feedback"
-    )
+    # Editing a pipeline: the connections it already uses need no use right.
+    pipeline = None
+    if request.POST.get("pipeline_id"):
+        pipeline = pipeline_get_visible(request.user, request.POST["pipeline_id"])
+        require(request.user, Action.CHANGE, pipeline)
+    context = _editor_context(request, form, pipeline)
+    return render_ui(request, "pipelines/editor.html", context, fragment="feedback")
 
 
 @ui_view

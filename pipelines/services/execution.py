@@ -10,11 +10,14 @@ from django.db import transaction
 from django.http import HttpRequest
 from django.utils import timezone
 
+from accounts.permissions import Action, can
 from accounts.services import audit_record
 from datadog_web.errors import Conflict, InvalidInput
 from pipelines import dag
+from pipelines.definition import connection_refs
 from pipelines.models import (
     EXECUTION_FINISHED,
+    ConnectionBinding,
     Execution,
     ExecutionStatus,
     IdempotencyKey,
@@ -166,7 +169,8 @@ def execution_create(
         "data_interval_end": end.isoformat(),
     }
     execution.save()
-    TaskRun.objects.bulk_create(_task_runs_for(definition, execution, skip_tasks or set()))
+    task_runs = _task_runs_for(definition, execution, skip_tasks or set())
+    TaskRun.objects.bulk_create(task_runs)
     record(
         execution_id=execution.pk,
         task_run=None,
@@ -197,9 +201,78 @@ def execution_create(
             request=request,
             details={"execution_id": str(execution.pk), "trigger": str(trigger)},
         )
+    refused = _connections_refused(
+        pipeline, version, [tr for tr in task_runs if tr.task_name not in (skip_tasks or set())]
+    )
+    if refused:
+        _execution_refuse(execution, refused, actor=actor_of(user, default=trigger))
     executions_start_queued(pipeline=pipeline)
     execution.refresh_from_db()
     return execution
+
+
+def _connections_refused(
+    pipeline: Pipeline, version: PipelineVersion, task_runs: list[TaskRun]
+) -> dict[str, str]:
+    """``{connection name: why this run may not use it}`` for the tasks about to run.
+
+    Checked whenever a run is created (SPEC §9), whoever creates it: the
+    version's binding must still point at a connection, and the pipeline
+    owner must still have the right to use it (a share can be revoked after
+    the pipeline was made). A pipeline without an owner was made by the
+    system (a management command) and has no right to re-check.
+    """
+    names = {name for _, name in connection_refs({"tasks": [tr.spec for tr in task_runs]})}
+    if not names:
+        return {}
+    bound = {
+        b.name: b.connection
+        for b in version.bindings.filter(name__in=names).select_related("connection")
+    }
+    owner = pipeline.created_by
+    refused = {}
+    for name in sorted(names):
+        conn = bound.get(name)
+        if conn is None:
+            refused[name] = ConnectionBinding.gone(name)
+        elif owner is not None and not can(owner, Action.USE, conn):
+            refused[name] = (
+                f"the pipeline owner '{owner.get_username()}' may no longer use connection '{name}'"
+            )
+    return refused
+
+
+def _execution_refuse(execution: Execution, refused: dict[str, str], *, actor: str) -> None:
+    """Fail a new execution at once: its tasks on a refused connection fail, the others never start.
+
+    The run is kept (not refused with an error response) so that manual,
+    API, scheduled, backfill and rerun triggers all leave the same record.
+    """
+    now = timezone.now()
+    why = "; ".join(refused.values())
+    for task_run in TaskRun.objects.filter(execution=execution, status=TaskRunStatus.PENDING):
+        names = {name for _, name in connection_refs({"tasks": [task_run.spec]})}
+        errors = [refused[name] for name in sorted(names & set(refused))]
+        if errors:
+            _move(
+                task_run,
+                to=TaskRunStatus.FAILED,
+                expected={TaskRunStatus.PENDING},
+                actor=actor,
+                reason=errors[0],
+                error="; ".join(errors),
+                ended_at=now,
+            )
+        else:
+            _move(
+                task_run,
+                to=TaskRunStatus.CANCELLED,
+                expected={TaskRunStatus.PENDING},
+                actor=actor,
+                reason=f"run refused: {why}"[:1000],
+                ended_at=now,
+            )
+    execution_finish(execution=execution, actor=actor)
 
 
 def executions_start_queued(*, pipeline: Pipeline) -> list[Execution]:

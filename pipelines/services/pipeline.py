@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.db import IntegrityError, transaction
+from django.db.models import F
 from django.http import HttpRequest
 from guardian.models import GroupObjectPermission, UserObjectPermission
 
@@ -13,32 +14,79 @@ from accounts.services import audit_record
 from connectors.models import Connection
 from datadog_web.errors import Conflict, InvalidInput
 from pipelines import definition
-from pipelines.models import Pipeline, PipelineVersion
+from pipelines.models import ConnectionBinding, Pipeline, PipelineVersion
 
 
-def pipeline_validate(data: Any, *, user: Any) -> dict[str, Any]:
-    """The normalized definition, or InvalidInput with every problem and its path."""
+def pipeline_validate(data: Any, *, user: Any, pipeline: Pipeline | None = None) -> dict[str, Any]:
+    """The normalized definition, or InvalidInput with every problem and its path.
+
+    With ``pipeline`` (a change), the connections its current version binds
+    need no use right: only the ones the change adds do (SPEC §9).
+    """
+    return _validate_and_bind(data, user=user, pipeline=pipeline)[0]
+
+
+def _validate_and_bind(
+    data: Any, *, user: Any, pipeline: Pipeline | None
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The normalized definition and ``{name: connection id}`` of the connections it uses."""
     normalized, problems = definition.validate(data)
     errors = [(p.path, p.message) for p in problems]
+    bindings: dict[str, Any] = {}
     if normalized is not None:
-        errors += _connection_problems(normalized, user=user)
+        current = _current_bindings(pipeline) if pipeline is not None else {}
+        bindings, connection_errors = _bind_connections(normalized, user=user, current=current)
+        errors += connection_errors
     if errors:
         raise InvalidInput("invalid pipeline definition", errors)
     assert normalized is not None
-    return normalized
+    return normalized, bindings
 
 
-def _connection_problems(normalized: dict[str, Any], *, user: Any) -> list[tuple[str, str]]:
+def _current_bindings(pipeline: Pipeline) -> dict[str, Any]:
+    """``{name: connection id or None}`` of the pipeline's current version."""
+    return dict(
+        ConnectionBinding.objects.filter(
+            version__pipeline=pipeline, version__version=pipeline.version
+        ).values_list("name", "connection_id")
+    )
+
+
+def _bind_connections(
+    normalized: dict[str, Any], *, user: Any, current: dict[str, Any]
+) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+    """Resolve each connection name of ``normalized``; problems at the paths naming them.
+
+    A name the current version binds keeps its connection (by id, whatever it
+    is called now); any other name is looked up as it is called today. A
+    connection the current version does not bind is an addition: the user
+    needs the use right on it (``user`` None: a system change, no check).
+    """
     refs = definition.connection_refs(normalized)
-    found = {c.name: c for c in Connection.objects.filter(name__in={name for _, name in refs})}
-    problems = []
-    for path, name in refs:
-        conn = found.get(name)
-        # A connection the user may not use reads as unknown: its existence is
-        # not theirs to learn.
-        if conn is None or (user is not None and not can(user, Action.USE, conn)):
-            problems.append((path, f"unknown connection '{name}'"))
-    return problems
+    names = {name for _, name in refs}
+    kept = Connection.objects.in_bulk(
+        {current[name] for name in names if current.get(name) is not None}
+    )
+    resolved = {name: kept[current[name]] for name in names if current.get(name) in kept}
+    resolved.update((c.name, c) for c in Connection.objects.filter(name__in=names - set(resolved)))
+    bound_ids = {conn_id for conn_id in current.values() if conn_id is not None}
+    # One permission check per connection, not per ref: a definition may name
+    # the same connection in thousands of tasks.
+    refused: dict[str, str] = {}
+    for name in names:
+        conn = resolved.get(name)
+        if conn is None:
+            refused[name] = f"unknown connection '{name}'"
+        elif user is not None and conn.pk not in bound_ids and not can(user, Action.USE, conn):
+            # A connection the user may not even see reads as unknown: its
+            # existence is not theirs to learn.
+            refused[name] = (
+                f"not allowed to use connection '{name}'"
+                if can(user, Action.VIEW, conn)
+                else f"unknown connection '{name}'"
+            )
+    problems = [(path, refused[name]) for path, name in refs if name in refused]
+    return {name: conn.pk for name, conn in resolved.items()}, problems
 
 
 def _apply(pipeline: Pipeline, normalized: dict[str, Any]) -> None:
@@ -54,10 +102,28 @@ def _apply(pipeline: Pipeline, normalized: dict[str, Any]) -> None:
     pipeline.parameters = normalized["parameters"]
 
 
+def _version_create(
+    pipeline: Pipeline,
+    normalized: dict[str, Any],
+    bindings: dict[str, Any],
+    *,
+    created_by: Any,
+) -> PipelineVersion:
+    """The pipeline's version ``pipeline.version``, bound by ``{name: connection id}``."""
+    version = PipelineVersion.objects.create(
+        pipeline=pipeline, version=pipeline.version, definition=normalized, created_by=created_by
+    )
+    ConnectionBinding.objects.bulk_create(
+        ConnectionBinding(version=version, name=name, connection_id=conn_id)
+        for name, conn_id in sorted(bindings.items())
+    )
+    return version
+
+
 @transaction.atomic
 def pipeline_create(*, data: Any, user: Any = None, request: HttpRequest | None = None) -> Pipeline:
     """Validate ``data`` (SPEC §2) and create the pipeline with its version 1."""
-    normalized = pipeline_validate(data, user=user)
+    normalized, bindings = _validate_and_bind(data, user=user, pipeline=None)
     if Pipeline.objects.filter(name=normalized["name"]).exists():
         raise Conflict("a pipeline with this name exists", [("name", "already exists")])
     pipeline = Pipeline(created_by=user if user is not None and user.is_authenticated else None)
@@ -68,9 +134,7 @@ def pipeline_create(*, data: Any, user: Any = None, request: HttpRequest | None 
             pipeline.save()
     except IntegrityError:
         raise Conflict("a pipeline with this name exists", [("name", "already exists")]) from None
-    PipelineVersion.objects.create(
-        pipeline=pipeline, version=1, definition=normalized, created_by=pipeline.created_by
-    )
+    _version_create(pipeline, normalized, bindings, created_by=pipeline.created_by)
     audit_record(action="create", actor=user, obj=pipeline, request=request)
     return pipeline
 
@@ -93,7 +157,7 @@ def pipeline_update(
         if not isinstance(data, dict):
             raise InvalidInput("invalid pipeline definition", [("", "must be an object")])
         data = {**pipeline.definition, **data}
-    normalized = pipeline_validate(data, user=user)
+    normalized, bindings = _validate_and_bind(data, user=user, pipeline=pipeline)
     if normalized == pipeline.definition:
         return pipeline
     if (
@@ -109,10 +173,10 @@ def pipeline_update(
     if schedule_changed:
         pipeline.next_interval_start = None  # the scheduler starts from now
     pipeline.save()
-    PipelineVersion.objects.create(
-        pipeline=pipeline,
-        version=pipeline.version,
-        definition=normalized,
+    _version_create(
+        pipeline,
+        normalized,
+        bindings,
         created_by=user if user is not None and user.is_authenticated else None,
     )
     audit_record(
@@ -155,3 +219,50 @@ def pipeline_delete(
         content_type__app_label="pipelines", content_type__model="pipeline", object_pk=object_pk
     ).delete()
     pipeline.delete()
+
+
+def pipelines_follow_connection_rename(
+    *, connection: Connection, user: Any = None, request: HttpRequest | None = None, **_: Any
+) -> list[Pipeline]:
+    """Rename ``connection`` in the current definitions that use it, each in a new version.
+
+    Runs bind connections by id, so they work without this; it keeps what
+    users read and edit (names) true to the connection's name. Versions made
+    before keep the name they were made with and their binding. Called
+    inside the rename's transaction (``connectors.signals.connection_renamed``).
+    """
+    pipeline_ids = set(
+        ConnectionBinding.objects.filter(
+            connection=connection, version__version=F("version__pipeline__version")
+        ).values_list("version__pipeline_id", flat=True)
+    )
+    renamed = []
+    # Locked in one order, so two renames cannot deadlock on the same pipelines.
+    for pipeline in Pipeline.objects.select_for_update().filter(pk__in=pipeline_ids).order_by("pk"):
+        current = _current_bindings(pipeline)  # re-read under the lock
+        names = {
+            name: connection.name
+            for name, conn_id in current.items()
+            if conn_id == connection.pk and name != connection.name
+        }
+        if not names or connection.name in current:
+            continue  # nothing to rename, or the new name is bound to another connection
+        normalized = definition.with_connections_renamed(pipeline.definition, names)
+        _apply(pipeline, normalized)
+        pipeline.version += 1
+        pipeline.save()
+        _version_create(
+            pipeline,
+            normalized,
+            {names.get(name, name): conn_id for name, conn_id in current.items()},
+            created_by=user if user is not None and user.is_authenticated else None,
+        )
+        audit_record(
+            action="change",
+            actor=user,
+            obj=pipeline,
+            request=request,
+            details={"version": pipeline.version, "connection_renamed": names},
+        )
+        renamed.append(pipeline)
+    return renamed

@@ -1,0 +1,192 @@
+"""Connections by identity (SPEC §9): versions bind connection ids, runs re-check the owner.
+
+Every run here goes through the real engine in this process (``run_task``:
+claim, the task type, the SQLite connector on a real file under a per-test
+DATA_ROOT); only the broker hop is replaced by a list of the sent ids.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.conf import settings
+from django.utils import timezone
+
+from accounts.permissions import Level
+from accounts.services import sharing_set
+from connectors.services import connection_create, connection_delete, connection_update
+from datadog_web.errors import Conflict
+from pipelines.models import ConnectionBinding, Execution, ExecutionStatus, TaskRunStatus, Trigger
+from pipelines.runner import run_task
+from pipelines.services import (
+    execution_create,
+    execution_rerun,
+    pipeline_create,
+    pipeline_update,
+    schedule_tick,
+)
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(autouse=True)
+def sent(monkeypatch: pytest.MonkeyPatch, settings: Any, tmp_path: Path) -> list[Any]:
+    """Task run ids sent to the broker; ``drain`` runs them here with the real runner."""
+    settings.DATA_ROOT = tmp_path
+    ids: list[Any] = []
+    monkeypatch.setattr("pipelines.services.task_run.enqueue_task_runs", ids.extend)
+    monkeypatch.setattr("pipelines.services.reaper.enqueue_task_runs", ids.extend)
+    return ids
+
+
+def drain(sent: list[Any]) -> None:
+    while sent:
+        run_task(str(sent.pop(0)))
+
+
+def sqlite_conn(name: str, path: str, user: Any) -> Any:
+    return connection_create(name=name, kind="sqlite", config={"path": path}, user=user)
+
+
+def writer(name: str, table: str, connection: str) -> dict[str, Any]:
+    """A pipeline whose one task creates ``table`` through ``connection``."""
+    sql = f"CREATE TABLE {table} AS SELECT 1 AS x"
+    return {
+        "name": name,
+        "tasks": [{"name": "t1", "type": "sql", "connection": connection, "sql": sql}],
+    }
+
+
+def tables(path: Path) -> set[str]:
+    with sqlite3.connect(path) as db:
+        return {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+
+
+def make_file(path: Path) -> bytes:
+    """A real SQLite file with one table; returns its bytes to compare later."""
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE sentinel (x INTEGER)")
+    return path.read_bytes()
+
+
+def finished(execution: Execution) -> Execution:
+    execution.refresh_from_db()
+    return execution
+
+
+def test_it_renames_a_used_connection_and_runs_made_before_and_after_still_work(
+    developer: Any, sent: list[Any]
+) -> None:
+    wh = sqlite_conn("wh", "wh.sqlite", developer)
+    pipeline = pipeline_create(data=writer("p1", "before", "wh"), user=developer)
+    queued = execution_create(pipeline=pipeline, user=developer)  # made on version 1
+
+    connection_update(connection=wh, name="warehouse", user=developer)
+
+    pipeline.refresh_from_db()
+    # The current definition follows the new name in a new version; version 1
+    # keeps the name it was made with, and both bind the same connection.
+    assert pipeline.version == 2
+    assert pipeline.definition["tasks"][0]["connection"] == "warehouse"
+    assert pipeline.versions.get(version=1).definition["tasks"][0]["connection"] == "wh"
+    assert set(ConnectionBinding.objects.values_list("version__version", "name", "connection")) == {
+        (1, "wh", wh.pk),
+        (2, "warehouse", wh.pk),
+    }
+    drain(sent)
+    assert finished(queued).status == ExecutionStatus.SUCCESS, queued.error
+    pipeline_update(pipeline=pipeline, data=writer("p1", "after", "warehouse"), user=developer)
+    later = execution_create(pipeline=pipeline, user=developer)
+    drain(sent)
+    assert finished(later).status == ExecutionStatus.SUCCESS, later.error
+    assert {"before", "after"} <= tables(Path(settings.DATA_ROOT) / "wh.sqlite")
+
+
+def test_it_never_lets_old_versions_queued_runs_or_reruns_use_a_recreated_name(
+    developer: Any, sent: list[Any], tmp_path: Path
+) -> None:
+    old = sqlite_conn("wh", "old.sqlite", developer)
+    sqlite_conn("other", "other.sqlite", developer)
+    pipeline = pipeline_create(data=writer("p1", "marker", "wh"), user=developer)
+    done = execution_create(pipeline=pipeline, user=developer)
+    drain(sent)
+    assert finished(done).status == ExecutionStatus.SUCCESS
+    queued = execution_create(pipeline=pipeline, user=developer)  # version 1, not run yet
+    # The pipeline moves off wh, so wh may be deleted; another wh takes the name.
+    pipeline_update(pipeline=pipeline, data=writer("p1", "marker", "other"), user=developer)
+    connection_delete(connection=old, user=developer)
+    new_file = tmp_path / "new.sqlite"
+    before = make_file(new_file)
+    sqlite_conn("wh", "new.sqlite", developer)
+
+    rerun = execution_rerun(execution=done, from_task="t1", user=developer)  # version 1
+    assert rerun.status == ExecutionStatus.FAILED  # refused when created, nothing ran
+    assert "connection 'wh' no longer exists" in rerun.error
+    drain(sent)  # the queued run's task resolves wh through version 1's binding
+    queued = finished(queued)
+    assert queued.status == ExecutionStatus.FAILED
+    assert "connection 'wh' no longer exists" in queued.tasks.get().error
+    assert new_file.read_bytes() == before and tables(new_file) == {"sentinel"}
+
+
+def test_it_refuses_to_delete_a_connection_a_current_version_binds(developer: Any) -> None:
+    wh = sqlite_conn("wh", "wh.sqlite", developer)
+    pipeline_create(data=writer("p1", "marker", "wh"), user=developer)
+    with pytest.raises(Conflict) as refused:
+        connection_delete(connection=wh, user=developer)
+    assert refused.value.errors == [{"path": "", "message": "used by p1"}]
+
+
+def test_it_fails_a_run_at_once_when_the_owner_lost_the_use_share(
+    developer: Any, other_developer: Any, sent: list[Any], tmp_path: Path
+) -> None:
+    shared = sqlite_conn("shared", "shared.sqlite", other_developer)
+    sharing_set(obj=shared, users={developer: Level.OPERATE}, groups={}, actor=other_developer)
+    pipeline = pipeline_create(data=writer("p1", "marker", "shared"), user=developer)
+    before = make_file(tmp_path / "shared.sqlite")
+
+    sharing_set(obj=shared, users={}, groups={}, actor=other_developer)
+    execution = execution_create(pipeline=pipeline, user=developer, trigger=Trigger.API)
+
+    assert execution.status == ExecutionStatus.FAILED
+    assert execution.started_at is None and sent == []  # no task reached the broker
+    message = "the pipeline owner 'dev1' may no longer use connection 'shared'"
+    task = execution.tasks.get()
+    assert task.status == TaskRunStatus.FAILED and task.error == message
+    assert message in execution.error
+    assert (tmp_path / "shared.sqlite").read_bytes() == before
+
+
+def test_it_fails_a_scheduled_run_the_same_way(
+    developer: Any, other_developer: Any, sent: list[Any]
+) -> None:
+    shared = sqlite_conn("shared", "shared.sqlite", other_developer)
+    sharing_set(obj=shared, users={developer: Level.OPERATE}, groups={}, actor=other_developer)
+    data = {**writer("p1", "marker", "shared"), "schedule": "*/5 * * * *"}
+    pipeline = pipeline_create(data=data, user=developer)
+    now = timezone.now()
+    pipeline.next_interval_start = now - timedelta(minutes=11)
+    pipeline.save(update_fields=["next_interval_start"])
+    sharing_set(obj=shared, users={}, groups={}, actor=other_developer)
+
+    assert schedule_tick(now=now) == 1
+    execution = Execution.objects.get(pipeline=pipeline)
+    assert execution.trigger == Trigger.SCHEDULE and execution.status == ExecutionStatus.FAILED
+    assert "may no longer use connection 'shared'" in execution.error
+    assert sent == []
+
+
+def test_it_runs_while_the_owner_keeps_the_use_share(
+    developer: Any, other_developer: Any, sent: list[Any], tmp_path: Path
+) -> None:
+    shared = sqlite_conn("shared", "shared.sqlite", other_developer)
+    sharing_set(obj=shared, users={developer: Level.OPERATE}, groups={}, actor=other_developer)
+    pipeline = pipeline_create(data=writer("p1", "marker", "shared"), user=developer)
+    execution = execution_create(pipeline=pipeline, user=developer)
+    drain(sent)
+    assert finished(execution).status == ExecutionStatus.SUCCESS, execution.error
+    assert "marker" in tables(tmp_path / "shared.sqlite")
