@@ -1,0 +1,142 @@
+"""Connections by identity over the API (SPEC §9): rename, shared edits, in-use answers."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from accounts.permissions import Level
+from accounts.services import sharing_set
+from connectors.models import Connection
+from pipelines.models import ConnectionBinding, Pipeline
+from pipelines.services import pipeline_create
+from tests.api.helpers import assert_error, url
+
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("no_broker")]
+
+
+def sql_task(name: str, connection: str) -> dict[str, Any]:
+    return {"name": name, "type": "sql", "connection": connection, "sql": "SELECT 1"}
+
+
+@pytest.fixture
+def p1(wh: Connection, developer: Any) -> Pipeline:
+    """dev1's pipeline on dev1's connection ``wh``."""
+    return pipeline_create(data={"name": "p1", "tasks": [sql_task("t1", "wh")]}, user=developer)
+
+
+@pytest.fixture
+def edit_shared(p1: Pipeline, developer: Any, other_developer: Any) -> Pipeline:
+    """p1 shared for edit with dev2, who may not use (nor see) dev1's ``wh``."""
+    sharing_set(obj=p1, users={other_developer: Level.EDIT}, groups={}, actor=developer)
+    return p1
+
+
+def bound(pipeline: Pipeline) -> dict[str, Any]:
+    pipeline.refresh_from_db()
+    return dict(
+        ConnectionBinding.objects.filter(
+            version__pipeline=pipeline, version__version=pipeline.version
+        ).values_list("name", "connection")
+    )
+
+
+def test_it_renames_a_used_connection(
+    client_for: Callable[[Any], Any], developer: Any, wh: Connection, p1: Pipeline
+) -> None:
+    client = client_for(developer)
+    response = client.patch(url(f"connections/{wh.pk}"), {"name": "warehouse"}, format="json")
+    assert response.status_code == 200, response.content
+    body = client.get(url(f"pipelines/{p1.pk}")).json()
+    assert body["version"] == 2
+    assert body["tasks"][0]["connection"] == "warehouse"
+    versions = client.get(url(f"pipelines/{p1.pk}/versions")).json()["results"]
+    # Version 1 keeps the name it was made with; it still binds the same connection.
+    assert [v["definition"]["tasks"][0]["connection"] for v in versions] == ["warehouse", "wh"]
+    assert bound(p1) == {"warehouse": wh.pk}
+
+
+def test_it_lets_an_edit_share_change_a_pipeline_on_the_owners_connections(
+    client_for: Callable[[Any], Any], other_developer: Any, wh: Connection, edit_shared: Pipeline
+) -> None:
+    response = client_for(other_developer).patch(
+        url(f"pipelines/{edit_shared.pk}"), {"description": "nightly"}, format="json"
+    )
+    assert response.status_code == 200, response.content
+    assert response.json()["version"] == 2
+    assert bound(edit_shared) == {"wh": wh.pk}
+
+
+def test_it_reports_an_added_connection_the_editor_may_see_but_not_use(
+    client_for: Callable[[Any], Any],
+    developer: Any,
+    other_developer: Any,
+    sqlite_connection: Callable[..., Any],
+    edit_shared: Pipeline,
+) -> None:
+    seen = sqlite_connection("seen", "seen.sqlite", user=developer)
+    sharing_set(obj=seen, users={other_developer: Level.VIEW}, groups={}, actor=developer)
+    tasks = [sql_task("t1", "wh"), sql_task("t2", "seen")]
+    response = client_for(other_developer).patch(
+        url(f"pipelines/{edit_shared.pk}"), {"tasks": tasks}, format="json"
+    )
+    body = assert_error(response, 400, "tasks[1].connection")
+    assert body["errors"] == [
+        {"path": "tasks[1].connection", "message": "not allowed to use connection 'seen'"}
+    ]
+    assert bound(edit_shared) == {"wh": Connection.objects.get(name="wh").pk}
+
+
+def test_it_reports_an_added_connection_the_editor_cannot_see_as_unknown(
+    client_for: Callable[[Any], Any],
+    developer: Any,
+    other_developer: Any,
+    sqlite_connection: Callable[..., Any],
+    edit_shared: Pipeline,
+) -> None:
+    sqlite_connection("hidden", "hidden.sqlite", user=developer)
+    tasks = [sql_task("t1", "wh"), sql_task("t2", "hidden")]
+    response = client_for(other_developer).patch(
+        url(f"pipelines/{edit_shared.pk}"), {"tasks": tasks}, format="json"
+    )
+    body = assert_error(response, 400, "tasks[1].connection")
+    assert body["errors"] == [
+        {"path": "tasks[1].connection", "message": "unknown connection 'hidden'"}
+    ]
+
+
+def test_it_lets_the_editor_add_a_connection_they_may_use(
+    client_for: Callable[[Any], Any],
+    other_developer: Any,
+    sqlite_connection: Callable[..., Any],
+    edit_shared: Pipeline,
+) -> None:
+    own = sqlite_connection("own", "own.sqlite", user=other_developer)
+    tasks = [sql_task("t1", "wh"), sql_task("t2", "own")]
+    response = client_for(other_developer).patch(
+        url(f"pipelines/{edit_shared.pk}"), {"tasks": tasks}, format="json"
+    )
+    assert response.status_code == 200, response.content
+    assert bound(edit_shared) == {"wh": Connection.objects.get(name="wh").pk, "own": own.pk}
+
+
+def test_it_names_only_visible_pipelines_when_refusing_a_delete(
+    client_for: Callable[[Any], Any],
+    developer: Any,
+    other_developer: Any,
+    admin_user: Any,
+    wh: Connection,
+    p1: Pipeline,
+) -> None:
+    sharing_set(obj=wh, users={other_developer: Level.OPERATE}, groups={}, actor=developer)
+    for name in ("secret_a", "secret_b"):
+        pipeline_create(data={"name": name, "tasks": [sql_task("t1", "wh")]}, user=other_developer)
+
+    body = assert_error(client_for(developer).delete(url(f"connections/{wh.pk}")), 409)
+    assert body["errors"] == [{"path": "", "message": "used by p1 and 2 pipelines you cannot see"}]
+    assert "secret" not in str(body)
+    body = assert_error(client_for(admin_user).delete(url(f"connections/{wh.pk}")), 409)
+    assert body["errors"][0]["message"] == "used by p1, secret_a and secret_b"
+    assert Connection.objects.filter(pk=wh.pk).exists()
