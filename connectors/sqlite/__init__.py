@@ -14,6 +14,7 @@ from decimal import Decimal
 from typing import Any
 
 from connectors.base import ConnectorError, Dialect, SqlConnector, resolve_under, split_table
+from connectors.sqlite.confinement import ConfinedConnection, Guard, confine
 from connectors.types import Column, from_sqlite, infer_text_type, to_sqlite
 
 __all__ = ["SqliteConnector", "SqliteDialect"]
@@ -88,32 +89,39 @@ class SqliteConnector(SqlConnector):
         # pyformat -> sqlite3's named style; ``%%`` is a literal ``%``.
         return _PYFORMAT_RE.sub(lambda m: f":{m.group(1)}" if m.group(1) else "%", sql)
 
-    def _raw_connect(self) -> sqlite3.Connection:
+    def _raw_connect(self) -> ConfinedConnection:
+        """A connection confined to the file (SPEC §10) before any statement runs."""
         path = self.file()
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
             conn = sqlite3.connect(
-                str(path), timeout=30, isolation_level=None, check_same_thread=False
+                str(path),
+                timeout=30,
+                isolation_level=None,
+                check_same_thread=False,
+                factory=ConfinedConnection,
             )
         except sqlite3.Error as exc:
             raise self.map_error(exc) from exc
+        confine(conn)
         return conn
 
     @contextmanager
     def connect(self, *, read_only: bool = False, timeout_s: float | None = None) -> Iterator[Any]:
         conn = self._raw_connect()
         try:
-            try:
-                # WAL lets a reader's snapshot and a writer coexist (a copy
-                # from and to the same file, a check while a copy runs).
-                conn.execute("PRAGMA journal_mode=WAL")
-            except sqlite3.OperationalError:
-                pass
+            with conn.guard.product():
+                try:
+                    # WAL lets a reader's snapshot and a writer coexist (a copy
+                    # from and to the same file, a check while a copy runs).
+                    conn.execute("PRAGMA journal_mode=WAL")
+                except sqlite3.OperationalError:
+                    pass
+                conn.execute("PRAGMA query_only = ON" if read_only else "PRAGMA query_only = OFF")
             if timeout_s is not None:
                 deadline = time.monotonic() + timeout_s
                 # Returning non-zero aborts the statement (SQLITE_INTERRUPT).
                 conn.set_progress_handler(lambda: int(time.monotonic() > deadline), 10000)
-            conn.execute("PRAGMA query_only = ON" if read_only else "PRAGMA query_only = OFF")
             # IMMEDIATE takes the write lock up front: two writers wait for
             # each other instead of failing halfway with SQLITE_BUSY.
             conn.execute("BEGIN" if read_only else "BEGIN IMMEDIATE")
@@ -141,6 +149,12 @@ class SqliteConnector(SqlConnector):
         if isinstance(exc, ConnectorError):
             return exc
         text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if text == "not authorized":
+            # The confinement guard refused a statement outside a cursor (the
+            # cursor names what); never worth a retry.
+            return ConnectorError(
+                f"{self.where()}: statement refused (it reaches outside the file)"
+            )
         transient = isinstance(exc, sqlite3.OperationalError) and (
             "locked" in text or "busy" in text or "interrupted" in text
         )
@@ -214,12 +228,12 @@ class SqliteConnector(SqlConnector):
 class _SqliteConn:
     """A sqlite3 connection whose cursors take pyformat SQL like the other kinds."""
 
-    def __init__(self, raw: sqlite3.Connection, connector: SqliteConnector) -> None:
+    def __init__(self, raw: ConfinedConnection, connector: SqliteConnector) -> None:
         self.raw = raw
         self.connector = connector
 
     def cursor(self) -> _SqliteCursor:
-        return _SqliteCursor(self.raw.cursor(), self.connector)
+        return _SqliteCursor(self.raw.cursor(), self.connector, self.raw.guard)
 
     def commit(self) -> None:
         if self.raw.in_transaction:
@@ -232,21 +246,31 @@ class _SqliteConn:
 
 
 class _SqliteCursor:
-    def __init__(self, cur: sqlite3.Cursor, connector: SqliteConnector) -> None:
+    def __init__(self, cur: sqlite3.Cursor, connector: SqliteConnector, guard: Guard) -> None:
         self._cur = cur
         self._connector = connector
+        self._guard = guard
 
     def execute(self, sql: str, params: Any = None) -> _SqliteCursor:
-        if params is None:
-            # Like psycopg: without parameters the SQL is sent as written.
-            self._cur.execute(sql)
-            return self
-        sql = self._connector.to_driver_sql(sql)
-        if isinstance(params, dict):
-            params = {k: to_sqlite_value(v) for k, v in params.items()}
-        elif params is not None:
-            params = [to_sqlite_value(v) for v in params]
-        self._cur.execute(sql, params)
+        if params is not None:
+            sql = self._connector.to_driver_sql(sql)
+            if isinstance(params, dict):
+                params = {k: to_sqlite_value(v) for k, v in params.items()}
+            else:
+                params = [to_sqlite_value(v) for v in params]
+        self._guard.take()  # a refusal of an earlier statement is not this one's
+        try:
+            if params is None:
+                # Like psycopg: without parameters the SQL is sent as written.
+                self._cur.execute(sql)
+            else:
+                self._cur.execute(sql, params)
+        except sqlite3.DatabaseError as exc:
+            refused = self._guard.take()
+            if refused is None:
+                raise
+            # SQLite only says "not authorized"; the guard knows what was refused.
+            raise ConnectorError(f"{self._connector.where()}: {refused}") from exc
         return self
 
     def __getattr__(self, name: str) -> Any:
