@@ -243,7 +243,7 @@ def _connections_refused(
 
 
 def _execution_refuse(execution: Execution, refused: dict[str, str], *, actor: str) -> None:
-    """Fail a new execution at once: its tasks on a refused connection fail, the others never start.
+    """Fail a new execution at once: tasks on a refused connection fail, the others never start.
 
     The run is kept (not refused with an error response) so that manual,
     API, scheduled, backfill and rerun triggers all leave the same record.

@@ -12,6 +12,7 @@ from guardian.models import GroupObjectPermission, UserObjectPermission
 from accounts.permissions import Action, can
 from accounts.services import audit_record
 from connectors.models import Connection
+from core import outbound
 from datadog_web.errors import Conflict, InvalidInput
 from pipelines import definition
 from pipelines.models import ConnectionBinding, Pipeline, PipelineVersion
@@ -37,10 +38,21 @@ def _validate_and_bind(
         current = _current_bindings(pipeline) if pipeline is not None else {}
         bindings, connection_errors = _bind_connections(normalized, user=user, current=current)
         errors += connection_errors
+        errors += _webhook_problems(normalized)
     if errors:
-        raise InvalidInput("invalid pipeline definition", errors)
+        # Capped here too: a definition naming 10,000 unknown connections is
+        # valid to the definition module, and its answer must stay small.
+        shown = definition.capped([definition.Problem(path, message) for path, message in errors])
+        raise InvalidInput("invalid pipeline definition", [(p.path, p.message) for p in shown])
     assert normalized is not None
     return normalized, bindings
+
+
+def _webhook_problems(normalized: dict[str, Any]) -> list[tuple[str, str]]:
+    """The outbound host policy on ``on_failure.webhook`` (SPEC §10), at its own path."""
+    webhook = (normalized.get("on_failure") or {}).get("webhook")
+    problem = outbound.url_validation_problem(webhook) if webhook else None
+    return [("on_failure.webhook", problem)] if problem else []
 
 
 def _current_bindings(pipeline: Pipeline) -> dict[str, Any]:
@@ -168,10 +180,24 @@ def pipeline_update(
     schedule_changed = (normalized["schedule"] or "") != pipeline.schedule or normalized[
         "timezone"
     ] != pipeline.timezone
-    _apply(pipeline, normalized)
-    pipeline.version += 1
     if schedule_changed:
         pipeline.next_interval_start = None  # the scheduler starts from now
+    _version_next(pipeline, normalized, bindings, user=user, request=request)
+    return pipeline
+
+
+def _version_next(
+    pipeline: Pipeline,
+    normalized: dict[str, Any],
+    bindings: dict[str, Any],
+    *,
+    user: Any,
+    request: HttpRequest | None,
+    details: dict[str, Any] | None = None,
+) -> None:
+    """Make ``normalized`` the pipeline's next version: saved, bound and audited."""
+    _apply(pipeline, normalized)
+    pipeline.version += 1
     pipeline.save()
     _version_create(
         pipeline,
@@ -184,9 +210,8 @@ def pipeline_update(
         actor=user,
         obj=pipeline,
         request=request,
-        details={"version": pipeline.version},
+        details={"version": pipeline.version, **(details or {})},
     )
-    return pipeline
 
 
 @transaction.atomic
@@ -248,21 +273,14 @@ def pipelines_follow_connection_rename(
         if not names or connection.name in current:
             continue  # nothing to rename, or the new name is bound to another connection
         normalized = definition.with_connections_renamed(pipeline.definition, names)
-        _apply(pipeline, normalized)
-        pipeline.version += 1
-        pipeline.save()
-        _version_create(
+        bindings = {names.get(name, name): conn_id for name, conn_id in current.items()}
+        _version_next(
             pipeline,
             normalized,
-            {names.get(name, name): conn_id for name, conn_id in current.items()},
-            created_by=user if user is not None and user.is_authenticated else None,
-        )
-        audit_record(
-            action="change",
-            actor=user,
-            obj=pipeline,
+            bindings,
+            user=user,
             request=request,
-            details={"version": pipeline.version, "connection_renamed": names},
+            details={"connection_renamed": names},
         )
         renamed.append(pipeline)
     return renamed

@@ -69,42 +69,32 @@ def test_it_lets_an_edit_share_change_a_pipeline_on_the_owners_connections(
     assert bound(edit_shared) == {"wh": wh.pk}
 
 
-def test_it_reports_an_added_connection_the_editor_may_see_but_not_use(
+@pytest.mark.parametrize(
+    ("level", "message"),
+    [
+        (Level.VIEW, "not allowed to use connection 'added'"),  # seen, not usable
+        (None, "unknown connection 'added'"),  # not even seen
+    ],
+)
+def test_it_needs_the_use_right_on_an_added_connection(
+    level: Level | None,
+    message: str,
     client_for: Callable[[Any], Any],
     developer: Any,
     other_developer: Any,
     sqlite_connection: Callable[..., Any],
     edit_shared: Pipeline,
 ) -> None:
-    seen = sqlite_connection("seen", "seen.sqlite", user=developer)
-    sharing_set(obj=seen, users={other_developer: Level.VIEW}, groups={}, actor=developer)
-    tasks = [sql_task("t1", "wh"), sql_task("t2", "seen")]
+    added = sqlite_connection("added", "added.sqlite", user=developer)
+    if level is not None:
+        sharing_set(obj=added, users={other_developer: level}, groups={}, actor=developer)
+    tasks = [sql_task("t1", "wh"), sql_task("t2", "added")]
     response = client_for(other_developer).patch(
         url(f"pipelines/{edit_shared.pk}"), {"tasks": tasks}, format="json"
     )
     body = assert_error(response, 400, "tasks[1].connection")
-    assert body["errors"] == [
-        {"path": "tasks[1].connection", "message": "not allowed to use connection 'seen'"}
-    ]
+    assert body["errors"] == [{"path": "tasks[1].connection", "message": message}]
     assert bound(edit_shared) == {"wh": Connection.objects.get(name="wh").pk}
-
-
-def test_it_reports_an_added_connection_the_editor_cannot_see_as_unknown(
-    client_for: Callable[[Any], Any],
-    developer: Any,
-    other_developer: Any,
-    sqlite_connection: Callable[..., Any],
-    edit_shared: Pipeline,
-) -> None:
-    sqlite_connection("hidden", "hidden.sqlite", user=developer)
-    tasks = [sql_task("t1", "wh"), sql_task("t2", "hidden")]
-    response = client_for(other_developer).patch(
-        url(f"pipelines/{edit_shared.pk}"), {"tasks": tasks}, format="json"
-    )
-    body = assert_error(response, 400, "tasks[1].connection")
-    assert body["errors"] == [
-        {"path": "tasks[1].connection", "message": "unknown connection 'hidden'"}
-    ]
 
 
 def test_it_lets_the_editor_add_a_connection_they_may_use(

@@ -8,6 +8,7 @@ DATA_ROOT); only the broker hop is replaced by a list of the sent ids.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -20,11 +21,19 @@ from accounts.permissions import Level
 from accounts.services import sharing_set
 from connectors.services import connection_create, connection_delete, connection_update
 from datadog_web.errors import Conflict
-from pipelines.models import ConnectionBinding, Execution, ExecutionStatus, TaskRunStatus, Trigger
+from pipelines.models import (
+    ConnectionBinding,
+    Execution,
+    ExecutionStatus,
+    Pipeline,
+    TaskRunStatus,
+    Trigger,
+)
 from pipelines.runner import run_task
 from pipelines.services import (
     execution_create,
     execution_rerun,
+    pipeline_backfill,
     pipeline_create,
     pipeline_update,
     schedule_tick,
@@ -141,18 +150,69 @@ def test_it_refuses_to_delete_a_connection_a_current_version_binds(developer: An
     assert refused.value.errors == [{"path": "", "message": "used by p1"}]
 
 
+@pytest.fixture
+def shared(developer: Any, other_developer: Any) -> Any:
+    """dev2's connection (a real SQLite file), shared with dev1 for use (``operate``)."""
+    make_file(Path(settings.DATA_ROOT) / "shared.sqlite")
+    conn = sqlite_conn("shared", "shared.sqlite", other_developer)
+    sharing_set(obj=conn, users={developer: Level.OPERATE}, groups={}, actor=other_developer)
+    return conn
+
+
+@pytest.fixture
+def on_shared(developer: Any, shared: Any) -> Pipeline:
+    """dev1's scheduled pipeline writing through ``shared``."""
+    data = {**writer("p1", "marker", "shared"), "schedule": "*/5 * * * *"}
+    return pipeline_create(data=data, user=developer)
+
+
+def create_by(
+    trigger: Trigger, pipeline: Pipeline, user: Any, sent: list[Any]
+) -> Callable[[], Any]:
+    """A way to create a run of ``pipeline`` with ``trigger``; call it to get the execution."""
+    if trigger == Trigger.SCHEDULE:
+        now = timezone.now()
+        pipeline.next_interval_start = now - timedelta(minutes=11)
+        pipeline.save(update_fields=["next_interval_start"])
+
+        def tick() -> Execution:
+            assert schedule_tick(now=now) == 1
+            return Execution.objects.get(trigger=trigger)
+
+        return tick
+    if trigger == Trigger.BACKFILL:
+        # On a tick of */5, so [start, start + 4 min] holds exactly one interval.
+        start = (timezone.now() - timedelta(days=1)).replace(minute=0, second=0, microsecond=0)
+        return lambda: pipeline_backfill(
+            pipeline=pipeline, start=start, end=start + timedelta(minutes=4), user=user
+        )[0]
+    if trigger == Trigger.RERUN:
+        earlier = execution_create(pipeline=pipeline, user=user)
+        drain(sent)
+        assert finished(earlier).status == ExecutionStatus.SUCCESS, earlier.error
+        return lambda: execution_rerun(execution=earlier, from_task="t1", user=user)
+    return lambda: execution_create(pipeline=pipeline, user=user, trigger=trigger)
+
+
+@pytest.mark.parametrize(
+    "trigger", [Trigger.MANUAL, Trigger.API, Trigger.SCHEDULE, Trigger.BACKFILL, Trigger.RERUN]
+)
 def test_it_fails_a_run_at_once_when_the_owner_lost_the_use_share(
-    developer: Any, other_developer: Any, sent: list[Any], tmp_path: Path
+    trigger: Trigger,
+    developer: Any,
+    other_developer: Any,
+    shared: Any,
+    on_shared: Pipeline,
+    sent: list[Any],
+    tmp_path: Path,
 ) -> None:
-    shared = sqlite_conn("shared", "shared.sqlite", other_developer)
-    sharing_set(obj=shared, users={developer: Level.OPERATE}, groups={}, actor=other_developer)
-    pipeline = pipeline_create(data=writer("p1", "marker", "shared"), user=developer)
-    before = make_file(tmp_path / "shared.sqlite")
+    create = create_by(trigger, on_shared, developer, sent)
+    before = (tmp_path / "shared.sqlite").read_bytes()
 
-    sharing_set(obj=shared, users={}, groups={}, actor=other_developer)
-    execution = execution_create(pipeline=pipeline, user=developer, trigger=Trigger.API)
+    sharing_set(obj=shared, users={}, groups={}, actor=other_developer)  # revoked
+    execution = create()
 
-    assert execution.status == ExecutionStatus.FAILED
+    assert execution.trigger == trigger and execution.status == ExecutionStatus.FAILED
     assert execution.started_at is None and sent == []  # no task reached the broker
     message = "the pipeline owner 'dev1' may no longer use connection 'shared'"
     task = execution.tasks.get()
@@ -161,32 +221,10 @@ def test_it_fails_a_run_at_once_when_the_owner_lost_the_use_share(
     assert (tmp_path / "shared.sqlite").read_bytes() == before
 
 
-def test_it_fails_a_scheduled_run_the_same_way(
-    developer: Any, other_developer: Any, sent: list[Any]
-) -> None:
-    shared = sqlite_conn("shared", "shared.sqlite", other_developer)
-    sharing_set(obj=shared, users={developer: Level.OPERATE}, groups={}, actor=other_developer)
-    data = {**writer("p1", "marker", "shared"), "schedule": "*/5 * * * *"}
-    pipeline = pipeline_create(data=data, user=developer)
-    now = timezone.now()
-    pipeline.next_interval_start = now - timedelta(minutes=11)
-    pipeline.save(update_fields=["next_interval_start"])
-    sharing_set(obj=shared, users={}, groups={}, actor=other_developer)
-
-    assert schedule_tick(now=now) == 1
-    execution = Execution.objects.get(pipeline=pipeline)
-    assert execution.trigger == Trigger.SCHEDULE and execution.status == ExecutionStatus.FAILED
-    assert "may no longer use connection 'shared'" in execution.error
-    assert sent == []
-
-
 def test_it_runs_while_the_owner_keeps_the_use_share(
-    developer: Any, other_developer: Any, sent: list[Any], tmp_path: Path
+    developer: Any, on_shared: Pipeline, sent: list[Any], tmp_path: Path
 ) -> None:
-    shared = sqlite_conn("shared", "shared.sqlite", other_developer)
-    sharing_set(obj=shared, users={developer: Level.OPERATE}, groups={}, actor=other_developer)
-    pipeline = pipeline_create(data=writer("p1", "marker", "shared"), user=developer)
-    execution = execution_create(pipeline=pipeline, user=developer)
+    execution = execution_create(pipeline=on_shared, user=developer)
     drain(sent)
     assert finished(execution).status == ExecutionStatus.SUCCESS, execution.error
     assert "marker" in tables(tmp_path / "shared.sqlite")

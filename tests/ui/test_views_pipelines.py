@@ -417,6 +417,27 @@ def test_it_refuses_the_editor_to_users_who_may_not_change(
     assert client_for(other_developer).get(f"/pipelines/{owned.pk}/edit").status_code == 200
 
 
+def test_it_lets_an_edit_share_save_a_pipeline_on_the_owners_connections(
+    owned: Any, developer: Any, other_developer: Any, client_for: Any
+) -> None:
+    # dev2 may not use dev1's ``wh``; the pipeline already binds it, so a
+    # change that keeps it is valid in the live check and saves.
+    share(owned, other_developer, Level.EDIT)
+    client = client_for(other_developer)
+    page = client.get(f"/pipelines/{owned.pk}/edit").content.decode()
+    text = page.split('hx-sync="this:replace">\n', 1)[1].split("</textarea>", 1)[0]
+    text = html.unescape(text).replace("SELECT 2", "SELECT 3")
+    form = {"definition": text, "format": "yaml", "pipeline_id": str(owned.pk)}
+    assert "Valid definition" in client.post("/pipelines/validate", form, **HTMX).content.decode()
+    assert client.post(f"/pipelines/{owned.pk}/edit", form).status_code == 302
+    owned.refresh_from_db()
+    assert owned.version == 2 and owned.definition["tasks"][1]["sql"] == "SELECT 3"
+    # Without the pipeline, the same text adds ``wh``, which dev2 cannot see.
+    del form["pipeline_id"]
+    content = client.post("/pipelines/validate", form, **HTMX).content
+    assert b"unknown connection &#x27;wh&#x27;" in content
+
+
 def test_it_validates_as_the_user_types(owned: Any, developer: Any, client_for: Any) -> None:
     client = client_for(developer)
     bad = GOOD.replace("depends_on: [a]", "depends_on: [a, b]")
