@@ -95,7 +95,11 @@ class ConnectionForm(forms.Form):
     def _field(self, key: str, *, required: bool, stored: bool) -> forms.Field:
         label = LABELS.get(key, key.replace("_", " ").capitalize())
         if key in self.secret_keys:
-            state = "set — leave blank to keep it" if stored else "not set"
+            state = (
+                "set — leave blank to keep it (a new host, port, database or user name clears it)"
+                if stored
+                else "not set"
+            )
             return forms.CharField(
                 required=False,
                 label=label,

@@ -13,6 +13,13 @@ from connectors.registry import CONNECTORS, connector_class
 
 KIND_CHOICES = [(kind, kind) for kind in CONNECTORS]
 
+# The config keys that say which server (and which account on it) a
+# connection reaches. Stored secrets belong to that endpoint: changing any of
+# these (or the kind) drops them unless they are sent again (SPEC §10), so an
+# editor cannot point a connection at a server they run and receive the
+# owner's password.
+ENDPOINT_KEYS = ("host", "port", "database", "username")
+
 
 class Connection(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
@@ -51,12 +58,30 @@ class Connection(models.Model):
         """Names of the secret fields that have a value (never the values)."""
         return sorted(crypto.decrypt_json(self.secrets))
 
+    def endpoint_changed(self, kind: str, config: dict[str, Any]) -> bool:
+        """Whether ``kind`` and ``config`` reach another endpoint than the stored ones.
+
+        A port left out counts as the kind's default port, so adding
+        ``port: 5432`` to a PostgreSQL connection changes nothing.
+        """
+        if kind != self.kind:
+            return True
+        default_port = getattr(connector_class(kind), "default_port", None)
+        for key in ENDPOINT_KEYS:
+            old, new = self.config.get(key), config.get(key)
+            if key == "port":
+                old, new = old or default_port, new or default_port
+            if old != new:
+                return True
+        return False
+
     def set_config(self, config: dict[str, Any], *, keep_secrets: bool = True) -> None:
         """Split ``config`` into plain settings and encrypted secrets.
 
         A secret left out (or sent empty) keeps its stored value when
-        ``keep_secrets``, so a client can change the host without resending
-        the password it can never read back.
+        ``keep_secrets``, so a client can change the description or options
+        without resending the password it can never read back. Callers pass
+        ``keep_secrets=False`` when the endpoint changes (``endpoint_changed``).
         """
         secret_fields = self.secret_fields
         plain = {k: v for k, v in config.items() if k not in secret_fields}

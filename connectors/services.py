@@ -30,9 +30,12 @@ def _validate(*, name: Any, kind: Any, config: Any, existing: Connection | None)
         problems.append(("config", "must be an object"))
     else:
         cls = connector_class(kind)
-        # On change, stored secrets count as given: they are never sent back.
+        # On change, stored secrets count as given (they are never sent back),
+        # but only while the endpoint stays: a new host, port, database, user
+        # or kind drops them, and the kind's rules then judge the config
+        # without them.
         merged = dict(config)
-        if existing is not None and existing.kind == kind:
+        if existing is not None and not existing.endpoint_changed(kind, config):
             for key in existing.secret_keys_set():
                 merged.setdefault(key, "***")
         for key, message in cls.validate_config(merged):
@@ -81,7 +84,11 @@ def connection_update(
     user: Any = None,
     request: HttpRequest | None = None,
 ) -> Connection:
-    """Change a connection; secrets left out keep their stored values."""
+    """Change a connection; secrets left out keep their stored values.
+
+    Unless the endpoint changes: a new kind, host, port, database or user
+    name drops the stored secrets that the request does not send again.
+    """
     conn = Connection.objects.select_for_update().get(pk=connection.pk)
     new_name = conn.name if name is None else name
     new_kind = conn.kind if kind is None else kind
@@ -92,13 +99,22 @@ def connection_update(
         if Connection.objects.filter(name=new_name).exists():
             raise Conflict("a connection with this name exists", [("name", "already exists")])
         renamed_from = conn.name
-    keep = new_kind == conn.kind
+    # Secrets belong to the endpoint they were given for (SPEC §10).
+    keep = not conn.endpoint_changed(new_kind, new_config)
+    stored_before = set(conn.secret_keys_set())
     conn.name, conn.kind = new_name, new_kind
     if description is not None:
         conn.description = description
     conn.set_config(new_config, keep_secrets=keep)
+    dropped = sorted(stored_before - set(conn.secret_keys_set()))
     conn.save()
-    audit_record(action="change", actor=user, obj=conn, request=request)
+    audit_record(
+        action="change",
+        actor=user,
+        obj=conn,
+        request=request,
+        details={"secrets_dropped": dropped} if dropped else None,
+    )
     if renamed_from is not None:
         # Pipeline versions bind connections by id, so a rename breaks no run;
         # the pipelines app renames the connection in current definitions.

@@ -79,10 +79,10 @@ def test_it_creates_a_file_connection(dev: Any) -> None:
 def test_it_keeps_the_secret_when_a_change_leaves_it_out(dev: Any) -> None:
     connection_id = create_pg(dev).json()["id"]
     response = dev.patch(
-        url(f"connections/{connection_id}"), {"config": {"port": 5433}}, format="json"
+        url(f"connections/{connection_id}"), {"config": {"connect_timeout": 7}}, format="json"
     )
     assert response.status_code == 200, response.content
-    assert response.json()["config"]["port"] == 5433
+    assert response.json()["config"]["connect_timeout"] == 7
     assert response.json()["config"]["host"] == "127.0.0.1"  # PATCH merges config
     assert Connection.objects.get(pk=connection_id).full_config()["password"] == SECRET
     config = {k: v for k, v in PG.items() if k != "password"}

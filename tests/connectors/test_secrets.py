@@ -40,10 +40,11 @@ def test_it_stores_the_secret_encrypted() -> None:
 def test_it_keeps_the_secret_when_a_change_leaves_it_out() -> None:
     conn = make()
     conn = connection_update(
-        connection=conn, config={"host": "db2.example", "database": "shop", "username": "u"}
+        connection=conn,
+        config={"host": "db.example", "database": "shop", "username": "u", "sslmode": "require"},
     )
     assert conn.full_config()["password"] == PLAINTEXT
-    assert conn.config["host"] == "db2.example"
+    assert conn.config["sslmode"] == "require"
 
 
 @pytest.mark.django_db

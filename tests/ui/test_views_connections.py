@@ -121,20 +121,24 @@ def test_it_shows_service_errors_at_their_fields(pg: Any, developer: Any, client
 
 
 def test_it_keeps_a_secret_left_blank(pg: Any, developer: Any, client_for: Any) -> None:
-    response = client_for(developer).post(
-        f"/connections/{pg.pk}",
-        {
-            "name": "shop_pg",
-            "host": "db2.internal",
-            "port": "5432",
-            "database": "shop",
-            "username": "etl",
-            "password": "",
-        },
-    )
+    form = {
+        "name": "shop_pg",
+        "host": "db.internal",
+        "port": "5432",
+        "database": "shop",
+        "username": "etl",
+        "password": "",
+        "connect_timeout": "20",
+    }
+    response = client_for(developer).post(f"/connections/{pg.pk}", form)
     assert response.status_code == 302
     pg.refresh_from_db()
-    assert pg.config["host"] == "db2.internal" and pg.full_config()["password"] == SECRET
+    assert pg.config["connect_timeout"] == 20 and pg.full_config()["password"] == SECRET
+    # A new host is another endpoint: the blank password is not carried over (SPEC §10).
+    moved = client_for(developer).post(f"/connections/{pg.pk}", {**form, "host": "db2.internal"})
+    assert moved.status_code == 302
+    pg.refresh_from_db()
+    assert pg.config["host"] == "db2.internal" and "password" not in pg.full_config()
 
 
 def test_it_shows_a_shared_connection_read_only(pg: Any, viewer: Any, client_for: Any) -> None:
