@@ -14,13 +14,14 @@ from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
+from urllib.parse import unquote, urlparse
 
 import dj_database_url
 from corsheaders.defaults import default_headers
 from cryptography.fernet import Fernet
 from django.core.exceptions import ImproperlyConfigured
 
+from core.known_secrets import known_secret_problems
 from datadog_web.env import env_bool, env_int, env_list, env_str, env_url
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -69,6 +70,16 @@ for _key in FERNET_KEYS:
         raise ImproperlyConfigured(
             "FERNET_KEYS: each key must be 32 url-safe base64-encoded bytes"
         ) from None
+if DATABASE_URL is not None:
+    # Production refuses the secrets .env.example and docker-compose.yml publish
+    # (SPEC §10): every reader of the repository knows them.
+    _published = known_secret_problems(
+        secret_key=SECRET_KEY,
+        fernet_keys=FERNET_KEYS,
+        database_password=unquote(urlparse(DATABASE_URL).password or ""),
+    )
+    if _published:
+        raise ImproperlyConfigured("; ".join(str(problem) for problem in _published))
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
 ALLOWED_ORIGINS = env_list("ALLOWED_ORIGINS", ["http://localhost:3000", "http://localhost:8080"])

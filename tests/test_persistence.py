@@ -79,7 +79,7 @@ def test_it_migrates_an_empty_postgresql_database(tmp_path: Path) -> None:
         env = {
             **os.environ,
             "DATABASE_URL": url,
-            "SECRET_KEY": "m" * 40,
+            "SECRET_KEY": "persistence-test-" + "m" * 40,
             "FERNET_KEYS": "Qz3ZyT0Jr9pQyQm3W1nQ8sY2v2yKz4T7m8Xo5yq2b1E=",
             "DATADOG_VAR_DIR": str(tmp_path),
         }
