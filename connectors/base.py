@@ -285,6 +285,14 @@ class Connector(ABC):
     def data_root(self) -> Path:
         return data_root(self._data_root)
 
+    def data_paths(self) -> list[Path]:
+        """The paths under DATA_ROOT this connection reads and writes (none for servers).
+
+        No two connections may share or nest them (SPEC §10): sharing the
+        connection is then the only way to another team's files.
+        """
+        return []
+
     @classmethod
     def validate_config(cls, config: Any) -> list[tuple[str, str]]:
         """Problems with ``config`` as ``(key, message)`` pairs; empty when valid."""
@@ -571,6 +579,9 @@ class FileConnector(Connector):
         """The connection's directory, checked to lie under DATA_ROOT."""
         root = self.data_root
         return resolve_under(root, self.config.get("path"), what=f"{self.kind} path")
+
+    def data_paths(self) -> list[Path]:
+        return [self.directory()]
 
     def file(self, table: str) -> Path:
         """The file a task's ``table`` names, checked to lie under DATA_ROOT."""

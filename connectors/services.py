@@ -14,6 +14,7 @@ from accounts.permissions import Action, can
 from accounts.services import audit_record
 from connectors.base import ConnectorError
 from connectors.models import Connection
+from connectors.paths import connection_path_problem, lock_paths
 from connectors.registry import KINDS, connector_class
 from connectors.signals import connection_renamed
 from datadog_web.errors import Conflict, InvalidInput
@@ -40,6 +41,14 @@ def _validate(*, name: Any, kind: Any, config: Any, existing: Connection | None)
                 merged.setdefault(key, "***")
         for key, message in cls.validate_config(merged):
             problems.append((f"config.{key}" if key else "config", message))
+        if not any(path.startswith("config") for path, _ in problems):
+            # Before anything touches the filesystem at a new path (SPEC §10).
+            lock_paths()
+            overlap = connection_path_problem(
+                kind=kind, config=config, exclude=existing.pk if existing else None
+            )
+            if overlap:
+                problems.append(("config.path", overlap))
     if problems:
         raise InvalidInput("invalid connection", problems)
 
@@ -166,6 +175,13 @@ def connection_delete(
 
 def connection_test(*, connection: Connection) -> dict[str, Any]:
     """``{ok, latency_ms, error}``; the error names the host and cause, never a secret."""
+    # A connection saved before paths were isolated may overlap another's:
+    # answered without touching the path, so the test tells nothing about it.
+    overlap = connection_path_problem(
+        kind=connection.kind, config=connection.config, exclude=connection.pk
+    )
+    if overlap:
+        return {"ok": False, "latency_ms": None, "error": f"config.path {overlap}"}
     started = time.perf_counter()
     try:
         connection.connector().test()

@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 from connectors.base import ConnectorError, Dialect, SqlConnector, resolve_under, split_table
@@ -20,6 +21,8 @@ from connectors.types import Column, from_sqlite, infer_text_type, to_sqlite
 __all__ = ["SqliteConnector", "SqliteDialect"]
 
 _PYFORMAT_RE = re.compile(r"%\((\w+)\)s|%%")
+# Files SQLite keeps next to a database file.
+_SIDE_FILES = ("-wal", "-shm", "-journal")
 
 
 class SqliteDialect(Dialect):
@@ -82,8 +85,14 @@ class SqliteConnector(SqlConnector):
     # copy engine parses values by their declared type.
     typed_values = False
 
-    def file(self) -> Any:
+    def file(self) -> Path:
         return resolve_under(self.data_root, self.config.get("path"), what="sqlite path")
+
+    def data_paths(self) -> list[Path]:
+        # SQLite writes beside the file: a second connection on the WAL or the
+        # rollback journal would corrupt this one.
+        path = self.file()
+        return [path, *(path.with_name(path.name + suffix) for suffix in _SIDE_FILES)]
 
     def to_driver_sql(self, sql: str) -> str:
         # pyformat -> sqlite3's named style; ``%%`` is a literal ``%``.

@@ -69,13 +69,13 @@ def test_it_refuses_attaching_the_metadata_database_in_a_sql_task(
     before = digest(meta)
     attach = f"ATTACH DATABASE '{meta}' AS m"
     update = "UPDATE m.auth_user SET is_superuser = 1 WHERE username = 'dev1'"
-    sql: str | list[str] = {
+    forms: dict[str, str | list[str]] = {
         "list": [attach, update],
         "one string": f"{attach}; {update}",
         "after COMMIT": ["COMMIT", attach, update],
         "after ROLLBACK": ["ROLLBACK", attach, update],
-    }[form]
-    error = run_sql(lite, sql)
+    }
+    error = run_sql(lite, forms[form])
     assert "ATTACH and VACUUM are not allowed" in str(error)
     assert superusers(meta) == [] and digest(meta) == before
 

@@ -1,0 +1,80 @@
+"""One connection per path under DATA_ROOT (SPEC §10).
+
+File connections (``csv``, ``jsonl``, ``sqlite``) read and write paths under
+DATA_ROOT. Sharing a connection is how a team lets another reach its files,
+so a second connection onto the same directory, a directory inside it or one
+containing it would bypass sharing: such paths are refused.
+
+Paths are compared as the connectors resolve them (symlinks followed, ``.``
+and doubled slashes normalised), which is also the only filesystem access
+here: whether a path exists changes no answer, so a refusal tells nothing
+about another team's files. The message never names the other connection
+either.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from django.db import connection as db
+
+from connectors.base import Connector, ConnectorError
+from connectors.models import Connection
+from connectors.registry import KINDS, connector_class
+
+__all__ = ["PATH_OVERLAP", "connection_path_problem", "lock_paths"]
+
+PATH_OVERLAP = "overlaps another connection's path under DATA_ROOT"
+
+# Any constant: the key of the PostgreSQL advisory lock that serialises path
+# claims ("ddpaths" in ASCII).
+_LOCK_KEY = 0x64647061746873
+
+
+def connection_path_problem(*, kind: str, config: Any, exclude: Any = None) -> str | None:
+    """Why a ``kind`` connection may not have ``config``'s path, or None.
+
+    ``exclude`` is the connection being changed (its own path is no
+    conflict). A path the connector refuses (absolute, ``..``, out of
+    DATA_ROOT) answers its reason; one that equals, contains or lies inside
+    another connection's answers PATH_OVERLAP.
+    """
+    try:
+        mine = connector_class(kind)(name="", config=config).data_paths()
+    except ConnectorError as exc:
+        return str(exc)
+    if not mine:
+        return None
+    others = Connection.objects.filter(kind__in=_path_kinds()).only("name", "kind", "config")
+    if exclude is not None:
+        others = others.exclude(pk=exclude)
+    for other in others.iterator():
+        try:
+            theirs = connector_class(other.kind)(name=other.name, config=other.config).data_paths()
+        except ConnectorError:
+            continue  # a stored path that is no longer valid reaches nothing
+        if any(_nested(a, b) for a in mine for b in theirs):
+            return PATH_OVERLAP
+    return None
+
+
+def lock_paths() -> None:
+    """Serialise path claims until the transaction ends.
+
+    Two requests could otherwise each find the other's path free and both
+    save. On SQLite every writing transaction already holds the database's
+    write lock from its start (IMMEDIATE), so only PostgreSQL needs one.
+    """
+    if db.vendor == "postgresql":
+        with db.cursor() as cur:
+            cur.execute("SELECT pg_advisory_xact_lock(%s)", [_LOCK_KEY])
+
+
+def _nested(a: Path, b: Path) -> bool:
+    return a == b or a in b.parents or b in a.parents
+
+
+def _path_kinds() -> list[str]:
+    """The kinds whose connections own paths under DATA_ROOT."""
+    return [k for k in KINDS if connector_class(k).data_paths is not Connector.data_paths]
