@@ -228,3 +228,41 @@ def test_it_runs_while_the_owner_keeps_the_use_share(
     drain(sent)
     assert finished(execution).status == ExecutionStatus.SUCCESS, execution.error
     assert "marker" in tables(tmp_path / "shared.sqlite")
+
+
+def test_it_binds_existing_versions_to_the_connections_they_name_when_migrating(
+    developer: Any,
+) -> None:
+    from django.db import connection
+    from django.db.migrations.executor import MigrationExecutor
+
+    before, after = [("pipelines", "0001_initial")], [("pipelines", "0002_connection_bindings")]
+    executor = MigrationExecutor(connection)
+    leaves = executor.loader.graph.leaf_nodes()
+    executor.migrate(before)
+    others = [node for node in leaves if node[0] != "pipelines"]
+    apps = executor.loader.project_state([*others, *before]).apps
+    wh = apps.get_model("connectors", "Connection").objects.create(name="wh", kind="sqlite")
+    pipeline = apps.get_model("pipelines", "Pipeline").objects.create(
+        name="p1", definition={}, version=2
+    )
+    copy = {
+        "name": "c",
+        "type": "copy",
+        "source": {"connection": "wh", "table": "a"},
+        "destination": {"connection": "gone", "table": "b"},
+    }
+    versions = apps.get_model("pipelines", "PipelineVersion")
+    old = versions.objects.create(pipeline=pipeline, version=1, definition={"tasks": [copy]})
+    new = versions.objects.create(pipeline=pipeline, version=2, definition={"tasks": []})
+
+    executor = MigrationExecutor(connection)
+    executor.migrate(after)
+    try:
+        rows = ConnectionBinding.objects.values_list("version_id", "name", "connection_id")
+        # A name no connection has any more binds nothing: its runs fail naming it.
+        assert set(rows) == {(old.pk, "wh", wh.pk), (old.pk, "gone", None)}
+        assert not ConnectionBinding.objects.filter(version_id=new.pk).exists()
+    finally:
+        executor = MigrationExecutor(connection)
+        executor.migrate(leaves)
