@@ -7,6 +7,7 @@ with a silent default.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from urllib.parse import urlparse
 
@@ -55,6 +56,22 @@ def env_list(name: str, default: list[str]) -> list[str]:
     if value is None:
         return list(default)
     return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def env_networks(name: str) -> list[str]:
+    """A comma-separated list of CIDR networks (``10.0.0.0/8, fd00::/8``), normalized.
+
+    A bare address counts as a one-address network; host bits set in a
+    network (``10.0.0.1/8``) are an error: such a typo would widen or narrow
+    the list without anyone noticing.
+    """
+    networks = []
+    for item in env_list(name, []):
+        try:
+            networks.append(str(ipaddress.ip_network(item)))
+        except ValueError as exc:
+            raise ImproperlyConfigured(f"{name}: {item!r} is not a CIDR network ({exc})") from None
+    return networks
 
 
 def env_url(name: str, schemes: set[str]) -> str | None:

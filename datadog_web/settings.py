@@ -22,7 +22,7 @@ from cryptography.fernet import Fernet
 from django.core.exceptions import ImproperlyConfigured
 
 from core.known_secrets import known_secret_problems
-from datadog_web.env import env_bool, env_int, env_list, env_str, env_url
+from datadog_web.env import env_bool, env_int, env_list, env_networks, env_str, env_url
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 # Embedded state (SQLite file, generated keys, file cache) lives here.
@@ -376,6 +376,11 @@ SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_SAMESITE = "Lax"
 X_FRAME_OPTIONS = "DENY"
+# Outbound host policy (core.outbound, SPEC §10): networks no connection or
+# webhook may reach, and networks http sources and webhooks may reach although
+# they are loopback or private (database connections may reach those anyway).
+OUTBOUND_DENY_NETWORKS = env_networks("OUTBOUND_DENY_NETWORKS")
+OUTBOUND_ALLOW_NETWORKS = env_networks("OUTBOUND_ALLOW_NETWORKS")
 METRICS_TOKEN = env_str("METRICS_TOKEN")
 # Failure alerts (pipelines.alerts): links point at PUBLIC_URL (workers cannot
 # know the public address); e-mails go through Django's email backend.
