@@ -36,6 +36,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.urls import reverse
 
+from core import outbound
 from datadog_web.env import env_str
 
 logger = logging.getLogger(__name__)
@@ -228,12 +229,10 @@ def alert_payload(execution: Any) -> dict[str, Any]:
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    # A redirect would turn the POST into a GET or send the body elsewhere.
+    # A redirect would turn the POST into a GET or send the body elsewhere
+    # (and to a host the outbound policy never checked).
     def redirect_request(self, *args: Any, **kwargs: Any) -> None:
         return None
-
-
-_opener = urllib.request.build_opener(_NoRedirect)
 
 
 def _host(url: str) -> str:
@@ -245,22 +244,19 @@ def post_webhook(url: str, payload: dict[str, Any]) -> str:
     """POST ``payload`` as JSON; retry network errors, 429 and 5xx. Returns the outcome."""
     body = json.dumps(payload).encode()
     for attempt in range(1, ATTEMPTS + 1):
-        request = urllib.request.Request(
-            url,
-            data=body,
-            method="POST",
-            headers={"Content-Type": "application/json", "User-Agent": "datadog-platform-alerts"},
-        )
         try:
-            with _opener.open(request, timeout=HTTP_TIMEOUT_SECONDS) as response:
-                response.read(1024)
-            return "sent"
-        except urllib.error.HTTPError as exc:
-            retryable = exc.code == 429 or exc.code >= 500
-            problem = f"HTTP {exc.code}"
-        except (urllib.error.URLError, OSError) as exc:
-            retryable = True
-            problem = type(getattr(exc, "reason", exc)).__name__
+            # Checked on every attempt, then pinned: the POST goes to the
+            # addresses checked here, whatever DNS answers next (SPEC §10).
+            target = outbound.check_url(url)
+        except outbound.HostUnresolved as exc:
+            retryable, problem = True, str(exc)
+        except outbound.HostRefused as exc:
+            logger.warning("alert webhook refused: %s", exc)
+            return f"failed: {exc}"
+        else:
+            retryable, problem = _post(url, body, target)
+            if not problem:
+                return "sent"
         logger.warning(
             "alert webhook to %s: %s (attempt %s of %s)", _host(url), problem, attempt, ATTEMPTS
         )
@@ -268,6 +264,26 @@ def post_webhook(url: str, payload: dict[str, Any]) -> str:
             return f"failed: {problem}"
         time.sleep(BACKOFF_SECONDS[min(attempt - 1, len(BACKOFF_SECONDS) - 1)])
     return "failed"
+
+
+def _post(url: str, body: bytes, target: outbound.Target) -> tuple[bool, str]:
+    """One POST to the checked ``target``: ``(retryable, problem)``, problem "" when sent."""
+    request = urllib.request.Request(
+        url,
+        data=body,
+        method="POST",
+        headers={"Content-Type": "application/json", "User-Agent": "datadog-platform-alerts"},
+    )
+    try:
+        with outbound.pinned_opener(target, _NoRedirect()).open(
+            request, timeout=HTTP_TIMEOUT_SECONDS
+        ) as response:
+            response.read(1024)
+        return False, ""
+    except urllib.error.HTTPError as exc:
+        return exc.code == 429 or exc.code >= 500, f"HTTP {exc.code}"
+    except (urllib.error.URLError, OSError) as exc:
+        return True, type(getattr(exc, "reason", exc)).__name__
 
 
 def send_email(addresses: list[str], payload: dict[str, Any]) -> str:

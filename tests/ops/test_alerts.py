@@ -17,6 +17,7 @@ from connectors.services import connection_create
 from pipelines import alerts
 from pipelines.models import Execution, TaskRun
 from pipelines.services import execution_create, pipeline_create
+from tests.net import RebindingDns
 from tests.ops.conftest import finished, same_prefix
 from tests.services import need_postgres
 from tests.workers import wait_for
@@ -26,10 +27,13 @@ HOOK_PATH = "/services/T000/B000/TOKENsecretpath"
 
 
 class Receiver:
-    """A local webhook receiver on 127.0.0.1; answers the queued status codes."""
+    """A local webhook receiver (127.0.0.1 by default); answers the queued status codes."""
 
-    def __init__(self, statuses: list[int] | None = None) -> None:
+    def __init__(
+        self, statuses: list[int] | None = None, address: str = "127.0.0.1", port: int = 0
+    ) -> None:
         self.requests: list[tuple[str, bytes]] = []
+        self.hosts: list[str] = []  # the Host header of each request
         self.statuses = list(statuses or [])
         receiver = self
 
@@ -37,6 +41,7 @@ class Receiver:
             def do_POST(self) -> None:  # noqa: N802 - http.server's name
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 receiver.requests.append((self.path, body))
+                receiver.hosts.append(str(self.headers.get("Host")))
                 code = receiver.statuses.pop(0) if receiver.statuses else 200
                 self.send_response(code)
                 self.end_headers()
@@ -45,7 +50,7 @@ class Receiver:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = ThreadingHTTPServer((address, port), Handler)
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 
@@ -66,6 +71,16 @@ def receiver() -> Iterator[Receiver]:
     server = Receiver()
     yield server
     server.close()
+
+
+# Webhooks may not reach loopback (SPEC §10) unless the deployment allows it;
+# the receivers of these tests listen on 127.0.0.1.
+ALLOW_LOOPBACK = {"OUTBOUND_ALLOW_NETWORKS": "127.0.0.1/32"}
+
+
+@pytest.fixture
+def loopback_allowed(settings: Any) -> None:
+    settings.OUTBOUND_ALLOW_NETWORKS = ["127.0.0.1/32"]
 
 
 @pytest.fixture
@@ -92,6 +107,7 @@ def _pg_connection() -> None:
 
 @pytest.mark.worker
 @pytest.mark.timeout(180)
+@pytest.mark.usefixtures("loopback_allowed")
 def test_it_posts_exactly_one_alert_per_failed_run_without_secrets(
     workers: Any, receiver: Receiver
 ) -> None:
@@ -121,7 +137,7 @@ def test_it_posts_exactly_one_alert_per_failed_run_without_secrets(
             "tasks": [{"name": "t", "type": "sql", "connection": "pgsecret", "sql": "SELECT 1"}],
         }
     )
-    workers(env=same_prefix())
+    workers(env={**same_prefix(), **ALLOW_LOOPBACK})
     runs = [execution_create(pipeline=failing) for _ in range(2)]
     good = execution_create(pipeline=fine)
     for run in [*runs, good]:
@@ -191,7 +207,7 @@ def test_it_emails_once_through_the_django_backend(
     assert f"/runs/{execution.pk}" in message.body
 
 
-@pytest.mark.usefixtures("no_broker", "fast_retries")
+@pytest.mark.usefixtures("no_broker", "fast_retries", "loopback_allowed")
 def test_it_retries_5xx_and_gives_up_after_bounded_attempts(
     make_pipeline: Callable[..., Any],
 ) -> None:
@@ -240,3 +256,47 @@ def test_it_enqueues_only_for_failed_runs_with_on_failure(
     monkeypatch.setattr("django_q.tasks.async_task", broken)
     # Never raises into the engine: the run it reports on is committed.
     alerts.on_execution_finished(sender=Execution, execution_id=failed.pk)
+
+
+@pytest.mark.usefixtures("fast_retries")
+def test_it_refuses_loopback_webhooks_unless_allowed(receiver: Receiver, settings: Any) -> None:
+    # At send time too (a definition stored before the rule, or written
+    # around the API): refused before any packet leaves.
+    outcome = alerts.post_webhook(receiver.url, {"text": "x"})
+    assert outcome == (
+        "failed: host '127.0.0.1' is refused: 127.0.0.1"
+        " (loopback: http targets must be public or in OUTBOUND_ALLOW_NETWORKS)"
+    )
+    assert "TOKENsecretpath" not in outcome
+    assert receiver.requests == []
+    settings.OUTBOUND_ALLOW_NETWORKS = ["10.0.0.0/8"]  # another network: still refused
+    assert alerts.post_webhook(receiver.url, {"text": "x"}).startswith("failed: host")
+    assert receiver.requests == []
+    settings.OUTBOUND_ALLOW_NETWORKS = ["127.0.0.1/32"]
+    assert alerts.post_webhook(receiver.url, {"text": "x"}) == "sent"
+    assert len(receiver.requests) == 1
+
+
+@pytest.mark.usefixtures("fast_retries")
+def test_it_posts_to_the_checked_address_when_dns_rebinds(
+    receiver: Receiver, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    port = receiver.server.server_address[1]
+    # The second DNS answer points at another receiver, on an address the
+    # policy does not allow: only the first, checked, address may be dialled.
+    evil = Receiver(address="127.0.0.2", port=port)
+    try:
+        settings.OUTBOUND_ALLOW_NETWORKS = ["127.0.0.1/32"]
+        dns = RebindingDns(monkeypatch, "hooks.rebind.test", ["127.0.0.1", "127.0.0.2"])
+        url = f"http://hooks.rebind.test:{port}{HOOK_PATH}"
+        assert alerts.post_webhook(url, {"text": "x"}) == "sent"
+        assert dns.lookups == 1
+        assert [path for path, _ in receiver.requests] == [HOOK_PATH]
+        assert receiver.hosts == [f"hooks.rebind.test:{port}"]  # Host stays the name
+        assert evil.requests == []
+        # The next attempt resolves again and is refused: no packet to 127.0.0.2.
+        outcome = alerts.post_webhook(url, {"text": "x"})
+        assert outcome.startswith("failed: host 'hooks.rebind.test' is refused: resolves to")
+        assert evil.requests == [] and len(receiver.requests) == 1
+    finally:
+        evil.close()

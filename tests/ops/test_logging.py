@@ -97,8 +97,10 @@ def test_it_binds_the_execution_of_an_alert_task(json_log: io.StringIO) -> None:
 @pytest.mark.worker
 @pytest.mark.timeout(120)
 def test_it_logs_json_with_the_execution_id_from_a_real_worker(
-    workers: Any, make_pipeline: Callable[..., Any]
+    workers: Any, make_pipeline: Callable[..., Any], settings: Any
 ) -> None:
+    # Webhooks may reach loopback only where the deployment allows it.
+    settings.OUTBOUND_ALLOW_NETWORKS = ["127.0.0.1/32"]
     # The alert to a closed port makes the worker log warnings while it
     # runs the alert task of this execution.
     pipeline = make_pipeline(
@@ -106,7 +108,9 @@ def test_it_logs_json_with_the_execution_id_from_a_real_worker(
         tasks=[{"name": "bad", "type": "sql", "connection": "wh", "sql": "SELEC 1"}],
         on_failure={"webhook": "http://127.0.0.1:9/hook"},
     )
-    cluster = workers(env={**same_prefix(), "LOG_JSON": "true"})
+    cluster = workers(
+        env={**same_prefix(), "LOG_JSON": "true", "OUTBOUND_ALLOW_NETWORKS": "127.0.0.1/32"}
+    )
     execution = finished(execution_create(pipeline=pipeline))
     assert execution.status == "failed"
 
