@@ -12,6 +12,8 @@ from typing import Any
 from django import forms
 from django.contrib import admin
 from django.http import HttpRequest
+from django_q.admin import FailAdmin, QueueAdmin, ScheduleAdmin, TaskAdmin
+from django_q.models import Failure, OrmQ, Schedule, Success
 
 from accounts.admin import SharedObjectAdmin
 from accounts.permissions import visible
@@ -27,11 +29,18 @@ from pipelines.models import (
     Transition,
     Watermark,
 )
-from pipelines.services import pipeline_create, pipeline_update, pipeline_validate
+from pipelines.services import (
+    pipeline_create,
+    pipeline_delete,
+    pipeline_update,
+    pipeline_validate,
+)
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
-    """History must not change: no add, no change, no delete."""
+    """History must not change: no add, no change, no delete, no action."""
+
+    actions = None
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
@@ -66,7 +75,9 @@ class PipelineForm(forms.ModelForm):
         text = self.cleaned_data["definition_text"]
         try:
             data = definition_module.parse_text(text)
-            normalized = pipeline_validate(data, user=self.user)
+            # A change needs the use right only on connections it adds.
+            current = self.instance if self.instance.pk else None
+            normalized = pipeline_validate(data, user=self.user, pipeline=current)
         except definition_module.DefinitionError as exc:
             raise forms.ValidationError([str(p) for p in exc.problems]) from None
         except ServiceError as exc:
@@ -101,9 +112,7 @@ class PipelineAdmin(SharedObjectAdmin):
         obj.pk = saved.pk
         obj.__dict__.update(saved.__dict__)
 
-    def delete_model(self, request: HttpRequest, obj: Pipeline) -> None:
-        from pipelines.services import pipeline_delete
-
+    def delete_object(self, request: HttpRequest, obj: Pipeline) -> None:
         pipeline_delete(pipeline=obj, user=request.user, request=request)
 
 
@@ -215,3 +224,39 @@ class WatermarkAdmin(ReadOnlyAdmin):
     def get_queryset(self, request: HttpRequest) -> Any:
         pipelines = visible(request.user, Pipeline.objects.all())
         return super().get_queryset(request).filter(pipeline__in=pipelines)
+
+
+# django-q2's own admins let anyone with the model permissions (every
+# admin-role user) add or edit a Schedule, whose ``func`` and ``args`` are a
+# dotted path and arguments the workers call: code execution on the workers,
+# with their database credentials and Fernet keys. They also resubmit stored
+# tasks, replaying a task run message past the engine's state guards. Read-only
+# for everyone, superusers included: the product's code makes the only schedule
+# there is (pipelines.tasks, "datadog-maintain"; pipeline schedules live in the
+# definitions), and whoever must change it has a shell on the deployment,
+# while a stolen superuser session must not become one.
+admin.site.unregister([Schedule, Success, Failure])
+
+
+@admin.register(Schedule)
+class ScheduleReadOnlyAdmin(ReadOnlyAdmin, ScheduleAdmin):
+    pass
+
+
+@admin.register(Success)
+class SuccessReadOnlyAdmin(ReadOnlyAdmin, TaskAdmin):
+    pass
+
+
+@admin.register(Failure)
+class FailureReadOnlyAdmin(ReadOnlyAdmin, FailAdmin):
+    pass
+
+
+# The ORM broker's queue is registered only with that broker (or in tests).
+if admin.site.is_registered(OrmQ):
+    admin.site.unregister(OrmQ)
+
+    @admin.register(OrmQ)
+    class QueueReadOnlyAdmin(ReadOnlyAdmin, QueueAdmin):
+        pass

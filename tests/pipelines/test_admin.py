@@ -8,6 +8,8 @@ import pytest
 from django.contrib import admin
 from django.test import Client
 
+from accounts.permissions import Level
+from accounts.services import sharing_set
 from pipelines.models import Execution, Pipeline, PipelineVersion
 from pipelines.services import execution_create
 
@@ -84,3 +86,21 @@ def test_it_shows_a_developer_only_their_pipelines(
     assert "mine" in listing and "theirs" not in listing
     assert client.get(f"/admin/pipelines/pipeline/{theirs.pk}/change/").status_code in {302, 404}
     assert client.get(f"/admin/pipelines/pipeline/{mine.pk}/change/").status_code == 200
+
+
+@pytest.mark.django_db
+def test_it_lets_an_edit_share_change_a_pipeline_on_the_owners_connections(
+    developer: Any, other_developer: Any, make_pipeline: Any
+) -> None:
+    # dev2 may not use dev1's ``wh``; keeping it in a change needs no use right.
+    pipeline = make_pipeline("shared", user=developer)
+    sharing_set(obj=pipeline, users={other_developer: Level.EDIT}, groups={}, actor=developer)
+    client = Client()
+    client.force_login(other_developer)
+    task = "{name: t1, type: sql, connection: wh, sql: 'SELECT 1'}"
+    text = f"name: shared\ndescription: changed\ntasks:\n  - {task}\n"
+    url = f"/admin/pipelines/pipeline/{pipeline.pk}/change/"
+    response = client.post(url, {"definition_text": text})
+    assert response.status_code == 302, response.content.decode()[-2000:]
+    pipeline.refresh_from_db()
+    assert pipeline.version == 2 and pipeline.description == "changed"
