@@ -115,6 +115,39 @@ def test_it_renames_a_used_connection_and_runs_made_before_and_after_still_work(
     assert {"before", "after"} <= tables(Path(settings.DATA_ROOT) / "wh.sqlite")
 
 
+def test_it_renames_only_the_renamed_side_of_a_copy_and_the_copy_still_runs(
+    developer: Any, sent: list[Any], tmp_path: Path
+) -> None:
+    with sqlite3.connect(tmp_path / "src.sqlite") as db:
+        db.execute("CREATE TABLE a (id INTEGER, connection TEXT)")
+        db.execute("INSERT INTO a VALUES (1, 'x'), (2, 'y')")
+    src = sqlite_conn("src", "src.sqlite", developer)
+    sqlite_conn("dst", "dst.sqlite", developer)
+    # A column called "connection" in a rename mapping is data, not a connection.
+    rename = {"function": "rename", "params": {"mapping": {"connection": "src"}}}
+    copy = {
+        "name": "c",
+        "type": "copy",
+        "source": {"connection": "src", "table": "a"},
+        "destination": {"connection": "dst", "table": "b", "mode": "append"},
+        "transformations": [rename],
+    }
+    pipeline = pipeline_create(data={"name": "p1", "tasks": [copy]}, user=developer)
+
+    connection_update(connection=src, name="origin", user=developer)
+
+    pipeline.refresh_from_db()
+    task = pipeline.definition["tasks"][0]
+    assert task["source"]["connection"] == "origin"
+    assert task["destination"]["connection"] == "dst"
+    assert task["transformations"][0]["params"]["mapping"] == {"connection": "src"}
+    execution = execution_create(pipeline=pipeline, user=developer)
+    drain(sent)
+    assert finished(execution).status == ExecutionStatus.SUCCESS, execution.error
+    with sqlite3.connect(tmp_path / "dst.sqlite") as db:
+        assert db.execute("SELECT id, src FROM b ORDER BY id").fetchall() == [(1, "x"), (2, "y")]
+
+
 def test_it_never_lets_old_versions_queued_runs_or_reruns_use_a_recreated_name(
     developer: Any, sent: list[Any], tmp_path: Path
 ) -> None:
