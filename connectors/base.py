@@ -15,10 +15,8 @@ The copy engine (``connectors.copy``) drives both through these methods.
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import re
-import socket
 import sys
 import threading
 import time
@@ -29,6 +27,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from connectors.types import Column
+from core import outbound
 
 
 class ConnectorError(Exception):
@@ -40,25 +39,6 @@ class ConnectorError(Exception):
     def __init__(self, message: str, *, transient: bool = False) -> None:
         super().__init__(message)
         self.transient = transient
-
-
-# Cloud metadata and other link-local addresses are never a connection target.
-_FORBIDDEN_NETWORKS = (
-    ipaddress.ip_network("169.254.0.0/16"),
-    ipaddress.ip_network("fe80::/10"),
-)
-
-
-def check_host_allowed(host: str) -> None:
-    """Refuse hosts that resolve to link-local (metadata) addresses."""
-    try:
-        infos = socket.getaddrinfo(host, None)
-    except socket.gaierror:
-        return  # unresolvable hosts fail later with a clear connect error
-    for info in infos:
-        address = ipaddress.ip_address(str(info[4][0]).split("%")[0])
-        if any(address in net for net in _FORBIDDEN_NETWORKS):
-            raise ConnectorError(f"host {host!r} resolves to a link-local address; refused")
 
 
 # ------------------------------------------------------------ identifiers
@@ -561,10 +541,72 @@ class ServerConnector(SqlConnector):
     def validate_config(cls, config: Any) -> list[tuple[str, str]]:
         problems = super().validate_config(config)
         if isinstance(config, dict):
+            # The host rule below names control characters in the host itself.
+            problems += [
+                (key, "contains control characters")
+                for key in _control_keys(config)
+                if key != "host"
+            ]
             port = config.get("port", cls.default_port)
             if not isinstance(port, int) or not 0 < port < 65536:
                 problems.append(("port", "must be an integer 1-65535"))
+            elif "host" in config:
+                # The same outbound policy as at connect time; a name that
+                # does not resolve here passes (the workers' DNS may know it).
+                problem = outbound.validation_problem(
+                    config["host"], port, purpose="database", database=config.get("database")
+                )
+                if problem:
+                    problems.append(("host", problem))
         return problems
+
+    def target(self) -> outbound.Target:
+        """Where to connect, checked now (SPEC §10): connect only to its addresses.
+
+        Runs at every connect, so a row whose host was never validated (or a
+        DNS answer that changed since) is refused before any packet leaves.
+        """
+        bad = _control_keys(self.config)
+        if bad:
+            raise ConnectorError(f"{self.kind} {self.name}: {bad[0]} contains control characters")
+        port = self.config.get("port", self.default_port)
+        if not isinstance(port, int):
+            raise ConnectorError(f"{self.kind} {self.name}: port must be an integer")
+        try:
+            return outbound.check(
+                self.config.get("host"),
+                port,
+                purpose="database",
+                database=self.config.get("database"),
+            )
+        except outbound.HostUnresolved as exc:
+            # DNS may recover: worth a retry.
+            raise ConnectorError(f"{self.kind}: {exc}", transient=True) from None
+        except outbound.HostRefused as exc:
+            raise ConnectorError(f"{self.kind}: {exc}") from None
+
+
+def _control_keys(value: Any, path: str = "") -> list[str]:
+    """The config keys (``options.x`` for nested ones) whose key or text holds control characters.
+
+    Drivers build connection strings from these values; a newline or NUL in
+    any of them could start another keyword or cut one short.
+    """
+    if isinstance(value, str):
+        return [path] if _has_control(value) else []
+    keys: list[str] = []
+    if isinstance(value, dict):
+        for key, item in value.items():
+            inner = f"{path}.{key}" if path else str(key)
+            keys += [inner] if _has_control(str(key)) else _control_keys(item, inner)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            keys += _control_keys(item, f"{path}[{index}]")
+    return keys
+
+
+def _has_control(text: str) -> bool:
+    return any(unicodedata.category(ch) == "Cc" for ch in text)
 
 
 class FileConnector(Connector):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import socket
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -13,8 +14,9 @@ import pymysql  # type: ignore[import-untyped]
 import pymysql.cursors  # type: ignore[import-untyped]
 from pymysql.constants import FIELD_TYPE  # type: ignore[import-untyped]
 
-from connectors.base import ConnectorError, Dialect, ServerConnector, check_host_allowed, scrub
+from connectors.base import ConnectorError, Dialect, ServerConnector, scrub
 from connectors.types import Column, from_mysql, to_mysql
+from core import outbound
 
 __all__ = ["MysqlConnector", "MysqlDialect"]
 
@@ -89,6 +91,28 @@ def to_mysql_value(value: Any) -> Any:
     return value
 
 
+def _connect_to(target: outbound.Target, kwargs: dict[str, Any]) -> Any:
+    """A PyMySQL connection over a socket to the checked addresses of ``target``.
+
+    PyMySQL would resolve ``host`` again (DNS rebinding could swap the
+    address between check and connect), so the socket is opened here and
+    handed over; ``host`` stays the name, which PyMySQL uses as the TLS
+    server name for ``verify-full``.
+    """
+    conn = pymysql.connect(**kwargs, defer_connect=True)
+    try:
+        sock = outbound.open_socket(target, kwargs["connect_timeout"])
+    except OSError as exc:
+        # PyMySQL's own words and code (2003, transient) for a failed connect.
+        raise pymysql.err.OperationalError(
+            2003, f"Can't connect to MySQL server on {target.host!r} ({exc})"
+        ) from exc
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    conn.connect(sock)
+    return conn
+
+
 class MysqlConnector(ServerConnector):
     kind = "mysql"
     default_port = 3306
@@ -103,8 +127,8 @@ class MysqlConnector(ServerConnector):
         return problems
 
     def _raw_connect(self) -> pymysql.connections.Connection:
-        host = str(self.config.get("host", "127.0.0.1"))
-        check_host_allowed(host)
+        target = self.target()
+        host = target.host
         options = self.config.get("options") or {}
         kwargs: dict[str, Any] = {
             "host": host,
@@ -122,7 +146,7 @@ class MysqlConnector(ServerConnector):
         if self.config.get("sslmode") in {"require", "verify-ca", "verify-full"}:
             kwargs["ssl"] = {"check_hostname": self.config["sslmode"] == "verify-full"}
         try:
-            return pymysql.connect(**kwargs)
+            return _connect_to(target, kwargs)
         except Exception as exc:
             raise self.map_error(exc) from exc
 

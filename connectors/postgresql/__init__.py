@@ -26,7 +26,6 @@ from connectors.base import (
     ConnectorError,
     Dialect,
     ServerConnector,
-    check_host_allowed,
     scrub,
 )
 from connectors.types import Column, from_pg, to_pg
@@ -109,11 +108,24 @@ class PostgresqlConnector(ServerConnector):
             kwargs["sslmode"] = self.config["sslmode"]
         return kwargs
 
-    def _pool(self) -> Any:
-        options = self._options()
+    def checked_kwargs(self) -> dict[str, Any]:
+        """``connect_kwargs`` with the host checked now and libpq pinned to its addresses.
+
+        ``hostaddr`` makes libpq connect to the addresses the outbound policy
+        checked instead of resolving the name again (DNS rebinding), while
+        ``host`` keeps the name for ``verify-full`` certificate checks. A
+        name with several addresses becomes libpq's host list, tried in order.
+        """
+        target = self.target()
         kwargs = self.connect_kwargs()
+        kwargs["host"] = ",".join([target.host] * len(target.addresses))
+        kwargs["hostaddr"] = ",".join(target.addresses)
+        return kwargs
+
+    def _pool(self, kwargs: dict[str, Any]) -> Any:
+        options = self._options()
         return pools.get_pool(
-            name=f"{kwargs['user']}@{kwargs['host']}:{kwargs['port']}/{kwargs['dbname']}",
+            name=f"{kwargs['user']}@{self.config.get('host')}:{kwargs['port']}/{kwargs['dbname']}",
             kwargs=kwargs,
             min_size=int(options.get("pool_min_size", 1)),
             max_size=int(options.get("pool_max_size", 8)),
@@ -122,23 +134,23 @@ class PostgresqlConnector(ServerConnector):
 
     def direct_connect(self) -> psycopg.Connection:
         """A connection outside the pool (tests, ``test()``, raw pass-through)."""
-        check_host_allowed(str(self.config.get("host", "")))
+        kwargs = self.checked_kwargs()
         try:
-            return psycopg.connect(**self.connect_kwargs())
+            return psycopg.connect(**kwargs)
         except Exception as exc:
             raise self.map_error(exc) from exc
 
     @contextmanager
     def _pooled(self) -> Iterator[psycopg.Connection]:
-        check_host_allowed(str(self.config.get("host", "")))
-        pool = self._pool()
+        kwargs = self.checked_kwargs()
+        pool = self._pool(kwargs)
         try:
             conn = pool.getconn()
         except PoolTimeout:
             # The pool hides why it could not connect: ask libpq directly,
             # and drop a pool whose settings do not work.
             try:
-                psycopg.connect(**self.connect_kwargs()).close()
+                psycopg.connect(**kwargs).close()
             except Exception as exc:
                 pools.discard(pool)
                 raise self.map_error(exc) from exc
