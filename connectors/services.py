@@ -160,7 +160,12 @@ def _in_use_by(connection: Connection, *, user: Any) -> str | None:
 def connection_delete(
     *, connection: Connection, user: Any = None, request: HttpRequest | None = None
 ) -> None:
-    in_use = _in_use_by(connection, user=user)
+    # Locked before looking for users: a pipeline change binding it at the
+    # same time either commits first (and is found) or waits and finds it gone.
+    locked = Connection.objects.select_for_update().filter(pk=connection.pk).first()
+    if locked is None:
+        return  # deleted meanwhile
+    in_use = _in_use_by(locked, user=user)
     if in_use:
         raise Conflict("connection is used by pipelines", [("", in_use)])
     audit_record(action="delete", actor=user, obj=connection, request=request)

@@ -101,6 +101,33 @@ def _bind_connections(
     return {name: conn.pk for name, conn in resolved.items()}, problems
 
 
+def _lock_added(
+    normalized: dict[str, Any], bindings: dict[str, Any], *, pipeline: Pipeline | None
+) -> None:
+    """Hold the connections a change adds until it commits; fail if one is gone.
+
+    ``connection_delete`` locks the connection before it looks for pipelines
+    using it, so whichever comes second sees the other: the delete finds the
+    new binding (409), or the change finds the connection deleted (400).
+    """
+    kept = set(_current_bindings(pipeline).values()) if pipeline is not None else set()
+    added = {conn_id for conn_id in bindings.values() if conn_id not in kept}
+    if not added:
+        return
+    locked = Connection.objects.select_for_update(no_key=True).filter(pk__in=added)
+    gone = added - set(locked.values_list("pk", flat=True))
+    if gone:
+        names = {name for name, conn_id in bindings.items() if conn_id in gone}
+        raise InvalidInput(
+            "invalid pipeline definition",
+            [
+                (path, f"unknown connection '{name}'")
+                for path, name in definition.connection_refs(normalized)
+                if name in names
+            ],
+        )
+
+
 def _apply(pipeline: Pipeline, normalized: dict[str, Any]) -> None:
     pipeline.name = normalized["name"]
     pipeline.description = normalized["description"]
@@ -136,6 +163,7 @@ def _version_create(
 def pipeline_create(*, data: Any, user: Any = None, request: HttpRequest | None = None) -> Pipeline:
     """Validate ``data`` (SPEC §2) and create the pipeline with its version 1."""
     normalized, bindings = _validate_and_bind(data, user=user, pipeline=None)
+    _lock_added(normalized, bindings, pipeline=None)
     if Pipeline.objects.filter(name=normalized["name"]).exists():
         raise Conflict("a pipeline with this name exists", [("name", "already exists")])
     pipeline = Pipeline(created_by=user if user is not None and user.is_authenticated else None)
@@ -170,6 +198,7 @@ def pipeline_update(
             raise InvalidInput("invalid pipeline definition", [("", "must be an object")])
         data = {**pipeline.definition, **data}
     normalized, bindings = _validate_and_bind(data, user=user, pipeline=pipeline)
+    _lock_added(normalized, bindings, pipeline=pipeline)
     if normalized == pipeline.definition:
         return pipeline
     if (

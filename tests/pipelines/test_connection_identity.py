@@ -8,6 +8,7 @@ DATA_ROOT); only the broker hop is replaced by a list of the sent ids.
 from __future__ import annotations
 
 import sqlite3
+import threading
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
@@ -15,12 +16,14 @@ from typing import Any
 
 import pytest
 from django.conf import settings
+from django.db import connection, connections, transaction
 from django.utils import timezone
 
 from accounts.permissions import Level
 from accounts.services import sharing_set
+from connectors.models import Connection
 from connectors.services import connection_create, connection_delete, connection_update
-from datadog_web.errors import Conflict
+from datadog_web.errors import Conflict, InvalidInput
 from pipelines.models import (
     ConnectionBinding,
     Execution,
@@ -263,10 +266,70 @@ def test_it_runs_while_the_owner_keeps_the_use_share(
     assert "marker" in tables(tmp_path / "shared.sqlite")
 
 
+def in_thread(work: Callable[[], Any]) -> tuple[threading.Thread, dict[str, Any]]:
+    """Start ``work`` on its own database connection; the dict gets its result or error."""
+    outcome: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            outcome["result"] = work()
+        except Exception as exc:  # surfaced by the test
+            outcome["error"] = exc
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread, outcome
+
+
+def need_row_locks() -> None:
+    if connection.vendor == "sqlite":
+        pytest.skip("row locks and concurrent writers need PostgreSQL (DATABASE_URL)")
+
+
+def test_it_makes_a_delete_wait_for_a_change_binding_the_connection(developer: Any) -> None:
+    need_row_locks()
+    wh = sqlite_conn("wh", "wh.sqlite", developer)
+    sqlite_conn("other", "other.sqlite", developer)
+    pipeline = pipeline_create(data=writer("p1", "m", "other"), user=developer)
+    with transaction.atomic():
+        pipeline_update(pipeline=pipeline, data=writer("p1", "m", "wh"), user=developer)
+        thread, outcome = in_thread(lambda: connection_delete(connection=wh, user=developer))
+        thread.join(timeout=1)
+        assert thread.is_alive()  # waits for the change to commit
+    thread.join(timeout=30)
+    assert isinstance(outcome.get("error"), Conflict), outcome
+    assert outcome["error"].errors == [{"path": "", "message": "used by p1"}]
+    assert Connection.objects.filter(pk=wh.pk).exists()
+
+
+def test_it_makes_a_change_binding_a_connection_being_deleted_fail_clearly(
+    developer: Any,
+) -> None:
+    need_row_locks()
+    wh = sqlite_conn("wh", "wh.sqlite", developer)
+    sqlite_conn("other", "other.sqlite", developer)
+    pipeline = pipeline_create(data=writer("p1", "m", "other"), user=developer)
+    with transaction.atomic():
+        connection_delete(connection=wh, user=developer)
+        thread, outcome = in_thread(
+            lambda: pipeline_update(pipeline=pipeline, data=writer("p1", "m", "wh"), user=developer)
+        )
+        thread.join(timeout=1)
+        assert thread.is_alive()  # waits for the delete to commit
+    thread.join(timeout=30)
+    assert isinstance(outcome.get("error"), InvalidInput), outcome
+    assert outcome["error"].errors == [
+        {"path": "tasks[0].connection", "message": "unknown connection 'wh'"}
+    ]
+    pipeline.refresh_from_db()
+    assert pipeline.version == 1
+
+
 def test_it_binds_existing_versions_to_the_connections_they_name_when_migrating(
     developer: Any,
 ) -> None:
-    from django.db import connection
     from django.db.migrations.executor import MigrationExecutor
 
     before, after = [("pipelines", "0001_initial")], [("pipelines", "0002_connection_bindings")]
