@@ -13,7 +13,7 @@ half-written definition.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 
 Tasks = Mapping[str, Sequence[str]]
 
@@ -74,38 +74,52 @@ def find_cycle(tasks: Tasks) -> list[str] | None:
     the cycle listed first in ``tasks``. A task that depends on itself is the
     cycle ``[name]``.
     """
-    done: set[str] = set()
+    return next(find_cycles(tasks), None)
+
+
+def find_cycles(tasks: Tasks) -> Iterator[list[str]]:
+    """Every cycle ``find_cycle`` would give, in turn, dropping each one's tasks.
+
+    The same as calling ``find_cycle`` again on the graph without the tasks of
+    the cycles found so far, but in one depth-first pass (linear time): a
+    definition of thousands of two-task cycles must not cost a search each.
+    Dropping a cycle's tasks changes nothing for the tasks already searched
+    (no cycle was reachable from them), so the search goes on where it was.
+    """
+    position = {name: i for i, name in enumerate(tasks)}
+    done: set[str] = set()  # searched: no cycle reachable, or dropped with one
     for start in tasks:
         if start in done:
             continue
         # Iterative depth-first search along depends_on edges: a definition
-        # may hold a chain longer than Python's recursion limit.
+        # may hold a chain longer than Python's recursion limit. ``depth``
+        # maps each task on the path to its index there.
         path = [start]
-        on_path = {start}
+        depth = {start: 0}
         stack = [iter(_deps(tasks, start))]
         while stack:
             dep = next(stack[-1], None)
             if dep is None:
                 done.add(path[-1])
-                on_path.discard(path.pop())
+                del depth[path.pop()]
                 stack.pop()
-            elif dep in on_path:
-                # path[i:] are tasks each depending on the next; reversed, it
+            elif dep in depth:
+                # path[at:] are tasks each depending on the next; reversed, it
                 # is in run order.
-                cycle = path[path.index(dep) :][::-1]
-                return _rotate_to_first_listed(tasks, cycle)
+                at = depth[dep]
+                cycle = path[at:][::-1]
+                first = min(range(len(cycle)), key=lambda i: position[cycle[i]])
+                yield cycle[first:] + cycle[:first]
+                # Drop the cycle's tasks (done: never entered again) and go
+                # on from the task that led into it.
+                done.update(cycle)
+                for name in cycle:
+                    del depth[name]
+                del path[at:], stack[at:]
             elif dep not in done:
+                depth[dep] = len(path)
                 path.append(dep)
-                on_path.add(dep)
                 stack.append(iter(_deps(tasks, dep)))
-    return None
-
-
-def _rotate_to_first_listed(tasks: Tasks, cycle: list[str]) -> list[str]:
-    """Rotate ``cycle`` so it starts at the member listed first in ``tasks``."""
-    position = {name: i for i, name in enumerate(tasks)}
-    start = min(range(len(cycle)), key=lambda i: position[cycle[i]])
-    return cycle[start:] + cycle[:start]
 
 
 def downstream(tasks: Tasks, name: str) -> set[str]:

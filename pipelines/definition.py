@@ -25,7 +25,7 @@ import math
 import re
 import unicodedata
 import zoneinfo
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -35,7 +35,7 @@ import yaml
 from croniter import croniter
 from croniter.croniter import CroniterError
 
-from pipelines.dag import find_cycle
+from pipelines.dag import find_cycles
 
 # ---------------------------------------------------------------------------
 # Public vocabulary
@@ -67,11 +67,14 @@ TASK_COMMON_KEYS = ("name", "type", "depends_on", "retries", "retry_delay", "tim
 
 # Guards against hostile or runaway input: the API and the editor feed user
 # text straight in, and YAML aliases can expand a small text into a huge tree.
-MAX_TEXT_CHARS = 1_000_000
+MAX_TEXT_CHARS = 1 << 20  # 1 MiB: SPEC §10 answers a definition this large within 2 s
 MAX_NODES = 100_000
 MAX_DEPTH = 64
-# Past this many problems the rest is noise; one more problem says so.
-MAX_PROBLEMS = 200
+# Past this many problems the rest is noise; one more problem says how many
+# were left out (SPEC §10: the answer to a hostile definition stays small).
+MAX_PROBLEMS = 100
+# Names listed in one message ("columns here: ...") before "and N more".
+MAX_LISTED = 20
 
 
 @dataclass(frozen=True)
@@ -83,6 +86,14 @@ class Problem:
 
     def __str__(self) -> str:
         return f"{self.path}: {self.message}" if self.path else self.message
+
+
+def capped(problems: Sequence[Problem]) -> list[Problem]:
+    """At most ``MAX_PROBLEMS`` problems, then one saying how many were left out."""
+    if len(problems) <= MAX_PROBLEMS:
+        return list(problems)
+    more = len(problems) - MAX_PROBLEMS
+    return [*problems[:MAX_PROBLEMS], Problem("", f"… and {more} more problems")]
 
 
 class DefinitionError(Exception):
@@ -139,6 +150,15 @@ def _q(text: str, limit: int = 80) -> str:
     if text.isprintable() and "'" not in text:
         return f"'{text}'"
     return repr(text)
+
+
+def _listing(names: Sequence[str]) -> str:
+    """``names`` joined by commas, the first ``MAX_LISTED`` only: a message stays short
+    however many columns a definition declares (one message per unknown column
+    would otherwise cost time and memory in the product of the two)."""
+    shown = ", ".join(names[:MAX_LISTED])
+    more = len(names) - MAX_LISTED
+    return f"{shown} and {more} more" if more > 0 else shown
 
 
 def _unknown(what: str, value: str, choices: Iterable[str]) -> str:
@@ -239,12 +259,18 @@ class _Columns:
 
     known: list[str] | None = None
     gone: dict[str, str] = field(default_factory=dict)
+    # Name -> index in ``known``, kept in step with it: a lookup or a rename
+    # costs O(1) per name, not a scan of a list that may hold 100,000 names.
+    positions: dict[str, int] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self.positions = {name: i for i, name in enumerate(self.known or ())}
 
     def problem(self, name: str) -> str | None:
         """Why ``name`` is not a column here, or None when it is (or may be)."""
         if self.known is not None:
-            if name not in self.known:
-                return f"unknown column {_q(name)} (columns here: {', '.join(self.known)})"
+            if name not in self.positions:
+                return f"unknown column {_q(name)} (columns here: {_listing(self.known)})"
         elif name in self.gone:
             return f"unknown column {_q(name)} ({self.gone[name]})"
         return None
@@ -276,10 +302,7 @@ class Checker:
 
     def result(self) -> list[Problem]:
         """The problems found, capped at ``MAX_PROBLEMS`` (with a last one saying so)."""
-        if len(self.problems) <= MAX_PROBLEMS:
-            return list(self.problems)
-        more = len(self.problems) - MAX_PROBLEMS
-        return [*self.problems[:MAX_PROBLEMS], Problem("", f"... and {more} more problems")]
+        return capped(self.problems)
 
     # -- containers ---------------------------------------------------------
 
@@ -433,7 +456,7 @@ class Checker:
         items = self.list_of(path, value, nonempty=nonempty)
         if items is None:
             return None
-        result: list[str] = []
+        result: dict[str, None] = {}  # ordered, and O(1) to test for a repeat
         ok = True
         for i, item in enumerate(items):
             column = self.column(_idx(path, i), item, columns)
@@ -443,8 +466,8 @@ class Checker:
                 self.add(_idx(path, i), f"column {_q(column)} is listed twice")
                 ok = False
             else:
-                result.append(column)
-        return result if ok else None
+                result[column] = None
+        return list(result) if ok else None
 
     def sql(self, path: str, value: Any) -> str | None:
         """SQL text whose ``%(name)s`` placeholders are all known parameters."""
@@ -562,22 +585,44 @@ def _select(c: Checker, path: str, raw: Any, cols: _Columns) -> tuple[dict[str, 
 def _renamed(
     c: Checker, path: str, mapping: dict[str, str], cols: _Columns
 ) -> tuple[bool, _Columns]:
-    """The columns after applying ``mapping``; reports names that would collide."""
-    targets = list(mapping.values())
-    result = [mapping.get(col, col) for col in cols.known] if cols.known is not None else targets
-    blamed: set[str] = set()
-    for new in result:
-        if result.count(new) > 1 and new not in blamed:
-            blamed.add(new)
-            culprit = next((old for old, to in mapping.items() if to == new), new)
-            c.add(_at(path, culprit), f"column {_q(new)} would appear twice")
+    """The columns after applying ``mapping``; reports names that would collide.
+
+    Every old name is a column here (the caller checked). ``cols`` is changed
+    in place, in time proportional to the mapping: the columns of a step are
+    only ever read by the next step, and copying them at every rename would
+    make many renames of many columns quadratic.
+    """
+    olds_of: dict[str, list[str]] = {}
+    for old, new in mapping.items():
+        olds_of.setdefault(new, []).append(old)
+    where = cols.positions
     if cols.known is not None:
-        return not blamed, _Columns(known=result)
-    gone = dict(cols.gone)
-    gone.update({old: f"renamed to {_q(new)} earlier" for old, new in mapping.items()})
-    for new in targets:
-        gone.pop(new, None)
-    return not blamed, _Columns(gone=gone)
+        # A name clashes when several columns are renamed to it, or one is
+        # renamed to a column that stays; reported in column order.
+        def copies(new: str) -> int:
+            return len(olds_of[new]) + (new in where and new not in mapping)
+
+        def first(new: str) -> int:
+            stays = [where[new]] if new in where and new not in mapping else []
+            return min([*(where[old] for old in olds_of[new]), *stays])
+
+        clashes = sorted((new for new in olds_of if copies(new) > 1), key=first)
+    else:
+        clashes = [new for new, olds in olds_of.items() if len(olds) > 1]
+    for new in clashes:
+        c.add(_at(path, olds_of[new][0]), f"column {_q(new)} would appear twice")
+    if clashes:
+        return False, cols
+    if cols.known is not None:
+        moved = {where.pop(old): new for old, new in mapping.items()}
+        for i, new in moved.items():
+            cols.known[i] = new
+            where[new] = i
+        return True, cols
+    cols.gone.update({old: f"renamed to {_q(new)} earlier" for old, new in mapping.items()})
+    for new in mapping.values():
+        cols.gone.pop(new, None)
+    return True, cols
 
 
 def _rename(c: Checker, path: str, raw: Any, cols: _Columns) -> tuple[dict[str, Any], _Columns]:
@@ -672,6 +717,7 @@ def _aggregate(c: Checker, path: str, raw: Any, cols: _Columns) -> tuple[dict[st
         c.mapping(mpath, params.get("metrics"), nonempty=True) if "metrics" in params else None
     )
     ok = bool(raw_metrics) and group_by is not None
+    grouped = set(group_by or ())
     for out_name, spec in (raw_metrics or {}).items():
         if not isinstance(out_name, str):
             ok = False
@@ -679,7 +725,7 @@ def _aggregate(c: Checker, path: str, raw: Any, cols: _Columns) -> tuple[dict[st
         metric = _metric(c, _at(mpath, out_name), spec, cols)
         if c.column(_at(mpath, out_name), out_name) is None or metric is None:
             ok = False
-        elif group_by and out_name in group_by:
+        elif out_name in grouped:
             c.add(_at(mpath, out_name), f"column {_q(out_name)} is also in group_by")
             ok = False
         metrics[out_name] = metric
@@ -942,14 +988,14 @@ def _depends_on(c: Checker, path: str, raw: Any) -> list[str] | None:
     items = c.list_of(path, raw)
     if items is None:
         return None
-    result: list[str] = []
+    result: dict[str, None] = {}  # ordered, and O(1) to test for a repeat
     for i, item in enumerate(items):
         name = c.string(_idx(path, i), item)
         if name is not None and name in result:
             c.add(_idx(path, i), f"task {_q(name)} is listed twice")
         elif name is not None:
-            result.append(name)
-    return result
+            result[name] = None
+    return list(result)
 
 
 # Task key -> (lowest, highest, default). Retries are bounded: unlimited
@@ -1223,14 +1269,12 @@ def _check_cycles(
     graph: dict[str, list[str]],
 ) -> None:
     """One problem per cycle, at the dependency that closes it."""
-    while cycle := find_cycle(graph):
+    for cycle in find_cycles(graph):
         head, closing = cycle[0], cycle[-1]
         i = first[head]
         j = ((tasks[i] or {}).get("depends_on") or []).index(closing)
         chain = " -> ".join([*cycle, head])
         c.add(_idx(_at(_idx(path, i), "depends_on"), j), f"dependency cycle: {chain}")
-        # Drop the cycle's tasks and look for another one.
-        graph = {name: deps for name, deps in graph.items() if name not in cycle}
 
 
 Check = Callable[[Checker, str, Any], Any]

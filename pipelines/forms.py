@@ -7,7 +7,7 @@ from typing import Any, cast
 
 from django import forms
 
-from pipelines.definition import DESTINATION_MODES, NAME_RE
+from pipelines.definition import DESTINATION_MODES, MAX_TEXT_CHARS, NAME_RE
 from pipelines.models import ExecutionStatus
 
 STATUS_CHOICES = [
@@ -78,7 +78,7 @@ class EditorForm(forms.Form):
             }
         ),
         strip=False,
-        max_length=1_000_000,
+        max_length=MAX_TEXT_CHARS,
     )
     format = forms.ChoiceField(choices=FORMAT_CHOICES, required=False, label="Format")
 

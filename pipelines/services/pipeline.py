@@ -32,18 +32,18 @@ def _validate_and_bind(
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """The normalized definition and ``{name: connection id}`` of the connections it uses."""
     normalized, problems = definition.validate(data)
-    errors = [(p.path, p.message) for p in problems]
     bindings: dict[str, Any] = {}
     if normalized is not None:
         current = _current_bindings(pipeline) if pipeline is not None else {}
         bindings, connection_errors = _bind_connections(normalized, user=user, current=current)
-        errors += connection_errors
-        errors += _webhook_problems(normalized)
-    if errors:
-        # Capped here too: a definition naming 10,000 unknown connections is
-        # valid to the definition module, and its answer must stay small.
-        shown = definition.capped([definition.Problem(path, message) for path, message in errors])
-        raise InvalidInput("invalid pipeline definition", [(p.path, p.message) for p in shown])
+        errors = connection_errors + _webhook_problems(normalized)
+        # Capped like the definition's own problems: a valid definition naming
+        # 10,000 unknown connections gets the same short answer.
+        problems = definition.capped(
+            [definition.Problem(path, message) for path, message in errors]
+        )
+    if problems:
+        raise InvalidInput("invalid pipeline definition", [(p.path, p.message) for p in problems])
     assert normalized is not None
     return normalized, bindings
 

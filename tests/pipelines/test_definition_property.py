@@ -138,7 +138,7 @@ def valid_variants(draw: st.DrawFn) -> dict[str, Any]:
     )
     data["tasks"][0]["destination"]["table"] = draw(
         st.text(min_size=1, max_size=15).filter(
-            lambda t: not any(c in t for c in './\\"`\x00') and t.isprintable()
+            lambda t: not any(c in t for c in './\\"`%\x00') and t.isprintable()
         )
     )
     for key in draw(
