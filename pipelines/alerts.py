@@ -137,29 +137,19 @@ def public_url() -> str:
     ).rstrip("/")
 
 
-def _connection_names(node: Any) -> set[str]:
-    """Connection names a definition mentions, wherever they sit."""
-    names: set[str] = set()
-    if isinstance(node, dict):
-        for key, value in node.items():
-            if key == "connection" and isinstance(value, str):
-                names.add(value)
-            else:
-                names |= _connection_names(value)
-    elif isinstance(node, list):
-        for item in node:
-            names |= _connection_names(item)
-    return names
+def _scrub(text: str, execution: Any) -> str:
+    """``text`` without the secrets of the connections the run used.
 
-
-def _scrub(text: str, definition: dict[str, Any]) -> str:
-    """``text`` without the secrets of the connections the pipeline uses."""
+    Those its version binds (by id), not those the pipeline's current
+    definition names: the run may be of an older version, on connections the
+    pipeline no longer uses or that were renamed since.
+    """
     from connectors import crypto
     from connectors.base import scrub
     from connectors.models import Connection
 
     secrets: list[Any] = []
-    for connection in Connection.objects.filter(name__in=_connection_names(definition)):
+    for connection in Connection.objects.filter(pipeline_bindings__version_id=execution.version_id):
         try:
             secrets.extend(crypto.decrypt_json(connection.secrets).values())
         except Exception:  # a key rotated away: nothing we could leak either
@@ -179,9 +169,7 @@ def alert_payload(execution: Any) -> dict[str, Any]:
     )
     failed_task = failed[0][0] if failed else ""
     raw_error = (failed[0][1] if failed else "") or execution.error or "failed"
-    error = _scrub(
-        raw_error.strip().splitlines()[0] if raw_error.strip() else "failed", pipeline.definition
-    )
+    error = _scrub(raw_error.strip().splitlines()[0] if raw_error.strip() else "failed", execution)
     if len(error) > ERROR_MAX_CHARS:
         error = error[: ERROR_MAX_CHARS - 1] + "…"
     link = public_url() + reverse("execution_detail", args=[execution.pk])

@@ -7,6 +7,7 @@ DATA_ROOT); only the broker hop is replaced by a list of the sent ids.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 from collections.abc import Callable
@@ -24,6 +25,7 @@ from accounts.services import sharing_set
 from connectors.models import Connection
 from connectors.services import connection_create, connection_delete, connection_update
 from datadog_web.errors import Conflict, InvalidInput
+from pipelines import alerts
 from pipelines.models import (
     ConnectionBinding,
     Execution,
@@ -41,6 +43,7 @@ from pipelines.services import (
     pipeline_update,
     schedule_tick,
 )
+from pipelines.services.task_run import task_run_claim, task_run_fail
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -362,3 +365,36 @@ def test_it_binds_existing_versions_to_the_connections_they_name_when_migrating(
     finally:
         executor = MigrationExecutor(connection)
         executor.migrate(leaves)
+
+
+def test_it_scrubs_from_alerts_the_secrets_of_the_connections_the_run_bound(
+    developer: Any, sent: list[Any]
+) -> None:
+    secret = "hunter2-bound-secret"
+    config = {
+        "host": "127.0.0.1",
+        "port": 5432,
+        "database": "warehouse",
+        "username": "loader",
+        "password": secret,
+    }
+    connection_create(name="pg", kind="postgresql", config=config, user=developer)
+    sqlite_conn("other", "other.sqlite", developer)
+    pipeline = pipeline_create(data=writer("p1", "m", "pg"), user=developer)
+    execution = execution_create(pipeline=pipeline, user=developer)  # version 1, on pg
+    # The pipeline moves to another connection before the run's error is reported.
+    pipeline_update(pipeline=pipeline, data=writer("p1", "m", "other"), user=developer)
+    claimed = task_run_claim(task_id=sent.pop(), worker="w1")
+    assert claimed is not None
+    task_run_fail(
+        task_run=claimed,
+        attempt=claimed.attempt,
+        error=f'invalid input syntax for type integer: "{secret}"',
+        transient=False,
+        actor="w1",
+        base_delay=0,
+    )
+
+    payload = alerts.alert_payload(finished(execution))
+    assert secret not in json.dumps(payload)
+    assert "invalid input syntax" in payload["text"]
