@@ -34,6 +34,7 @@ import re
 import socket
 import unicodedata
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -465,40 +466,42 @@ def url_validation_problem(url: str) -> str | None:
     return None
 
 
-class _PinnedHTTPConnection(http.client.HTTPConnection):
-    """Dials only the checked addresses; ``Host`` stays the URL's name."""
+def _pinned(
+    connection_class: type[http.client.HTTPConnection], target: Target
+) -> Callable[..., http.client.HTTPConnection]:
+    """A ``connection_class`` factory whose connections dial ``target.addresses`` only.
 
-    def __init__(self, *args: Any, target: Target, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._create_connection = lambda address, timeout, source=None: open_socket(target, timeout)
+    ``Host``, SNI and the certificate check keep the URL's name; only the
+    socket is opened to the checked address.
+    """
+
+    def dial(address: Any, timeout: Any, source_address: Any = None) -> socket.socket:
+        return open_socket(target, timeout)
+
+    def make(*args: Any, **kwargs: Any) -> http.client.HTTPConnection:
+        conn = connection_class(*args, **kwargs)
+        # http.client opens its socket through this attribute (private, but
+        # the narrowest seam: everything after the connect stays stock).
+        conn._create_connection = dial  # type: ignore[attr-defined]
+        return conn
+
+    return make
 
 
-class _PinnedHTTPSConnection(http.client.HTTPSConnection):
-    """Dials only the checked addresses; SNI and the certificate check use the name."""
+class _PinnedHandler(urllib.request.HTTPHandler, urllib.request.HTTPSHandler):
+    """http and https through ``_pinned`` connections (replaces both default handlers)."""
 
-    def __init__(self, *args: Any, target: Target, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._create_connection = lambda address, timeout, source=None: open_socket(target, timeout)
-
-
-class _PinnedHTTPHandler(urllib.request.HTTPHandler):
     def __init__(self, target: Target) -> None:
-        super().__init__()
+        # No TLS context given: HTTPSConnection's default verifies the
+        # certificate against the system store and the URL's name.
+        urllib.request.HTTPSHandler.__init__(self)
         self.target = target
 
     def http_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
-        return self.do_open(functools.partial(_PinnedHTTPConnection, target=self.target), req)
-
-
-class _PinnedHTTPSHandler(urllib.request.HTTPSHandler):
-    def __init__(self, target: Target) -> None:
-        super().__init__()
-        self.target = target
+        return self.do_open(_pinned(http.client.HTTPConnection, self.target), req)
 
     def https_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
-        # No context given: HTTPSConnection's default verifies the
-        # certificate against the system store and the URL's name.
-        return self.do_open(functools.partial(_PinnedHTTPSConnection, target=self.target), req)
+        return self.do_open(_pinned(http.client.HTTPSConnection, self.target), req)
 
 
 def pinned_opener(target: Target, *handlers: urllib.request.BaseHandler) -> Any:
@@ -510,7 +513,6 @@ def pinned_opener(target: Target, *handlers: urllib.request.BaseHandler) -> Any:
     """
     return urllib.request.build_opener(
         urllib.request.ProxyHandler({}),
-        _PinnedHTTPHandler(target),
-        _PinnedHTTPSHandler(target),
+        _PinnedHandler(target),
         *handlers,
     )

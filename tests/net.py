@@ -8,11 +8,17 @@ real socket.
 
 from __future__ import annotations
 
+import datetime
 import socket
 import threading
+from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 
 class Listener:
@@ -67,3 +73,47 @@ class RebindingDns:
             return real(answer, port, *args, **kwargs)
 
         monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+
+
+# Host forms every purpose refuses, with the words of the rule (SPEC §10):
+# the ones the security audit tried.
+REFUSED_HOSTS = [
+    ("x.invalid,169.254.169.254", "one host only"),
+    ("::ffff:169.254.169.254", "169.254.169.254 (link-local)"),
+    ("[::ffff:a9fe:a9fe]", "without brackets"),
+    ("/var/run/postgresql", "Unix-socket"),
+    ("user@host", "'@'"),
+    ("host\n", "control characters"),
+    ("0.0.0.0", "unspecified"),
+    ("224.0.0.1", "multicast"),
+    ("169.254.169.254", "link-local"),
+]
+
+
+def self_signed(folder: Path, name: str) -> tuple[Path, Path]:
+    """A self-signed certificate for DNS name ``name``: ``(cert.pem, key.pem)`` in ``folder``."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = folder / "cert.pem", folder / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
@@ -17,7 +19,7 @@ from connectors.services import connection_create
 from pipelines import alerts
 from pipelines.models import Execution, TaskRun
 from pipelines.services import execution_create, pipeline_create
-from tests.net import RebindingDns
+from tests.net import RebindingDns, self_signed
 from tests.ops.conftest import finished, same_prefix
 from tests.services import need_postgres
 from tests.workers import wait_for
@@ -30,7 +32,11 @@ class Receiver:
     """A local webhook receiver (127.0.0.1 by default); answers the queued status codes."""
 
     def __init__(
-        self, statuses: list[int] | None = None, address: str = "127.0.0.1", port: int = 0
+        self,
+        statuses: list[int] | None = None,
+        address: str = "127.0.0.1",
+        port: int = 0,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self.requests: list[tuple[str, bytes]] = []
         self.hosts: list[str] = []  # the Host header of each request
@@ -51,6 +57,8 @@ class Receiver:
                 pass
 
         self.server = ThreadingHTTPServer((address, port), Handler)
+        if tls is not None:
+            self.server.socket = tls.wrap_socket(self.server.socket, server_side=True)
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 
@@ -300,3 +308,35 @@ def test_it_posts_to_the_checked_address_when_dns_rebinds(
         assert evil.requests == [] and len(receiver.requests) == 1
     finally:
         evil.close()
+
+
+@pytest.mark.usefixtures("fast_retries")
+def test_it_posts_https_to_the_checked_address_verifying_the_name(
+    tmp_path: Path, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A certificate for the name only: verification succeeds only if TLS
+    # checks the URL's name while the socket goes to the checked address.
+    cert, key = self_signed(tmp_path, "hooks.rebind.test")
+    server_tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_tls.load_cert_chain(cert, key)
+    names: list[str | None] = []
+    server_tls.sni_callback = lambda sock, name, ctx: names.append(name)  # type: ignore[assignment]
+    secure = Receiver(tls=server_tls)
+    try:
+        monkeypatch.setenv("SSL_CERT_FILE", str(cert))  # the client's trust store
+        settings.OUTBOUND_ALLOW_NETWORKS = ["127.0.0.1/32"]
+        dns = RebindingDns(monkeypatch, "hooks.rebind.test", ["127.0.0.1", "127.0.0.2"])
+        port = secure.server.server_address[1]
+        url = f"https://hooks.rebind.test:{port}{HOOK_PATH}"
+        assert alerts.post_webhook(url, {"text": "x"}) == "sent"
+        assert dns.lookups == 1
+        assert names == ["hooks.rebind.test"]
+        assert secure.hosts == [f"hooks.rebind.test:{port}"]
+        # Another name on the same address: the certificate does not match.
+        other = RebindingDns(monkeypatch, "other.rebind.test", ["127.0.0.1"])
+        outcome = alerts.post_webhook(f"https://other.rebind.test:{port}/x", {"text": "x"})
+        assert other.lookups == alerts.ATTEMPTS
+        assert outcome == "failed: SSLCertVerificationError"
+        assert len(secure.requests) == 1
+    finally:
+        secure.close()
