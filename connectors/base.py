@@ -15,8 +15,11 @@ The copy engine (``connectors.copy``) drives both through these methods.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
+import socket
+import ssl
 import sys
 import threading
 import time
@@ -28,6 +31,8 @@ from typing import Any, ClassVar
 
 from connectors.types import Column
 from core import outbound
+
+logger = logging.getLogger(__name__)
 
 
 class ConnectorError(Exception):
@@ -162,6 +167,46 @@ def _ms(started: float) -> int:
     return int(round((time.monotonic() - started) * 1000))
 
 
+# Why a connection could not be made, in fixed words (SPEC §10). The
+# server's own text is never shown: whatever listens on the host and port a
+# user names (an SSH or HTTP service, a fake database) chooses it, and
+# echoing it would turn the connection test into a banner grabber.
+COULD_NOT_CONNECT = "could not connect (the server's answer is not shown)"
+
+
+def connect_failure(exc: BaseException, markers: tuple[tuple[str, str], ...] = ()) -> str:
+    """A fixed phrase for why connecting failed: refused, timed out, TLS, or a driver marker.
+
+    The exception and its causes are judged by type first; then the first
+    of ``markers`` (``(lowercase text in the driver's message, phrase)``)
+    found in the message names the cause. The message itself is never
+    returned.
+    """
+    seen: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in seen:
+        seen.append(current)
+        current = (
+            getattr(current, "original_exception", None) or current.__cause__ or current.__context__
+        )
+    for error in seen:
+        if isinstance(error, ssl.SSLCertVerificationError):
+            return "TLS certificate verification failed"
+        if isinstance(error, ssl.SSLError):
+            return "TLS failed"
+        if isinstance(error, ConnectionRefusedError):
+            return "connection refused"
+        if isinstance(error, socket.gaierror):
+            return "host name not resolved"
+        if isinstance(error, TimeoutError):
+            return "timed out"
+    text = " ".join(str(error) for error in seen).lower()
+    for marker, phrase in markers:
+        if marker in text:
+            return phrase
+    return COULD_NOT_CONNECT
+
+
 def scrub(message: str, *secrets: Any) -> str:
     """``message`` with every secret value replaced (drivers sometimes echo them)."""
     for secret in secrets:
@@ -251,11 +296,19 @@ class Connector(ABC):
     speaks_sql: ClassVar[bool] = False
 
     def __init__(
-        self, *, name: str, config: dict[str, Any], data_root: str | os.PathLike[str] | None = None
+        self,
+        *,
+        name: str,
+        config: dict[str, Any],
+        data_root: str | os.PathLike[str] | None = None,
+        connection_id: str | None = None,
     ) -> None:
         self.name = name
         self.config = config
         self._data_root = data_root
+        # The stored connection's id, when there is one: what metrics call
+        # its pool (never the user, host or database names of the config).
+        self.connection_id = connection_id
 
     def __repr__(self) -> str:
         # Never the config: it holds the secrets.
@@ -515,6 +568,12 @@ def _used_params(sql: str, params: dict[str, Any] | None) -> dict[str, Any] | No
     return {name: params[name] for name in names}
 
 
+# A connection test (or a task) waits at most this long for a server: a
+# user-chosen timeout must not hold a web worker for minutes.
+MAX_CONNECT_TIMEOUT_S = 30
+DEFAULT_CONNECT_TIMEOUT_S = 10
+
+
 class ServerConnector(SqlConnector):
     """Base of the kinds that reach a database server over the network.
 
@@ -536,6 +595,12 @@ class ServerConnector(SqlConnector):
             "connect_timeout",
         }
     )
+    # Dotted config keys holding multi-line text (a PEM certificate) that is
+    # never put into a connection string, so line breaks in it are allowed.
+    multiline_fields: ClassVar[frozenset[str]] = frozenset()
+    # ``(lowercase text in a driver's connect error, fixed phrase)``, first
+    # match wins (``connect_failure``); each kind lists its driver's.
+    connect_markers: ClassVar[tuple[tuple[str, str], ...]] = ()
 
     @classmethod
     def validate_config(cls, config: Any) -> list[tuple[str, str]]:
@@ -545,8 +610,17 @@ class ServerConnector(SqlConnector):
             problems += [
                 (key, "contains control characters")
                 for key in _control_keys(config)
-                if key != "host"
+                if key not in cls.multiline_fields and key != "host"
             ]
+            timeout = config.get("connect_timeout")
+            if timeout is not None and (
+                not isinstance(timeout, int)
+                or isinstance(timeout, bool)
+                or not 1 <= timeout <= MAX_CONNECT_TIMEOUT_S
+            ):
+                problems.append(
+                    ("connect_timeout", f"must be an integer 1-{MAX_CONNECT_TIMEOUT_S} (seconds)")
+                )
             port = config.get("port", cls.default_port)
             if not isinstance(port, int) or not 0 < port < 65536:
                 problems.append(("port", "must be an integer 1-65535"))
@@ -560,13 +634,39 @@ class ServerConnector(SqlConnector):
                     problems.append(("host", problem))
         return problems
 
+    def connect_timeout_s(self) -> int:
+        """Seconds to wait for a connection: the config's, within 1-30 even if stored larger."""
+        value = self.config.get("connect_timeout")
+        if not isinstance(value, int) or isinstance(value, bool):
+            return DEFAULT_CONNECT_TIMEOUT_S
+        return min(max(value, 1), MAX_CONNECT_TIMEOUT_S)
+
+    def connect_error(self, exc: BaseException) -> ConnectorError:
+        """A failed connect in fixed words (``connect_failure``), never the server's text.
+
+        Retryable as ``map_error`` judges it. The driver's message goes to
+        the log for operators, with the password scrubbed.
+        """
+        if isinstance(exc, ConnectorError):
+            return exc
+        logger.info(
+            "%s: connect failed: %s", self.where(), scrub(str(exc), self.config.get("password"))
+        )
+        return ConnectorError(
+            f"{self.where()}: {self.connect_phrase(exc)}", transient=self.map_error(exc).transient
+        )
+
+    def connect_phrase(self, exc: BaseException) -> str:
+        """The fixed phrase for a failed connect; kinds with error codes refine it."""
+        return connect_failure(exc, self.connect_markers)
+
     def target(self) -> outbound.Target:
         """Where to connect, checked now (SPEC §10): connect only to its addresses.
 
         Runs at every connect, so a row whose host was never validated (or a
         DNS answer that changed since) is refused before any packet leaves.
         """
-        bad = _control_keys(self.config)
+        bad = [key for key in _control_keys(self.config) if key not in self.multiline_fields]
         if bad:
             raise ConnectorError(f"{self.kind} {self.name}: {bad[0]} contains control characters")
         port = self.config.get("port", self.default_port)

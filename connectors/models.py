@@ -97,4 +97,6 @@ class Connection(models.Model):
 
     def connector(self) -> Any:
         """A connector instance for this connection."""
-        return connector_class(self.kind)(name=self.name, config=self.full_config())
+        return connector_class(self.kind)(
+            name=self.name, config=self.full_config(), connection_id=str(self.pk)
+        )

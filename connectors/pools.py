@@ -9,7 +9,9 @@ it and starts afresh in a child.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import os
+import secrets
 import threading
 from typing import Any
 
@@ -19,6 +21,10 @@ _lock = threading.Lock()
 _pools: dict[str, ConnectionPool] = {}
 _names: dict[str, str] = {}
 _pid = os.getpid()
+# Keys an unlabelled pool's name: a plain hash of its settings could be
+# guessed back to the user, host and database names (SPEC §10: metrics never
+# carry them). Per process, so the names mean nothing outside it.
+_label_key = secrets.token_bytes(16)
 
 
 def _cache() -> dict[str, ConnectionPool]:
@@ -38,16 +44,31 @@ def pool_key(kwargs: dict[str, Any], sizes: tuple[int, int]) -> str:
     return hashlib.sha256(material.encode()).hexdigest()
 
 
+def pool_label(label: str | None, key: str) -> str:
+    """What metrics and logs call a pool: the connection id, or an opaque name.
+
+    Never the user, host, database or password of its settings.
+    """
+    if label:
+        return label
+    return "pool-" + hmac.new(_label_key, key.encode(), hashlib.sha256).hexdigest()[:12]
+
+
 def get_pool(
     *,
-    name: str,
+    label: str | None,
     kwargs: dict[str, Any],
     min_size: int,
     max_size: int,
     timeout: float,
 ) -> ConnectionPool:
-    """The pool for these settings, opened on first use in this process."""
+    """The pool for these settings, opened on first use in this process.
+
+    ``label`` is the connection's id (None for a connector made without a
+    stored connection); it names the pool in metrics.
+    """
     key = pool_key(kwargs, (min_size, max_size))
+    name = pool_label(label, key)
     with _lock:
         pools = _cache()
         pool = pools.get(key)
@@ -81,22 +102,23 @@ def discard(pool: ConnectionPool) -> None:
 
 
 def stats() -> list[dict[str, Any]]:
-    """Per pool in this process: ``{name, size, in_use, waiting}`` for metrics."""
+    """Per pool name in this process: ``{name, size, in_use, waiting}`` for metrics.
+
+    A connection whose settings changed may still have its old pool here:
+    both count under the connection's one name.
+    """
     with _lock:
         items = list(_cache().items())
-    result = []
+    totals: dict[str, dict[str, Any]] = {}
     for key, pool in items:
         s = pool.get_stats()
         size = int(s.get("pool_size", 0))
-        result.append(
-            {
-                "name": _names.get(key, pool.name),
-                "size": size,
-                "in_use": size - int(s.get("pool_available", 0)),
-                "waiting": int(s.get("requests_waiting", 0)),
-            }
-        )
-    return result
+        name = _names.get(key, pool.name)
+        entry = totals.setdefault(name, {"name": name, "size": 0, "in_use": 0, "waiting": 0})
+        entry["size"] += size
+        entry["in_use"] += size - int(s.get("pool_available", 0))
+        entry["waiting"] += int(s.get("requests_waiting", 0))
+    return list(totals.values())
 
 
 def close_all() -> None:

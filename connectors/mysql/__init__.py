@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import socket
+import ssl
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -12,7 +13,8 @@ from typing import Any
 
 import pymysql  # type: ignore[import-untyped]
 import pymysql.cursors  # type: ignore[import-untyped]
-from pymysql.constants import FIELD_TYPE  # type: ignore[import-untyped]
+from pymysql import _auth  # type: ignore[import-untyped]
+from pymysql.constants import CR, FIELD_TYPE  # type: ignore[import-untyped]
 
 from connectors.base import ConnectorError, Dialect, ServerConnector, scrub
 from connectors.types import Column, from_mysql, to_mysql
@@ -23,6 +25,17 @@ __all__ = ["MysqlConnector", "MysqlDialect"]
 # Error codes worth a retry: cannot connect / lost connection, deadlock,
 # lock wait timeout, statement time limit, interrupted, too many connections.
 _TRANSIENT_CODES = {1040, 1053, 1205, 1213, 1317, 1969, 2002, 2003, 2006, 2013, 2055, 3024, 4031}
+
+# Fixed words for server error codes at connect (the server's text is never
+# shown, SPEC §10); other failures are judged by connect_failure.
+_CONNECT_CODES = {
+    1040: "too many connections",
+    1044: "authentication failed (no access to the database)",
+    1045: "authentication failed",
+    1049: "database does not exist",
+    1130: "authentication failed (the server does not allow this login)",
+    2026: "TLS failed",
+}
 
 _FIELD_TYPES = {
     FIELD_TYPE.TINY: "integer",
@@ -43,6 +56,123 @@ _FIELD_TYPES = {
     FIELD_TYPE.JSON: "json",
 }
 _BINARY_CHARSET = 63
+
+
+SSLMODES = ("disable", "prefer", "require", "verify-ca", "verify-full")
+# A CA certificate is public, but an unbounded text field is not.
+MAX_SSLROOTCERT_CHARS = 64 * 1024
+
+
+class CleartextRefused(pymysql.err.OperationalError):  # type: ignore[misc]
+    """The server asked for the password in a form it could read; refused."""
+
+
+class SafeConnection(pymysql.connections.Connection):  # type: ignore[misc]
+    """PyMySQL's connection without the ways a server can read the password (SPEC §10).
+
+    PyMySQL answers whatever plugin the server names: ``mysql_clear_password``
+    and ``dialog`` get the password as it is, and the "full authentication"
+    of ``sha256_password`` / ``caching_sha2_password`` sends it in cleartext
+    over any TLS (verified or not) or encrypted with a public key the server
+    itself hands over. A server on a host an editor controls would read it
+    every time. Here the cleartext plugins are refused always, and the full
+    authentication only runs over TLS whose certificate was verified
+    (``sslmode`` ``verify-ca`` / ``verify-full``), where the server is the
+    one configured. The scrambles (``mysql_native_password``, the
+    ``caching_sha2_password`` fast path, ``client_ed25519``) still work:
+    they prove the password without revealing it.
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs["auth_plugin_map"] = {"caching_sha2_password": _CachingSha2}
+        super().__init__(**kwargs)
+
+    def password_may_reach_server(self) -> bool:
+        """Whether this connection's TLS is verified, so the server may read the password."""
+        ctx = getattr(self, "ctx", None)
+        return bool(self._ssl_required and ctx is not None and ctx.verify_mode == ssl.CERT_REQUIRED)
+
+    def refuse_unless_verified(self, plugin: str) -> None:
+        if self.password and not self.password_may_reach_server():
+            raise CleartextRefused(
+                CR.CR_AUTH_PLUGIN_ERR,
+                f"server asked for the password in a form it can read ({plugin} without a"
+                " verified certificate); refused. Use sslmode verify-ca or verify-full",
+            )
+
+    def _request_authentication(self) -> None:
+        # With sha256_password as the server's default plugin, PyMySQL puts
+        # the password into its very first answer (cleartext inside any TLS).
+        if self._auth_plugin_name == "sha256_password":
+            self.refuse_unless_verified("sha256_password")
+        super()._request_authentication()
+
+    def _process_auth(self, plugin_name: bytes, auth_packet: Any, handler: Any = None) -> Any:
+        if plugin_name in (b"mysql_clear_password", b"dialog"):
+            raise CleartextRefused(
+                CR.CR_AUTH_PLUGIN_ERR, "server asked for a cleartext password; refused"
+            )
+        if plugin_name == b"sha256_password":
+            self.refuse_unless_verified("sha256_password")
+        return super()._process_auth(plugin_name, auth_packet, handler)
+
+
+class _CachingSha2:
+    """``caching_sha2_password`` as PyMySQL does it, full authentication only when verified.
+
+    PyMySQL calls ``authenticate`` both on a switch to this plugin and on the
+    server's answer to the fast path: 3 (done) or 4 (send the full password).
+    """
+
+    def __init__(self, conn: SafeConnection) -> None:
+        self.conn = conn
+
+    def authenticate(self, pkt: Any) -> Any:
+        conn = self.conn
+        if conn.password and pkt.is_auth_switch_request():
+            # The fast path first (a scramble), as PyMySQL would.
+            conn.salt = pkt.read_all().removesuffix(b"\0")
+            pkt = _auth._roundtrip(conn, _auth.scramble_caching_sha2(conn.password, conn.salt))
+        if pkt.is_extra_auth_data() and pkt.get_all_data()[1:2] == b"\x04":
+            conn.refuse_unless_verified("caching_sha2_password full authentication")
+        return _auth.caching_sha2_password_auth(conn, pkt)
+
+
+def tls_context(sslmode: str, sslrootcert: str | None) -> ssl.SSLContext:
+    """The TLS context of ``sslmode`` ``require`` / ``verify-ca`` / ``verify-full``.
+
+    ``sslrootcert`` is PEM text, never a path: a path the user names would
+    make the connection test a file-read oracle. Without it the system's
+    certificate store is used. PyMySQL names the configured host in the TLS
+    handshake, so ``verify-full`` checks the certificate against it.
+    """
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    if sslmode == "require":
+        # Encrypted, not authenticated, as in libpq: the password then only
+        # leaves as a scramble (SafeConnection).
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        return ctx
+    if sslrootcert:
+        ctx.load_verify_locations(cadata=sslrootcert)
+    else:
+        ctx.load_default_certs()
+    ctx.check_hostname = sslmode == "verify-full"
+    ctx.verify_mode = ssl.CERT_REQUIRED
+    return ctx
+
+
+def sslrootcert_problem(value: Any) -> str | None:
+    """Why ``options.sslrootcert`` is unusable, or None."""
+    if not isinstance(value, str) or "-----BEGIN CERTIFICATE-----" not in value:
+        return "must be PEM certificate text (-----BEGIN CERTIFICATE-----…); paths are not read"
+    if len(value) > MAX_SSLROOTCERT_CHARS:
+        return f"longer than {MAX_SSLROOTCERT_CHARS} characters"
+    try:
+        ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_verify_locations(cadata=value)
+    except (ssl.SSLError, ValueError):
+        return "is not a readable PEM certificate"
+    return None
 
 
 class MysqlDialect(Dialect):
@@ -99,7 +229,7 @@ def _connect_to(target: outbound.Target, kwargs: dict[str, Any]) -> Any:
     handed over; ``host`` stays the name, which PyMySQL uses as the TLS
     server name for ``verify-full``.
     """
-    conn = pymysql.connect(**kwargs, defer_connect=True)
+    conn = SafeConnection(**kwargs, defer_connect=True)
     try:
         sock = outbound.open_socket(target, kwargs["connect_timeout"])
     except OSError as exc:
@@ -117,13 +247,21 @@ class MysqlConnector(ServerConnector):
     kind = "mysql"
     default_port = 3306
     dialect = MysqlDialect()
+    multiline_fields = frozenset({"options.sslrootcert"})
 
     @classmethod
     def validate_config(cls, config: Any) -> list[tuple[str, str]]:
         problems = super().validate_config(config)
         if isinstance(config, dict):
-            if not isinstance(config.get("options", {}), dict):
+            options = config.get("options", {})
+            if not isinstance(options, dict):
                 problems.append(("options", "must be an object"))
+            elif options.get("sslrootcert") is not None:
+                problem = sslrootcert_problem(options["sslrootcert"])
+                if problem:
+                    problems.append(("options.sslrootcert", problem))
+            if config.get("sslmode") not in (None, *SSLMODES):
+                problems.append(("sslmode", f"must be one of {', '.join(SSLMODES)}"))
         return problems
 
     def _raw_connect(self) -> pymysql.connections.Connection:
@@ -136,19 +274,25 @@ class MysqlConnector(ServerConnector):
             "user": self.config.get("username") or "root",
             "password": self.config.get("password") or "",
             "database": self.config.get("database"),
-            "connect_timeout": int(self.config.get("connect_timeout") or 10),
+            "connect_timeout": self.connect_timeout_s(),
             "charset": str(options.get("charset", "utf8mb4")),
             "autocommit": False,
             "local_infile": False,
             # Every session in UTC, like PostgreSQL sessions here.
             "init_command": "SET time_zone = '+00:00'",
         }
-        if self.config.get("sslmode") in {"require", "verify-ca", "verify-full"}:
-            kwargs["ssl"] = {"check_hostname": self.config["sslmode"] == "verify-full"}
+        sslmode = self.config.get("sslmode") or "prefer"
+        if sslmode == "disable":
+            kwargs["ssl_disabled"] = True
+        elif sslmode != "prefer":  # "prefer": PyMySQL's default, TLS when the server offers it
+            try:
+                kwargs["ssl"] = tls_context(sslmode, options.get("sslrootcert"))
+            except (ssl.SSLError, ValueError) as exc:
+                raise ConnectorError(f"{self.where()}: sslrootcert is not usable") from exc
         try:
             return _connect_to(target, kwargs)
         except Exception as exc:
-            raise self.map_error(exc) from exc
+            raise self.connect_error(exc) from exc
 
     @contextmanager
     def connect(self, *, read_only: bool = False, timeout_s: float | None = None) -> Iterator[Any]:
@@ -206,9 +350,16 @@ class MysqlConnector(ServerConnector):
             with conn.cursor() as cur:
                 cur.execute("SELECT 1")
         except Exception as exc:
-            raise self.map_error(exc) from exc
+            # Still the connection test: the server's text is not echoed.
+            raise self.connect_error(exc) from exc
         finally:
             conn.close()
+
+    def connect_phrase(self, exc: BaseException) -> str:
+        if isinstance(exc, CleartextRefused):
+            return str(exc.args[1])  # our own words
+        code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
+        return _CONNECT_CODES.get(code or 0) or super().connect_phrase(exc)
 
     def map_error(self, exc: BaseException) -> ConnectorError:
         if isinstance(exc, ConnectorError):

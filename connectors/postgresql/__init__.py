@@ -36,8 +36,35 @@ __all__ = ["PostgresqlConnector", "PostgresDialect"]
 # failure, deadlock, statement timeout / cancel, server shutting down.
 _TRANSIENT_SQLSTATES = {"40001", "40P01", "57014", "57P01", "57P02", "57P03", "55P03", "53300"}
 
+# libpq's list of authentication methods it will answer: everything but a
+# cleartext password. ``require_auth`` needs libpq 16 or newer (the
+# psycopg[binary] wheel bundles 17+; a system libpq may be older).
+REQUIRE_AUTH = "!password"
+_REQUIRE_AUTH_LIBPQ = 160000
+
+# Connections a pool of one connection may hold in one worker process, even
+# when the user's options ask for more: a connection test or a task must not
+# be able to open hundreds of connections to a server.
+MAX_POOL_SIZE = 10
+_POOL_OPTIONS = {"pool_min_size": 1, "pool_max_size": 8}
+
 # Types whose binary representation is the same, for COPY pass-through.
 _BINARY_SAME = {"varchar": "text", "bpchar": "text", "text": "text", "name": "text"}
+
+
+def _pool_size_problems(options: dict[str, Any]) -> list[tuple[str, str]]:
+    """Problems with ``pool_min_size`` / ``pool_max_size`` (integers 1-MAX_POOL_SIZE)."""
+    problems = []
+    for key in _POOL_OPTIONS:
+        value = options.get(key)
+        if value is not None and (
+            not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= MAX_POOL_SIZE
+        ):
+            problems.append((key, f"must be an integer 1-{MAX_POOL_SIZE}"))
+    low, high = options.get("pool_min_size"), options.get("pool_max_size")
+    if not problems and isinstance(low, int) and isinstance(high, int) and low > high:
+        problems.append(("pool_min_size", "must not be larger than pool_max_size"))
+    return problems
 
 
 class PostgresDialect(Dialect):
@@ -68,6 +95,20 @@ class PostgresqlConnector(ServerConnector):
     kind = "postgresql"
     default_port = 5432
     dialect = PostgresDialect()
+    # libpq's words for why a connect failed (first match wins); see connect_failure.
+    connect_markers = (
+        ("cleartext password", "server asked for a cleartext password; refused"),
+        ("authentication method requirement", "server asked for a refused authentication method"),
+        ("no password supplied", "authentication failed (the server wants a password)"),
+        ("authentication failed", "authentication failed"),
+        ("no pg_hba.conf entry", "authentication failed (the server does not allow this login)"),
+        ("connection refused", "connection refused"),
+        ("timeout expired", "timed out"),
+        ("could not translate host name", "host name not resolved"),
+        ("certificate", "TLS certificate verification failed"),
+        ("ssl", "TLS failed"),
+        ("does not exist", "database or user does not exist"),
+    )
 
     @classmethod
     def validate_config(cls, config: Any) -> list[tuple[str, str]]:
@@ -76,6 +117,8 @@ class PostgresqlConnector(ServerConnector):
             options = config.get("options", {})
             if not isinstance(options, dict | str):
                 problems.append(("options", "must be an object or a libpq options string"))
+            elif isinstance(options, dict):
+                problems += [(f"options.{k}", m) for k, m in _pool_size_problems(options)]
         return problems
 
     # ----- connecting
@@ -98,12 +141,26 @@ class PostgresqlConnector(ServerConnector):
             "port": int(self.config.get("port", 5432)),
             "dbname": self.config.get("database"),
             "user": self.config.get("username") or "postgres",
-            "connect_timeout": int(self.config.get("connect_timeout") or 10),
+            "connect_timeout": self.connect_timeout_s(),
             "options": " ".join(pg_options),
             "application_name": str(options.get("application_name", "datadog-platform")),
         }
         if self.config.get("password"):
             kwargs["password"] = self.config["password"]
+        # Never answer a cleartext password request (SPEC §10): a server that
+        # asks for one (a fake server on a changed host, LDAP/PAM/RADIUS
+        # auth) would receive the password itself. Set even without a
+        # password, so one from PGPASSWORD or ~/.pgpass cannot leak either.
+        # md5 and SCRAM stay: both prove the password without sending it,
+        # and a server that picks the salt (and, for SCRAM, the iteration
+        # count) can guess offline either way; md5 is still the method of
+        # many servers upgraded from PostgreSQL 13 and older.
+        if pq.version() < _REQUIRE_AUTH_LIBPQ:  # pragma: no cover - see _REQUIRE_AUTH_LIBPQ
+            raise ConnectorError(
+                f"{self.where()}: libpq {pq.version()} cannot refuse cleartext passwords;"
+                " version 16 or newer is needed"
+            )
+        kwargs["require_auth"] = REQUIRE_AUTH
         if self.config.get("sslmode"):
             kwargs["sslmode"] = self.config["sslmode"]
         return kwargs
@@ -122,13 +179,28 @@ class PostgresqlConnector(ServerConnector):
         kwargs["hostaddr"] = ",".join(target.addresses)
         return kwargs
 
-    def _pool(self, kwargs: dict[str, Any]) -> Any:
+    def pool_sizes(self) -> tuple[int, int]:
+        """``(min, max)`` connections of the pool: the options', capped to 1-MAX_POOL_SIZE.
+
+        Capped here too, for a config stored before the limit (or by hand).
+        """
         options = self._options()
+        sizes = []
+        for key, default in _POOL_OPTIONS.items():
+            value = options.get(key, default)
+            if not isinstance(value, int) or isinstance(value, bool):
+                value = default
+            sizes.append(min(max(value, 1), MAX_POOL_SIZE))
+        low, high = sizes
+        return min(low, high), high
+
+    def _pool(self, kwargs: dict[str, Any]) -> Any:
+        min_size, max_size = self.pool_sizes()
         return pools.get_pool(
-            name=f"{kwargs['user']}@{self.config.get('host')}:{kwargs['port']}/{kwargs['dbname']}",
+            label=self.connection_id,
             kwargs=kwargs,
-            min_size=int(options.get("pool_min_size", 1)),
-            max_size=int(options.get("pool_max_size", 8)),
+            min_size=min_size,
+            max_size=max_size,
             timeout=float(kwargs["connect_timeout"]) + 5,
         )
 
@@ -138,7 +210,7 @@ class PostgresqlConnector(ServerConnector):
         try:
             return psycopg.connect(**kwargs)
         except Exception as exc:
-            raise self.map_error(exc) from exc
+            raise self.connect_error(exc) from exc
 
     @contextmanager
     def _pooled(self) -> Iterator[psycopg.Connection]:
@@ -153,7 +225,7 @@ class PostgresqlConnector(ServerConnector):
                 psycopg.connect(**kwargs).close()
             except Exception as exc:
                 pools.discard(pool)
-                raise self.map_error(exc) from exc
+                raise self.connect_error(exc) from exc
             raise ConnectorError(
                 f"{self.where()}: connection pool exhausted", transient=True
             ) from None
@@ -191,7 +263,9 @@ class PostgresqlConnector(ServerConnector):
         try:
             conn.execute("SELECT 1")
         except Exception as exc:
-            raise self.map_error(exc) from exc
+            # Still the connection test: a server that lets the login pass
+            # and then answers with its own text is not echoed either.
+            raise self.connect_error(exc) from exc
         finally:
             conn.close()
 
