@@ -24,6 +24,7 @@ from connectors.serializers import (
     ConnectionTestSerializer,
     ConnectionWriteSerializer,
 )
+from datadog_web.api import ConnectionTestThrottle
 from datadog_web.parsers import JSONParser
 
 
@@ -111,7 +112,13 @@ class ConnectionPermissionsView(SharingView):
 
 @extend_schema(tags=["connections"])
 class ConnectionTestView(_JsonView):
-    """Connect and run a trivial operation: ``{ok, latency_ms, error}``."""
+    """Connect and run a trivial operation: ``{ok, latency_ms, error}``.
+
+    Throttled per user (``THROTTLE_CONNECTION_TEST``): each test opens a
+    connection to a host the user chose.
+    """
+
+    throttle_classes = [ConnectionTestThrottle]
 
     @extend_schema(request=None, responses={200: ConnectionTestSerializer})
     def post(self, request: Request, id: str) -> Response:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from django.contrib import messages
@@ -24,6 +25,7 @@ from connectors.services import (
     connection_test,
     connection_update,
 )
+from datadog_web.api import ConnectionTestThrottle
 from datadog_web.errors import ServiceError
 from datadog_web.views import form_errors_from, paginate, query_without_page, render_ui, ui_view
 
@@ -135,6 +137,18 @@ def connection_test_view(request: HttpRequest, connection_id: Any) -> HttpRespon
     """Connect and answer latency or the error (never a secret)."""
     conn = connection_get_visible(request.user, connection_id)
     require(request.user, Action.OPERATE, conn)
+    # The API's throttle and counter: a user gets THROTTLE_CONNECTION_TEST
+    # tests in all, whichever door they come through.
+    throttle = ConnectionTestThrottle()
+    if not throttle.allow_request(request, None):  # type: ignore[arg-type]
+        wait = max(1, math.ceil(throttle.wait() or 1))
+        result = {"ok": False, "error": f"too many connection tests; try again in {wait} s"}
+        context = _detail_context(request, conn, test=result)
+        response = render_ui(
+            request, "connectors/detail.html", context, fragment="test-result", status=429
+        )
+        response["Retry-After"] = str(wait)
+        return response
     result = connection_test(connection=conn)
     context = _detail_context(request, conn, test=result)
     return render_ui(request, "connectors/detail.html", context, fragment="test-result")

@@ -117,6 +117,12 @@ class ExecuteThrottle(ScopedThrottle):
     scope = "execute"
 
 
+class ConnectionTestThrottle(ScopedThrottle):
+    """Connection tests per user, from the API and the UI alike (one counter)."""
+
+    scope = "connection_test"
+
+
 class LoginThrottle(ScopedThrottle):
     """Token requests per client address; repeated failures also lock out (accounts.lockout)."""
 
@@ -124,6 +130,7 @@ class LoginThrottle(ScopedThrottle):
 
 
 __all__ = [
+    "ConnectionTestThrottle",
     "ErrorSerializer",
     "ExecuteThrottle",
     "LoginThrottle",

@@ -287,6 +287,9 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_RATES": {
         "login": _rate("THROTTLE_LOGIN", "10/min"),
         "execute": _rate("THROTTLE_EXECUTE", "120/min"),
+        # Connection tests per user, API and UI together: each one opens a
+        # connection to a host the user names (SPEC §10).
+        "connection_test": _rate("THROTTLE_CONNECTION_TEST", "20/min"),
     },
     # How many reverse proxies append to X-Forwarded-For. 0 trusts none: the
     # header is client-controlled, and trusting it would let anyone dodge the
