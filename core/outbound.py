@@ -32,6 +32,7 @@ import http.client
 import ipaddress
 import re
 import socket
+import time
 import unicodedata
 import urllib.request
 from collections.abc import Callable
@@ -298,8 +299,25 @@ def _same_server_key(address: IPAddress) -> Any:
     return address
 
 
+# The platform's own hosts are resolved at most this often per process: a
+# connect must not cost two extra lookups, and these names are the
+# operator's, not a user's, so a short delay before a change counts is safe.
+_SERVICE_TTL_SECONDS = 60.0
+_service_cache: dict[str, tuple[float, frozenset[Any]]] = {}
+
+
 def _service_addresses(host: str) -> frozenset[Any]:
-    """The comparison keys of a platform server's host (resolved now)."""
+    """The comparison keys of a platform server's host (cached for a minute)."""
+    now = time.monotonic()
+    cached = _service_cache.get(host)
+    if cached is not None and cached[0] > now:
+        return cached[1]
+    keys = _resolve_service(host)
+    _service_cache[host] = (now + _SERVICE_TTL_SECONDS, keys)
+    return keys
+
+
+def _resolve_service(host: str) -> frozenset[Any]:
     if not host or host.startswith("/"):
         return frozenset({"loopback"})  # a Unix socket: the server is local
     literal = _literal(host)
