@@ -79,7 +79,8 @@ class ConnectionDetailView(_JsonView):
         body.is_valid(raise_exception=True)
         data: dict[str, Any] = dict(body.validated_data)
         if partial and "config" in data:
-            # PATCH merges config keys; secrets left out keep their values anyway.
+            # PATCH merges config keys; secrets left out keep their values
+            # while the endpoint stays (connection_update drops them otherwise).
             data["config"] = {**connection.config, **data["config"]}
         connection = services.connection_update(
             connection=connection, user=request.user, request=request, **data

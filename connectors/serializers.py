@@ -53,7 +53,9 @@ class ConnectionWriteSerializer(serializers.Serializer):
     """Body of create (POST), replace (PUT) and change (PATCH).
 
     ``config`` holds what the kind needs, secrets included (``password``);
-    a secret left out or sent empty keeps its stored value.
+    a secret left out or sent empty keeps its stored value, unless the
+    change gives a new kind, host, port, database or user name: then the
+    stored secrets are dropped and must be sent again.
     """
 
     name = serializers.CharField(max_length=100)
