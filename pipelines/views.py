@@ -419,24 +419,42 @@ def pipeline_diff(request: HttpRequest, pipeline_id: Any) -> HttpResponse:
 
 # ---------------------------------------------------------------- editor
 
+# Tasks the editor's live preview draws at most.
+PREVIEW_TASKS = 200
+
 _PATH_TOKEN = re.compile(r"\[(\d+)\]|([^.\[\]]+)")
 
 
 def line_of(text: str, path: str) -> int | None:
-    """The 1-based line of ``path`` (``tasks[1].depends_on[0]``) in YAML or JSON ``text``.
+    """The 1-based line of ``path`` (``tasks[1].depends_on[0]``) in YAML or JSON ``text``."""
+    return lines_of(text, [path])[0]
 
-    Walks YAML's node tree (which keeps positions; JSON parses as YAML too).
-    Stops at the deepest node that exists, so "unknown key" errors point at
-    the key and "required" errors at the object that misses it.
+
+def lines_of(text: str, paths: list[str], root: yaml.Node | None = None) -> list[int | None]:
+    """The 1-based line of each path in YAML or JSON ``text`` (None: no line).
+
+    Walks YAML's node tree (which keeps positions; JSON parses as YAML too):
+    ``root`` when the caller has it from the parse (``definition.parse_document``),
+    else composed once for all paths by libyaml (the C loader) — composing a
+    1 MiB text per problem was the cost of a request. Stops at the deepest
+    node that exists, so "unknown key" errors point at the key and
+    "required" errors at the object that misses it.
     """
-    if not path:
-        return None
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-    except Exception:  # unparsable text: the parse error already names its line
-        return None
-    if node is None:
-        return None
+    if not any(paths):
+        return [None] * len(paths)
+    if root is None:
+        try:
+            root = yaml.compose(text, Loader=_NodeLoader)
+        except Exception:  # unparsable text: the parse error already names its line
+            root = None
+    return [_line_in(root, path) if root is not None and path else None for path in paths]
+
+
+# libyaml's composer when PyYAML was built with it; the same nodes either way.
+_NodeLoader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def _line_in(node: yaml.Node, path: str) -> int:
     line = node.start_mark.line
     for index, key in _PATH_TOKEN.findall(path):
         if index and isinstance(node, yaml.SequenceNode) and int(index) < len(node.value):
@@ -453,23 +471,35 @@ def line_of(text: str, path: str) -> int | None:
     return line + 1
 
 
-def _check_text(
-    text: str, fmt: str | None, user: Any, pipeline: Pipeline | None = None
-) -> tuple[Any, dict[str, Any] | None, list[dict[str, Any]]]:
+def _with_lines(
+    text: str, errors: list[dict[str, Any]], root: yaml.Node | None = None
+) -> list[dict[str, Any]]:
+    """``errors`` (``{path, message}``) each with the ``line`` of its path in ``text``."""
+    lines = lines_of(text, [e["path"] for e in errors], root)
+    return [{**e, "line": line} for e, line in zip(errors, lines, strict=True)]
+
+
+# What the editor shows after checking a text: the parsed data (None when it
+# does not parse), the normalized definition (None when invalid) and the
+# problems, each with its line.
+Checked = tuple[Any, dict[str, Any] | None, list[dict[str, Any]]]
+
+
+def _parse_problems(exc: definition.DefinitionError) -> list[dict[str, Any]]:
+    # A parse error names its line in its message.
+    return [{"path": p.path, "message": p.message, "line": None} for p in exc.problems]
+
+
+def _check_text(text: str, fmt: str | None, user: Any, pipeline: Pipeline | None = None) -> Checked:
     """(parsed data or None, normalized definition or None, problems with their lines)."""
     try:
-        data = definition.parse_text(text, fmt or None)
+        data, root = definition.parse_document(text, fmt or None)
     except definition.DefinitionError as exc:
-        return (
-            None,
-            None,
-            [{"path": p.path, "message": p.message, "line": None} for p in exc.problems],
-        )
+        return None, None, _parse_problems(exc)
     try:
         normalized = pipeline_validate(data, user=user, pipeline=pipeline)
     except ServiceError as exc:
-        problems = [{**e, "line": line_of(text, e["path"])} for e in exc.errors]
-        return data, None, problems
+        return data, None, _with_lines(text, exc.errors, root)
     return data, normalized, []
 
 
@@ -487,22 +517,29 @@ def _editor_context(
     pipeline: Pipeline | None,
     *,
     check: bool = True,
+    checked: Checked | None = None,
     copy_form: CopyTaskForm | None = None,
 ) -> dict[str, Any]:
+    """The editor page; ``checked``: the check of the text when the caller already made it."""
     text = form.data.get("definition") if form.is_bound else form.initial.get("definition", "")
     fmt = form.data.get("format") if form.is_bound else ""
-    data, normalized, problems = (
-        _check_text(text or "", fmt, request.user, pipeline) if check else (None, None, [])
-    )
+    if checked is None:
+        checked = _check_text(text or "", fmt, request.user, pipeline) if check else None
+    data, normalized, problems = checked or (None, None, [])
     connections = _usable_connections(request.user)
+    # The preview draws the first tasks only: thousands of boxes help nobody
+    # and would cost most of the request (SPEC §10 bounds it).
+    tasks = _definition_tasks(data)
     return {
         "nav": "pipelines",
         "form": form,
         "pipeline": pipeline,
         "problems": problems,
         "valid": normalized is not None,
-        "checked": check,
-        "graph": dag_graph(_definition_tasks(data)),
+        "checked": checked is not None,
+        "graph": dag_graph(tasks[:PREVIEW_TASKS]),
+        "preview_hidden": max(len(tasks) - PREVIEW_TASKS, 0),
+        "preview_tasks": PREVIEW_TASKS,
         "copy_form": copy_form or CopyTaskForm(connections=connections, prefix="copy"),
         "connections": connections,
     }
@@ -510,11 +547,12 @@ def _editor_context(
 
 def _editor_save(request: HttpRequest, pipeline: Pipeline | None) -> HttpResponse:
     form = EditorForm(request.POST)
-    refused: ServiceError | None = None
+    checked: Checked | None = None
     if form.is_valid():
         text, fmt = form.cleaned_data["definition"], form.cleaned_data["format"] or None
+        data, root = None, None
         try:
-            data = definition.parse_text(text, fmt)
+            data, root = definition.parse_document(text, fmt)
             if pipeline is None:
                 pipeline = pipeline_create(data=data, user=request.user, request=request)
                 messages.success(request, f"Pipeline {pipeline.name} created (version 1).")
@@ -530,19 +568,17 @@ def _editor_save(request: HttpRequest, pipeline: Pipeline | None) -> HttpRespons
                 else:
                     messages.success(request, f"Saved version {pipeline.version}.")
             return redirect("pipeline_detail", pipeline_id=pipeline.pk)
-        except definition.DefinitionError:
-            pass  # the editor below lists every problem at its path
+        except definition.DefinitionError as exc:
+            checked = (None, None, _parse_problems(exc))
         except ServiceError as exc:
-            refused = exc
-    context = _editor_context(request, form, pipeline)
-    if refused is not None and not context["problems"]:
-        # A valid definition the service still refused (a taken name): its
-        # problems go in the same list, at their paths.
-        text = form.cleaned_data["definition"]
-        context["problems"] = [{**e, "line": line_of(text, e["path"])} for e in refused.errors] or [
-            {"path": "", "message": refused.detail, "line": None}
-        ]
-        context["valid"] = False
+            # Every refusal (an invalid definition, a taken name) at its path,
+            # from this one check: checking a large text again for the page
+            # would double the cost of the request.
+            problems = _with_lines(text, exc.errors, root) or [
+                {"path": "", "message": exc.detail, "line": None}
+            ]
+            checked = (data, None, problems)
+    context = _editor_context(request, form, pipeline, checked=checked)
     return render_ui(request, "pipelines/editor.html", context, status=400)
 
 
