@@ -1,20 +1,115 @@
+"""Admin for the accounts app and the base every owned-object admin shares.
+
+The admin is a third front end beside the UI and the API: it asks the same
+questions (accounts.permissions) and changes objects through the same
+services, so an admin action cannot skip an audit record, an in-use check or
+the sharing cleanup (SPEC §10).
+"""
+
 from __future__ import annotations
 
 from typing import Any
 
-from django.contrib import admin
-from django.http import HttpRequest
+from django.contrib import admin, messages
+from django.contrib.admin.actions import delete_selected as django_delete_selected
+from django.contrib.admin.utils import model_ngettext
+from django.core.exceptions import PermissionDenied
+from django.db import transaction
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from rest_framework_simplejwt.token_blacklist.admin import (
+    BlacklistedTokenAdmin as LibraryBlacklistedTokenAdmin,
+)
+from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken
 
 from accounts.models import AuditEvent
 from accounts.permissions import Action, can, can_create, is_admin, visible
+from datadog_web.errors import ServiceError
+
+
+def refusal(exc: ServiceError) -> str:
+    """A service error as one line for an admin message ("used by p1 and p2")."""
+    return "; ".join(str(exc).splitlines()[1:]) or exc.detail
 
 
 class SharedObjectAdmin(admin.ModelAdmin):
     """Admin for owned, shareable objects (pipelines, connections).
 
     Lists and object permissions come from accounts.permissions, the same
-    answers the UI and the API give.
+    answers the UI and the API give. Every delete (the delete view and the
+    "delete selected" action) goes through ``delete_object``, which each
+    subclass implements with its service.
     """
+
+    # Replaces Django's site-wide action of the same name, which deletes with
+    # one queryset.delete() and checks no object permission.
+    actions = ["delete_selected"]
+
+    def delete_object(self, request: HttpRequest, obj: Any) -> None:
+        """Delete ``obj`` through its service; a refusal raises ServiceError."""
+        raise NotImplementedError
+
+    def delete_model(self, request: HttpRequest, obj: Any) -> None:
+        # A refusal propagates to delete_view, which rolls back and says why.
+        self.delete_object(request, obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+        self.delete_each(request, queryset)
+
+    def delete_each(self, request: HttpRequest, queryset: QuerySet[Any]) -> int:
+        """Delete the objects one by one through the service; refusals become messages.
+
+        Each object is its own transaction: one connection still in use does
+        not keep the others from going. Returns how many were deleted.
+        """
+        deleted = 0
+        for obj in queryset:
+            if not self.has_delete_permission(request, obj):
+                self.message_user(request, f"{obj}: you may not delete it", messages.ERROR)
+                continue
+            try:
+                with transaction.atomic():
+                    self.log_deletions(request, queryset.filter(pk=obj.pk))
+                    self.delete_object(request, obj)
+            except ServiceError as exc:
+                self.message_user(request, f"{obj} was not deleted: {refusal(exc)}", messages.ERROR)
+            else:
+                deleted += 1
+        return deleted
+
+    @admin.action(permissions=["delete"], description="Delete selected %(verbose_name_plural)s")
+    def delete_selected(self, request: HttpRequest, queryset: QuerySet[Any]) -> HttpResponse | None:
+        """Django's confirmation page, then a delete through the service per object."""
+        if not request.POST.get("post"):
+            return django_delete_selected(self, request, queryset)
+        _, _, perms_needed, protected = self.get_deleted_objects(queryset, request)
+        if protected:
+            return django_delete_selected(self, request, queryset)  # the page says why
+        if perms_needed:
+            raise PermissionDenied
+        deleted = self.delete_each(request, queryset)
+        if deleted:
+            items = model_ngettext(self.opts, deleted)
+            self.message_user(request, f"Deleted {deleted} {items}.", messages.SUCCESS)
+        return None
+
+    def get_deleted_objects(self, objs: Any, request: HttpRequest) -> Any:
+        to_delete, model_count, _, protected = super().get_deleted_objects(objs, request)
+        # What goes with an object (a pipeline's versions and runs, which no
+        # admin may delete alone) is its service's business; the user needs
+        # the right to delete the selected objects themselves.
+        perms_needed = {str(obj) for obj in objs if not self.has_delete_permission(request, obj)}
+        return to_delete, model_count, perms_needed, protected
+
+    def delete_view(
+        self, request: HttpRequest, object_id: str, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        try:
+            return super().delete_view(request, object_id, extra_context)
+        except ServiceError as exc:
+            # delete_view's transaction is rolled back (the admin log entry too).
+            self.message_user(request, f"Not deleted: {refusal(exc)}", messages.ERROR)
+            return HttpResponseRedirect(request.get_full_path())
 
     def get_queryset(self, request: HttpRequest) -> Any:
         return visible(request.user, super().get_queryset(request))
@@ -50,6 +145,32 @@ class AuditEventAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+admin.site.unregister(BlacklistedToken)
+
+
+@admin.register(BlacklistedToken)
+class BlacklistedTokenAdmin(LibraryBlacklistedTokenAdmin):
+    """Revoked refresh tokens: superusers may revoke one, nobody un-revokes.
+
+    Deleting or changing a row would let a revoked (logged out, rotated or
+    stolen) refresh token work again, so nobody may; the library's admin
+    would let any user with the model permissions (every admin-role user)
+    do it. The issued tokens (OutstandingToken) stay the library's admin,
+    already read-only for everyone.
+    """
+
+    raw_id_fields = ["token"]  # a select of every token ever issued would not load
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return bool(request.user.is_superuser)
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False

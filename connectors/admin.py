@@ -91,8 +91,5 @@ class ConnectionAdmin(SharedObjectAdmin):
             return
         obj.__dict__.update(saved.__dict__)
 
-    def delete_model(self, request: HttpRequest, obj: Connection) -> None:
-        try:
-            connection_delete(connection=obj, user=request.user, request=request)
-        except ServiceError as exc:
-            self.message_user(request, str(exc), level="error")
+    def delete_object(self, request: HttpRequest, obj: Connection) -> None:
+        connection_delete(connection=obj, user=request.user, request=request)
