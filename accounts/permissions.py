@@ -7,6 +7,7 @@ permissions) says to which objects. The UI, the API and the admin all call
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from enum import StrEnum
 from typing import Any, cast
 
@@ -127,13 +128,29 @@ def _is_owner(user: Any, obj: Model) -> bool:
     return getattr(obj, "created_by_id", None) == user.pk
 
 
-def share_level(user: Any, obj: Model) -> Level | None:
-    """The strongest level the object is shared with the user (directly or by group)."""
+def _checker(user: Any) -> ObjectPermissionChecker:
+    """The user's guardian checker, kept on the user: it caches what it has read."""
     checker = getattr(user, "_datadog_checker", None)
     if checker is None:
         checker = ObjectPermissionChecker(user)
         user._datadog_checker = checker
-    perms = set(checker.get_perms(obj))
+    return checker
+
+
+def share_levels_prefetch(user: Any, objs: Sequence[Model]) -> None:
+    """Read the user's sharing of all ``objs`` (one model) at once.
+
+    ``can`` on each of them then asks the database nothing: a definition may
+    name thousands of connections, and one query each took seconds.
+    """
+    if objs and role_of(user) not in (None, Role.ADMIN):
+        # Typed as a QuerySet, documented (and written) for any iterable of objects.
+        _checker(user).prefetch_perms(cast(Any, objs))
+
+
+def share_level(user: Any, obj: Model) -> Level | None:
+    """The strongest level the object is shared with the user (directly or by group)."""
+    perms = set(_checker(user).get_perms(obj))
     codes = _PERMS[_model_name(obj)]
     for level in reversed(LEVEL_ORDER):
         if codes[level] in perms:

@@ -9,7 +9,7 @@ from django.db.models import F
 from django.http import HttpRequest
 from guardian.models import GroupObjectPermission, UserObjectPermission
 
-from accounts.permissions import Action, can
+from accounts.permissions import Action, can, share_levels_prefetch
 from accounts.services import audit_record
 from connectors.models import Connection
 from core import outbound
@@ -83,7 +83,9 @@ def _bind_connections(
     resolved.update((c.name, c) for c in Connection.objects.filter(name__in=names - set(resolved)))
     bound_ids = {conn_id for conn_id in current.values() if conn_id is not None}
     # One permission check per connection, not per ref: a definition may name
-    # the same connection in thousands of tasks.
+    # the same connection in thousands of tasks; their sharing read at once.
+    if user is not None:
+        share_levels_prefetch(user, [c for c in resolved.values() if c.pk not in bound_ids])
     refused: dict[str, str] = {}
     for name in names:
         conn = resolved.get(name)

@@ -18,9 +18,12 @@ import pytest
 from django.test import Client
 from rest_framework.test import APIClient
 
+from accounts.permissions import Level
 from accounts.tokens import token_pair
+from connectors.models import Connection
 from pipelines.definition import MAX_PROBLEMS
 from pipelines.views import lines_of
+from tests.ui.factories import share
 
 pytestmark = pytest.mark.django_db
 
@@ -347,3 +350,27 @@ def test_it_finds_many_lines_with_one_parse() -> None:
     paths = ["tasks[0].depends_on[1]", "tasks[1].name", "", "tasks[7]", "nope"]
     assert lines_of(text, paths) == [4, 5, None, 2, 1]
     assert lines_of("{: bad", ["name"]) == [None]
+
+
+def test_it_answers_1_mib_naming_thousands_of_other_peoples_connections_within_2_s(
+    api: APIClient, developer: Any, other_developer: Any
+) -> None:
+    # Connections that exist but are not the caller's: each needs a permission
+    # answer ("unknown" or "not allowed to use"), not a query per connection.
+
+    tasks = _fill(lambda i: _sql(f"t{i}", f"theirs{i}"))
+    Connection.objects.bulk_create(
+        Connection(name=f"theirs{i}", kind="sqlite", config={}, created_by=other_developer)
+        for i in range(len(tasks))
+    )
+    shared = Connection.objects.get(name="theirs1")
+    share(shared, developer, Level.VIEW)
+    response, seconds = _post_json(api, {"name": "p", "tasks": tasks})
+    assert response.status_code == 400
+    found = _messages(response)
+    assert found[:2] == [
+        "tasks[0].connection: unknown connection 'theirs0'",
+        "tasks[1].connection: not allowed to use connection 'theirs1'",
+    ]
+    assert found[-1] == f"… and {len(tasks) - MAX_PROBLEMS} more problems"
+    assert seconds < BOUND_SECONDS, f"{seconds:.2f} s"
