@@ -1,5 +1,7 @@
 """The token blacklist in the admin: nobody un-revokes, only superusers revoke.
 
+And only superusers make or touch superusers, or the line would be one form away.
+
 A refresh token revoked through the API (logout) must stay revoked whatever
 an admin-role user does in the admin; the refresh endpoint is the proof.
 """
@@ -15,6 +17,7 @@ from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, Ou
 
 from accounts.permissions import Role
 from accounts.tokens import token_pair
+from tests.conftest import PASSWORD
 
 
 @pytest.fixture
@@ -82,3 +85,44 @@ def test_it_lets_only_superusers_revoke_a_token(make_user: Any, developer: Any) 
     assert client.post(add, {"token": str(outstanding.pk)}).status_code == 302
     assert BlacklistedToken.objects.filter(token=outstanding).exists()
     assert not refresh_works(tokens)
+
+
+def promote(client: Client, user: Any) -> Any:
+    """Post the user change form with "superuser status" ticked."""
+    return client.post(
+        f"/admin/auth/user/{user.pk}/change/",
+        {
+            "username": user.username,
+            "is_active": "on",
+            "is_staff": "on",
+            "is_superuser": "on",
+            "groups": [str(g.pk) for g in user.groups.all()],
+            "date_joined_0": user.date_joined.strftime("%Y-%m-%d"),
+            "date_joined_1": user.date_joined.strftime("%H:%M:%S"),
+        },
+    )
+
+
+@pytest.mark.django_db
+def test_it_keeps_admin_role_users_from_making_superusers(make_user: Any) -> None:
+    boss = make_user("boss", Role.ADMIN, is_staff=True)
+    client = Client()
+    client.force_login(boss)
+    assert promote(client, boss).status_code == 302  # the rest of the form saves
+    boss.refresh_from_db()
+    assert not boss.is_superuser
+
+    root = make_user("root", Role.ADMIN, is_staff=True, is_superuser=True)
+    assert client.get(f"/admin/auth/user/{root.pk}/password/").status_code == 403
+    taken = {"password1": "a-new-long-password-9", "password2": "a-new-long-password-9"}
+    assert client.post(f"/admin/auth/user/{root.pk}/password/", taken).status_code == 403
+    assert client.post(f"/admin/auth/user/{root.pk}/delete/", {"post": "yes"}).status_code == 403
+    root.refresh_from_db()
+    assert root.check_password(PASSWORD)
+
+    # A superuser may (the same form, so the refusal above is the rule, not the form).
+    superuser = Client()
+    superuser.force_login(root)
+    assert promote(superuser, boss).status_code == 302
+    boss.refresh_from_db()
+    assert boss.is_superuser
