@@ -103,6 +103,23 @@ class SharedObjectAdmin(admin.ModelAdmin):
         perms_needed = {str(obj) for obj in objs if not self.has_delete_permission(request, obj)}
         return to_delete, model_count, perms_needed, protected
 
+    def changeform_view(
+        self,
+        request: HttpRequest,
+        object_id: str | None = None,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except ServiceError as exc:
+            # save_model's service refused what the form let through (a rule
+            # only the service knows). The view's transaction is rolled back:
+            # nothing saved, and no "added successfully" for an object that
+            # does not exist.
+            self.message_user(request, f"Not saved: {refusal(exc)}", messages.ERROR)
+            return HttpResponseRedirect(request.get_full_path())
+
     def delete_view(
         self, request: HttpRequest, object_id: str, extra_context: dict[str, Any] | None = None
     ) -> HttpResponse:

@@ -12,7 +12,6 @@ from django.http import HttpRequest
 from accounts.admin import SharedObjectAdmin
 from connectors.models import Connection
 from connectors.services import connection_create, connection_delete, connection_update
-from datadog_web.errors import ServiceError
 
 
 class ConnectionForm(forms.ModelForm):
@@ -66,29 +65,26 @@ class ConnectionAdmin(SharedObjectAdmin):
         if form.cleaned_data.get("password"):
             config["password"] = form.cleaned_data["password"]
         data = form.cleaned_data
-        try:
-            if change:
-                saved = connection_update(
-                    connection=obj,
-                    name=data["name"],
-                    kind=data["kind"],
-                    config=config,
-                    description=data.get("description", ""),
-                    user=request.user,
-                    request=request,
-                )
-            else:
-                saved = connection_create(
-                    name=data["name"],
-                    kind=data["kind"],
-                    config=config,
-                    description=data.get("description", ""),
-                    user=request.user,
-                    request=request,
-                )
-        except ServiceError as exc:
-            self.message_user(request, str(exc), level="error")
-            return
+        # A refusal propagates: SharedObjectAdmin.changeform_view rolls back and says why.
+        if change:
+            saved = connection_update(
+                connection=obj,
+                name=data["name"],
+                kind=data["kind"],
+                config=config,
+                description=data.get("description", ""),
+                user=request.user,
+                request=request,
+            )
+        else:
+            saved = connection_create(
+                name=data["name"],
+                kind=data["kind"],
+                config=config,
+                description=data.get("description", ""),
+                user=request.user,
+                request=request,
+            )
         obj.__dict__.update(saved.__dict__)
 
     def delete_object(self, request: HttpRequest, obj: Connection) -> None:

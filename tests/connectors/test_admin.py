@@ -116,3 +116,29 @@ def test_it_refuses_a_developer_deleting_a_connection_shared_for_use(
     assert single.status_code == 403
     assert Connection.objects.filter(pk=theirs.pk).exists()
     assert not AuditEvent.objects.filter(action="delete").exists()
+
+
+@pytest.mark.django_db
+def test_it_says_why_the_service_refused_a_connection_and_saves_nothing(
+    staff_admin: Client, sqlite_connection: Any
+) -> None:
+    add = "/admin/connectors/connection/add/"
+    listed = {"name": "meta", "kind": "postgresql", "description": ""}
+    config = '{"host": "x.invalid,169.254.169.254", "database": "d", "username": "u"}'
+    response = staff_admin.post(add, {**listed, "config_json": config})
+    assert response.status_code == 302 and response["Location"] == add
+    [said] = messages_of(response)
+    assert said.startswith("Not saved: config.host:") and "one host only" in said
+    assert not Connection.objects.filter(name="meta").exists()
+    assert not AuditEvent.objects.filter(object_repr="meta").exists()
+
+    wh = sqlite_connection("wh", "wh.sqlite")
+    change = f"/admin/connectors/connection/{wh.pk}/change/"
+    response = staff_admin.post(
+        change,
+        {"name": "wh", "kind": "sqlite", "description": "", "config_json": '{"path": "../x"}'},
+    )
+    assert response.status_code == 302 and response["Location"] == change
+    assert messages_of(response)[-1].startswith("Not saved: config.path:")
+    wh.refresh_from_db()
+    assert wh.config == {"path": "wh.sqlite"}
