@@ -65,26 +65,19 @@ class ConnectionAdmin(SharedObjectAdmin):
         if form.cleaned_data.get("password"):
             config["password"] = form.cleaned_data["password"]
         data = form.cleaned_data
+        fields = {
+            "name": data["name"],
+            "kind": data["kind"],
+            "config": config,
+            "description": data.get("description", ""),
+            "user": request.user,
+            "request": request,
+        }
         # A refusal propagates: SharedObjectAdmin.changeform_view rolls back and says why.
         if change:
-            saved = connection_update(
-                connection=obj,
-                name=data["name"],
-                kind=data["kind"],
-                config=config,
-                description=data.get("description", ""),
-                user=request.user,
-                request=request,
-            )
+            saved = connection_update(connection=obj, **fields)
         else:
-            saved = connection_create(
-                name=data["name"],
-                kind=data["kind"],
-                config=config,
-                description=data.get("description", ""),
-                user=request.user,
-                request=request,
-            )
+            saved = connection_create(**fields)
         obj.__dict__.update(saved.__dict__)
 
     def delete_object(self, request: HttpRequest, obj: Connection) -> None:

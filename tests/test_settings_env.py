@@ -12,7 +12,8 @@ import pytest
 BASE = Path(__file__).resolve().parent.parent
 
 
-def run_check(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
+def run_check(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """``manage.py check <args>`` in a fresh process with only the given configuration."""
     clean = {
         k: v
         for k, v in os.environ.items()
@@ -28,7 +29,7 @@ def run_check(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
     }
     clean.update({"DATADOG_VAR_DIR": str(tmp_path / "var"), **env})
     return subprocess.run(
-        [sys.executable, "manage.py", "check"],
+        [sys.executable, "manage.py", "check", *args],
         cwd=BASE,
         env=clean,
         capture_output=True,

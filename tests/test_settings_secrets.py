@@ -10,11 +10,8 @@ check`` in a subprocess with the environment a deployment would have.
 from __future__ import annotations
 
 import base64
-import os
 import re
 import secrets
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
@@ -26,6 +23,7 @@ from django.core.checks import Tags, run_checks
 
 from core.known_secrets import KNOWN_SECRETS
 from tests.services import need_postgres
+from tests.test_settings_env import run_check
 
 BASE = Path(__file__).resolve().parent.parent
 # Variables whose value is a secret, by name (SECRET_KEY, FERNET_KEYS, *_PASSWORD, *_TOKEN).
@@ -98,24 +96,6 @@ def strong_env() -> dict[str, str]:
     }
 
 
-def run_manage(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    """``manage.py <args>`` in a fresh process with exactly the given configuration."""
-    clean = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in {"DATABASE_URL", "REDIS_URL", "SECRET_KEY", "FERNET_KEYS", "DATADOG_TESTING"}
-    }
-    clean.update({"DATADOG_VAR_DIR": str(tmp_path / "var"), **env})
-    return subprocess.run(
-        [sys.executable, "manage.py", *args],
-        cwd=BASE,
-        env=clean,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-
-
 # A valid Fernet key, but all zero bytes: typed, not generated.
 ZERO_FERNET_KEY = base64.urlsafe_b64encode(bytes(32)).decode()
 
@@ -155,7 +135,7 @@ def published_start_cases() -> list[Any]:
 def test_it_refuses_to_start_in_production_with_a_published_secret(
     tmp_path: Path, spoiled: dict[str, str], named: str
 ) -> None:
-    result = run_manage(tmp_path, "check", **{**strong_env(), **spoiled})
+    result = run_check(tmp_path, **{**strong_env(), **spoiled})
     assert result.returncode != 0
     assert "ImproperlyConfigured" in result.stderr
     message = result.stderr.strip().splitlines()[-1]
@@ -172,16 +152,15 @@ def test_it_starts_in_production_with_secrets_of_its_own(tmp_path: Path) -> None
     # Trust authentication on the test server accepts any password.
     password = secrets.token_urlsafe(24)
     url = f"postgresql://{admin.username}:{password}@{admin.hostname}:{admin.port or 5432}/postgres"
-    result = run_manage(tmp_path, "check", **{**strong_env(), "DATABASE_URL": url})
+    result = run_check(tmp_path, **{**strong_env(), "DATABASE_URL": url})
     assert result.returncode == 0, result.stderr
 
 
 def test_it_reports_published_secrets_in_check_deploy(tmp_path: Path) -> None:
     # Embedded mode starts with them (development), but the deploy check names each.
     example = env_example()
-    result = run_manage(
+    result = run_check(
         tmp_path,
-        "check",
         "--deploy",
         SECRET_KEY=example["SECRET_KEY"],
         FERNET_KEYS=f"{Fernet.generate_key().decode()},{ZERO_FERNET_KEY}",
