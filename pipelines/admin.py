@@ -29,6 +29,7 @@ from pipelines.models import (
     Transition,
     Watermark,
 )
+from pipelines.selectors import definition_for
 from pipelines.services import (
     pipeline_create,
     pipeline_delete,
@@ -65,9 +66,9 @@ class PipelineForm(forms.ModelForm):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         if self.instance.pk:
-            self.fields["definition_text"].initial = definition_module.dump_yaml(
-                self.instance.definition
-            )
+            # ``user`` is set on the form class by PipelineAdmin.get_form.
+            shown = definition_for(self.user, self.instance, self.instance.definition)
+            self.fields["definition_text"].initial = definition_module.dump_yaml(shown)
 
     user: Any = None
 
@@ -123,9 +124,19 @@ class PipelineVersionAdmin(ReadOnlyAdmin):
     readonly_fields = ["pipeline", "version", "pretty_definition", "created_by", "created_at"]
     exclude = ["definition"]
 
+    def get_object(self, request: HttpRequest, object_id: str, from_field: Any = None) -> Any:
+        obj = super().get_object(request, object_id, from_field)
+        if obj is not None:
+            # Display methods get no request: the definition as this user may
+            # read it travels on the object (one per request).
+            obj.shown_definition = definition_for(request.user, obj.pipeline, obj.definition)
+        return obj
+
     @admin.display(description="definition")
     def pretty_definition(self, obj: PipelineVersion) -> str:
-        return json.dumps(obj.definition, indent=2)
+        shown = getattr(obj, "shown_definition", None)
+        shown = shown or definition_module.redacted(obj.definition)
+        return json.dumps(shown, indent=2, ensure_ascii=False)
 
     def get_queryset(self, request: HttpRequest) -> Any:
         pipelines = visible(request.user, Pipeline.objects.all())

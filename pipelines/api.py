@@ -20,7 +20,7 @@ from rest_framework.response import Response
 from rest_framework.serializers import Serializer
 
 from accounts.api import SharingView
-from accounts.permissions import Action, require, require_create
+from accounts.permissions import Action, require, require_create, share_levels_prefetch
 from datadog_web.api import ExecuteThrottle
 from datadog_web.errors import InvalidInput
 from datadog_web.parsers import JSONParser
@@ -75,6 +75,11 @@ def _execution(request: Request, execution_id: str, action: Action) -> Execution
     return execution
 
 
+def _shown(request: Request, pipeline: Pipeline) -> Any:
+    """The pipeline as the caller may read it (``selectors.definition_for``)."""
+    return PipelineSerializer(pipeline, context={"request": request}).data
+
+
 class _JsonView(GenericAPIView):
     # Definitions are nested JSON; form encodings cannot carry them.
     parser_classes = [JSONParser]
@@ -98,8 +103,11 @@ class PipelineListView(_JsonView):
             search=filters.get("search"),
             last_status=filters.get("status"),
         )
-        page = self.paginate_queryset(pipelines)
-        return self.get_paginated_response(PipelineSerializer(page, many=True).data)
+        page = self.paginate_queryset(pipelines) or []
+        # What the caller may do to each decides what they see of it (webhook URLs).
+        share_levels_prefetch(request.user, page)
+        data = PipelineSerializer(page, many=True, context={"request": request}).data
+        return self.get_paginated_response(data)
 
     @extend_schema(request=PipelineDefinitionSerializer, responses={201: PipelineSerializer})
     def post(self, request: Request) -> Response:
@@ -107,7 +115,7 @@ class PipelineListView(_JsonView):
         pipeline = services.pipeline_create(
             data=definition_from_body(request.data), user=request.user, request=request
         )
-        return Response(PipelineSerializer(pipeline).data, status=201)
+        return Response(_shown(request, pipeline), status=201)
 
 
 @extend_schema(tags=["pipelines"])
@@ -117,7 +125,7 @@ class PipelineDetailView(_JsonView):
 
     def get(self, request: Request, pipeline_id: str) -> Response:
         pipeline = _pipeline(request, pipeline_id, Action.VIEW)
-        return Response(PipelineSerializer(pipeline).data)
+        return Response(_shown(request, pipeline))
 
     @extend_schema(request=PipelineDefinitionSerializer, responses=PipelineSerializer)
     def put(self, request: Request, pipeline_id: str) -> Response:
@@ -128,7 +136,7 @@ class PipelineDetailView(_JsonView):
             user=request.user,
             request=request,
         )
-        return Response(PipelineSerializer(pipeline).data)
+        return Response(_shown(request, pipeline))
 
     @extend_schema(request=PipelinePatchSerializer, responses=PipelineSerializer)
     def patch(self, request: Request, pipeline_id: str) -> Response:
@@ -140,7 +148,7 @@ class PipelineDetailView(_JsonView):
             request=request,
             partial=True,
         )
-        return Response(PipelineSerializer(pipeline).data)
+        return Response(_shown(request, pipeline))
 
     @extend_schema(responses={204: None})
     def delete(self, request: Request, pipeline_id: str) -> Response:
@@ -159,7 +167,8 @@ class PipelineVersionsView(_JsonView):
         pipeline = _pipeline(request, pipeline_id, Action.VIEW)
         versions = pipeline.versions.select_related("created_by").order_by("-version")
         page = self.paginate_queryset(versions)
-        return self.get_paginated_response(PipelineVersionSerializer(page, many=True).data)
+        data = PipelineVersionSerializer(page, many=True, context={"request": request}).data
+        return self.get_paginated_response(data)
 
 
 @extend_schema(tags=["pipelines"])

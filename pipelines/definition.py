@@ -1213,6 +1213,11 @@ def _webhook(c: Checker, path: str, raw: Any) -> str | None:
     if not ok or any(ch.isspace() or not ch.isprintable() for ch in text):
         c.add(path, f"expected an http(s) URL, got {_q(text)}")
         return None
+    if text == redact_url(text):
+        # What users who may not edit the pipeline are shown: saved, it would
+        # silently replace the real URL and no alert would ever arrive.
+        c.add(path, f"{_q(text)} is a webhook URL with its path hidden; give the full URL")
+        return None
     return text
 
 
@@ -1384,6 +1389,28 @@ def connection_refs(defn: dict[str, Any]) -> list[tuple[str, str]]:
             if isinstance(value, dict) and isinstance(value.get("connection"), str):
                 refs.append((_at(_at(path, key), "connection"), value["connection"]))
     return refs
+
+
+def redact_url(url: str) -> str:
+    """``url`` cut to ``scheme://host/…``: what it shows to users who may not hold its secret.
+
+    Slack's webhook URLs carry their token in the path; user info
+    (``user:password@``) is dropped too.
+    """
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "…"
+    host = parts.netloc.rpartition("@")[2]
+    return f"{parts.scheme}://{host}/…" if parts.scheme and host else "…"
+
+
+def redacted(defn: dict[str, Any]) -> dict[str, Any]:
+    """A copy of a definition with its secrets cut out: the webhook URL to scheme and host."""
+    on_failure = defn.get("on_failure")
+    if not isinstance(on_failure, dict) or not isinstance(on_failure.get("webhook"), str):
+        return defn
+    return {**defn, "on_failure": {**on_failure, "webhook": redact_url(on_failure["webhook"])}}
 
 
 def with_connections_renamed(defn: dict[str, Any], names: Mapping[str, str]) -> dict[str, Any]:

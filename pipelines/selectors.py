@@ -7,8 +7,9 @@ from typing import Any
 
 from django.db.models import OuterRef, Q, QuerySet, Subquery
 
-from accounts.permissions import Action, is_admin, visible
+from accounts.permissions import Action, can, is_admin, visible
 from datadog_web.errors import NotFound
+from pipelines import definition
 from pipelines.models import Execution, Pipeline, TaskLogLine, TaskRun
 
 
@@ -52,6 +53,18 @@ def pipeline_get_visible(user: Any, pipeline_id: Any) -> Pipeline:
         if type(exc).__name__ == "ValidationError":
             raise NotFound("pipeline not found") from None
         raise
+
+
+def definition_for(user: Any, pipeline: Pipeline, defn: dict[str, Any]) -> dict[str, Any]:
+    """``defn``, a definition of ``pipeline``, as ``user`` may read it (SPEC §10).
+
+    Webhook URLs (Slack's carry a token) are shown in full only to users who
+    may change the pipeline; others see scheme and host. Every page, answer
+    and admin view that shows a definition goes through here. Users who see
+    the cut form cannot save it back: they may not change the pipeline, and
+    the definition module refuses the cut form as a webhook URL.
+    """
+    return defn if can(user, Action.CHANGE, pipeline) else definition.redacted(defn)
 
 
 def execution_list_visible(

@@ -26,6 +26,7 @@ from pipelines.models import (
     TaskRunStatus,
     Trigger,
 )
+from pipelines.selectors import definition_for
 
 # Keys the API adds to a definition when it answers; a client may send a
 # pipeline back as it got it, and these are dropped before validation.
@@ -54,6 +55,12 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 def _username(user: Any) -> str | None:
     return user.get_username() if user is not None else None
+
+
+def _reader(serializer: serializers.Serializer) -> Any:
+    """Who the answer is for (None without a request: then secrets are cut, see definition_for)."""
+    request = serializer.context.get("request")
+    return getattr(request, "user", None)
 
 
 # ------------------------------------------------------------- pipelines
@@ -118,7 +125,7 @@ class PipelineSerializer(serializers.ModelSerializer):
 
     @extend_schema_field({"type": "object", "nullable": True, "additionalProperties": True})
     def get_on_failure(self, obj: Pipeline) -> Any:
-        return obj.definition.get("on_failure")
+        return definition_for(_reader(self), obj, obj.definition).get("on_failure")
 
     @extend_schema_field(
         {"type": "array", "items": {"type": "object", "additionalProperties": True}}
@@ -137,12 +144,16 @@ class PipelineSerializer(serializers.ModelSerializer):
 
 class PipelineVersionSerializer(serializers.ModelSerializer):
     created_by = serializers.SerializerMethodField()
-    definition = serializers.JSONField()
+    definition = serializers.SerializerMethodField()
 
     class Meta:
         model = PipelineVersion
         fields = ["version", "definition", "created_by", "created_at"]
         read_only_fields = fields
+
+    @extend_schema_field({"type": "object", "additionalProperties": True})
+    def get_definition(self, obj: PipelineVersion) -> dict[str, Any]:
+        return definition_for(_reader(self), obj.pipeline, obj.definition)
 
     @extend_schema_field({"type": "string", "nullable": True})
     def get_created_by(self, obj: PipelineVersion) -> str | None:

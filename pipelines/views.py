@@ -54,6 +54,7 @@ from pipelines.models import (
 )
 from pipelines.queue import queue_depth
 from pipelines.selectors import (
+    definition_for,
     execution_get_visible,
     execution_list_visible,
     pipeline_get_visible,
@@ -405,7 +406,10 @@ def pipeline_diff(request: HttpRequest, pipeline_id: Any) -> HttpResponse:
         raise InvalidInput("pick two versions", [(k, str(v[0])) for k, v in form.errors.items()])
     a, b = form.cleaned_data["a"], form.cleaned_data["b"]
     found = {v.version: v for v in pipeline.versions.filter(version__in=[a, b])}
-    old, new = definition.dump_yaml(found[a].definition), definition.dump_yaml(found[b].definition)
+    old, new = (
+        definition.dump_yaml(definition_for(request.user, pipeline, found[n].definition))
+        for n in (a, b)
+    )
     context = {
         "nav": "pipelines",
         "pipeline": pipeline,
@@ -604,7 +608,12 @@ def pipeline_edit(request: HttpRequest, pipeline_id: Any) -> HttpResponse:
     if request.method == "POST":
         return _editor_save(request, pipeline)
     form = EditorForm(
-        initial={"definition": definition.dump_yaml(pipeline.definition), "format": "yaml"}
+        initial={
+            "definition": definition.dump_yaml(
+                definition_for(request.user, pipeline, pipeline.definition)
+            ),
+            "format": "yaml",
+        }
     )
     return render_ui(request, "pipelines/editor.html", _editor_context(request, form, pipeline))
 
