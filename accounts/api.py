@@ -131,7 +131,8 @@ class SharingView(GenericAPIView):
     def put(self, request: Request, **kwargs: Any) -> Response:
         obj = self.get_target(request, **kwargs)
         require(request.user, Action.SHARE, obj)
-        serializer = SharingSerializer(data=request.data)
+        context = {"actor": request.user, "keep": sharing_get(obj)["users"]}
+        serializer = SharingSerializer(data=request.data, context=context)
         serializer.is_valid(raise_exception=True)
         result = sharing_set(
             obj=obj,

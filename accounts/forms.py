@@ -13,7 +13,7 @@ from django.http import HttpRequest
 
 from accounts.models import AuditEvent
 from accounts.permissions import Level
-from accounts.services import sharing_get, sharing_set
+from accounts.services import sharing_get, sharing_set, sharing_users
 
 
 class LoginForm(AuthenticationForm):
@@ -67,16 +67,24 @@ class ShareForm(forms.Form):
     )
     level = forms.ChoiceField(choices=LEVEL_CHOICES, initial=Level.VIEW.value)
 
+    def __init__(self, *args: Any, actor: Any = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.actor = actor  # who shares: only admins learn why a user name is refused
+
     def clean(self) -> dict[str, Any]:
         super().clean()
         data = self.cleaned_data
         name = (data.get("name") or "").strip()
+        principal: Any = None
         if data.get("principal_type") == "group":
-            principal: Any = Group.objects.filter(name=name).first()
-        else:
-            principal = get_user_model().objects.filter(username=name, is_active=True).first()
-        if name and principal is None:
-            self.add_error("name", f"no {data.get('principal_type', 'user')} named '{name}'")
+            principal = Group.objects.filter(name=name).first()
+            if name and principal is None:
+                self.add_error("name", f"no group named '{name}'")
+        elif name:
+            found, refused = sharing_users([name], actor=self.actor)
+            principal = found.get(name)
+            if principal is None:
+                self.add_error("name", f"cannot share with '{name}': {refused[name]}")
         data["principal"] = principal
         return data
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from accounts.models import AuditEvent
 from accounts.permissions import LEVEL_ORDER
+from accounts.services import sharing_users
 
 
 class TokenRequestSerializer(serializers.Serializer):
@@ -52,7 +52,9 @@ class SharingSerializer(serializers.Serializer):
     """Who an object is shared with; PUT replaces both maps.
 
     Validation resolves the names, so ``validated_data`` maps user and group
-    objects to levels, ready for ``accounts.services.sharing_set``.
+    objects to levels, ready for ``accounts.services.sharing_set``. Context:
+    ``actor`` (who shares: only admins learn why a user name is refused) and
+    ``keep`` (user names the object is shared with now).
     """
 
     owner = serializers.CharField(read_only=True, allow_null=True)
@@ -60,14 +62,11 @@ class SharingSerializer(serializers.Serializer):
     groups = LevelMapField(required=False, default=dict)
 
     def validate_users(self, value: dict[str, str]) -> dict[Any, str]:
-        User = get_user_model()
-        found = {
-            u.get_username(): u
-            for u in User.objects.filter(**{f"{User.USERNAME_FIELD}__in": list(value)})
-        }
-        unknown = {name: ["unknown user"] for name in value if name not in found}
-        if unknown:
-            raise serializers.ValidationError(unknown)
+        found, refused = sharing_users(
+            value, actor=self.context.get("actor"), keep=self.context.get("keep", ())
+        )
+        if refused:
+            raise serializers.ValidationError({name: [why] for name, why in refused.items()})
         return {found[name]: level for name, level in value.items()}
 
     def validate_groups(self, value: dict[str, str]) -> dict[Any, str]:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from typing import Any
 
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
 from django.db import transaction
-from django.db.models import Model
+from django.db.models import Model, Q
 from django.http import HttpRequest
 from guardian.shortcuts import (
     assign_perm,
@@ -17,7 +19,14 @@ from guardian.shortcuts import (
 )
 
 from accounts.models import AuditEvent
-from accounts.permissions import LEVEL_ORDER, Level, Role, levels_up_to, perm_codename
+from accounts.permissions import (
+    LEVEL_ORDER,
+    Level,
+    Role,
+    is_admin,
+    levels_up_to,
+    perm_codename,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -126,6 +135,50 @@ def _level_of(perms: list[str], model_name: str) -> Level | None:
         if perm_codename(model_name, level) in perms:
             return level
     return None
+
+
+# What users who cannot manage users are told about any name that cannot
+# receive a share, whatever the reason: which user names exist is not theirs
+# to learn (SPEC §10).
+NOT_SHAREABLE = "no active user with a role has this name"
+
+
+def sharing_users(
+    names: Iterable[str], *, actor: Any, keep: Iterable[str] = ()
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """``({name: user}, {name: why not})``: who ``names`` may be shared with.
+
+    A share goes to an active user with a role; the names in ``keep`` (the
+    object's current sharing, which the caller reads anyway) are accepted as
+    they are. Admins, who manage users, are told why a name is refused;
+    anyone else gets ``NOT_SHAREABLE`` for an unknown, inactive or role-less
+    user alike (same answer, same queries).
+    """
+    user_model = get_user_model()
+    wanted = list(dict.fromkeys(names))
+    field = f"{user_model.USERNAME_FIELD}__in"
+    existing = {u.get_username(): u for u in user_model.objects.filter(**{field: wanted})}
+    roles = [role.value for role in Role]
+    shareable = set(
+        user_model.objects.filter(**{field: wanted}, is_active=True)
+        .filter(Q(is_superuser=True) | Q(groups__name__in=roles))
+        .values_list(user_model.USERNAME_FIELD, flat=True)
+    )
+    shareable |= set(keep) & set(existing)
+    told = is_admin(actor)
+    users: dict[str, Any] = {}
+    refused: dict[str, str] = {}
+    for name in wanted:
+        user = existing.get(name)
+        if user is not None and name in shareable:
+            users[name] = user
+        elif not told:
+            refused[name] = NOT_SHAREABLE
+        elif user is None:
+            refused[name] = "unknown user"
+        else:
+            refused[name] = "user is inactive" if not user.is_active else "user has no role"
+    return users, refused
 
 
 def sharing_get(obj: Model) -> dict[str, Any]:

@@ -127,7 +127,7 @@ def share_update(request: HttpRequest, obj: Model) -> ShareForm | None:
         )
         messages.success(request, "Sharing updated.")
         return None
-    form = ShareForm(request.POST)
+    form = ShareForm(request.POST, actor=request.user)
     if not form.is_valid():
         return form
     form.save(obj=obj, actor=request.user, request=request)

@@ -256,7 +256,8 @@ def test_it_shows_sharing_errors_inline(owned: Any, developer: Any, client_for: 
         {"principal_type": "user", "name": "nobody", "level": "view"},
     )
     assert response.status_code == 400
-    assert b"no user named &#x27;nobody&#x27;" in response.content
+    message = "cannot share with &#x27;nobody&#x27;: no active user with a role has this name"
+    assert message.encode() in response.content
 
 
 def test_it_lets_only_owners_share(owned: Any, other_developer: Any, client_for: Any) -> None:
