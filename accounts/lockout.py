@@ -10,7 +10,10 @@ sees them):
   usernames, lock the address out (password spraying).
 
 A lock lasts ``LOGIN_LOCKOUT_SECONDS``; failures older than that are
-forgotten. Every attempt is audited (``login`` / ``login_failed``).
+forgotten. Every success is audited (``login``); failures are audited
+(``login_failed``) up to ``LOGIN_AUDIT_FAILURES_PER_MINUTE`` rows per client
+address and minute, then one summary row of that minute counts the rest, so
+a flood of failed logins cannot fill the audit table.
 
 Usage, in any login view::
 
@@ -29,12 +32,14 @@ from __future__ import annotations
 import hashlib
 import math
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
 from django.http import HttpRequest
 
+from accounts.models import AuditEvent
 from accounts.services import audit_record
 
 KEY_PREFIX = "datadog:lockout"
@@ -54,6 +59,10 @@ def ip_failures_allowed() -> int:
 
 def lock_seconds() -> int:
     return _setting("LOGIN_LOCKOUT_SECONDS", 900)
+
+
+def audit_failures_per_minute() -> int:
+    return _setting("LOGIN_AUDIT_FAILURES_PER_MINUTE", 10)
 
 
 def client_address(request: HttpRequest) -> str:
@@ -105,12 +114,7 @@ def login_check(request: HttpRequest, username: str) -> int | None:
     """
     wait = _locked_for(request, username)
     if wait is not None:
-        audit_record(
-            action="login_failed",
-            request=request,
-            actor_name=username,
-            details={"reason": "locked out", "retry_after": wait},
-        )
+        _audit_failure(request, username, {"reason": "locked out", "retry_after": wait})
     return wait
 
 
@@ -118,9 +122,7 @@ def login_failed(
     request: HttpRequest, username: str, *, reason: str = "bad credentials"
 ) -> int | None:
     """Count a failed attempt and audit it; returns the lock's seconds when this one locks."""
-    audit_record(
-        action="login_failed", request=request, actor_name=username, details={"reason": reason}
-    )
+    _audit_failure(request, username, {"reason": reason})
     now = time.time()
     window = lock_seconds()
     for scope, allowed in _scopes(request, username):
@@ -134,6 +136,44 @@ def login_failed(
         else:
             cache.set(key, count, timeout=window)
     return _locked_for(request, username)
+
+
+def _audit_failure(request: HttpRequest, username: str, details: dict[str, Any]) -> None:
+    """Audit one failed attempt: at most ``audit_failures_per_minute()`` rows per address a minute.
+
+    Past that, one summary row of the minute (``details.summary``) holds the
+    count of the failures not written one by one (``details.failures``).
+    The counter is atomic in Redis (INCR), so concurrent web processes write
+    the summary row once; under a burst its count may lag by a few.
+    """
+    now = time.time()
+    minute = int(now // 60)
+    key = f"{KEY_PREFIX}:audit:{_digest(client_address(request))}:{minute}"
+    cache.add(key, 0, timeout=120)
+    try:
+        count = cache.incr(key)
+    except ValueError:  # expired between add and incr: this is the minute's first
+        cache.set(key, 1, timeout=120)
+        count = 1
+    allowed = audit_failures_per_minute()
+    if count <= allowed:
+        audit_record(action="login_failed", request=request, actor_name=username, details=details)
+        return
+    summary = {
+        "summary": True,
+        "reason": "more failed logins from this address in this minute",
+        "minute": datetime.fromtimestamp(minute * 60, UTC).isoformat(),
+        "failures": count - allowed,
+    }
+    if count == allowed + 1:
+        event = audit_record(action="login_failed", request=request, details=summary)
+        cache.set(f"{key}:summary", event.pk, timeout=120)
+        return
+    pk = cache.get(f"{key}:summary")
+    if pk is not None:
+        # The one audit row ever changed after it is written: the minute's
+        # counter, made for that (the rows before it stay as written).
+        AuditEvent.objects.filter(pk=pk).update(details=summary)
 
 
 def login_succeeded(request: HttpRequest, user: Any) -> None:

@@ -363,7 +363,12 @@ CSRF_TRUSTED_ORIGINS = CORS_ALLOWED_ORIGINS
 # Production (DATABASE_URL set, DEBUG off) defaults to HTTPS everywhere; the
 # test suite runs plain HTTP against the production backends, so it opts out.
 _HTTPS = not DEBUG and not EMBEDDED and not TESTING
-SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# X-Forwarded-Proto says "https" only when a proxy we trust sets it (and
+# drops the one a client sent): without a proxy any client could send it and
+# be taken for HTTPS (secure-only behaviour, no redirect).
+TRUSTED_PROXY = env_bool("TRUSTED_PROXY", False)
+if TRUSTED_PROXY:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", _HTTPS)
 # Probes and Prometheus scrape over plain HTTP inside the network.
 SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
@@ -401,6 +406,9 @@ DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "datadog@localhost")
 LOGIN_LOCKOUT_FAILURES = env_int("LOGIN_LOCKOUT_FAILURES", 5, minimum=1)
 LOGIN_LOCKOUT_IP_FAILURES = env_int("LOGIN_LOCKOUT_IP_FAILURES", 20, minimum=1)
 LOGIN_LOCKOUT_SECONDS = env_int("LOGIN_LOCKOUT_SECONDS", 900, minimum=1)
+# Failed logins audited one by one per client address and minute; one summary
+# row counts the rest, so a flood cannot fill the audit table.
+LOGIN_AUDIT_FAILURES_PER_MINUTE = env_int("LOGIN_AUDIT_FAILURES_PER_MINUTE", 10, minimum=1)
 
 # --- Engine ----------------------------------------------------------------
 TASK_LEASE_SECONDS = env_int("TASK_LEASE_SECONDS", 60, minimum=2)
