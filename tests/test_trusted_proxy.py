@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.test_settings_env import run_check
+
 BASE = Path(__file__).resolve().parent.parent
 
 PROBE = r"""
@@ -94,14 +96,5 @@ def test_it_believes_x_forwarded_proto_behind_a_trusted_proxy(tmp_path: Path) ->
 
 
 def test_it_refuses_a_bad_trusted_proxy_value_naming_it(tmp_path: Path) -> None:
-    clean = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "DEBUG"}}
-    clean.update({"DATADOG_VAR_DIR": str(tmp_path / "var"), "TRUSTED_PROXY": "sometimes"})
-    result = subprocess.run(
-        [sys.executable, "manage.py", "check"],
-        cwd=BASE,
-        env=clean,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = run_check(tmp_path, TRUSTED_PROXY="sometimes")
     assert result.returncode != 0 and "TRUSTED_PROXY" in result.stderr

@@ -17,26 +17,15 @@ from django.test.utils import CaptureQueriesContext
 
 from accounts.permissions import Level
 from connectors.models import Connection
-from pipelines.services import pipeline_update
 from tests.ui.factories import share
+from tests.webhook_tokens import CUT, TOKEN_1, TOKEN_2, URL_1, URL_2, alerting_pipeline
 
 pytestmark = pytest.mark.django_db
-
-# .invalid never resolves: the outbound policy lets an unresolved name pass,
-# and no test depends on the network.
-TOKEN_1 = "xoxT0KEN-first-0123456789"
-TOKEN_2 = "xoxT0KEN-second-9876543210"
-URL_1 = f"https://hooks.slack.invalid/services/T000/B000/{TOKEN_1}"
-URL_2 = f"https://hooks.slack.invalid/services/T000/B111/{TOKEN_2}"
-CUT = "https://hooks.slack.invalid/…"
 
 
 @pytest.fixture
 def alerting(make_pipeline: Callable[..., Any], developer: Any) -> Any:
-    """A pipeline of ``developer`` in two versions, each with its own webhook URL."""
-    pipeline = make_pipeline("alerting", user=developer, on_failure={"webhook": URL_1})
-    data = {**pipeline.definition, "on_failure": {"webhook": URL_2}}
-    return pipeline_update(pipeline=pipeline, data=data, user=developer)
+    return alerting_pipeline(make_pipeline, developer)
 
 
 def _bodies(client: Any, pipeline: Any) -> dict[str, Any]:

@@ -15,22 +15,16 @@ import pytest
 from accounts.permissions import Level
 from pipelines.services import pipeline_update
 from tests.ui.factories import make_execution, share
+from tests.webhook_tokens import CUT, TOKEN_1, TOKEN_2, URL_1, URL_2, alerting_pipeline
 
 pytestmark = pytest.mark.django_db
 
-TOKEN_1 = "xoxT0KEN-first-0123456789"
-TOKEN_2 = "xoxT0KEN-second-9876543210"
-URL_1 = f"https://hooks.slack.invalid/services/T000/B000/{TOKEN_1}"
-URL_2 = f"https://hooks.slack.invalid/services/T000/B111/{TOKEN_2}"
 URL_3 = "https://alerts.example.invalid/hook/xoxT0KEN-third-555"
-CUT = "https://hooks.slack.invalid/…"
 
 
 @pytest.fixture
 def alerting(make_pipeline: Callable[..., Any], developer: Any) -> Any:
-    pipeline = make_pipeline("alerting", user=developer, on_failure={"webhook": URL_1})
-    data = {**pipeline.definition, "on_failure": {"webhook": URL_2}}
-    return pipeline_update(pipeline=pipeline, data=data, user=developer)
+    return alerting_pipeline(make_pipeline, developer)
 
 
 def _pages(client: Any, pipeline: Any) -> dict[str, str]:
