@@ -117,7 +117,7 @@ class DefinitionError(Exception):
 
 
 @contextlib.contextmanager
-def _no_cycle_collection() -> Iterator[None]:
+def no_cycle_collection() -> Iterator[None]:
     """Pause Python's cyclic garbage collector while a large tree is built and checked.
 
     Parsing and checking 1 MiB makes hundreds of thousands of objects, and
@@ -125,6 +125,8 @@ def _no_cycle_collection() -> Iterator[None]:
     again and again: more than half the time of such a request. Nothing
     built here forms a cycle (reference counting frees it all), so pausing
     loses nothing; other threads only see cycles collected a moment later.
+    Callers that keep working on such a tree (binding its connections,
+    finding lines) may hold the pause over that work too; pauses nest.
     """
     was_enabled = gc.isenabled()
     gc.disable()
@@ -1349,7 +1351,7 @@ def validate(data: Any) -> tuple[dict[str, Any] | None, list[Problem]]:
     c = Checker()
     normalized = None
     try:
-        with _no_cycle_collection():
+        with no_cycle_collection():
             normalized = _pipeline(c, data)
     except Exception as exc:  # a bug here must still answer 400 rather than 500
         c.add("", f"could not validate the definition ({type(exc).__name__}: {exc})")
@@ -1525,6 +1527,18 @@ def _parse_yaml(text: str) -> tuple[Any, yaml.Node | None]:
     raise DefinitionError([Problem("", message)])
 
 
+def compose_yaml(text: str) -> yaml.Node | None:
+    """The YAML node tree of ``text`` (JSON text too), or None when it does not parse.
+
+    For the lines of values in text that ``parse_document`` read as JSON.
+    """
+    try:
+        with no_cycle_collection():
+            return yaml.compose(text, Loader=_YamlLoader)
+    except Exception:  # unparsable: its parse error already names its line
+        return None
+
+
 class _TooBig(Exception):
     """The parsed document is too deep or too large."""
 
@@ -1573,7 +1587,7 @@ def parse_document(text: str, fmt: str | None = None) -> tuple[Any, yaml.Node | 
     The nodes give the line of each value (the editor points at problems
     with them) without composing the text a second time.
     """
-    with _no_cycle_collection():
+    with no_cycle_collection():
         return _parse_document(text, fmt)
 
 

@@ -439,23 +439,16 @@ def lines_of(text: str, paths: list[str], root: yaml.Node | None = None) -> list
 
     Walks YAML's node tree (which keeps positions; JSON parses as YAML too):
     ``root`` when the caller has it from the parse (``definition.parse_document``),
-    else composed once for all paths by libyaml (the C loader) — composing a
-    1 MiB text per problem was the cost of a request. Stops at the deepest
+    else composed once for all paths by libyaml (``definition.compose_yaml``) —
+    composing a 1 MiB text per problem was the cost of a request. Stops at the deepest
     node that exists, so "unknown key" errors point at the key and
     "required" errors at the object that misses it.
     """
     if not any(paths):
         return [None] * len(paths)
     if root is None:
-        try:
-            root = yaml.compose(text, Loader=_NodeLoader)
-        except Exception:  # unparsable text: the parse error already names its line
-            root = None
+        root = definition.compose_yaml(text)
     return [_line_in(root, path) if root is not None and path else None for path in paths]
-
-
-# libyaml's composer when PyYAML was built with it; the same nodes either way.
-_NodeLoader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def _line_in(node: yaml.Node, path: str) -> int:
@@ -496,6 +489,11 @@ def _parse_problems(exc: definition.DefinitionError) -> list[dict[str, Any]]:
 
 def _check_text(text: str, fmt: str | None, user: Any, pipeline: Pipeline | None = None) -> Checked:
     """(parsed data or None, normalized definition or None, problems with their lines)."""
+    with definition.no_cycle_collection():  # parse, check and lines: one large tree
+        return _check_parsed(text, fmt, user, pipeline)
+
+
+def _check_parsed(text: str, fmt: str | None, user: Any, pipeline: Pipeline | None) -> Checked:
     try:
         data, root = definition.parse_document(text, fmt or None)
     except definition.DefinitionError as exc:

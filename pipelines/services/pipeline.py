@@ -31,6 +31,13 @@ def _validate_and_bind(
     data: Any, *, user: Any, pipeline: Pipeline | None
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """The normalized definition and ``{name: connection id}`` of the connections it uses."""
+    with definition.no_cycle_collection():  # a large definition is a large tree
+        return _validate_and_bind_tree(data, user=user, pipeline=pipeline)
+
+
+def _validate_and_bind_tree(
+    data: Any, *, user: Any, pipeline: Pipeline | None
+) -> tuple[dict[str, Any], dict[str, Any]]:
     normalized, problems = definition.validate(data)
     bindings: dict[str, Any] = {}
     if normalized is not None:

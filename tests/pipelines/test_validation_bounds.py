@@ -374,3 +374,19 @@ def test_it_answers_1_mib_naming_thousands_of_other_peoples_connections_within_2
     ]
     assert found[-1] == f"… and {len(tasks) - MAX_PROBLEMS} more problems"
     assert seconds < BOUND_SECONDS, f"{seconds:.2f} s"
+
+
+def test_it_checks_a_worst_case_1_mib_json_text_in_the_editor_within_2_s(editor: Client) -> None:
+    # JSON text has no YAML nodes from the parse: lines come from one compose.
+    data = many_errors()
+    whole = len(json.dumps(data, indent=1))
+    data["tasks"] = data["tasks"][: len(data["tasks"]) * (MIB - 4096) // whole]
+    text = json.dumps(data, indent=1)
+    assert MIB * 0.9 < len(text) <= MIB, len(text)
+    response, seconds = _timed(
+        lambda: editor.post("/pipelines/validate", {"definition": text}, HTTP_HX_REQUEST="true")
+    )
+    content = response.content.decode()
+    assert content.count("<li data-path=") == MAX_PROBLEMS + 1
+    assert '<span class="line">(line 5)</span>' in content  # tasks[0].name
+    assert seconds < BOUND_SECONDS, f"{seconds:.2f} s"
