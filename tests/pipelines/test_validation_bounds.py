@@ -390,3 +390,16 @@ def test_it_checks_a_worst_case_1_mib_json_text_in_the_editor_within_2_s(editor:
     assert content.count("<li data-path=") == MAX_PROBLEMS + 1
     assert '<span class="line">(line 5)</span>' in content  # tasks[0].name
     assert seconds < BOUND_SECONDS, f"{seconds:.2f} s"
+
+
+def test_it_creates_a_valid_1_mib_definition_within_2_s(
+    api: APIClient, sqlite_connection: Callable[..., Any], developer: Any
+) -> None:
+    # A long chain of tasks on one connection the caller owns: valid, so every
+    # check runs to the end and the pipeline and its version are written.
+    sqlite_connection("wh", "wh.sqlite", user=developer)
+    tasks = _fill(lambda i: _sql(f"t{i}", "wh", depends_on=[f"t{i - 1}"] if i else []))
+    response, seconds = _post_json(api, {"name": "big", "tasks": tasks})
+    assert response.status_code == 201, response.content[:500]
+    assert len(response.json()["tasks"]) == len(tasks) > 10_000
+    assert seconds < BOUND_SECONDS, f"{seconds:.2f} s"
