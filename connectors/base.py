@@ -119,7 +119,7 @@ def data_root(explicit: str | os.PathLike[str] | None = None) -> Path:
             from django.conf import settings
 
             return Path(settings.DATA_ROOT).resolve()
-        except Exception:  # noqa: BLE001 - settings not configured: fall back
+        except Exception:  # noqa: BLE001 - settings not configured: fall back  # nosec B110
             pass
     return Path(os.environ.get("DATA_ROOT", "var/data")).resolve()
 
@@ -239,7 +239,7 @@ class Watchdog:
         for cancel in self.cancels:
             try:
                 cancel()
-            except Exception:  # noqa: BLE001 - best effort: the statement may have ended
+            except Exception:  # noqa: BLE001 - best effort: the statement may have ended  # nosec B110
                 pass
 
     def __enter__(self) -> Watchdog:

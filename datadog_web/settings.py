@@ -164,7 +164,7 @@ if EMBEDDED:
         }
     }
 else:
-    assert DATABASE_URL is not None
+    assert DATABASE_URL is not None  # nosec B101 - type narrowing
     _db = dj_database_url.parse(DATABASE_URL, conn_max_age=0, conn_health_checks=True)
     _db["ENGINE"] = "django.db.backends.postgresql"
     if IS_WORKER:
@@ -307,7 +307,7 @@ SIMPLE_JWT = {
     "LEEWAY": 0,
     # Tokens carry a digest of the password hash: changing the password
     # revokes every token issued before.
-    "CHECK_REVOKE_TOKEN": True,
+    "CHECK_REVOKE_TOKEN": True,  # nosec B105 - a setting, not a secret
     "UPDATE_LAST_LOGIN": False,  # accounts.api does it on password logins only
 }
 SPECTACULAR_SETTINGS = {

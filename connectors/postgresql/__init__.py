@@ -251,7 +251,7 @@ class PostgresqlConnector(ServerConnector):
                 if not conn.closed:
                     try:
                         conn.rollback()
-                    except Exception:  # noqa: BLE001 - the connection is broken; the pool checks it
+                    except Exception:  # noqa: BLE001 - the connection is broken; the pool checks it  # nosec B110
                         pass
                 raise
 
@@ -308,7 +308,7 @@ class PostgresqlConnector(ServerConnector):
     def describe_query(self, conn: Any, sql: str, params: dict[str, Any]) -> list[Column]:
         cur = conn.cursor()
         try:
-            cur.execute(f"SELECT * FROM ({sql}) AS _dd_describe LIMIT 0", params or None)
+            cur.execute(f"SELECT * FROM ({sql}) AS _dd_describe LIMIT 0", params or None)  # nosec B608 - quoted names
             return self._columns_of(conn, cur.description or [])
         finally:
             cur.close()
@@ -328,7 +328,7 @@ class PostgresqlConnector(ServerConnector):
         exists = conn.execute("SELECT to_regclass(%s)", [qualified]).fetchone()[0]
         if exists is None:
             return None
-        cur = conn.execute(f"SELECT * FROM {qualified} LIMIT 0")
+        cur = conn.execute(f"SELECT * FROM {qualified} LIMIT 0")  # nosec B608 - quoted names
         return self._columns_of(conn, cur.description or [])
 
     def iter_batches(
@@ -485,12 +485,12 @@ class PostgresqlConnector(ServerConnector):
                 # Abort both sides so the connections can roll back cleanly.
                 try:
                     src_conn.cancel_safe()
-                except Exception:  # noqa: BLE001
+                except Exception:  # noqa: BLE001  # nosec B110 - best-effort cleanup
                     pass
                 _drain_copy_out(s)
                 try:
                     d.put_copy_end(b"copy aborted")
-                except Exception:  # noqa: BLE001
+                except Exception:  # noqa: BLE001  # nosec B110 - best-effort cleanup
                     pass
                 _drain(d)
                 raise
@@ -545,7 +545,7 @@ class _RowWriter:
         self.columns = columns
         names = ", ".join(dialect.quote(c.name) for c in columns)
         self.table_sql = f"{dialect.table(table)} ({names})"
-        self.select_sql = f"SELECT {names} FROM {dialect.table(table)} LIMIT 0"
+        self.select_sql = f"SELECT {names} FROM {dialect.table(table)} LIMIT 0"  # nosec B608 - quoted names
         # JSON objects may also land in text columns (a file source's guess).
         self.json_idx = [i for i, c in enumerate(columns) if c.type in ("json", "text")]
         self.types: list[str | None] | None = None
@@ -562,7 +562,7 @@ class _RowWriter:
     def _binary_ok(self, rows: list[tuple]) -> bool:
         if self.types is None:
             self._load_types()
-        assert self.types is not None
+        assert self.types is not None  # nosec B101 - type narrowing
         if None in self.types or len(rows[0]) != len(self.types):
             return False
         if len(set(map(len, rows))) != 1:
@@ -644,7 +644,7 @@ class _RowWriter:
             try:
                 error = RuntimeError("copy aborted")
                 opened[0].__exit__(RuntimeError, error, None)
-            except Exception:  # noqa: BLE001 - the connection may be gone already
+            except Exception:  # noqa: BLE001 - the connection may be gone already  # nosec B110
                 pass
 
 
@@ -704,7 +704,7 @@ def _drain_copy_out(pgconn: Any) -> None:
             n, _ = pgconn.get_copy_data(0)
             if n < 0:
                 break
-    except Exception:  # noqa: BLE001
+    except Exception:  # noqa: BLE001  # nosec B110 - best-effort cleanup
         pass
     _drain(pgconn)
 

@@ -146,7 +146,7 @@ def execution_create(
         if existing:
             existing.delete()
     version = version or pipeline.versions.order_by("-version").first()
-    assert version is not None
+    assert version is not None  # nosec B101 - type narrowing
     definition = version.definition
     params = _resolve_parameters(definition, parameters)
     now = timezone.now()

@@ -51,7 +51,7 @@ def _validate_and_bind_tree(
         )
     if problems:
         raise InvalidInput("invalid pipeline definition", [(p.path, p.message) for p in problems])
-    assert normalized is not None
+    assert normalized is not None  # nosec B101 - type narrowing
     return normalized, bindings
 
 
