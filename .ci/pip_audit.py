@@ -54,7 +54,8 @@ def audit(lock: Path) -> int:
         )
         return 1 if fixable else 0
     for dep in skipped:
-        print(f"pip-audit {lock}: not audited: {dep['name']}: {dep['skip_reason']}", file=sys.stderr)
+        reason = dep["skip_reason"]
+        print(f"pip-audit {lock}: not audited: {dep['name']}: {reason}", file=sys.stderr)
     audited = len(deps) - len(skipped)
     print(f"pip-audit {lock}: {audited} packages audited, {len(fixable)} fixable vulnerabilities")
     return 1 if fixable or skipped else 0
