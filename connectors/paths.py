@@ -10,6 +10,10 @@ and doubled slashes normalised), which is also the only filesystem access
 here: whether a path exists changes no answer, so a refusal tells nothing
 about another team's files. The message never names the other connection
 either.
+
+The platform's own files are never a connection's: the embedded metadata
+database (a SQLite connection on it would need no ATTACH) and VAR_DIR with
+its generated keys, when DATA_ROOT is configured around them.
 """
 
 from __future__ import annotations
@@ -17,15 +21,18 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from django.conf import settings
 from django.db import connection as db
 
 from connectors.base import Connector, ConnectorError
 from connectors.models import Connection
 from connectors.registry import KINDS, connector_class
+from connectors.sqlite import sqlite_files
 
-__all__ = ["PATH_OVERLAP", "connection_path_problem", "lock_paths"]
+__all__ = ["PATH_OVERLAP", "PATH_RESERVED", "connection_path_problem", "lock_paths"]
 
 PATH_OVERLAP = "overlaps another connection's path under DATA_ROOT"
+PATH_RESERVED = "overlaps the platform's own files (metadata database, keys)"
 
 # Any constant: the key of the PostgreSQL advisory lock that serialises path
 # claims ("ddpaths" in ASCII).
@@ -46,6 +53,8 @@ def connection_path_problem(*, kind: str, config: Any, exclude: Any = None) -> s
         return str(exc)
     if not mine:
         return None
+    if any(_nested(a, b) for a in mine for b in _platform_paths()):
+        return PATH_RESERVED
     others = Connection.objects.filter(kind__in=_path_kinds()).only("name", "kind", "config")
     if exclude is not None:
         others = others.exclude(pk=exclude)
@@ -69,6 +78,20 @@ def lock_paths() -> None:
     if db.vendor == "postgresql":
         with db.cursor() as cur:
             cur.execute("SELECT pg_advisory_xact_lock(%s)", [_LOCK_KEY])
+
+
+def _platform_paths() -> list[Path]:
+    """The platform's files that DATA_ROOT may reach when configured around them."""
+    paths: list[Path] = []
+    if db.vendor == "sqlite":
+        paths += sqlite_files(Path(db.settings_dict["NAME"]).resolve())
+    var_dir = Path(settings.VAR_DIR).resolve()
+    root = Path(settings.DATA_ROOT).resolve()
+    # The default DATA_ROOT (VAR_DIR/data) lies inside VAR_DIR: no path under
+    # it reaches VAR_DIR's other files. Any other layout is checked.
+    if var_dir not in root.parents:
+        paths.append(var_dir)
+    return paths
 
 
 def _nested(a: Path, b: Path) -> bool:

@@ -24,6 +24,7 @@ from django.db import connections
 
 from connectors.base import ConnectorError
 from connectors.models import Connection
+from connectors.paths import connection_path_problem
 from pipelines import checkpoints
 from pipelines.models import ConnectionBinding, ExecutionStatus, TaskLogLine, TaskRun, Watermark
 from pipelines.services.task_run import (
@@ -90,6 +91,11 @@ class RunContext:
         ).first()
         if conn is None:
             raise TaskFailed(ConnectionBinding.gone(name))
+        # A file connection saved before paths were isolated may overlap
+        # another's (SPEC §10): it reaches nothing until that is resolved.
+        overlap = connection_path_problem(kind=conn.kind, config=conn.config, exclude=conn.pk)
+        if overlap:
+            raise TaskFailed(f"connection {name!r}: config.path {overlap}")
         connector = conn.connector()
         self._connectors.append(connector)
         return connector

@@ -18,11 +18,17 @@ from connectors.base import ConnectorError, Dialect, SqlConnector, resolve_under
 from connectors.sqlite.confinement import ConfinedConnection, Guard, confine
 from connectors.types import Column, from_sqlite, infer_text_type, to_sqlite
 
-__all__ = ["SqliteConnector", "SqliteDialect"]
+__all__ = ["SqliteConnector", "SqliteDialect", "sqlite_files"]
 
 _PYFORMAT_RE = re.compile(r"%\((\w+)\)s|%%")
-# Files SQLite keeps next to a database file.
-_SIDE_FILES = ("-wal", "-shm", "-journal")
+
+
+def sqlite_files(path: Path) -> list[Path]:
+    """A database file and the files SQLite keeps beside it (WAL, shared memory, journal).
+
+    Whoever may open one of them can corrupt or read the database.
+    """
+    return [path, *(path.with_name(path.name + side) for side in ("-wal", "-shm", "-journal"))]
 
 
 class SqliteDialect(Dialect):
@@ -89,10 +95,7 @@ class SqliteConnector(SqlConnector):
         return resolve_under(self.data_root, self.config.get("path"), what="sqlite path")
 
     def data_paths(self) -> list[Path]:
-        # SQLite writes beside the file: a second connection on the WAL or the
-        # rollback journal would corrupt this one.
-        path = self.file()
-        return [path, *(path.with_name(path.name + suffix) for suffix in _SIDE_FILES)]
+        return sqlite_files(self.file())
 
     def to_driver_sql(self, sql: str) -> str:
         # pyformat -> sqlite3's named style; ``%%`` is a literal ``%``.

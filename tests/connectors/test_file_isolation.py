@@ -11,17 +11,20 @@ same whether the path exists or not.
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 from typing import Any
 
 import pytest
+from django.db import connection as metadata
 
 from connectors.models import Connection
-from connectors.paths import PATH_OVERLAP
+from connectors.paths import PATH_OVERLAP, PATH_RESERVED
+from pipelines import runner
 
 # The API tests' fixtures: bearer-token clients, and throttle counters of
 # this test's own. (Imported fixtures are parameters below, hence F811.)
-from tests.api.conftest import client_for, isolated_cache  # noqa: F401
+from tests.api.conftest import client_for, isolated_cache, no_broker  # noqa: F401
 from tests.api.helpers import assert_error, url
 
 pytestmark = pytest.mark.django_db
@@ -191,3 +194,78 @@ def test_it_tests_an_overlapping_legacy_connection_without_probing_its_path(
     assert answers[0]["ok"] is False and PATH_OVERLAP in answers[0]["error"]
     assert SECRET_NAME not in str(answers)
     assert not (root / "team_a" / "gone").exists()
+
+
+# ------------------------------------------------------ the platform's own files
+
+
+def test_it_refuses_the_metadata_database_when_data_root_holds_it(
+    settings: Any, tmp_path: Path, developer: Any, client_for: Any
+) -> None:
+    # A SQLite connection on the metadata file itself would need no ATTACH.
+    if metadata.vendor != "sqlite":
+        pytest.skip("the metadata database is not an embedded SQLite file")
+    database = Path(metadata.settings_dict["NAME"]).resolve()
+    settings.DATA_ROOT = database.parent
+    settings.VAR_DIR = tmp_path / "var"  # only the database file is at stake here
+    dev = client_for(developer)
+    for kind, path in [
+        ("sqlite", database.name),
+        ("sqlite", f"{database.name}-wal"),
+        ("csv", "."),
+    ]:
+        assert refused(create(dev, "meta", kind, path)) == PATH_RESERVED
+    assert not Connection.objects.filter(name="meta").exists()
+    beside = create(dev, "beside", "sqlite", f"not_{database.name}")
+    assert beside.status_code == 201, beside.content
+
+
+def test_it_refuses_var_dir_when_data_root_holds_it(
+    settings: Any, tmp_path: Path, developer: Any, client_for: Any
+) -> None:
+    settings.DATA_ROOT = tmp_path / "data"
+    settings.VAR_DIR = tmp_path / "data" / "var"
+    settings.VAR_DIR.mkdir(parents=True)
+    (settings.VAR_DIR / "fernet_key").write_text("not a real key")
+    dev = client_for(developer)
+    for kind, path in [("csv", "var"), ("jsonl", "var/cache"), ("sqlite", "var/fernet_key")]:
+        assert refused(create(dev, "keys", kind, path)) == PATH_RESERVED
+    assert create(dev, "files", "csv", "files").status_code == 201
+
+
+def test_it_lets_paths_under_the_default_data_root_inside_var_dir(
+    settings: Any, tmp_path: Path, developer: Any, client_for: Any
+) -> None:
+    settings.VAR_DIR = tmp_path / "var"
+    settings.DATA_ROOT = tmp_path / "var" / "data"
+    settings.DATA_ROOT.mkdir(parents=True)
+    response = create(client_for(developer), "everything", "csv", ".")
+    assert response.status_code == 201, response.content
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_fails_a_run_on_an_overlapping_legacy_connection_before_reading(
+    team_a: dict[str, Any], other_developer: Any, b: Any, root: Path, no_broker: list[Any]
+) -> None:
+    legacy = Connection(name="old", kind="csv", created_by=other_developer)
+    legacy.set_config({"path": "team_a"}, keep_secrets=False)
+    legacy.save()  # saved before the rule existed, past the service
+    assert create(b, "mine", "sqlite", "team_b.sqlite3").status_code == 201
+    copy = {
+        "name": "steal",
+        "type": "copy",
+        "source": {"connection": "old", "table": "customers.csv"},
+        "destination": {"connection": "mine", "table": "stolen", "mode": "replace"},
+    }
+    pipeline = b.post(url("pipelines"), {"name": "p", "tasks": [copy]}, format="json")
+    assert pipeline.status_code == 201, pipeline.content
+    started = b.post(url(f"pipelines/{pipeline.json()['pipeline_id']}/execute"), {}, format="json")
+    assert started.status_code == 200, started.content
+
+    assert runner.run_task(str(no_broker[0])) == "failed"
+
+    shown = b.get(url(f"executions/{started.json()['execution_id']}")).json()
+    assert PATH_OVERLAP in shown["tasks"][0]["error"]
+    assert SECRET_NAME not in shown["tasks"][0]["error"]
+    with sqlite3.connect(root / "team_b.sqlite3") as db:
+        assert db.execute("SELECT name FROM sqlite_master WHERE name = 'stolen'").fetchall() == []
