@@ -22,6 +22,11 @@ from tests.net import REFUSED_HOSTS, Listener, RebindingDns
 from tests.test_settings_env import run_check
 from tests.workers import wait_for
 
+# A database port no platform service listens on: when the suite's own
+# metadata database is PostgreSQL on 127.0.0.1:5432 (CI), checks on 5432
+# without a database name are refused as the metadata database, rightly.
+DB_PORT = 15432
+
 
 @pytest.fixture
 def listener() -> Iterator[Listener]:
@@ -63,8 +68,8 @@ def test_it_refuses_each_host_form_for_every_purpose(host: str, rule: str, purpo
 
 
 def test_it_resolves_names_and_checks_what_they_resolve_to(settings: Any) -> None:
-    target = outbound.check("localhost", 5432, purpose="database")
-    assert target.host == "localhost" and target.port == 5432
+    target = outbound.check("localhost", DB_PORT, purpose="database")
+    assert target.host == "localhost" and target.port == DB_PORT
     assert target.addresses and all(a == "::1" or a.startswith("127.") for a in target.addresses)
     # An http target may not reach loopback, by name or literal ...
     for host in ("localhost", "127.0.0.1", "::1", "10.1.2.3", "100.64.0.1", "fd12::1"):
@@ -88,11 +93,11 @@ def test_it_treats_an_unresolved_name_as_valid_but_unconnectable() -> None:
 
 
 def test_it_refuses_deny_networks_even_for_databases(settings: Any) -> None:
-    assert outbound.check("127.0.0.1", 5432, purpose="database")
+    assert outbound.check("127.0.0.1", DB_PORT, purpose="database")
     settings.OUTBOUND_DENY_NETWORKS = ["127.0.0.0/8"]
     for host in ("127.0.0.1", "localhost", "::ffff:127.0.0.1"):
         with pytest.raises(outbound.HostRefused, match="OUTBOUND_DENY_NETWORKS"):
-            outbound.check(host, 5432, purpose="database")
+            outbound.check(host, DB_PORT, purpose="database")
     # Deny wins over allow.
     settings.OUTBOUND_ALLOW_NETWORKS = ["127.0.0.0/8"]
     with pytest.raises(outbound.HostRefused, match="OUTBOUND_DENY_NETWORKS"):
@@ -172,7 +177,7 @@ def test_it_refuses_a_name_when_any_of_its_addresses_is_refused(
 
     monkeypatch.setattr(socket, "getaddrinfo", two_answers)
     with pytest.raises(outbound.HostRefused) as caught:
-        outbound.check("split.test", 5432, purpose="database")
+        outbound.check("split.test", DB_PORT, purpose="database")
     assert str(caught.value) == (
         "host 'split.test' is refused: resolves to 169.254.169.254 (link-local)"
     )
