@@ -179,7 +179,7 @@ class SqliteConnector(SqlConnector):
 
     def describe_query(self, conn: Any, sql: str, params: dict[str, Any]) -> list[Column]:
         cur = conn.cursor()
-        cur.execute(f"SELECT * FROM ({sql}) AS _dd_describe LIMIT 200", params or None)
+        cur.execute(f"SELECT * FROM ({sql}) AS _dd_describe LIMIT 200", params or None)  # nosec B608 - the author's own SQL
         names = [d[0] for d in cur.description or []]
         sample = cur.fetchall()
         columns = []
@@ -219,7 +219,7 @@ class SqliteConnector(SqlConnector):
         others = [c.name for c in columns if c.name not in keys]
         target = ", ".join(q(k) for k in keys)
         if others:
-            action = "DO UPDATE SET " + ", ".join(f"{q(c)} = excluded.{q(c)}" for c in others)
+            action = "DO UPDATE SET " + ", ".join(f"{q(c)} = excluded.{q(c)}" for c in others)  # nosec B608 - quoted names
         else:
             action = "DO NOTHING"
         self._insert(conn, table, columns, rows, f" ON CONFLICT ({target}) {action}")
@@ -233,7 +233,7 @@ class SqliteConnector(SqlConnector):
         marks = ", ".join(["?"] * len(columns))
         rows = [tuple(to_sqlite_value(v) for v in row) for row in rows]
         conn.raw.executemany(
-            f"INSERT INTO {self.dialect.table(table)} ({names}) VALUES ({marks}){suffix}", rows
+            f"INSERT INTO {self.dialect.table(table)} ({names}) VALUES ({marks}){suffix}", rows  # nosec B608 - quoted names
         )
 
 
