@@ -26,7 +26,7 @@ from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken
 
 from accounts.models import AuditEvent
 from accounts.permissions import Action, can, can_create, is_admin, visible
-from datadog_web.errors import ServiceError
+from core.errors import ServiceError
 
 
 def refusal(exc: ServiceError) -> str:

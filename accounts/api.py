@@ -29,8 +29,8 @@ from accounts.serializers import (
 )
 from accounts.services import audit_record, sharing_get, sharing_set
 from accounts.tokens import token_pair, token_refresh, token_revoke
-from datadog_web.api import LoginThrottle
-from datadog_web.parsers import JSONParser
+from core.api import LoginThrottle
+from core.parsers import JSONParser
 
 
 def _no_store(response: Response) -> Response:

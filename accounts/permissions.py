@@ -15,6 +15,8 @@ from django.db.models import Model, Q, QuerySet
 from guardian.core import ObjectPermissionChecker
 from guardian.shortcuts import get_objects_for_user
 
+from core.errors import Forbidden
+
 
 class Role(StrEnum):
     ADMIN = "admin"
@@ -211,21 +213,15 @@ def require(user: Any, action: Action | str, obj: Model) -> None:
     Call it after fetching through ``visible`` (which gives 404 for objects
     the user may not see), so "exists but not yours to change" is a 403.
     """
-    from datadog_web.errors import Forbidden
-
     if not can(user, action, obj):
         raise Forbidden(f"you may not {Action(action).value} this {_model_name(obj)}")
 
 
 def require_create(user: Any) -> None:
-    from datadog_web.errors import Forbidden
-
     if not can_create(user):
         raise Forbidden("your role may not create pipelines or connections")
 
 
 def require_admin(user: Any) -> None:
-    from datadog_web.errors import Forbidden
-
     if not is_admin(user):
         raise Forbidden("admins only")

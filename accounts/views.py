@@ -19,7 +19,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from accounts.forms import AuditFilterForm, LoginForm, ShareForm, sharing_remove
 from accounts.models import AuditEvent
 from accounts.permissions import require_admin
-from datadog_web.views import paginate, query_without_page, render_ui, ui_view
+from core.ui import paginate, query_without_page, render_ui, ui_view
 
 try:  # written alongside the API (login throttling shared by the API and the UI)
     from accounts import lockout

@@ -24,8 +24,8 @@ from connectors.serializers import (
     ConnectionTestSerializer,
     ConnectionWriteSerializer,
 )
-from datadog_web.api import ConnectionTestThrottle
-from datadog_web.parsers import JSONParser
+from core.api import ConnectionTestThrottle
+from core.parsers import JSONParser
 
 
 def _connection(request: Request, connection_id: str, action: Action) -> Connection:

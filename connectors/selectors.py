@@ -8,7 +8,7 @@ from django.db.models import QuerySet
 
 from accounts.permissions import visible
 from connectors.models import Connection
-from datadog_web.errors import NotFound
+from core.errors import NotFound
 
 
 def connection_list_visible(

@@ -17,7 +17,7 @@ from connectors.models import Connection
 from connectors.paths import connection_path_problem, lock_paths
 from connectors.registry import KINDS, connector_class
 from connectors.signals import connection_renamed
-from datadog_web.errors import Conflict, InvalidInput
+from core.errors import Conflict, InvalidInput
 from pipelines.definition import NAME_RE
 
 

@@ -25,9 +25,9 @@ from connectors.services import (
     connection_test,
     connection_update,
 )
-from datadog_web.api import ConnectionTestThrottle
-from datadog_web.errors import ServiceError
-from datadog_web.views import form_errors_from, paginate, query_without_page, render_ui, ui_view
+from core.api import ConnectionTestThrottle
+from core.errors import ServiceError
+from core.ui import form_errors_from, paginate, query_without_page, render_ui, ui_view
 
 
 @ui_view

@@ -1,6 +1,6 @@
 """The OpenAPI schema generator: drf-spectacular plus the error answers.
 
-Kept apart from ``datadog_web.api`` because drf-spectacular imports DRF's
+Kept apart from ``core.api`` because drf-spectacular imports DRF's
 generic views, which import the pagination class from there (a cycle).
 """
 
@@ -10,7 +10,7 @@ from typing import Any
 
 from drf_spectacular.openapi import AutoSchema as SpectacularAutoSchema
 
-from datadog_web.api import ErrorSerializer
+from core.api import ErrorSerializer
 
 _ERROR_DESCRIPTIONS = {
     "400": "Invalid input; `errors` lists every problem with its path",

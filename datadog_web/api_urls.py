@@ -9,7 +9,7 @@ from drf_spectacular.renderers import (
 )
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from datadog_web.api import not_found
+from core.api import not_found
 
 urlpatterns = [
     # JSON first (plain application/json), YAML on ?format=yaml or by Accept.

@@ -565,7 +565,7 @@ def _on_pre_execute(
     sender: Any, func: Any = None, task: dict[str, Any] | None = None, **_: Any
 ) -> None:
     """In a worker process, before each django-q2 task: pool publisher, log ids."""
-    from datadog_web import logging as log_context
+    from core import logging as log_context
 
     try:
         ensure_pool_publisher()
@@ -598,7 +598,7 @@ def _on_pre_execute(
 
 
 def _on_post_execute(sender: Any, **_: Any) -> None:
-    from datadog_web import logging as log_context
+    from core import logging as log_context
 
     log_context.unbind()
 

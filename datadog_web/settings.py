@@ -21,8 +21,8 @@ from corsheaders.defaults import default_headers
 from cryptography.fernet import Fernet
 from django.core.exceptions import ImproperlyConfigured
 
+from core.env import env_bool, env_int, env_list, env_networks, env_str, env_url
 from core.known_secrets import known_secret_problems
-from datadog_web.env import env_bool, env_int, env_list, env_networks, env_str, env_url
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 # Embedded state (SQLite file, generated keys, file cache) lives here.
@@ -137,6 +137,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "accounts.context_processors.role",  # user_role, user_is_admin for the layout
             ],
         },
     },
@@ -275,14 +276,14 @@ REST_FRAMEWORK = {
     # JSON only: the browsable API would be a second UI to secure.
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": [
-        "datadog_web.parsers.JSONParser",  # refuses NUL and lone surrogates with a 400
+        "core.parsers.JSONParser",  # refuses NUL and lone surrogates with a 400
         "rest_framework.parsers.FormParser",
         "rest_framework.parsers.MultiPartParser",
     ],
     "DEFAULT_SCHEMA_CLASS": "datadog_web.api_schema.AutoSchema",
-    "DEFAULT_PAGINATION_CLASS": "datadog_web.api.Pagination",
+    "DEFAULT_PAGINATION_CLASS": "core.api.Pagination",
     "PAGE_SIZE": 50,
-    "EXCEPTION_HANDLER": "datadog_web.api.exception_handler",
+    "EXCEPTION_HANDLER": "core.api.exception_handler",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
     "DEFAULT_THROTTLE_RATES": {
         "login": _rate("THROTTLE_LOGIN", "10/min"),
@@ -447,7 +448,7 @@ LOGGING = {
     "disable_existing_loggers": False,
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
-        "json": {"()": "datadog_web.logging.JsonFormatter"},
+        "json": {"()": "core.logging.JsonFormatter"},
     },
     "handlers": {
         "console": {

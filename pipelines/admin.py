@@ -17,7 +17,7 @@ from django_q.models import Failure, OrmQ, Schedule, Success
 
 from accounts.admin import SharedObjectAdmin
 from accounts.permissions import visible
-from datadog_web.errors import ServiceError
+from core.errors import ServiceError
 from pipelines import definition as definition_module
 from pipelines.models import (
     Execution,

@@ -37,7 +37,7 @@ from django.core.cache import cache
 from django.urls import reverse
 
 from core import outbound
-from datadog_web.env import env_str
+from core.env import env_str
 
 logger = logging.getLogger(__name__)
 

@@ -21,9 +21,9 @@ from rest_framework.serializers import Serializer
 
 from accounts.api import SharingView
 from accounts.permissions import Action, require, require_create, share_levels_prefetch
-from datadog_web.api import ExecuteThrottle
-from datadog_web.errors import InvalidInput
-from datadog_web.parsers import JSONParser
+from core.api import ExecuteThrottle
+from core.errors import InvalidInput
+from core.parsers import JSONParser
 from pipelines import selectors, services
 from pipelines.models import Execution, Pipeline, TaskRun, Trigger
 from pipelines.serializers import (

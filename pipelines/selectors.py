@@ -8,7 +8,7 @@ from typing import Any
 from django.db.models import OuterRef, Q, QuerySet, Subquery
 
 from accounts.permissions import Action, can, is_admin, visible
-from datadog_web.errors import NotFound
+from core.errors import NotFound
 from pipelines import definition
 from pipelines.models import Execution, Pipeline, TaskLogLine, TaskRun
 

@@ -29,8 +29,8 @@ from accounts.permissions import Action, can, can_create, require, require_creat
 from accounts.services import sharing_get
 from accounts.views import share_update
 from connectors.models import Connection
-from datadog_web.errors import InvalidInput, NotFound, ServiceError
-from datadog_web.views import paginate, query_without_page, render_ui, ui_view
+from core.errors import InvalidInput, NotFound, ServiceError
+from core.ui import paginate, query_without_page, render_ui, ui_view
 from pipelines import cron, dag, definition
 from pipelines.forms import (
     NEW_PIPELINE_TEMPLATE,

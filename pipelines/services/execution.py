@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from accounts.permissions import Action, can
 from accounts.services import audit_record
-from datadog_web.errors import Conflict, InvalidInput
+from core.errors import Conflict, InvalidInput
 from pipelines import dag
 from pipelines.definition import connection_refs
 from pipelines.models import (

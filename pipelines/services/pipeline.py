@@ -13,7 +13,7 @@ from accounts.permissions import Action, can, share_levels_prefetch
 from accounts.services import audit_record
 from connectors.models import Connection
 from core import outbound
-from datadog_web.errors import Conflict, InvalidInput
+from core.errors import Conflict, InvalidInput
 from pipelines import definition
 from pipelines.models import ConnectionBinding, Pipeline, PipelineVersion
 

@@ -17,7 +17,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
-from datadog_web.errors import InvalidInput
+from core.errors import InvalidInput
 from pipelines import cron
 from pipelines.models import Execution, Pipeline, Trigger
 from pipelines.services.execution import execution_create

@@ -9,7 +9,7 @@ import pytest
 from accounts.models import AuditEvent
 from accounts.permissions import Level
 from accounts.services import sharing_set
-from datadog_web.api import Pagination
+from core.api import Pagination
 from pipelines.models import Execution, Pipeline, Trigger
 from tests.api.helpers import assert_error, url
 from tests.conftest import sql_pipeline

@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from datadog_web import logging as log_context
+from core import logging as log_context
+from core.logging import JsonFormatter
 from datadog_web import metrics
-from datadog_web.logging import JsonFormatter
 from pipelines import tasks
 from pipelines.alerts import send_failure_alert
 from pipelines.services import execution_create

@@ -24,7 +24,7 @@ from accounts.permissions import Level
 from accounts.services import sharing_set
 from connectors.models import Connection
 from connectors.services import connection_create, connection_delete, connection_update
-from datadog_web.errors import Conflict, InvalidInput
+from core.errors import Conflict, InvalidInput
 from pipelines import alerts
 from pipelines.models import (
     ConnectionBinding,

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
-from datadog_web.errors import Conflict, InvalidInput
+from core.errors import Conflict, InvalidInput
 from pipelines.models import (
     Execution,
     ExecutionStatus,

@@ -6,7 +6,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
-from datadog_web.errors import ServiceError
+from core.errors import ServiceError
 from pipelines.models import Pipeline
 from pipelines.services.schedule import parse_when, pipeline_backfill
 

@@ -8,7 +8,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
-from datadog_web.errors import ServiceError
+from core.errors import ServiceError
 from pipelines import definition
 from pipelines.models import Pipeline
 from pipelines.services import pipeline_create, pipeline_update

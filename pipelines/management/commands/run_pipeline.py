@@ -9,7 +9,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
-from datadog_web.errors import ServiceError
+from core.errors import ServiceError
 from pipelines.models import EXECUTION_FINISHED, Execution, ExecutionStatus, Pipeline, Trigger
 from pipelines.services import execution_create
 

@@ -18,7 +18,7 @@ from rest_framework.settings import api_settings
 from rest_framework.throttling import SimpleRateThrottle
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from datadog_web.errors import ServiceError
+from core.errors import ServiceError
 
 
 class Pagination(PageNumberPagination):

@@ -2,7 +2,7 @@
 
 Ids come from two places: ``extra={"execution_id": ...}`` on one call, or
 the ids bound for the task a worker process is running (set from django-q2's
-``pre_execute`` signal by ``datadog_web.metrics``), so every line logged
+``pre_execute`` signal by ``ops.metrics``), so every line logged
 while a task runs — by the engine, a connector, a library, from any of the
 task's threads — names its execution and task without each call passing
 them.
@@ -17,6 +17,8 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
+
+from django.conf import settings
 
 _EXTRA_KEYS = ("execution_id", "task_id", "task_name", "pipeline", "attempt")
 
@@ -55,8 +57,6 @@ def current() -> dict[str, str]:
 
 def json_enabled() -> bool:
     """Whether the console handler writes JSON (LOG_JSON=true)."""
-    from django.conf import settings
-
     logging_config: dict[str, Any] = settings.LOGGING
     handlers: dict[str, Any] = logging_config.get("handlers", {})
     return bool(handlers.get("console", {}).get("formatter") == "json")

@@ -1,7 +1,7 @@
 """Request parsers of the API.
 
-Kept apart from ``datadog_web.api``: DRF resolves the parser setting while
-defining ``APIView``, which ``datadog_web.api`` imports (a cycle otherwise).
+Kept apart from ``core.api``: DRF resolves the parser setting while
+defining ``APIView``, which ``core.api`` imports (a cycle otherwise).
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from typing import Any
 
 from rest_framework import exceptions, parsers
 
-from datadog_web.errors import InvalidInput
+from core.errors import InvalidInput
 
 
 def _text_problem(text: str) -> str | None:

@@ -4,6 +4,10 @@ Views stay thin: ``@ui_view`` asks for a login and turns the services'
 errors into pages (404 for what the user may not see, 403 for what they may
 see but not do, 4xx with the messages for the rest), and ``render_ui``
 answers an HTMX request with the fragment it asked for.
+
+What the layout needs to know about the user (their role) comes from the
+``accounts.context_processors.role`` context processor, so this module needs
+no app and every app can import it.
 """
 
 from __future__ import annotations
@@ -21,8 +25,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django_htmx.http import HttpResponseClientRedirect
 
-from accounts.permissions import Role, role_of
-from datadog_web.errors import Forbidden, NotFound, ServiceError
+from core.errors import Forbidden, NotFound, ServiceError
 
 View = Callable[..., HttpResponse]
 
@@ -37,17 +40,7 @@ def render_ui(
     fragment: str | None = None,
     status: int = 200,
 ) -> HttpResponse:
-    """The page, or only ``template#fragment`` when HTMX asked for it.
-
-    Adds what the base layout needs to know about the user (their role, and
-    whether to show the admin-only links).
-    """
-    role = role_of(request.user)
-    context = {
-        "user_role": role.value if role else "",
-        "user_is_admin": role == Role.ADMIN,
-        **context,
-    }
+    """The page, or only ``template#fragment`` when HTMX asked for it."""
     if fragment and getattr(request, "htmx", False):
         template = f"{template}#{fragment}"
     return render(request, template, context, status=status)
