@@ -16,6 +16,7 @@ import pymysql.cursors  # type: ignore[import-untyped]
 from pymysql import _auth  # type: ignore[import-untyped]
 from pymysql.constants import CR, FIELD_TYPE  # type: ignore[import-untyped]
 
+from connectors import pools
 from connectors.base import ConnectorError, Dialect, ServerConnector, scrub
 from connectors.types import Column, from_mysql, to_mysql
 from core import outbound
@@ -256,20 +257,25 @@ class MysqlConnector(ServerConnector):
             options = config.get("options", {})
             if not isinstance(options, dict):
                 problems.append(("options", "must be an object"))
-            elif options.get("sslrootcert") is not None:
-                problem = sslrootcert_problem(options["sslrootcert"])
-                if problem:
-                    problems.append(("options.sslrootcert", problem))
+            else:
+                problems += [(f"options.{k}", m) for k, m in pools.pool_size_problems(options)]
+                if options.get("sslrootcert") is not None:
+                    problem = sslrootcert_problem(options["sslrootcert"])
+                    if problem:
+                        problems.append(("options.sslrootcert", problem))
             if config.get("sslmode") not in (None, *SSLMODES):
                 problems.append(("sslmode", f"must be one of {', '.join(SSLMODES)}"))
         return problems
 
-    def _raw_connect(self) -> pymysql.connections.Connection:
-        target = self.target()
-        host = target.host
+    def _options(self) -> dict[str, Any]:
         options = self.config.get("options") or {}
+        return options if isinstance(options, dict) else {}
+
+    def _connect_kwargs(self, target: outbound.Target) -> dict[str, Any]:
+        """PyMySQL keywords for this connection (secret included: never log them)."""
+        options = self._options()
         kwargs: dict[str, Any] = {
-            "host": host,
+            "host": target.host,
             "port": int(self.config.get("port", 3306)),
             "user": self.config.get("username") or "root",
             "password": self.config.get("password") or "",
@@ -289,42 +295,104 @@ class MysqlConnector(ServerConnector):
                 kwargs["ssl"] = tls_context(sslmode, options.get("sslrootcert"))
             except (ssl.SSLError, ValueError) as exc:
                 raise ConnectorError(f"{self.where()}: sslrootcert is not usable") from exc
+        return kwargs
+
+    def _raw_connect(self) -> pymysql.connections.Connection:
+        """A connection outside the pool (connection tests, KILL QUERY)."""
+        target = self.target()
+        kwargs = self._connect_kwargs(target)
         try:
             return _connect_to(target, kwargs)
         except Exception as exc:
             raise self.connect_error(exc) from exc
 
+    def _pool(self) -> pools.QueuePool[Any]:
+        """This process's pool for these settings and the host's addresses checked now.
+
+        Every new connection of the pool goes through ``_connect_to`` (the
+        checked address, ``SafeConnection``); the addresses are part of the
+        pool's key, so a host that resolves elsewhere gets another pool.
+        """
+        target = self.target()
+        kwargs = self._connect_kwargs(target)
+        options = self._options()
+        material = {
+            **{k: v for k, v in kwargs.items() if k != "ssl"},
+            "addresses": target.addresses,
+            "sslmode": self.config.get("sslmode"),
+            "sslrootcert": options.get("sslrootcert"),
+        }
+
+        def connect() -> Any:
+            try:
+                return _connect_to(target, kwargs)
+            except Exception as exc:
+                raise self.connect_error(exc) from exc
+
+        min_size, max_size = pools.pool_sizes(options)
+        return pools.get_queue_pool(
+            label=self.connection_id,
+            key_material=material,
+            connect=connect,
+            check=_alive,
+            min_size=min_size,
+            max_size=max_size,
+            timeout=float(kwargs["connect_timeout"]) + 5,
+        )
+
     @contextmanager
     def connect(self, *, read_only: bool = False, timeout_s: float | None = None) -> Iterator[Any]:
-        conn = self._raw_connect()
+        pool = self._pool()
+        try:
+            conn = pool.getconn()
+        except pools.PoolTimeout:
+            raise ConnectorError(
+                f"{self.where()}: connection pool exhausted", transient=True
+            ) from None
+        reusable = False
         try:
             cur = conn.cursor()
             if timeout_s is not None:
-                if self._is_mariadb(conn):
-                    cur.execute("SET SESSION max_statement_time = %s", [max(0.001, timeout_s)])
-                else:
-                    cur.execute(
-                        "SET SESSION max_execution_time = %s", [max(1, int(timeout_s * 1000))]
-                    )
+                cur.execute(self._timeout_sql(conn), [self._timeout_value(conn, timeout_s)])
             if read_only:
-                cur.execute("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+                # Without SESSION: for the next transaction only, so the
+                # pooled connection keeps nothing for its next use.
+                cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
                 cur.execute("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
             else:
                 cur.execute("START TRANSACTION")
             cur.close()
             yield conn
             conn.commit()
+            reusable = True
         except BaseException:
             try:
                 conn.rollback()
-            except Exception:  # noqa: BLE001 - connection already broken  # nosec B110
+                reusable = True
+            except Exception:  # noqa: BLE001 - connection broken: the pool closes it  # nosec B110
                 pass
             raise
         finally:
-            try:
-                conn.close()
-            except Exception:  # noqa: BLE001  # nosec B110 - best-effort cleanup
-                pass
+            if reusable and timeout_s is not None:
+                # The statement limit is per session: the next use of this
+                # connection must not inherit it.
+                try:
+                    with conn.cursor() as cur:
+                        cur.execute(self._timeout_sql(conn) % "DEFAULT")
+                except Exception:  # noqa: BLE001 - broken after all
+                    reusable = False
+            pool.putconn(conn, broken=not reusable)
+
+    def _timeout_sql(self, conn: Any) -> str:
+        if self._is_mariadb(conn):
+            return "SET SESSION max_statement_time = %s"
+        return "SET SESSION max_execution_time = %s"
+
+    def _timeout_value(self, conn: Any, timeout_s: float) -> float | int:
+        # MariaDB counts seconds (fractions allowed), MySQL milliseconds.
+        if self._is_mariadb(conn):
+            return max(0.001, timeout_s)
+        return max(1, int(timeout_s * 1000))
 
     @staticmethod
     def _is_mariadb(conn: Any) -> bool:
@@ -474,6 +542,15 @@ class MysqlConnector(ServerConnector):
             # PyMySQL turns executemany of INSERT … VALUES into multi-row
             # statements up to max_allowed_packet.
             cur.executemany(sql, rows)
+
+
+def _alive(conn: Any) -> None:
+    """Raise unless the server answers on ``conn``.
+
+    Never ``ping(reconnect=True)``: PyMySQL would reconnect by resolving the
+    host itself, around the outbound check and its checked address.
+    """
+    conn.ping(reconnect=False)
 
 
 def _split(table: str) -> tuple[str | None, str]:

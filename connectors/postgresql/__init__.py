@@ -42,29 +42,11 @@ _TRANSIENT_SQLSTATES = {"40001", "40P01", "57014", "57P01", "57P02", "57P03", "5
 REQUIRE_AUTH = "!password"
 _REQUIRE_AUTH_LIBPQ = 160000
 
-# Connections a pool of one connection may hold in one worker process, even
-# when the user's options ask for more: a connection test or a task must not
-# be able to open hundreds of connections to a server.
-MAX_POOL_SIZE = 10
-_POOL_OPTIONS = {"pool_min_size": 1, "pool_max_size": 8}
+# Re-exported: the cap on pool sizes lives with the pools.
+MAX_POOL_SIZE = pools.MAX_POOL_SIZE
 
 # Types whose binary representation is the same, for COPY pass-through.
 _BINARY_SAME = {"varchar": "text", "bpchar": "text", "text": "text", "name": "text"}
-
-
-def _pool_size_problems(options: dict[str, Any]) -> list[tuple[str, str]]:
-    """Problems with ``pool_min_size`` / ``pool_max_size`` (integers 1-MAX_POOL_SIZE)."""
-    problems = []
-    for key in _POOL_OPTIONS:
-        value = options.get(key)
-        if value is not None and (
-            not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= MAX_POOL_SIZE
-        ):
-            problems.append((key, f"must be an integer 1-{MAX_POOL_SIZE}"))
-    low, high = options.get("pool_min_size"), options.get("pool_max_size")
-    if not problems and isinstance(low, int) and isinstance(high, int) and low > high:
-        problems.append(("pool_min_size", "must not be larger than pool_max_size"))
-    return problems
 
 
 class PostgresDialect(Dialect):
@@ -118,7 +100,7 @@ class PostgresqlConnector(ServerConnector):
             if not isinstance(options, dict | str):
                 problems.append(("options", "must be an object or a libpq options string"))
             elif isinstance(options, dict):
-                problems += [(f"options.{k}", m) for k, m in _pool_size_problems(options)]
+                problems += [(f"options.{k}", m) for k, m in pools.pool_size_problems(options)]
         return problems
 
     # ----- connecting
@@ -180,19 +162,8 @@ class PostgresqlConnector(ServerConnector):
         return kwargs
 
     def pool_sizes(self) -> tuple[int, int]:
-        """``(min, max)`` connections of the pool: the options', capped to 1-MAX_POOL_SIZE.
-
-        Capped here too, for a config stored before the limit (or by hand).
-        """
-        options = self._options()
-        sizes = []
-        for key, default in _POOL_OPTIONS.items():
-            value = options.get(key, default)
-            if not isinstance(value, int) or isinstance(value, bool):
-                value = default
-            sizes.append(min(max(value, 1), MAX_POOL_SIZE))
-        low, high = sizes
-        return min(low, high), high
+        """``(min, max)`` connections of the pool: the options', capped to 1-MAX_POOL_SIZE."""
+        return pools.pool_sizes(self._options())
 
     def _pool(self, kwargs: dict[str, Any]) -> Any:
         min_size, max_size = self.pool_sizes()
