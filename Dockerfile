@@ -10,6 +10,7 @@ WORKDIR /app
 COPY pyproject.toml README.md requirements.lock ./
 COPY core ./core
 COPY datadog_web ./datadog_web
+COPY ops ./ops
 COPY pipelines ./pipelines
 COPY connectors ./connectors
 COPY accounts ./accounts

@@ -67,7 +67,7 @@ typecheck: install-dev
 # Static security checks (bandit, configured in pyproject.toml) and known
 # vulnerabilities of the locked dependencies (pip-audit).
 security: install-dev
-	$(VENV)/bin/bandit -q -c pyproject.toml -r core datadog_web pipelines connectors accounts
+	$(VENV)/bin/bandit -q -c pyproject.toml -r core datadog_web ops pipelines connectors accounts
 	$(PY) .ci/pip_audit.py
 
 bench-orchestration: install-dev

@@ -255,7 +255,7 @@ def metrics_timings(port: int) -> dict[str, float]:
     """Scrape times: in-process aggregates, then /metrics through gunicorn."""
     from django.core.cache import cache
 
-    from datadog_web import metrics
+    from ops import metrics
 
     out: dict[str, float] = {}
     cache.delete(metrics.BASE_KEY)

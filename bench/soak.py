@@ -187,7 +187,7 @@ def main() -> None:
         from django.test import Client
         from prometheus_client.parser import text_string_to_metric_families
 
-        from datadog_web import metrics
+        from ops import metrics
 
         metrics.collector.reset()
         scraped = 0.0

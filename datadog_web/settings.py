@@ -106,6 +106,7 @@ INSTALLED_APPS = [
     "accounts",
     "connectors",
     "pipelines",
+    "ops",  # on top: reports on pipelines and connectors
 ]
 
 MIDDLEWARE = [

@@ -13,7 +13,7 @@ from django.core.cache import cache
 from django.test import Client
 from prometheus_client.parser import text_string_to_metric_families
 
-from datadog_web import metrics
+from ops import metrics
 from tests.workers import wait_for
 
 FINISHED = {"success", "failed", "cancelled"}

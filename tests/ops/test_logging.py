@@ -13,7 +13,7 @@ import pytest
 
 from core import logging as log_context
 from core.logging import JsonFormatter
-from datadog_web import metrics
+from ops import metrics
 from pipelines import tasks
 from pipelines.alerts import send_failure_alert
 from pipelines.services import execution_create

@@ -11,7 +11,7 @@ from django.core.cache import cache
 from django.test import Client
 from django.utils import timezone
 
-from datadog_web import metrics
+from ops import metrics
 from pipelines.models import Execution, TaskRun
 from pipelines.services import execution_create
 from tests.ops.conftest import finished, named, same_prefix, scrape, sqlite_rows, value

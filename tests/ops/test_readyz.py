@@ -15,7 +15,7 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
-from datadog_web import metrics
+from ops import metrics
 from pipelines.models import TaskRun
 from pipelines.services import execution_create
 from tests.ops.conftest import same_prefix, scrape, value

@@ -57,6 +57,8 @@ from django.db.models import (
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Cast, Coalesce
 from django.utils import timezone
+from django_q.signals import post_execute_in_worker, pre_execute
+from django_q.status import Stat
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
@@ -64,6 +66,19 @@ from prometheus_client.core import (
     Metric,
 )
 from prometheus_client.registry import Collector, CollectorRegistry
+
+from connectors import pools
+from core import logging as log_context
+from pipelines import alerts, signals
+from pipelines.models import (
+    EXECUTION_ACTIVE,
+    TASK_FINISHED,
+    Execution,
+    ExecutionStatus,
+    TaskRun,
+    TaskRunStatus,
+)
+from pipelines.queue import queue_depth
 
 logger = logging.getLogger(__name__)
 
@@ -153,8 +168,6 @@ def _created_range(start: datetime | None, end: datetime | None) -> Q:
 
 def aggregate(start: datetime | None, end: datetime | None) -> Totals:
     """Counter contributions of executions created in [start, end) and their task runs."""
-    from pipelines.models import Execution, TaskRun
-
     duration = ExpressionWrapper(
         F("ended_at") - Coalesce(F("started_at"), F("created_at")), output_field=DurationField()
     )
@@ -213,8 +226,6 @@ def aggregate(start: datetime | None, end: datetime | None) -> Totals:
 
 def _horizon(now: datetime) -> datetime:
     """Rows created before this are final: no active execution is older."""
-    from pipelines.models import EXECUTION_ACTIVE, Execution
-
     oldest = Execution.objects.filter(status__in=EXECUTION_ACTIVE).aggregate(
         oldest=Min("created_at")
     )["oldest"]
@@ -254,8 +265,6 @@ def _store_base(base: Totals, until: datetime) -> None:
 # --- Live gauges ------------------------------------------------------------
 def worker_clusters() -> list[dict[str, Any]]:
     """Live django-q2 clusters: ``{cluster, host, age}`` from their status reports."""
-    from django_q.status import Stat
-
     now = timezone.now()
     result = []
     for stat in Stat.get_all():
@@ -282,8 +291,6 @@ def note_task_finished() -> None:
 
 def seconds_since_last_finish() -> float | None:
     """Seconds since a task run last finished anywhere; None when none ever did."""
-    from pipelines.models import TASK_FINISHED, TaskRun
-
     try:
         stamp = cache.get(LAST_FINISHED_KEY)
     except Exception:
@@ -310,8 +317,6 @@ def stall_state() -> dict[str, Any]:
     task run finished anywhere in that time. The first test walks the
     (status, queued_at) index; the second runs only when the first holds.
     """
-    from pipelines.models import TaskRun, TaskRunStatus
-
     oldest = (
         TaskRun.objects.filter(status=TaskRunStatus.QUEUED, queued_at__isnull=False)
         .order_by("queued_at")
@@ -335,8 +340,6 @@ def process_name() -> str:
 
 def publish_pools() -> None:
     """Write this process's connector pool statistics to the shared cache."""
-    from connectors import pools
-
     me = process_name()
     cache.set(f"ops:pools:{me}", {"at": time.time(), "pools": pools.stats()}, POOL_STALE_SECONDS)
     index = cache.get(POOLS_INDEX_KEY) or {}
@@ -461,9 +464,6 @@ class PipelineCollector(Collector):
         yield from (runs, hist, tasks, rows)
 
     def _gauges(self) -> Iterator[Metric]:
-        from pipelines.models import Execution, ExecutionStatus, TaskRun, TaskRunStatus
-        from pipelines.queue import queue_depth
-
         yield GaugeMetricFamily(
             "datadog_queue_depth", "Messages waiting in the broker.", value=queue_depth()
         )
@@ -520,8 +520,6 @@ class PipelineCollector(Collector):
         yield from (alive, age)
 
     def _pools(self) -> Iterator[Metric]:
-        from connectors import pools
-
         entries: list[tuple[str, dict[str, Any]]]
         try:
             entries = published_pools()
@@ -565,8 +563,6 @@ def _on_pre_execute(
     sender: Any, func: Any = None, task: dict[str, Any] | None = None, **_: Any
 ) -> None:
     """In a worker process, before each django-q2 task: pool publisher, log ids."""
-    from core import logging as log_context
-
     try:
         ensure_pool_publisher()
         name = f"{getattr(func, '__module__', '')}.{getattr(func, '__name__', '')}"
@@ -581,8 +577,6 @@ def _on_pre_execute(
             ids = {"task_id": args[0]}
             if log_context.json_enabled():
                 # One primary-key read per task, and only when JSON logs are on.
-                from pipelines.models import TaskRun
-
                 row = (
                     TaskRun.objects.filter(pk=args[0])
                     .values_list("execution_id", "task_name", "execution__pipeline__name")
@@ -598,25 +592,14 @@ def _on_pre_execute(
 
 
 def _on_post_execute(sender: Any, **_: Any) -> None:
-    from core import logging as log_context
-
     log_context.unbind()
 
 
 def connect_signals() -> None:
     """Connect metrics, alerts and log-context receivers (idempotent)."""
-    from django_q.signals import post_execute_in_worker, pre_execute
-
-    from pipelines import alerts, signals
-
     signals.task_run_finished.connect(_on_task_run_finished, dispatch_uid="ops-last-finished")
     signals.execution_finished.connect(
         alerts.on_execution_finished, dispatch_uid="ops-failure-alert"
     )
     pre_execute.connect(_on_pre_execute, dispatch_uid="ops-pre-execute")
     post_execute_in_worker.connect(_on_post_execute, dispatch_uid="ops-post-execute")
-
-
-# Imported from PipelinesConfig.ready(): the receivers are connected in every
-# process (web, worker, command) without the engine knowing about them.
-connect_signals()

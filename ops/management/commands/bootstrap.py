@@ -1,4 +1,8 @@
-"""Migrate, create the role groups and the first admin. Safe to run again."""
+"""Migrate, create the role groups and the first admin. Safe to run again.
+
+In ``ops``, not ``accounts``: it also schedules the pipelines' maintenance
+task, and only a layer above both may import both.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ from django.core.management.base import BaseCommand
 
 from accounts.permissions import Role
 from accounts.services import roles_setup, user_set_role
+from pipelines.tasks import maintain_schedule_ensure
 
 
 class Command(BaseCommand):
@@ -25,8 +30,6 @@ class Command(BaseCommand):
         self.stdout.write("database migrated")
         roles_setup()
         self.stdout.write(f"roles: {', '.join(r.value for r in Role)}")
-        from pipelines.tasks import maintain_schedule_ensure
-
         maintain_schedule_ensure()
         self._admin()
 

@@ -5,13 +5,16 @@ from __future__ import annotations
 import hmac
 import logging
 
+import redis
 from django.conf import settings
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
+from django_prometheus.exports import ExportToDjangoView
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from datadog_web import metrics as pipeline_metrics
+from ops import metrics as pipeline_metrics
 
 logger = logging.getLogger(__name__)
 
@@ -38,8 +41,6 @@ def _check_redis() -> str | None:
     if not settings.REDIS_URL:
         return None
     try:
-        import redis
-
         redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2).ping()
         return None
     except Exception as exc:
@@ -99,9 +100,6 @@ def metrics(request: HttpRequest) -> HttpResponse:
         given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
         if not hmac.compare_digest(given.encode(), token.encode()):
             return HttpResponse("unauthorized\n", status=401, content_type="text/plain")
-    from django_prometheus.exports import ExportToDjangoView
-    from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-
     # django-prometheus' own families (requests, per process or multiprocess),
     # then ours, computed from the database for every process alike.
     response = ExportToDjangoView(request)

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from datadog_web import ops
+from ops import views as ops
 
 urlpatterns = [
     path("healthz", ops.healthz, name="healthz"),
