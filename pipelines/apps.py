@@ -16,4 +16,3 @@ class PipelinesConfig(AppConfig):
         connection_renamed.connect(
             pipelines_follow_connection_rename, dispatch_uid="pipelines-follow-rename"
         )
-        import ops.metrics  # noqa: F401  connects metrics, alert and log-id receivers
