@@ -12,7 +12,7 @@ from typing import Any
 
 from django.contrib import admin, messages
 from django.contrib.admin.actions import delete_selected as django_delete_selected
-from django.contrib.admin.utils import model_ngettext
+from django.contrib.admin.utils import model_ngettext, unquote
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.core.exceptions import PermissionDenied
@@ -26,6 +26,7 @@ from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken
 
 from accounts.models import AuditEvent
 from accounts.permissions import Action, can, can_create, is_admin, visible
+from accounts.services import audit_record, user_change_record, user_state
 from core.errors import ServiceError
 
 
@@ -150,8 +151,8 @@ class SharedObjectAdmin(admin.ModelAdmin):
 class AuditEventAdmin(admin.ModelAdmin):
     """The audit trail: admins read it, nobody changes it."""
 
-    list_display = ["at", "actor_name", "action", "object_type", "object_repr", "ip"]
-    list_filter = ["action", "object_type"]
+    list_display = ["at", "actor_name", "actor_kind", "action", "object_type", "object_repr", "ip"]
+    list_filter = ["action", "actor_kind", "object_type"]
     search_fields = ["actor_name", "object_repr", "object_id"]
     date_hierarchy = "at"
     readonly_fields = [f.name for f in AuditEvent._meta.fields]
@@ -227,3 +228,55 @@ class UserAdmin(DjangoUserAdmin):
         if obj is not None and obj.is_superuser and not request.user.is_superuser:
             return False
         return super().has_delete_permission(request, obj)
+
+    # Every change is an audit event (SPEC §5: managing users is an admin
+    # action like any other), beside Django's own admin log, which nobody
+    # reads with the rest of the trail. The state before a change is read
+    # from the database in save_model; the event is written in save_related,
+    # once the groups (the roles) are saved too, in the same transaction.
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        # On the instance this request edits (the admin object is shared).
+        obj.audit_before = user_state(User.objects.get(pk=obj.pk)) if change else None
+        super().save_model(request, obj, form, change)
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        super().save_related(request, form, formsets, change)
+        before = getattr(form.instance, "audit_before", None) if change else None
+        user_change_record(user=form.instance, before=before, actor=request.user, request=request)
+
+    def user_change_password(self, request: HttpRequest, id: str, form_url: str = "") -> Any:
+        # Django's view saves the password, logs and redirects in one piece:
+        # whether it changed anything is read from the stored hash (never
+        # recorded itself).
+        user = self.get_object(request, unquote(id))
+        old_hash = user.password if user is not None else None
+        response = super().user_change_password(request, id, form_url)
+        if user is not None:
+            user.refresh_from_db(fields=["password"])
+            if user.password != old_hash:
+                audit_record(
+                    action="password_reset",
+                    actor=request.user,
+                    obj=user,
+                    request=request,
+                    details={"usable": user.has_usable_password()},
+                )
+        return response
+
+    def delete_model(self, request: HttpRequest, obj: Any) -> None:
+        # One transaction: no event for a delete that failed, no delete unrecorded.
+        with transaction.atomic():
+            audit_record(
+                action="delete",
+                actor=request.user,
+                obj=obj,
+                request=request,
+                details={"state": user_state(obj)},
+            )
+            super().delete_model(request, obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+        # One by one (not queryset.delete()), so each user gets its event.
+        for user in queryset:
+            self.delete_model(request, user)

@@ -165,6 +165,8 @@ class AuditEventListView(GenericAPIView):
             events = events.filter(action=f["action"])
         if f.get("actor"):
             events = events.filter(actor_name=f["actor"])
+        if f.get("actor_kind"):
+            events = events.filter(actor_kind=f["actor_kind"])
         if f.get("object_type"):
             events = events.filter(object_type=f["object_type"])
         if f.get("object_id"):

@@ -11,7 +11,7 @@ from django.contrib.auth.models import Group
 from django.db.models import Model
 from django.http import HttpRequest
 
-from accounts.models import AuditEvent
+from accounts.models import ActorKind, AuditEvent
 from accounts.permissions import Level
 from accounts.services import sharing_get, sharing_set, sharing_users
 
@@ -30,6 +30,9 @@ class AuditFilterForm(forms.Form):
 
     action = forms.ChoiceField(required=False)
     actor = forms.CharField(required=False, max_length=150, label="User")
+    actor_kind = forms.ChoiceField(
+        required=False, label="Actor", choices=[("", "any"), *ActorKind.choices]
+    )
     object_type = forms.ChoiceField(
         required=False,
         label="Object",

@@ -8,7 +8,7 @@ from django.contrib.auth.models import Group
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from accounts.models import AuditEvent
+from accounts.models import ActorKind, AuditEvent
 from accounts.permissions import LEVEL_ORDER
 from accounts.services import sharing_users
 
@@ -86,6 +86,7 @@ class AuditEventSerializer(serializers.ModelSerializer):
             "id",
             "at",
             "actor",
+            "actor_kind",
             "action",
             "object_type",
             "object_id",
@@ -101,6 +102,7 @@ class AuditFilterSerializer(serializers.Serializer):
 
     action = serializers.CharField(required=False, max_length=32)
     actor = serializers.CharField(required=False, max_length=150)
+    actor_kind = serializers.ChoiceField(required=False, choices=ActorKind.choices)
     object_type = serializers.CharField(required=False, max_length=32)
     object_id = serializers.CharField(required=False, max_length=64)
     since = serializers.DateTimeField(required=False)

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import getpass
 import logging
-from collections.abc import Iterable
+import os
+import pwd
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -18,7 +23,7 @@ from guardian.shortcuts import (
     remove_perm,
 )
 
-from accounts.models import AuditEvent
+from accounts.models import ActorKind, AuditEvent
 from accounts.permissions import (
     LEVEL_ORDER,
     Level,
@@ -103,6 +108,46 @@ def client_ip(request: HttpRequest | None) -> str | None:
     return request.META.get("REMOTE_ADDR") or None
 
 
+# Who acts when no user is signed in: set around a management command
+# (``audit_actor``), read by ``audit_record``. A context variable, so the
+# services a command calls record the command's actor without each of them
+# taking one more argument.
+_cli_actor: ContextVar[str] = ContextVar("audit_cli_actor", default="")
+
+
+def cli_actor_name() -> str:
+    """``cli:<os user>``: the account running this process, as the audit trail names it.
+
+    The name of the process's uid, not ``$USER``/``$LOGNAME`` (which anyone
+    sets on the command line); ``getpass`` only when the uid has no passwd
+    entry (a container run with an arbitrary uid), then the uid itself.
+    """
+    uid = os.getuid()
+    try:
+        name = pwd.getpwuid(uid).pw_name
+    except KeyError:
+        try:
+            name = getpass.getuser()
+        except (KeyError, OSError):
+            name = str(uid)
+    return f"cli:{name}"
+
+
+@contextmanager
+def audit_actor(name: str) -> Iterator[None]:
+    """Audit events written inside without a user are by ``name`` (kind ``cli``)."""
+    token = _cli_actor.set(name)
+    try:
+        yield
+    finally:
+        _cli_actor.reset(token)
+
+
+def audit_cli_actor() -> str:
+    """The command-line actor acting now (``cli:<os user>``), or ``""`` outside a command."""
+    return _cli_actor.get()
+
+
 def audit_record(
     *,
     action: str,
@@ -112,14 +157,28 @@ def audit_record(
     actor_name: str = "",
     details: dict[str, Any] | None = None,
 ) -> AuditEvent:
-    """Append one audit event. Callers must never put a secret into ``details``."""
+    """Append one audit event. Callers must never put a secret into ``details``.
+
+    The actor is, in this order: ``actor`` (a signed-in user); someone not
+    signed in when there is a request or an ``actor_name`` (a failed login
+    names the user name typed); the command line when a command runs
+    (``audit_actor``); else the platform itself.
+    """
     if actor is not None and not getattr(actor, "is_authenticated", False):
         actor = None
-    name = actor_name or (actor.get_username() if actor is not None else "")
+    if actor is not None:
+        kind, name = ActorKind.USER, actor.get_username()
+    elif actor_name or request is not None:
+        kind, name = ActorKind.ANONYMOUS, actor_name
+    elif audit_cli_actor():
+        kind, name = ActorKind.CLI, audit_cli_actor()
+    else:
+        kind, name = ActorKind.SYSTEM, ""
     event = AuditEvent.objects.create(
         action=action,
         actor=actor,
         actor_name=name[:150],
+        actor_kind=kind,
         object_type=(obj._meta.model_name or "") if obj is not None else "",
         object_id=str(obj.pk) if obj is not None else "",
         object_repr=str(obj)[:200] if obj is not None else "",
@@ -128,6 +187,44 @@ def audit_record(
     )
     logger.info("audit %s by %s on %s", action, name or "-", event.object_repr or "-")
     return event
+
+
+# What the audit trail follows of an account: never its password (a
+# password change is an event of its own, without the hash).
+USER_AUDITED_FIELDS = ("username", "email", "is_active", "is_staff", "is_superuser")
+
+
+def user_state(user: Any) -> dict[str, Any]:
+    """The audited state of ``user``: its fields, groups (roles) and own permissions."""
+    state: dict[str, Any] = {name: getattr(user, name) for name in USER_AUDITED_FIELDS}
+    state["groups"] = sorted(user.groups.values_list("name", flat=True))
+    state["user_permissions"] = sorted(
+        f"{app}.{code}"
+        for app, code in user.user_permissions.values_list("content_type__app_label", "codename")
+    )
+    return state
+
+
+def user_change_record(
+    *, user: Any, before: dict[str, Any] | None, actor: Any, request: HttpRequest | None = None
+) -> AuditEvent | None:
+    """Audit a user made (``before`` None) or changed: each changed field as ``[old, new]``.
+
+    Nothing is recorded for a save that changed nothing.
+    """
+    after = user_state(user)
+    if before is None:
+        return audit_record(
+            action="create", actor=actor, obj=user, request=request, details={"state": after}
+        )
+    changed = {
+        key: [before.get(key), value] for key, value in after.items() if before.get(key) != value
+    }
+    if not changed:
+        return None
+    return audit_record(
+        action="change", actor=actor, obj=user, request=request, details={"changed": changed}
+    )
 
 
 def _level_of(perms: list[str], model_name: str) -> Level | None:

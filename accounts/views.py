@@ -92,6 +92,8 @@ def audit_log(request: HttpRequest) -> HttpResponse:
             events = events.filter(action=data["action"])
         if data["actor"]:
             events = events.filter(actor_name__icontains=data["actor"])
+        if data["actor_kind"]:
+            events = events.filter(actor_kind=data["actor_kind"])
         if data["object_type"]:
             events = events.filter(object_type=data["object_type"])
         if data["since"]:

@@ -124,4 +124,5 @@ class ConnectionTestView(_JsonView):
     @extend_schema(request=None, responses={200: ConnectionTestSerializer})
     def post(self, request: Request, id: str) -> Response:
         connection = _connection(request, id, Action.OPERATE)
-        return Response(services.connection_test(connection=connection))
+        result = services.connection_test(connection=connection, user=request.user, request=request)
+        return Response(result)

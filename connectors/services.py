@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.http import HttpRequest
@@ -12,19 +13,20 @@ from guardian.models import GroupObjectPermission, UserObjectPermission
 
 from accounts.permissions import Action, can
 from accounts.services import audit_record
+from connectors import crypto
 from connectors.base import ConnectorError
 from connectors.models import Connection
 from connectors.paths import connection_path_problem, lock_paths
 from connectors.registry import KINDS, connector_class
 from connectors.signals import connection_renamed
 from core.errors import Conflict, InvalidInput
-from pipelines.definition import NAME_RE
+from core.names import NAME_RE, NAME_RULE
 
 
 def _validate(*, name: Any, kind: Any, config: Any, existing: Connection | None) -> None:
     problems: list[tuple[str, str]] = []
     if not isinstance(name, str) or not NAME_RE.fullmatch(name):
-        problems.append(("name", "must match [A-Za-z_][A-Za-z0-9_-]{0,99}"))
+        problems.append(("name", NAME_RULE))
     if kind not in KINDS:
         problems.append(("kind", f"unknown kind {kind!r}; one of {', '.join(KINDS)}"))
     elif not isinstance(config, dict):
@@ -178,8 +180,28 @@ def connection_delete(
     connection.delete()
 
 
-def connection_test(*, connection: Connection) -> dict[str, Any]:
-    """``{ok, latency_ms, error}``; the error names the host and cause, never a secret."""
+def connection_test(
+    *, connection: Connection, user: Any = None, request: HttpRequest | None = None
+) -> dict[str, Any]:
+    """``{ok, latency_ms, error}``; the error names the host and cause, never a secret.
+
+    Recorded in the audit trail (who tested which connection, and the
+    outcome in the same words): a test opens a connection to a host the
+    user chose, with the stored credentials.
+    """
+    result = _connection_try(connection)
+    audit_record(
+        action="test",
+        actor=user,
+        obj=connection,
+        request=request,
+        # The answer's fields as they are: none of them holds a secret.
+        details={"kind": connection.kind, **result},
+    )
+    return result
+
+
+def _connection_try(connection: Connection) -> dict[str, Any]:
     # A connection saved before paths were isolated may overlap another's:
     # answered without touching the path, so the test tells nothing about it.
     overlap = connection_path_problem(
@@ -196,3 +218,23 @@ def connection_test(*, connection: Connection) -> dict[str, Any]:
         return {"ok": False, "latency_ms": None, "error": f"{type(exc).__name__}"}
     latency = round((time.perf_counter() - started) * 1000, 1)
     return {"ok": True, "latency_ms": latency, "error": None}
+
+
+@transaction.atomic
+def connection_secrets_rotate() -> int:
+    """Re-encrypt every connection's secrets with the first FERNET_KEYS key; how many.
+
+    All or nothing: a secret no key can read fails the whole rotation
+    (SecretDecryptError) and nothing is changed. Audited with the counts
+    only, never a key or a secret.
+    """
+    count = 0
+    for conn in Connection.objects.select_for_update().exclude(secrets=""):
+        conn.secrets = crypto.rotate(conn.secrets)
+        conn.save(update_fields=["secrets"])
+        count += 1
+    audit_record(
+        action="rotate_keys",
+        details={"connections": count, "keys": len(settings.FERNET_KEYS)},
+    )
+    return count

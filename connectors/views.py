@@ -149,7 +149,7 @@ def connection_test_view(request: HttpRequest, connection_id: Any) -> HttpRespon
         )
         response["Retry-After"] = str(wait)
         return response
-    result = connection_test(connection=conn)
+    result = connection_test(connection=conn, user=request.user, request=request)
     context = _detail_context(request, conn, test=result)
     return render_ui(request, "connectors/detail.html", context, fragment="test-result")
 

@@ -11,7 +11,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from accounts.permissions import Action, can
-from accounts.services import audit_record
+from accounts.services import audit_cli_actor, audit_record
 from core.errors import Conflict, InvalidInput
 from pipelines import dag
 from pipelines.definition import connection_refs
@@ -193,7 +193,9 @@ def execution_create(
         IdempotencyKey.objects.create(
             user=user, pipeline=pipeline, key=idempotency_key, execution=execution
         )
-    if user is not None:
+    # A schedule's run is the platform's and not audited; a user's or a
+    # command's (run_pipeline, backfill) is.
+    if user is not None or audit_cli_actor():
         audit_record(
             action="execute",
             actor=user,

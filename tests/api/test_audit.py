@@ -16,6 +16,7 @@ EVENT_KEYS = {
     "id",
     "at",
     "actor",
+    "actor_kind",
     "action",
     "object_type",
     "object_id",

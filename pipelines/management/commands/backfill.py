@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
+from accounts.commands import AuditedCommand
 from core.errors import ServiceError
 from pipelines.models import Pipeline
 from pipelines.services.schedule import parse_when, pipeline_backfill
 
 
-class Command(BaseCommand):
+class Command(AuditedCommand):
     help = "Backfill a scheduled pipeline over a range of intervals."
 
     def add_arguments(self, parser: Any) -> None:

@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 from django.db import transaction
 
+from accounts.commands import AuditedCommand
 from core.errors import ServiceError
 from pipelines import definition
 from pipelines.models import Pipeline
@@ -24,7 +25,7 @@ def _files(target: Path) -> list[Path]:
     raise CommandError(f"{target}: no such file or directory")
 
 
-class Command(BaseCommand):
+class Command(AuditedCommand):
     help = "Import pipelines (one or a list per file) from FILE or DIR; creates or updates by name."
 
     def add_arguments(self, parser: Any) -> None:

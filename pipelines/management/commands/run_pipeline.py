@@ -7,8 +7,9 @@ import sys
 import time
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
+from accounts.commands import AuditedCommand
 from core.errors import ServiceError
 from pipelines.models import EXECUTION_FINISHED, Execution, ExecutionStatus, Pipeline, Trigger
 from pipelines.services import execution_create
@@ -25,7 +26,7 @@ def parse_param(text: str) -> tuple[str, Any]:
         return key, value
 
 
-class Command(BaseCommand):
+class Command(AuditedCommand):
     help = "Run a pipeline now. Exit code 1 when --wait and the run does not succeed."
 
     def add_arguments(self, parser: Any) -> None:
