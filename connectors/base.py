@@ -31,6 +31,7 @@ from typing import Any, ClassVar
 
 from connectors.types import Column
 from core import outbound
+from core.names import identifier_problem, table_problem
 
 logger = logging.getLogger(__name__)
 
@@ -48,49 +49,16 @@ class ConnectorError(Exception):
 
 # ------------------------------------------------------------ identifiers
 
-# One part of a table or column name. Every identifier is quoted, so spaces,
-# quotes of the other kind, ';' and any printable text are safe; what quoting
-# cannot make safe is refused: the quote characters themselves, NUL and
-# control characters, and '%' (it would be read as a pyformat placeholder in
-# SQL that carries bound parameters). 63 bytes: PostgreSQL truncates longer
-# names silently. The definition validator (pipelines.definition) applies
-# the same rules before a pipeline is saved.
-MAX_IDENTIFIER_BYTES = 63
-
-
-def identifier_problem(name: Any) -> str | None:
-    """Why ``name`` cannot be used as a column name, or None when it can."""
-    if not isinstance(name, str) or not name:
-        return "must be a non-empty string"
-    if len(name.encode("utf-8", "surrogatepass")) > MAX_IDENTIFIER_BYTES:
-        return f"{name[:20]!r}…: longer than {MAX_IDENTIFIER_BYTES} bytes"
-    for bad, what in (('"', "a double quote"), ("`", "a backtick"), ("%", "'%'")):
-        if bad in name:
-            return f"{name!r} is not a safe identifier (contains {what})"
-    if any(unicodedata.category(ch) in ("Cc", "Cs", "Zl", "Zp") for ch in name):
-        return f"{name!r} is not a safe identifier (control characters or line breaks)"
-    return None
-
-
-def table_problem(name: Any) -> str | None:
-    """Why ``name`` cannot be used as a (``schema.``)``table`` name, or None."""
-    if not isinstance(name, str) or not name:
-        return "must be a non-empty string"
-    parts = name.split(".")
-    if len(parts) > 2:
-        return f"{name!r}: at most one '.' (schema.table)"
-    for part in parts:
-        problem = identifier_problem(part)
-        if problem:
-            return f"{name!r} is not a safe table name: {problem}"
-    return None
+# Identifier and table-name rules live once in core.names (the definition
+# checker applies the same ones before a pipeline is saved); these two raise
+# them as connector errors right before SQL is built.
 
 
 def check_identifier(name: Any) -> str:
     """``name`` when it is a safe column name; ConnectorError otherwise."""
     problem = identifier_problem(name)
     if problem:
-        raise ConnectorError(f"column name {problem}")
+        raise ConnectorError(f"column name {str(name)[:40]!r} is not a safe identifier: {problem}")
     return str(name)
 
 
@@ -98,7 +66,7 @@ def split_table(name: Any) -> tuple[str | None, str]:
     """``(schema, table)`` of a checked table name; ConnectorError when unsafe."""
     problem = table_problem(name)
     if problem:
-        raise ConnectorError(f"table name {problem}")
+        raise ConnectorError(f"table name {str(name)[:40]!r} is not safe: {problem}")
     schema, _, table = str(name).rpartition(".")
     return (schema or None), table
 

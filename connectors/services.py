@@ -20,13 +20,13 @@ from connectors.paths import connection_path_problem, lock_paths
 from connectors.registry import KINDS, connector_class
 from connectors.signals import connection_renamed
 from core.errors import Conflict, InvalidInput
-from pipelines.definition import NAME_RE
+from core.names import NAME_RE, NAME_RULE
 
 
 def _validate(*, name: Any, kind: Any, config: Any, existing: Connection | None) -> None:
     problems: list[tuple[str, str]] = []
     if not isinstance(name, str) or not NAME_RE.fullmatch(name):
-        problems.append(("name", "must match [A-Za-z_][A-Za-z0-9_-]{0,99}"))
+        problems.append(("name", NAME_RULE))
     if kind not in KINDS:
         problems.append(("kind", f"unknown kind {kind!r}; one of {', '.join(KINDS)}"))
     elif not isinstance(config, dict):

@@ -25,7 +25,6 @@ import gc
 import json
 import math
 import re
-import unicodedata
 import zoneinfo
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -37,15 +36,12 @@ import yaml
 from croniter import croniter
 from croniter.croniter import CroniterError
 
+from core.names import NAME_RE, identifier_problem, table_problem
 from pipelines.dag import find_cycles
 
 # ---------------------------------------------------------------------------
 # Public vocabulary
 # ---------------------------------------------------------------------------
-
-# Pipeline, task and connection names. Anchored with \A...\Z (not ^...$, which
-# lets a trailing newline through) so .match, .search and .fullmatch agree.
-NAME_RE = re.compile(r"\A[A-Za-z_][A-Za-z0-9_-]{0,99}\Z")
 
 # Parameters every run has, whatever the definition declares.
 BUILTIN_PARAMETERS = frozenset(
@@ -57,10 +53,6 @@ CAST_TYPES = ("integer", "bigint", "numeric", "text", "boolean", "date", "timest
 AGGREGATE_FUNCTIONS = ("count", "sum", "min", "max", "avg")
 MASK_METHODS = ("sha256", "redact")
 DESTINATION_MODES = ("append", "replace", "upsert")
-
-# PostgreSQL silently truncates identifiers past 63 bytes (NAMEDATALEN - 1);
-# two long names could then collide, so refuse them instead.
-MAX_IDENTIFIER_BYTES = 63
 
 DEFAULT_BATCH_SIZE = 50_000
 
@@ -208,52 +200,6 @@ def _is_scalar(value: object) -> bool:
     if isinstance(value, float):
         return math.isfinite(value)
     return value is None or isinstance(value, str | int | bool)
-
-
-def identifier_problem(name: str) -> str | None:
-    """Why ``name`` cannot be quoted safely as one SQL identifier part, or None.
-
-    Spaces and any other printable text are fine: the SQL builder quotes
-    every identifier. What it cannot quote safely is refused here.
-    """
-    if name == "":
-        return "must not be empty"
-    if len(name.encode("utf-8", "surrogatepass")) > MAX_IDENTIFIER_BYTES:
-        return f"is longer than {MAX_IDENTIFIER_BYTES} bytes"
-    if "\x00" in name:
-        return "must not contain NUL"
-    if '"' in name:
-        return "must not contain a double quote"
-    if "`" in name:
-        return "must not contain a backtick"
-    if "%" in name:
-        # Statements are sent with bound parameters, where % starts a placeholder.
-        return "must not contain %"
-    # Cc: C0/C1 controls and DEL; Cs: lone surrogates, which no database
-    # encodes; Zl/Zp: line and paragraph separators, which break log lines.
-    if any(unicodedata.category(ch) in ("Cc", "Cs", "Zl", "Zp") for ch in name):
-        return "must not contain control characters or line breaks"
-    return None
-
-
-def table_problem(table: str) -> str | None:
-    """Why ``table`` is not a safe ``name`` or ``schema.name``, or None.
-
-    For csv/jsonl connections the table is a file name (``orders.csv``), which
-    reads as schema ``orders``, name ``csv`` — harmless. Path separators and
-    ``..`` are refused everywhere so a file name cannot leave its directory.
-    """
-    if any(bad in table for bad in ("/", "\\", "..")):
-        return "must not contain '/', '\\' or '..'"
-    parts = table.split(".")
-    if len(parts) > 2:
-        return "expected name or schema.name"
-    labels = ("schema", "name") if len(parts) == 2 else ("name",)
-    for label, part in zip(labels, parts, strict=True):
-        problem = identifier_problem(part)
-        if problem:
-            return f"{label} part {problem}" if len(parts) == 2 else problem
-    return None
 
 
 _SQL_PARAM_RE = re.compile(r"%(?:%|\((?P<name>[^)]*)\)[sbt])")

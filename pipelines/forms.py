@@ -7,7 +7,8 @@ from typing import Any, cast
 
 from django import forms
 
-from pipelines.definition import DESTINATION_MODES, MAX_TEXT_CHARS, NAME_RE
+from core.names import NAME_RE
+from pipelines.definition import DESTINATION_MODES, MAX_TEXT_CHARS
 from pipelines.models import ExecutionStatus
 
 STATUS_CHOICES = [
