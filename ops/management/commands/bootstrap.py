@@ -12,14 +12,14 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
-from django.core.management.base import BaseCommand
 
+from accounts.commands import AuditedCommand
 from accounts.permissions import Role
-from accounts.services import roles_setup, user_set_role
+from accounts.services import roles_setup, user_change_record, user_set_role
 from pipelines.tasks import maintain_schedule_ensure
 
 
-class Command(BaseCommand):
+class Command(AuditedCommand):
     help = "Migrate, create roles and the first admin (DATADOG_ADMIN_USER / _PASSWORD)."
 
     def add_arguments(self, parser: Any) -> None:
@@ -46,6 +46,7 @@ class Command(BaseCommand):
             password = secrets.token_urlsafe(12)
         user = User.objects.create_superuser(username=username, email="", password=password)
         user_set_role(user=user, role=Role.ADMIN)
+        user_change_record(user=user, before=None, actor=None)
         if generated:
             # Printed once: it is not stored anywhere in clear.
             self.stdout.write(f"admin user {username!r} created with password: {password}")
