@@ -194,6 +194,17 @@ def test_it_audits_import_pipelines_as_the_os_account(make_pipeline: Any, tmp_pa
     ]
 
 
+def test_it_audits_what_demo_creates_as_the_os_account(settings: Any, tmp_path: Path) -> None:
+    settings.DATA_ROOT = tmp_path
+    run("demo", "--rows", "20")
+    made = {(e.action, e.object_type, e.actor_name, e.actor_kind) for e in events_all()}
+    assert made == {
+        ("create", "connection", CLI, ActorKind.CLI),
+        ("create", "pipeline", CLI, ActorKind.CLI),
+    }
+    assert len(events_all()) == 5  # three connections, two pipelines
+
+
 def _tasks() -> list[dict[str, Any]]:
     return [{"name": "t1", "type": "sql", "connection": "wh", "sql": "SELECT 1"}]
 

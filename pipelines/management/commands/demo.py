@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.core.management.base import BaseCommand
 
+from accounts.commands import AuditedCommand
 from connectors.models import Connection
 from connectors.services import connection_create
 from pipelines.models import Pipeline
@@ -120,7 +120,7 @@ def _make_shop(path: Any, rows: int) -> None:
         )
 
 
-class Command(BaseCommand):
+class Command(AuditedCommand):
     help = "Create demo connections (SQLite, CSV) and two demo pipelines. Idempotent."
 
     def add_arguments(self, parser: Any) -> None:
