@@ -14,7 +14,9 @@ from django.contrib import admin, messages
 from django.contrib.admin.actions import delete_selected as django_delete_selected
 from django.contrib.admin.utils import model_ngettext, unquote
 from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import GroupAdmin as DjangoGroupAdmin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.contrib.auth.models import Group
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.db.models import QuerySet
@@ -26,7 +28,7 @@ from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken
 
 from accounts.models import AuditEvent
 from accounts.permissions import Action, can, can_create, is_admin, visible
-from accounts.services import audit_record, user_change_record, user_state
+from accounts.services import audit_record, audit_state_change, group_state, user_state
 from core.errors import ServiceError
 
 
@@ -199,12 +201,73 @@ class BlacklistedTokenAdmin(LibraryBlacklistedTokenAdmin):
         return False
 
 
+class AuditedStateAdmin(admin.ModelAdmin):
+    """An admin whose saves and deletes are audit events, with the object's state.
+
+    For the accounts (users, groups that are roles): managing them is an
+    admin action like any other (SPEC §5), and Django's own admin log is
+    not read with the rest of the trail. The state before a change is read
+    from the database in save_model; the event is written in save_related,
+    once the many-to-many fields (groups, permissions) are saved too, in the
+    same transaction.
+    """
+
+    def audit_state(self, obj: Any) -> dict[str, Any]:
+        """What the audit trail follows of ``obj`` (never a secret)."""
+        raise NotImplementedError
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        # Kept on the instance this request edits: the admin object is shared.
+        stored = type(obj).objects.get(pk=obj.pk) if change else None
+        obj.audit_before = self.audit_state(stored) if stored is not None else None
+        super().save_model(request, obj, form, change)
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        super().save_related(request, form, formsets, change)
+        obj = form.instance
+        audit_state_change(
+            obj=obj,
+            before=getattr(obj, "audit_before", None) if change else None,
+            after=self.audit_state(obj),
+            actor=request.user,
+            request=request,
+        )
+
+    def delete_model(self, request: HttpRequest, obj: Any) -> None:
+        # One transaction: no event for a delete that failed, no delete unrecorded.
+        with transaction.atomic():
+            audit_record(
+                action="delete",
+                actor=request.user,
+                obj=obj,
+                request=request,
+                details={"state": self.audit_state(obj)},
+            )
+            super().delete_model(request, obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+        # One by one (not queryset.delete()), so each object gets its event.
+        for obj in queryset:
+            self.delete_model(request, obj)
+
+
+admin.site.unregister(Group)
+
+
+@admin.register(Group)
+class GroupAdmin(AuditedStateAdmin, DjangoGroupAdmin):
+    """Groups, the roles among them: who changed a role's permissions is audited."""
+
+    def audit_state(self, obj: Any) -> dict[str, Any]:
+        return group_state(obj)
+
+
 User = get_user_model()
 admin.site.unregister(User)
 
 
 @admin.register(User)
-class UserAdmin(DjangoUserAdmin):
+class UserAdmin(AuditedStateAdmin, DjangoUserAdmin):
     """Admins manage users and roles; only superusers make or touch superusers.
 
     An admin-role user holds every model permission (ROLE_MODEL_PERMS), so
@@ -229,21 +292,8 @@ class UserAdmin(DjangoUserAdmin):
             return False
         return super().has_delete_permission(request, obj)
 
-    # Every change is an audit event (SPEC §5: managing users is an admin
-    # action like any other), beside Django's own admin log, which nobody
-    # reads with the rest of the trail. The state before a change is read
-    # from the database in save_model; the event is written in save_related,
-    # once the groups (the roles) are saved too, in the same transaction.
-
-    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
-        # On the instance this request edits (the admin object is shared).
-        obj.audit_before = user_state(User.objects.get(pk=obj.pk)) if change else None
-        super().save_model(request, obj, form, change)
-
-    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
-        super().save_related(request, form, formsets, change)
-        before = getattr(form.instance, "audit_before", None) if change else None
-        user_change_record(user=form.instance, before=before, actor=request.user, request=request)
+    def audit_state(self, obj: Any) -> dict[str, Any]:
+        return user_state(obj)
 
     def user_change_password(self, request: HttpRequest, id: str, form_url: str = "") -> Any:
         # Django's view saves the password, logs and redirects in one piece:
@@ -263,20 +313,3 @@ class UserAdmin(DjangoUserAdmin):
                     details={"usable": user.has_usable_password()},
                 )
         return response
-
-    def delete_model(self, request: HttpRequest, obj: Any) -> None:
-        # One transaction: no event for a delete that failed, no delete unrecorded.
-        with transaction.atomic():
-            audit_record(
-                action="delete",
-                actor=request.user,
-                obj=obj,
-                request=request,
-                details={"state": user_state(obj)},
-            )
-            super().delete_model(request, obj)
-
-    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
-        # One by one (not queryset.delete()), so each user gets its event.
-        for user in queryset:
-            self.delete_model(request, user)

@@ -41,6 +41,7 @@ class AuditFilterForm(forms.Form):
             ("pipeline", "pipeline"),
             ("connection", "connection"),
             ("user", "user"),
+            ("group", "group (role)"),
         ],
     )
     since = forms.DateField(

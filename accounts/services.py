@@ -14,7 +14,7 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
 from django.db import transaction
-from django.db.models import Model, Q
+from django.db.models import Model, Q, QuerySet
 from django.http import HttpRequest
 from guardian.shortcuts import (
     assign_perm,
@@ -194,28 +194,42 @@ def audit_record(
 USER_AUDITED_FIELDS = ("username", "email", "is_active", "is_staff", "is_superuser")
 
 
+def _perm_names(permissions: QuerySet[Permission]) -> list[str]:
+    pairs = permissions.values_list("content_type__app_label", "codename")
+    return sorted(f"{app}.{code}" for app, code in pairs)
+
+
 def user_state(user: Any) -> dict[str, Any]:
     """The audited state of ``user``: its fields, groups (roles) and own permissions."""
     state: dict[str, Any] = {name: getattr(user, name) for name in USER_AUDITED_FIELDS}
     state["groups"] = sorted(user.groups.values_list("name", flat=True))
-    state["user_permissions"] = sorted(
-        f"{app}.{code}"
-        for app, code in user.user_permissions.values_list("content_type__app_label", "codename")
-    )
+    state["user_permissions"] = _perm_names(user.user_permissions.all())
     return state
 
 
-def user_change_record(
-    *, user: Any, before: dict[str, Any] | None, actor: Any, request: HttpRequest | None = None
+def group_state(group: Group) -> dict[str, Any]:
+    """The audited state of a group (a role): its name and model permissions."""
+    return {
+        "name": group.name,
+        "permissions": _perm_names(group.permissions.all()),
+    }
+
+
+def audit_state_change(
+    *,
+    obj: Model,
+    before: dict[str, Any] | None,
+    after: dict[str, Any],
+    actor: Any,
+    request: HttpRequest | None = None,
 ) -> AuditEvent | None:
-    """Audit a user made (``before`` None) or changed: each changed field as ``[old, new]``.
+    """Audit ``obj`` made (``before`` None: its state) or changed: each field as ``[old, new]``.
 
     Nothing is recorded for a save that changed nothing.
     """
-    after = user_state(user)
     if before is None:
         return audit_record(
-            action="create", actor=actor, obj=user, request=request, details={"state": after}
+            action="create", actor=actor, obj=obj, request=request, details={"state": after}
         )
     changed = {
         key: [before.get(key), value] for key, value in after.items() if before.get(key) != value
@@ -223,7 +237,16 @@ def user_change_record(
     if not changed:
         return None
     return audit_record(
-        action="change", actor=actor, obj=user, request=request, details={"changed": changed}
+        action="change", actor=actor, obj=obj, request=request, details={"changed": changed}
+    )
+
+
+def user_change_record(
+    *, user: Any, before: dict[str, Any] | None, actor: Any, request: HttpRequest | None = None
+) -> AuditEvent | None:
+    """Audit a user made (``before`` None) or changed (see ``audit_state_change``)."""
+    return audit_state_change(
+        obj=user, before=before, after=user_state(user), actor=actor, request=request
     )
 
 

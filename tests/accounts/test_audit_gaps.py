@@ -24,7 +24,7 @@ from urllib.parse import urlparse
 import pytest
 from cryptography.fernet import Fernet
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group
+from django.contrib.auth.models import Group, Permission
 from django.core.management import call_command
 from django.test import Client
 from django.urls import reverse
@@ -358,6 +358,36 @@ def test_it_audits_users_deleted_in_the_admin_one_by_one_and_in_bulk(
     deleted = events("delete")
     assert sorted(e.object_repr for e in deleted) == ["carol", "dave", "erin"]
     assert all(e.actor == boss and e.details["state"]["groups"] == ["viewer"] for e in deleted)
+
+
+def test_it_audits_a_role_whose_permissions_change_in_the_admin(boss: Any) -> None:
+    viewer = Group.objects.get(name=Role.VIEWER.value)
+    before = set(viewer.permissions.values_list("pk", flat=True))
+    granted = Permission.objects.get(
+        content_type__app_label="pipelines", codename="operate_pipeline"
+    )
+    client = browser(boss)
+    response = client.post(
+        f"/admin/auth/group/{viewer.pk}/change/",
+        {"name": "viewer", "permissions": [str(pk) for pk in before | {granted.pk}]},
+    )
+    assert response.status_code == 302, response.content
+    [event] = events("change")
+    assert (event.actor, event.object_type, event.object_repr) == (boss, "group", "viewer")
+    old, new = event.details["changed"]["permissions"]
+    assert set(new) - set(old) == {"pipelines.operate_pipeline"} and set(old) <= set(new)
+    assert list(event.details["changed"]) == ["permissions"]
+
+    extra = Group.objects.create(name="contractors")
+    response = client.post(f"/admin/auth/group/{extra.pk}/delete/", {"post": "yes"})
+    assert response.status_code == 302
+    [event] = events("delete")
+    assert (event.object_repr, event.details) == (
+        "contractors",
+        {"state": {"name": "contractors", "permissions": []}},
+    )
+    page = browser(boss).get(reverse("audit_log"), {"object_type": "group"})
+    assert "contractors" in page.content.decode()
 
 
 def test_it_keeps_superusers_out_of_reach_and_audits_nothing_refused(
