@@ -19,7 +19,6 @@ from datetime import timedelta
 from io import StringIO
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 import pytest
 from cryptography.fernet import Fernet
@@ -44,6 +43,7 @@ from pipelines.services.task_run import task_run_claim
 from tests.api.conftest import isolated_cache  # noqa: F401  (autouse: throttles start at zero)
 from tests.api.helpers import assert_error, url
 from tests.conftest import PASSWORD
+from tests.connectors.conftest import pg_config
 from tests.fakeservers import FakeServer, pg_error
 from tests.services import need_postgres
 
@@ -455,14 +455,7 @@ def test_it_audits_no_connection_test_that_was_refused(developer: Any, viewer: A
 def test_it_audits_a_connection_test_from_the_page_on_the_real_postgresql(
     developer: Any,
 ) -> None:
-    parsed = urlparse(need_postgres())
-    config = {
-        "host": parsed.hostname,
-        "port": parsed.port or 5432,
-        "database": parsed.path.lstrip("/") or "postgres",
-        "username": parsed.username or "postgres",
-        "password": SECRET,
-    }
+    config = {**pg_config(need_postgres()), "password": SECRET}
     conn = connection_create(name="warehouse", kind="postgresql", config=config, user=developer)
     response = browser(developer).post(reverse("connection_test", args=[conn.pk]))
     assert response.status_code == 200
