@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 UV := $(shell command -v uv 2>/dev/null)
 
-.PHONY: run test install install-dev assets lint typecheck security lock migrate worker web bench-orchestration bench-copy clean
+.PHONY: run test install install-dev assets lint typecheck security lock migrate worker web bench-orchestration bench-copy loadtest clean
 
 $(PY):
 ifdef UV
@@ -76,6 +76,13 @@ bench-orchestration: install-dev
 
 bench-copy: install-dev
 	$(PY) bench/copy.py
+
+# Load test (bench/loadtest.py): gunicorn + qcluster on a scratch PostgreSQL
+# database and Redis prefix (BENCH_PG_URL, BENCH_REDIS_URL; loopback by
+# default), seeded data, locust headless; torn down at the end. Not part of
+# `make test`. LOADTEST_ARGS, e.g. "--users 32 --seconds 120".
+loadtest: install-dev
+	$(PY) bench/loadtest.py $(LOADTEST_ARGS)
 
 clean:
 	rm -rf var .pytest_cache .coverage htmlcov

@@ -133,11 +133,19 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_gunicorn(port: int, workers: int, threads: int, log: Path) -> subprocess.Popen[bytes]:
+def start_gunicorn(
+    port: int, workers: int, threads: int, log: Path, config: Path | None = None
+) -> subprocess.Popen[bytes]:
+    """gunicorn on loopback in its own process group; returns once /healthz answers.
+
+    ``config``: a gunicorn config file (deploy/gunicorn.conf.py for the
+    production shape); the bind, workers and threads given here override it.
+    """
     proc = subprocess.Popen(
         [
             str(ROOT / ".venv" / "bin" / "gunicorn"),
             "datadog_web.wsgi",
+            *(["--config", str(config)] if config else []),
             "--bind",
             f"127.0.0.1:{port}",
             "--workers",

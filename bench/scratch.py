@@ -39,21 +39,23 @@ def scratch_env(run: str, tmp: Path, **extra: str) -> dict[str, str]:
 
 
 def create_database(run: str) -> None:
+    """An empty PostgreSQL database named ``run`` (drop it with ``cleanup``)."""
     import psycopg
 
     with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{run}"')
 
 
-def cleanup(run: str) -> None:
-    """Drop the scratch database and delete the run's Redis keys."""
+def cleanup(run: str, *databases: str) -> None:
+    """Drop the scratch database (and ``databases``) and delete the run's Redis keys."""
     import psycopg
     import redis
     from django.db import connections
 
     connections.close_all()
     with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{run}" WITH (FORCE)')
+        for name in (run, *databases):
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     client = redis.Redis.from_url(REDIS)
     for key in client.scan_iter(f"*{run}*"):
         client.delete(key)
