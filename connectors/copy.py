@@ -36,16 +36,20 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import psycopg
+
 from connectors.base import (
     Connector,
     ConnectorError,
     FileConnector,
     SqlConnector,
     Watchdog,
+    _used_params,
     check_identifier,
     is_driver_error,
     split_table,
 )
+from connectors.postgresql import PostgresqlConnector
 from connectors.transform import (
     BatchTransformer,
     TextLineTransformer,
@@ -842,8 +846,6 @@ def _copy_from_sql(
     elif src_spec.get("query"):
         query = str(src_spec["query"]).strip().rstrip(";")
         base_sql = f"SELECT * FROM ({query}) AS _dd_src"  # nosec B608
-        from connectors.base import _used_params
-
         base_params = _used_params(query, run_params) or {}
     else:
         raise CopyFailed("copy source needs a table or a query")
@@ -1051,10 +1053,6 @@ def _pg_passthrough(
     With ``lines`` (steps left after push-down that work on text fields),
     text COPY lines pass through it instead.
     """
-    import psycopg
-
-    from connectors.postgresql import PostgresqlConnector
-
     assert isinstance(source, PostgresqlConnector)  # nosec B101 - narrows the type; nothing relies on it at run time
     # COPY takes no bind parameters: bind client-side with psycopg's own
     # literal quoting (the values still never pass through string formatting).

@@ -36,8 +36,12 @@ from django.conf import settings
 from django.core.cache import cache
 from django.urls import reverse
 
+from connectors import crypto
+from connectors.base import scrub
+from connectors.models import Connection
 from core import outbound
 from core.env import env_str
+from pipelines.models import Execution, ExecutionStatus, TaskRunStatus
 
 logger = logging.getLogger(__name__)
 
@@ -60,8 +64,6 @@ def on_execution_finished(sender: Any, execution_id: Any, **_: Any) -> None:
     Never raises: the run it reports on is finished and committed.
     """
     try:
-        from pipelines.models import Execution, ExecutionStatus
-
         row = (
             Execution.objects.filter(pk=execution_id)
             .values_list("status", "pipeline__definition")
@@ -89,8 +91,6 @@ def on_execution_finished(sender: Any, execution_id: Any, **_: Any) -> None:
 # --- Send (django-q2 task) --------------------------------------------------
 def send_failure_alert(execution_id: str) -> dict[str, str]:
     """Send the alert of one failed execution to each configured channel, once."""
-    from pipelines.models import Execution
-
     execution = Execution.objects.select_related("pipeline").filter(pk=execution_id).first()
     if execution is None:
         return {}
@@ -144,10 +144,6 @@ def _scrub(text: str, execution: Any) -> str:
     definition names: the run may be of an older version, on connections the
     pipeline no longer uses or that were renamed since.
     """
-    from connectors import crypto
-    from connectors.base import scrub
-    from connectors.models import Connection
-
     secrets: list[Any] = []
     for connection in Connection.objects.filter(pipeline_bindings__version_id=execution.version_id):
         try:
@@ -159,8 +155,6 @@ def _scrub(text: str, execution: Any) -> str:
 
 def alert_payload(execution: Any) -> dict[str, Any]:
     """Slack-compatible message: ``text`` for any receiver, ``blocks`` for Slack."""
-    from pipelines.models import TaskRunStatus
-
     pipeline = execution.pipeline
     failed = list(
         execution.tasks.filter(status=TaskRunStatus.FAILED)

@@ -6,6 +6,8 @@ class PipelinesConfig(AppConfig):
     name = "pipelines"
 
     def ready(self) -> None:
+        # Imported here because these modules import models, which Django
+        # loads only after the app configs (its documented pattern, not a cycle).
         from django_q.signals import post_spawn
 
         from connectors.signals import connection_renamed

@@ -17,7 +17,7 @@ from pymysql import _auth  # type: ignore[import-untyped]
 from pymysql.constants import CR, FIELD_TYPE  # type: ignore[import-untyped]
 
 from connectors import pools
-from connectors.base import ConnectorError, Dialect, ServerConnector, scrub
+from connectors.base import ConnectorError, Dialect, ServerConnector, scrub, split_table
 from connectors.types import Column, from_mysql, to_mysql
 from core import outbound
 
@@ -554,6 +554,4 @@ def _alive(conn: Any) -> None:
 
 
 def _split(table: str) -> tuple[str | None, str]:
-    from connectors.base import split_table
-
     return split_table(table)

@@ -13,7 +13,7 @@ from django.utils import timezone
 from accounts.permissions import Action, can
 from accounts.services import audit_cli_actor, audit_record
 from core.errors import Conflict, InvalidInput
-from pipelines import dag
+from pipelines import dag, signals
 from pipelines.definition import connection_refs
 from pipelines.models import (
     EXECUTION_FINISHED,
@@ -367,8 +367,6 @@ def execution_finish(*, execution: Execution, actor: str) -> None:
 
 def _after_finish(pipeline_id: Any, execution_id: Any) -> None:
     """Free the slot for queued runs; notify (metrics, alerts) after commit."""
-    from pipelines import signals
-
     with transaction.atomic():
         pipeline = Pipeline.objects.select_for_update().filter(pk=pipeline_id).first()
         if pipeline is not None:

@@ -435,6 +435,9 @@ def _advance(
             enqueued = task_runs_enqueue(ready, actor=actor, reason="no upstream left to wait for")
     # Something was just enqueued: the execution cannot be finished yet.
     if not enqueued and not runs.exclude(status__in=TASK_FINISHED).exists():
+        # The one import left inside a function to break a cycle: finishing an
+        # execution starts the next queued one, which advances task runs again.
+        # The engine redesign (issue 11 step 2) moves both into one module.
         from pipelines.services.execution import execution_finish
 
         execution_finish(execution=Execution.objects.get(pk=execution_id), actor=actor)
