@@ -498,6 +498,11 @@ class PipelineCollector(Collector):
             "1 when a task run waited 5 minutes and nothing finished in that time.",
             value=1.0 if stall["stalled"] else 0.0,
         )
+        yield GaugeMetricFamily(
+            "datadog_queue_oldest_seconds",
+            "Age of the oldest queued task run (0 when none waits): the queue's lag.",
+            value=stall["oldest_queued_seconds"],
+        )
         yield from self._pools()
 
     def _workers(self) -> Iterator[Metric]:
@@ -539,10 +544,17 @@ class PipelineCollector(Collector):
                 ("waiting", "Requests waiting for a connection of a connector pool."),
             )
         }
+        errors = CounterMetricFamily(
+            "datadog_connector_pool_errors",
+            "Failed connects, broken connections discarded and timed-out requests of a pool.",
+            labels=["pool", "process"],
+        )
         for process, pool in entries:
             for key, family in families.items():
                 family.add_metric([str(pool["name"]), process], float(pool.get(key, 0)))
+            errors.add_metric([str(pool["name"]), process], float(pool.get("errors", 0)))
         yield from families.values()
+        yield errors
 
 
 def _bound(value: float) -> str:

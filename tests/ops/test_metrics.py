@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -11,10 +12,14 @@ from django.core.cache import cache
 from django.test import Client
 from django.utils import timezone
 
+from connectors.services import connection_create
 from ops import metrics
 from pipelines.models import Execution, TaskRun
 from pipelines.services import execution_create
+from tests.connectors.conftest import pg_config
 from tests.ops.conftest import finished, named, same_prefix, scrape, sqlite_rows, value
+from tests.services import scratch_mysql_db, scratch_postgres_db
+from tests.workers import wait_for
 
 
 @pytest.fixture
@@ -160,26 +165,15 @@ def test_it_shows_request_metrics(db: Any) -> None:
     )
 
 
-def test_it_shows_pools_published_by_worker_processes(db: Any) -> None:
-    cache.set(
-        "ops:pools:hostA:101",
-        {
-            "at": __import__("time").time(),
-            "pools": [{"name": "shop_pg", "size": 4, "in_use": 3, "waiting": 1}],
-        },
-        60,
-    )
+def test_it_forgets_pools_of_processes_that_stopped_publishing(db: Any) -> None:
+    # A process killed without a goodbye: its last entry, older than
+    # POOL_STALE_SECONDS, is left out and pruned from the index.
     cache.set("ops:pools:hostB:7", {"at": 0, "pools": [{"name": "gone", "size": 1}]}, 60)
-    cache.set(metrics.POOLS_INDEX_KEY, {"hostA:101": 1.0, "hostB:7": 1.0}, None)
+    cache.set(metrics.POOLS_INDEX_KEY, {"hostB:7": 1.0}, None)
     samples = scrape()
-    labels = {"pool": "shop_pg", "process": "hostA:101"}
-    assert value(samples, "datadog_connector_pool_size", **labels) == 4
-    assert value(samples, "datadog_connector_pool_in_use", **labels) == 3
-    assert value(samples, "datadog_connector_pool_waiting", **labels) == 1
     assert not any(
         dict(lbl).get("pool") == "gone" for lbl in named(samples, "datadog_connector_pool_size")
     )
-    # The stale process is pruned from the index.
     assert "hostB:7" not in cache.get(metrics.POOLS_INDEX_KEY)
 
 
@@ -246,3 +240,106 @@ def test_it_shows_runs_made_by_a_real_worker(
     assert ages and all(age < 60 for age in ages.values())
     # The worker recorded its last finish for the stall check.
     assert cache.get(metrics.LAST_FINISHED_KEY) is not None
+
+
+@pytest.mark.worker
+@pytest.mark.timeout(180)
+def test_it_shows_pools_of_real_worker_processes_by_connection_id(
+    workers: Any, make_pipeline: Callable[..., Any]
+) -> None:
+    """Pools exist only in the worker processes: /metrics shows what they publish.
+
+    Two tasks hold a pooled MySQL and a pooled PostgreSQL connection in a
+    real qcluster worker while the scrape runs; the pools are labelled by
+    connection id, never by user, host or database names.
+    """
+    with scratch_mysql_db() as my_db, scratch_postgres_db() as pg_url:
+        my_config = {
+            "host": my_db["host"],
+            "port": my_db["port"],
+            "database": my_db["database"],
+            "username": my_db["user"],
+        }
+        shop_my = connection_create(name="shop_my", kind="mysql", config=my_config)
+        shop_pg = connection_create(name="shop_pg", kind="postgresql", config=pg_config(pg_url))
+        _pools_of_a_real_worker(
+            workers, make_pipeline, {str(shop_my.pk), str(shop_pg.pk)}, my_config, pg_url
+        )
+
+
+def _pools_of_a_real_worker(
+    workers: Any,
+    make_pipeline: Callable[..., Any],
+    wanted: set[str],
+    my_config: dict[str, Any],
+    pg_url: str,
+) -> None:
+    hold = make_pipeline(
+        "hold_connections",
+        tasks=[
+            {"name": "my", "type": "sql", "connection": "shop_my", "sql": "SELECT SLEEP(14)"},
+            {"name": "pg", "type": "sql", "connection": "shop_pg", "sql": "SELECT pg_sleep(14)"},
+        ],
+    )
+    workers(env=same_prefix(), workers=2)
+    execution = execution_create(pipeline=hold)
+    me = metrics.process_name()
+
+    def pools_in_use() -> dict[str, tuple[str, float]]:
+        samples = scrape()
+        return {
+            dict(labels)["pool"]: (dict(labels)["process"], in_use)
+            for labels, in_use in named(samples, "datadog_connector_pool_in_use").items()
+            if in_use >= 1
+        }
+
+    in_use = wait_for(
+        lambda: (found := pools_in_use()) and wanted <= set(found) and found,
+        timeout=40,
+        what="both pools in use in a worker",
+    )
+    for pool in wanted:
+        process = in_use[pool][0]
+        assert process != me and process.rsplit(":", 1)[1].isdigit()  # another process
+    assert finished(execution).status == "success", execution.error
+
+    # After the run: the connections stay open in the pools, none lent.
+    def idle_again() -> bool:
+        samples = scrape()
+        return all(
+            value(samples, "datadog_connector_pool_in_use", pool=pool, process=in_use[pool][0]) == 0
+            # psycopg_pool may have opened a second one while the first was
+            # still connecting: at least the one used.
+            and (
+                value(samples, "datadog_connector_pool_size", pool=pool, process=in_use[pool][0])
+                or 0
+            )
+            >= 1
+            for pool in wanted
+        )
+
+    wait_for(idle_again, timeout=30, what="the pools idle again")
+    samples = scrape()
+    for pool in wanted:
+        labels = {"pool": pool, "process": in_use[pool][0]}
+        assert value(samples, "datadog_connector_pool_waiting", **labels) == 0
+        assert value(samples, "datadog_connector_pool_errors_total", **labels) == 0
+    text = Client().get("/metrics").content.decode()
+    for forbidden in (str(my_config["database"]), pg_config(pg_url)["database"], "shop_my"):
+        assert forbidden not in text
+
+
+@pytest.mark.worker
+@pytest.mark.timeout(180)
+def test_it_shows_the_age_of_the_oldest_queued_task_run(
+    workers: Any, make_pipeline: Callable[..., Any]
+) -> None:
+    pipeline = make_pipeline("lagging")
+    assert value(scrape(), "datadog_queue_oldest_seconds") == 0
+    execution = execution_create(pipeline=pipeline)
+    time.sleep(2.5)  # no worker yet: the root task runs wait in the queue
+    lag = value(scrape(), "datadog_queue_oldest_seconds")
+    assert lag is not None and 2.5 <= lag < 60
+    workers(env=same_prefix())
+    assert finished(execution).status == "success", execution.error
+    assert value(scrape(), "datadog_queue_oldest_seconds") == 0
