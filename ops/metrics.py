@@ -72,13 +72,14 @@ from core import logging as log_context
 from pipelines import alerts, signals
 from pipelines.models import (
     EXECUTION_ACTIVE,
+    EXECUTION_FINISHED,
     TASK_FINISHED,
     Execution,
     ExecutionStatus,
     TaskRun,
     TaskRunStatus,
 )
-from pipelines.queue import queue_depth
+from pipelines.queue import RUN_TASK, queue_depth
 
 logger = logging.getLogger(__name__)
 
@@ -115,9 +116,12 @@ POOL_PUBLISH_SECONDS = 10.0
 POOL_STALE_SECONDS = 60.0
 STALL_SECONDS = 300
 
-_EXEC_FINISHED = ("success", "failed", "cancelled")
-_EXEC_RUNNING = ("running", "cancelling")
-_TASK_FINISHED = ("success", "failed", "skipped", "upstream_failed", "cancelled")
+# The engine's own status groups, as plain strings (annotation names, labels).
+_EXEC_FINISHED = tuple(sorted(status.value for status in EXECUTION_FINISHED))
+_EXEC_RUNNING = tuple(
+    sorted(status.value for status in EXECUTION_ACTIVE - {ExecutionStatus.QUEUED})
+)
+_TASK_FINISHED = tuple(sorted(status.value for status in TASK_FINISHED))
 
 
 # --- Aggregates -------------------------------------------------------------
@@ -583,9 +587,9 @@ def _on_pre_execute(
         if not args:
             return
         ids: dict[str, Any]
-        if name == "pipelines.alerts.send_failure_alert":
+        if name == alerts.SEND_TASK:
             ids = {"execution_id": args[0]}
-        elif name == "pipelines.tasks.run_task":
+        elif name == RUN_TASK:
             ids = {"task_id": args[0]}
             if log_context.json_enabled():
                 # One primary-key read per task, and only when JSON logs are on.
