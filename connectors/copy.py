@@ -155,6 +155,15 @@ class SqlSink(Sink):
         self.marker_table = (
             f"{schema}." if schema and connector.kind == "postgresql" else ""
         ) + MARKER_TABLE
+        # A staged load (see begin) commits its batches into this table, one
+        # per unit, so a killed attempt's next one finds them there.
+        digest = hashlib.sha256(
+            f"{unit.execution_id}/{unit.task_name}/{unit.index}".encode()
+        ).hexdigest()[:10]
+        self.stage = (f"{schema}." if schema else "") + f"{name[:30]}__dd_s{digest}"
+        self.staged = False
+        self.batch = 0
+        self._create_final: str | None = None
         self.kind = connector.kind
         self._stack: ExitStack | None = None
         self.conn: Any = None
@@ -219,8 +228,15 @@ class SqlSink(Sink):
             self._ensure_markers()
             with self._txn() as conn:
                 info = self._marker(conn, self.unit.index)
-            if info is not None and info.get("swap") and self.kind == "mysql":
-                self._mysql_swap()
+            if info is not None and self.kind == "mysql":
+                # MySQL DDL commits implicitly, so it comes after the marker:
+                # finish what a crash may have left (the swap, the stage).
+                if info.get("stage"):
+                    self.shadow = str(info["stage"])
+                if info.get("swap"):
+                    self._mysql_swap()
+                elif info.get("stage"):
+                    self._ddl([f"DROP TABLE IF EXISTS {self.d.table(self.stage)}"])
             return info
         except ConnectorError:
             raise
@@ -256,9 +272,52 @@ class SqlSink(Sink):
         stored.pop("rows_written", None)
         return stored
 
+    def resume_point(self) -> dict[str, Any] | None:
+        """The last batch a staged load of this unit committed, or None.
+
+        ``{batch, rows, position, watermark}``: the marker of the batch and the
+        state the copy stored with it. None when no batch committed or its
+        stage table is gone (then the unit starts again from its first row).
+        """
+        try:
+            with self._txn() as conn:
+                cur = conn.cursor()
+                try:
+                    cur.execute(
+                        f"SELECT batch, rows_written, info FROM {self.d.table(self.marker_table)}"  # nosec B608
+                        " WHERE execution_id = %(e)s AND task_name = %(t)s AND chunk = %(c)s"
+                        " AND batch > 0 ORDER BY batch DESC LIMIT 1",
+                        {
+                            "e": self.unit.execution_id,
+                            "t": self.unit.task_name,
+                            "c": self.unit.index,
+                        },
+                    )
+                    row = cur.fetchone()
+                finally:
+                    cur.close()
+                if row is None or self.c.table_columns(conn, self.stage) is None:
+                    return None
+        except ConnectorError:
+            raise
+        except Exception as exc:
+            raise self.c.map_error(exc) from exc
+        state = json.loads(row[2]) if row[2] else {}
+        return {**state, "batch": int(row[0]), "rows": int(row[1])}
+
     # ----- the unit's transaction
 
-    def begin(self, columns: list[Column]) -> None:
+    def begin(
+        self, columns: list[Column], *, staged: bool = False, resume: dict[str, Any] | None = None
+    ) -> None:
+        """Open the unit's transaction; ``staged`` loads into the unit's stage table.
+
+        A staged load commits each batch there with a batch marker
+        (``commit_batch``) and moves the rows into the table in the final
+        commit, so the table still changes once, atomically, per unit.
+        ``resume`` (from ``resume_point``) continues the stage an earlier
+        attempt left; without it the stage starts empty.
+        """
         for name in self.keys:
             check_identifier(name)
         names = {c.name for c in columns}
@@ -283,6 +342,10 @@ class SqlSink(Sink):
             self.written_columns = [by_name[c.name] for c in columns]
             if self.mode == "upsert":
                 self._ensure_unique_index()
+            self.staged = staged
+            if staged:
+                self._begin_stage(existing, create_in_txn, resume)
+                return
             if self.mode == "replace" and not transactional_ddl:
                 self._ddl(
                     [
@@ -321,6 +384,125 @@ class SqlSink(Sink):
         except Exception as exc:
             self.rollback()
             raise self.c.map_error(exc) from exc
+
+    def _begin_stage(
+        self, existing: list[Column], create: str | None, resume: dict[str, Any] | None
+    ) -> None:
+        # The table is created (PostgreSQL/SQLite replace) in the final
+        # commit's transaction, as on the unstaged path.
+        self._create_final = create
+        self.batch = int(resume["batch"]) if resume else 0
+        if self.kind == "mysql" and self.mode == "replace":
+            # The stage is the shadow table the final RENAME swaps in.
+            self.shadow = self.stage
+            stage_sql = self._shadow_sql(existing)
+        else:
+            stage_sql = self._create_sql(self.stage, self.written_columns).replace(
+                " IF NOT EXISTS", "", 1
+            )
+        if resume is None:
+            self._ddl([f"DROP TABLE IF EXISTS {self.d.table(self.stage)}", stage_sql])
+            with self._txn() as conn:
+                self._delete_batches(conn)
+        self._open()
+        self.target = self.stage
+
+    def _open(self) -> None:
+        self._stack = ExitStack()
+        self._writer = None
+        self.conn = self._stack.enter_context(self._txn())
+
+    def _delete_batches(self, conn: Any) -> None:
+        cur = conn.cursor()
+        cur.execute(
+            f"DELETE FROM {self.d.table(self.marker_table)}"  # nosec B608
+            " WHERE execution_id = %(e)s AND task_name = %(t)s AND chunk = %(c)s AND batch > 0",
+            {"e": self.unit.execution_id, "t": self.unit.task_name, "c": self.unit.index},
+        )
+        cur.close()
+
+    def _insert_marker(self, cur: Any, batch: int, rows: int, info: dict[str, Any]) -> None:
+        cur.execute(
+            f"INSERT INTO {self.d.table(self.marker_table)}"  # nosec B608
+            " (execution_id, task_name, chunk, batch, rows_written, info)"
+            " VALUES (%(e)s, %(t)s, %(c)s, %(b)s, %(r)s, %(i)s)",
+            {
+                "e": self.unit.execution_id,
+                "t": self.unit.task_name,
+                "c": self.unit.index,
+                "b": batch,
+                "r": rows,
+                "i": json.dumps(info, default=str),
+            },
+        )
+
+    def commit_batch(self, rows: int, state: dict[str, Any]) -> None:
+        """Commit the stage's rows so far with a batch marker holding ``state``; go on."""
+        try:
+            if self._writer is not None:
+                self._writer.close()
+            self.batch += 1
+            cur = self.conn.cursor()
+            self._insert_marker(cur, self.batch, rows, state)
+            cur.close()
+            stack, self._stack = self._stack, None
+            assert stack is not None  # nosec B101 - narrows the type; nothing relies on it at run time
+            stack.close()  # commits
+            self._open()
+        except ConnectorError:
+            self.rollback()
+            raise
+        except Exception as exc:
+            self.rollback()
+            raise self.c.map_error(exc) from exc
+
+    def _move_stage(self, cur: Any) -> None:
+        """In the final transaction: the staged rows into the table, by mode."""
+        q = self.d.quote
+        table, stage = self.d.table(self.table), self.d.table(self.stage)
+        cols = ", ".join(q(c.name) for c in self.written_columns)
+        if self.mode == "replace":
+            if self.kind == "mysql":
+                return  # the stage is swapped in by RENAME after the commit
+            cur.execute(self._create_final or f"DELETE FROM {table}")  # nosec B608
+        if self.mode == "upsert" and self.kind == "postgresql":
+            cur.execute(self._pg_upsert_sql(stage))
+            return
+        suffix = ""
+        if self.mode == "upsert":
+            keys = ", ".join(q(k) for k in self.keys)
+            others = [c.name for c in self.written_columns if c.name not in self.keys]
+            if self.kind == "mysql":
+                first = q(self.keys[0])
+                sets = [f"{q(c)} = VALUES({q(c)})" for c in others] or [f"{first} = {first}"]
+                suffix = " ON DUPLICATE KEY UPDATE " + ", ".join(sets)
+            else:
+                # SQLite: "WHERE true" tells the parser ON CONFLICT is not a join's ON.
+                action = (
+                    "DO UPDATE SET " + ", ".join(f"{q(c)} = excluded.{q(c)}" for c in others)
+                    if others
+                    else "DO NOTHING"
+                )
+                suffix = f" WHERE true ON CONFLICT ({keys}) {action}"
+        cur.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM {stage}{suffix}")  # nosec B608
+
+    def _pg_upsert_sql(self, source: str) -> str:
+        q = self.d.quote
+        cols = ", ".join(q(c.name) for c in self.written_columns)
+        keys = ", ".join(q(k) for k in self.keys)
+        others = [c.name for c in self.written_columns if c.name not in self.keys]
+        action = (
+            "DO UPDATE SET " + ", ".join(f"{q(c)} = EXCLUDED.{q(c)}" for c in others)  # nosec B608
+            if others
+            else "DO NOTHING"
+        )
+        # DISTINCT ON: a key twice in one copy would make ON CONFLICT
+        # touch a row twice, which PostgreSQL refuses.
+        return (
+            f"INSERT INTO {self.d.table(self.table)} ({cols})"  # nosec B608
+            f" SELECT DISTINCT ON ({keys}) {cols} FROM {source} ORDER BY {keys}"
+            f" ON CONFLICT ({keys}) {action}"
+        )
 
     def _existing(self) -> list[Column] | None:
         with self._txn() as conn:
@@ -417,7 +599,7 @@ class SqlSink(Sink):
         if not rows:
             return
         try:
-            if self.mode == "upsert" and self.kind != "postgresql":
+            if self.mode == "upsert" and self.kind != "postgresql" and not self.staged:
                 self.c.upsert_rows(self.conn, self.table, self.written_columns, self.keys, rows)  # type: ignore[attr-defined]
             elif hasattr(self.c, "row_writer"):
                 # One writer per transaction: it reads the table's types once.
@@ -434,37 +616,18 @@ class SqlSink(Sink):
             if self._writer is not None:
                 self._writer.close()
             cur = self.conn.cursor()
-            q = self.d.quote
-            if self.mode == "upsert" and self.kind == "postgresql":
-                cols = ", ".join(q(c.name) for c in self.written_columns)
-                keys = ", ".join(q(k) for k in self.keys)
-                others = [c.name for c in self.written_columns if c.name not in self.keys]
-                action = (
-                    "DO UPDATE SET " + ", ".join(f"{q(c)} = EXCLUDED.{q(c)}" for c in others)  # nosec B608
-                    if others
-                    else "DO NOTHING"
-                )
-                # DISTINCT ON: a key twice in one copy would make ON CONFLICT
-                # touch a row twice, which PostgreSQL refuses.
-                cur.execute(
-                    f"INSERT INTO {self.d.table(self.table)} ({cols})"  # nosec B608
-                    f" SELECT DISTINCT ON ({keys}) {cols} FROM _dd_stage ORDER BY {keys}"
-                    f" ON CONFLICT ({keys}) {action}"
-                )
+            if self.staged:
+                self._move_stage(cur)
+                self._delete_batches(self.conn)
+                if self.kind == "mysql":
+                    info = {**info, "stage": self.stage}
+                else:
+                    cur.execute(f"DROP TABLE {self.d.table(self.stage)}")
+            elif self.mode == "upsert" and self.kind == "postgresql":
+                cur.execute(self._pg_upsert_sql("_dd_stage"))
             if self.mode == "replace" and self.kind == "mysql":
                 info = {**info, "swap": True}
-            cur.execute(
-                f"INSERT INTO {self.d.table(self.marker_table)}"  # nosec B608
-                " (execution_id, task_name, chunk, batch, rows_written, info)"
-                " VALUES (%(e)s, %(t)s, %(c)s, 0, %(r)s, %(i)s)",
-                {
-                    "e": self.unit.execution_id,
-                    "t": self.unit.task_name,
-                    "c": self.unit.index,
-                    "r": rows,
-                    "i": json.dumps(info, default=str),
-                },
-            )
+            self._insert_marker(cur, 0, rows, info)
             cur.close()
             stack, self._stack = self._stack, None
             self._writer = None
@@ -481,6 +644,8 @@ class SqlSink(Sink):
             # A crash in between leaves the marker with "swap" and the shadow
             # table; the retry's committed() finishes the swap.
             self._mysql_swap()
+        elif self.staged and self.kind == "mysql":
+            self._ddl([f"DROP TABLE IF EXISTS {self.d.table(self.stage)}"])
 
     def _mysql_swap(self) -> None:
         shadow, table = self.d.table(self.shadow), self.d.table(self.table)
@@ -814,12 +979,12 @@ def run_copy(
     ctx.metrics["rows_written"] = ctx.metrics.get("rows_written", 0) + result["rows_written"]
     if result.get("watermark") is not None:
         ctx.watermark_stage(result["watermark"])
-    try:
-        ctx.checkpoint_save(
-            {"unit": unit.index, "committed": True, "rows_written": result["rows_written"]}
-        )
-    except Exception as exc:  # noqa: BLE001 - the marker is the truth; a checkpoint is a hint
-        ctx.log(f"checkpoint not saved: {type(exc).__name__}", "WARNING")
+    if "resumed_from" in result:
+        # The task's output (its metrics): rows an earlier attempt committed.
+        ctx.metrics["resumed_from"] = result["resumed_from"]
+    _checkpoint(
+        ctx, {"unit": unit.index, "committed": True, "rows_written": result["rows_written"]}
+    )
     return result
 
 
@@ -909,35 +1074,72 @@ def _copy_from_sql(
                     if chunk[0] == 0:
                         cond = f"({cond} OR {q} IS NULL)"
                     conditions.append(cond)
-            sql = _where_sql(base_sql, conditions)
-            compiled = compile_pushdown(
-                d, sql, params, columns, transformations, run_params, enabled=pushdown
+            # A copy that can resume reads its source in ranges of its key and
+            # commits each range (staged); see _resumable for when it can.
+            key = _resumable(source, conn, sink, src_spec, transformations, chunk, by_name)
+            resume = sink.resume_point() if key and isinstance(sink, SqlSink) else None
+            position = None
+            if resume is not None and key:
+                position = _parse_key(resume.get("position"), key, by_name)
+                if incremental and resume.get("watermark") is not None:
+                    # The first attempt's watermark, and no row past it: the
+                    # rows after the position are the same set the first
+                    # attempt would have read (as they are now), and the
+                    # next run's `> watermark` misses none.
+                    column = check_identifier(incremental.get("column"))
+                    parse = parser_for(by_name[column].type)
+                    stored = resume["watermark"]
+                    watermark = parse(stored) if parse and isinstance(stored, str) else stored
+                    conditions.append(f"{d.quote(column)} <= %(_dd_wmhi)s")
+                    params["_dd_wmhi"] = watermark
+                _log_resume(ctx, resume)
+            first_hi = (
+                _next_bound(source, conn, base_sql, conditions, params, key, position, batch_size)
+                if key
+                else None
             )
+            # A source that fits in one batch has nothing to resume: it keeps
+            # the one-transaction path (no stage table, no second write).
+            staged = key is not None and (resume is not None or first_hi is not None)
+
+            def build(extra: list[str], bound: dict[str, Any], describe: bool) -> tuple[Any, list]:
+                compiled = compile_pushdown(
+                    d,
+                    _where_sql(base_sql, conditions + extra),
+                    {**params, **bound},
+                    columns,
+                    transformations,
+                    run_params,
+                    enabled=pushdown,
+                )
+                out = compiled.columns
+                # Real result types (PostgreSQL/MySQL know them exactly); SQLite
+                # knows none for expressions, so keep what the compiler tracked.
+                if describe and source.typed_values:
+                    described = source.describe_query(conn, compiled.sql, compiled.params)
+                    out = [
+                        dc if dc.type != "text" or tc.type == "text" else tc
+                        for dc, tc in zip(described, compiled.columns, strict=True)
+                    ]
+                if compiled.rest:
+                    # Read only the columns the steps left for batches can use.
+                    needed = needed_columns(out, compiled.rest)
+                    if needed is not None and len(needed) < len(out):
+                        keep = set(needed)
+                        compiled.sql = (
+                            f"SELECT {', '.join(d.quote(n) for n in needed)}"  # nosec B608
+                            f" FROM ({compiled.sql}) AS _dd_cols"
+                        )
+                        out = [c for c in out if c.name in keep]
+                return compiled, out
+
+            compiled, out_columns = build([], {}, True)
             if compiled.sql != base_sql or compiled.rest:
                 ctx.log(
                     f"source query: {compiled.sql}"
                     + (f" (+{len(compiled.rest)} step(s) on batches)" if compiled.rest else ""),
                     "DEBUG",
                 )
-            out_columns = compiled.columns
-            # Real result types (PostgreSQL/MySQL know them exactly); SQLite
-            # knows none for expressions, so keep what the compiler tracked.
-            if source.typed_values:
-                described = source.describe_query(conn, compiled.sql, compiled.params)
-                out_columns = [
-                    dc if dc.type != "text" or tc.type == "text" else tc
-                    for dc, tc in zip(described, compiled.columns, strict=True)
-                ]
-            if compiled.rest:
-                # Read only the columns the steps left for batches can use.
-                needed = needed_columns(out_columns, compiled.rest)
-                if needed is not None and len(needed) < len(out_columns):
-                    keep = set(needed)
-                    compiled.sql = (
-                        f"SELECT {', '.join(d.quote(n) for n in needed)}"  # nosec B608
-                        f" FROM ({compiled.sql}) AS _dd_cols"
-                    )
-                    out_columns = [c for c in out_columns if c.name in keep]
             transformer = BatchTransformer(
                 out_columns,
                 compiled.rest,
@@ -963,34 +1165,72 @@ def _copy_from_sql(
                 if pg_to_pg and compiled.rest
                 else None
             )
-            if pg_to_pg and (not compiled.rest or lines is not None):
-                assert isinstance(sink, SqlSink)  # nosec B101 - narrows the type; nothing relies on it at run time
-                copied = _pg_passthrough(
-                    ctx, source, conn, compiled, sink, final_columns, info, lines
-                )
-                return {
-                    "rows_read": copied,
-                    "rows_written": copied,
-                    "skipped": False,
-                    "passthrough": True,
-                    "watermark": info["watermark"],
-                }
-
+            raw = pg_to_pg and (not compiled.rest or lines is not None)
             parsers = [] if source.typed_values else _parsers(out_columns)
-            sink.begin(final_columns)
-            read = written = 0
-            try:
-                # Rows are Python objects here (~0.5 KiB each): fetch at most
-                # FETCH_ROWS at a time so memory stays small whatever batch_size.
-                fetch = min(batch_size, FETCH_ROWS)
-                for rows in source.iter_batches(conn, compiled.sql, compiled.params, fetch):
-                    read += len(rows)
+            # Rows are Python objects here (~0.5 KiB each): fetch at most
+            # FETCH_ROWS at a time so memory stays small whatever batch_size.
+            fetch = min(batch_size, FETCH_ROWS)
+
+            def copy_rows(batch: Any) -> tuple[int, int]:
+                """Rows of one source query into the open transaction: (read, written)."""
+                if raw:
+                    assert isinstance(sink, SqlSink)  # nosec B101 - narrows the type; nothing relies on it at run time
+                    copied = _pg_copy(ctx, source, conn, batch, sink, final_columns, lines)
+                    return copied, copied
+                n_read = n_written = 0
+                for rows in source.iter_batches(conn, batch.sql, batch.params, fetch):
+                    n_read += len(rows)
                     rows = _parse_batch(rows, parsers, source.where())
                     if transformer:
                         rows = transformer.apply(rows)
                     sink.write(rows)
-                    written += len(rows)
+                    n_written += len(rows)
                     ctx.check()
+                return n_read, n_written
+
+            if staged:
+                assert key is not None and isinstance(sink, SqlSink)  # nosec B101 - narrows the type; nothing relies on it at run time
+                sink.begin(final_columns, staged=True, resume=resume)
+                resumed_from = written = int(resume["rows"]) if resume else 0
+                read = 0
+                low, high = position, first_hi
+                try:
+                    while True:
+                        extra, bound = _key_range(d, key, low, high)
+                        n_read, n_written = copy_rows(build(extra, bound, False)[0])
+                        read, written = read + n_read, written + n_written
+                        ctx.check()
+                        if high is None:
+                            break
+                        state = {"position": [_json_value(v) for v in high], **info}
+                        sink.commit_batch(written, state)
+                        _checkpoint(
+                            ctx, {"unit": sink.unit.index, "batch": sink.batch, "rows": written}
+                        )
+                        low = high
+                        high = _next_bound(
+                            source, conn, base_sql, conditions, params, key, low, batch_size
+                        )
+                    tail = transformer.finish()
+                    sink.write(tail)
+                    written += len(tail)
+                    ctx.check()
+                    sink.commit(written, info)
+                except BaseException:
+                    sink.rollback()
+                    raise
+                return {
+                    "rows_read": read,
+                    "rows_written": written,
+                    "skipped": False,
+                    "passthrough": raw,
+                    "watermark": info["watermark"],
+                    "resumed_from": resumed_from,
+                }
+
+            sink.begin(final_columns)
+            try:
+                read, written = copy_rows(compiled)
                 tail = transformer.finish()
                 sink.write(tail)
                 written += len(tail)
@@ -1003,7 +1243,7 @@ def _copy_from_sql(
                 "rows_read": read,
                 "rows_written": written,
                 "skipped": False,
-                "passthrough": False,
+                "passthrough": raw,
                 "watermark": info["watermark"],
             }
     except ConnectorError:
@@ -1038,20 +1278,19 @@ def _scalar(source: SqlConnector, conn: Any, sql: str, params: dict[str, Any]) -
     return _row(source, conn, sql, params)[0]
 
 
-def _pg_passthrough(
+def _pg_copy(
     ctx: Any,
     source: SqlConnector,
     conn: Any,
     compiled: Any,
     sink: SqlSink,
     columns: list[Column],
-    info: dict[str, Any],
     lines: TextLineTransformer | None = None,
 ) -> int:
-    """PostgreSQL → PostgreSQL: raw COPY bytes, binary when the types line up.
+    """PostgreSQL → PostgreSQL into the sink's open transaction: raw COPY bytes.
 
-    With ``lines`` (steps left after push-down that work on text fields),
-    text COPY lines pass through it instead.
+    Binary when the types line up. With ``lines`` (steps left after push-down
+    that work on text fields), text COPY lines pass through it instead.
     """
     assert isinstance(source, PostgresqlConnector)  # nosec B101 - narrows the type; nothing relies on it at run time
     # COPY takes no bind parameters: bind client-side with psycopg's own
@@ -1061,31 +1300,182 @@ def _pg_passthrough(
         if compiled.params
         else compiled.sql
     )
-    sink.begin(columns)
+    target_types = source.binary_types(sink.written_columns)
+    binary = lines is None and source.binary_types(columns) == target_types
+    dst_conn = sink.conn
+    # Make sure the destination transaction has begun (psycopg begins lazily).
+    dst_conn.execute("SELECT 1")
+    # The engine's watchdog stops both COPYs at once on cancel or timeout.
+    with Watchdog(ctx, conn.cancel_safe, dst_conn.cancel_safe):
+        rows: int = source.copy_through(
+            conn,
+            src_sql,
+            dst_conn,
+            sink.target,
+            [c.name for c in columns],
+            binary=binary,
+            check=ctx.check,
+            transform=lines,
+        )
+    return rows
+
+
+# Steps whose output for a row depends on other rows of the unit: a range of
+# the source copied alone gives another result, so such a copy cannot resume.
+WHOLE_SET_STEPS = ("aggregate", "dedupe")
+
+
+def _resumable(
+    source: SqlConnector,
+    conn: Any,
+    sink: Sink,
+    src_spec: dict[str, Any],
+    transformations: list[dict[str, Any]],
+    chunk: tuple[int, int] | None,
+    by_name: dict[str, Column],
+) -> list[str] | None:
+    """The key a copy reads its source in order of, when it can resume; else None.
+
+    Only an unpartitioned copy of a source *table* with a primary key into a
+    SQL table, through row-by-row steps: the key orders the rows totally and
+    stays with a row when it is updated, so "after the last committed key"
+    is the same set of rows in every attempt (a query has no such key, and
+    ctid/rowid move on update or VACUUM).
+    """
+    if chunk is not None or not isinstance(sink, SqlSink) or not src_spec.get("table"):
+        return None
+    if any(t.get("function") in WHOLE_SET_STEPS for t in transformations):
+        return None
+    key = _primary_key(source, conn, str(src_spec["table"]))
+    if not key or any(k not in by_name for k in key):
+        return None
+    return key
+
+
+def _primary_key(source: SqlConnector, conn: Any, table: str) -> list[str]:
+    """The primary key columns of ``table`` in key order (empty when it has none)."""
+    schema, name = split_table(table)
+    cur = conn.cursor()
     try:
-        target_types = source.binary_types(sink.written_columns)
-        binary = lines is None and source.binary_types(columns) == target_types
-        dst_conn = sink.conn
-        # Make sure the destination transaction has begun (psycopg begins lazily).
-        dst_conn.execute("SELECT 1")
-        # The engine's watchdog stops both COPYs at once on cancel or timeout.
-        with Watchdog(ctx, conn.cancel_safe, dst_conn.cancel_safe):
-            rows = source.copy_through(
-                conn,
-                src_sql,
-                dst_conn,
-                sink.target,
-                [c.name for c in columns],
-                binary=binary,
-                check=ctx.check,
-                transform=lines,
+        if source.kind == "postgresql":
+            cur.execute(
+                "SELECT a.attname::text FROM pg_index i"
+                " JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)"
+                " WHERE i.indrelid = to_regclass(%(t)s) AND i.indisprimary"
+                " ORDER BY array_position(i.indkey::int2[], a.attnum)",
+                {"t": source.dialect.table(table)},
             )
-        ctx.check()
-        sink.commit(rows, info)
-        return rows
-    except BaseException:
-        sink.rollback()
-        raise
+            return [str(r[0]) for r in cur.fetchall()]
+        if source.kind == "mysql":
+            cur.execute(
+                "SELECT column_name FROM information_schema.key_column_usage"
+                " WHERE table_schema = COALESCE(%(s)s, DATABASE()) AND table_name = %(t)s"
+                " AND constraint_name = 'PRIMARY' ORDER BY ordinal_position",
+                {"s": schema, "t": name},
+            )
+            return [str(r[0]) for r in cur.fetchall()]
+        if source.kind == "sqlite":
+            prefix = f"{source.dialect.quote(schema)}." if schema else ""
+            found = conn.raw.execute(
+                f"PRAGMA {prefix}table_info({source.dialect.quote(name)})"
+            ).fetchall()
+            return [str(r[1]) for r in sorted((r for r in found if r[5]), key=lambda r: r[5])]
+        return []
+    finally:
+        cur.close()
+
+
+def _key_params(prefix: str, values: list[Any]) -> dict[str, Any]:
+    return {f"{prefix}{i}": v for i, v in enumerate(values)}
+
+
+def _key_condition(d: Any, key: list[str], op: str, prefix: str) -> str:
+    """``(k1, k2) op (%(p0)s, %(p1)s)``: row-value comparison, one key column bare."""
+    cols = ", ".join(d.quote(k) for k in key)
+    marks = ", ".join(f"%({prefix}{i})s" for i in range(len(key)))
+    return f"{cols} {op} {marks}" if len(key) == 1 else f"({cols}) {op} ({marks})"
+
+
+def _key_range(
+    d: Any, key: list[str], low: list[Any] | None, high: list[Any] | None
+) -> tuple[list[str], dict[str, Any]]:
+    """Conditions and parameters of the range ``low < key <= high`` (None: unbounded)."""
+    conditions: list[str] = []
+    params: dict[str, Any] = {}
+    if low is not None:
+        conditions.append(_key_condition(d, key, ">", "_dd_kl"))
+        params.update(_key_params("_dd_kl", low))
+    if high is not None:
+        conditions.append(_key_condition(d, key, "<=", "_dd_kh"))
+        params.update(_key_params("_dd_kh", high))
+    return conditions, params
+
+
+def _next_bound(
+    source: SqlConnector,
+    conn: Any,
+    base_sql: str,
+    conditions: list[str],
+    params: dict[str, Any],
+    key: list[str] | None,
+    low: list[Any] | None,
+    batch_size: int,
+) -> list[Any] | None:
+    """The key of the ``batch_size``-th row after ``low``; None when fewer rows are left."""
+    if key is None:
+        return None
+    d = source.dialect
+    extra, bound = _key_range(d, key, low, None)
+    order = ", ".join(d.quote(k) for k in key)
+    sql = (
+        f"SELECT {order} FROM ({_where_sql(base_sql, conditions + extra)}) AS _dd_b"  # nosec B608
+        f" ORDER BY {order} LIMIT 1 OFFSET {int(batch_size) - 1}"
+    )
+    cur = conn.cursor()
+    try:
+        cur.execute(sql, {**params, **bound})
+        row = cur.fetchone()
+    finally:
+        cur.close()
+    return list(row) if row is not None else None
+
+
+def _parse_key(stored: Any, key: list[str], by_name: dict[str, Column]) -> list[Any] | None:
+    """A position stored as JSON back in the key columns' Python types."""
+    if not isinstance(stored, list) or len(stored) != len(key):
+        return None
+    out = []
+    for name, value in zip(key, stored, strict=True):
+        parse = parser_for(by_name[name].type)
+        out.append(parse(value) if parse is not None and isinstance(value, str) else value)
+    return out
+
+
+def _log_resume(ctx: Any, resume: dict[str, Any]) -> None:
+    # The destination's batch marker decides; the checkpoint in the cache
+    # only says what the killed attempt reported last (key values are data,
+    # so neither line names them).
+    hint = None
+    try:
+        hint = ctx.checkpoint_load()
+    except Exception as exc:  # noqa: BLE001 - a checkpoint is a hint; the marker is the truth
+        ctx.log(f"checkpoint not read: {type(exc).__name__}", "WARNING")
+    ctx.log(
+        f"resuming after batch {resume['batch']}: {resume['rows']} rows committed"
+        " by an earlier attempt (destination marker)"
+        + (
+            f"; checkpoint said batch {hint.get('batch')}"
+            if isinstance(hint, dict) and hint.get("batch") not in (None, resume["batch"])
+            else ""
+        )
+    )
+
+
+def _checkpoint(ctx: Any, state: dict[str, Any]) -> None:
+    try:
+        ctx.checkpoint_save(state)
+    except Exception as exc:  # noqa: BLE001 - the marker is the truth; a checkpoint is a hint
+        ctx.log(f"checkpoint not saved: {type(exc).__name__}", "WARNING")
 
 
 def _copy_from_file(

@@ -27,4 +27,7 @@ class CopyTask(TaskType):
             if result["skipped"]
             else ("raw COPY pass-through" if result["passthrough"] else "batches")
         )
+        if result.get("resumed_from"):
+            # Also in the run's metrics (its output): see connectors.copy.run_copy.
+            how += f"; resumed after {result['resumed_from']} rows an earlier attempt committed"
         ctx.log(f"copied {result['rows_read']} rows read, {result['rows_written']} written; {how}")
