@@ -16,15 +16,11 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.http import require_http_methods, require_POST
 
+from accounts import lockout
 from accounts.forms import AuditFilterForm, LoginForm, ShareForm, sharing_remove
 from accounts.models import AuditEvent
 from accounts.permissions import require_admin
 from core.ui import paginate, query_without_page, render_ui, ui_view
-
-try:  # written alongside the API (login throttling shared by the API and the UI)
-    from accounts import lockout
-except ImportError:  # pragma: no cover - only before accounts/lockout.py exists
-    lockout = None  # type: ignore[assignment]
 
 
 def _safe_next(request: HttpRequest) -> str:
@@ -47,7 +43,7 @@ def login_view(request: HttpRequest) -> HttpResponse:
     status = 200
     if request.method == "POST":
         username = request.POST.get("username", "")
-        retry_after = lockout.login_check(request, username) if lockout else None
+        retry_after = lockout.login_check(request, username)
         if retry_after:
             # Refused before checking the password, so a locked-out guesser
             # learns nothing; the form comes back unbound with the notice.
@@ -63,11 +59,9 @@ def login_view(request: HttpRequest) -> HttpResponse:
         if form.is_valid():
             user = form.get_user()
             login(request, user)
-            if lockout:
-                lockout.login_succeeded(request, user)
+            lockout.login_succeeded(request, user)
             return HttpResponseRedirect(_safe_next(request))
-        if lockout:
-            lockout.login_failed(request, username)
+        lockout.login_failed(request, username)
         status = 400
     return render(
         request, "accounts/login.html", {"form": form, "next": _safe_next(request)}, status=status
