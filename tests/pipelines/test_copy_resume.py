@@ -10,6 +10,7 @@ run leaves it, and the second attempt must say where it resumed.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import signal
 from collections.abc import Iterator
@@ -199,6 +200,47 @@ def _query_source(pg: Any, pg2: Any) -> None:
     )
 
 
+def test_it_keeps_the_first_attempts_watermark_when_it_resumes(pg: Any, tmp_path: Path) -> None:
+    """A resumed incremental copy reads no row past its first watermark; the next run does."""
+    with _dest("postgresql", tmp_path) as dst:
+        _incremental_resume(pg, dst)
+
+
+def _incremental_resume(pg: Any, dst: Any) -> None:
+    rows = data.load_pg(pg)
+    task = copy_task(
+        "src",
+        "dst",
+        {"table": "orders"},
+        {"table": "t", "mode": "upsert", "keys": ["id"]},
+        incremental={"column": "created_at"},
+        batch_size=60,
+    )
+    store: dict[str, Any] = {}
+    with pytest.raises(Interrupt):
+        run_copy(FakeContext(task, store=store, execution_id="i", fail_after_checks=8), pg, dst)
+    # Between the attempts: a new row after the position and a row before it
+    # moved past the watermark.
+    pg.execute(
+        "INSERT INTO orders (id, account_id, name, created_at)"
+        " VALUES (501, 1, 'late', timestamptz '2030-01-01')"
+    )
+    pg.execute(
+        "UPDATE orders SET name = 'moved', created_at = timestamptz '2030-01-02' WHERE id = 1"
+    )
+    second = FakeContext(task, store=store, execution_id="i", attempt=2)
+    result = run_copy(second, pg, dst)
+    second.succeed()  # the engine commits the staged watermark
+    assert result["resumed_from"] > 0
+    got = {r[0]: r[1] for r in dst.query("SELECT id, name FROM t")[1]}
+    assert len(got) == len(rows) and 501 not in got and got[1] == "name 00001"
+    assert str(store[("watermark", "copy_t")]).startswith(str(rows[-1][5])[:16])
+    # The next run (a new execution) reads from that watermark: both changes arrive.
+    run_copy(FakeContext(task, store=store, execution_id="i2"), pg, dst)
+    got = {r[0]: r[1] for r in dst.query("SELECT id, name FROM t")[1]}
+    assert got[501] == "late" and got[1] == "moved" and len(got) == len(rows) + 1
+
+
 # ------------------------------------------------------- real killed workers
 
 ROWS = 30_000
@@ -211,7 +253,7 @@ SLOW_POLICY = (
     "CREATE POLICY slow ON src FOR SELECT TO {role}"
     " USING (mod(id, 1000) <> 0 OR pg_sleep(0.1)::text = '')"
 )
-SOURCE_SQL = "SELECT id, name, amount, created_at FROM src ORDER BY id"
+SOURCE_SQL = "SELECT id, name, amount, created_at FROM src"
 
 
 @pytest.fixture
@@ -335,3 +377,49 @@ def test_it_resumes_after_its_worker_is_sigkilled_mid_copy(
         got, _source_rows(slow_source)
     )
     assert len({r[0] for r in got}) == ROWS
+
+
+def _position(check: Any) -> int:
+    """The key the last committed batch ends at (from the destination's batch marker)."""
+    info = check.query(
+        f"SELECT info FROM {MARKER_TABLE} WHERE batch > 0 ORDER BY batch DESC LIMIT 1"
+    )[1][0][0]
+    return int(json.loads(info)["position"][0])
+
+
+@pytest.mark.worker
+@pytest.mark.timeout(180)
+@pytest.mark.parametrize("destination", ["postgresql"], indirect=True)
+def test_it_resumes_on_a_source_changed_between_attempts_as_documented(
+    workers: Any, slow_source: str, destination: tuple[str, Any]
+) -> None:
+    """Rows up to the position stay as first read; rows after it are read as they are now."""
+    _, check = destination
+    cluster = workers()
+    execution = execution_create(pipeline=_copy_pipeline("changed"))
+    run = running(execution, "copy")
+    wait_for(lambda: _committed_batches(check) >= 3, timeout=60, what="three committed batches")
+    cluster.stop()  # SIGKILL of the whole worker tree: no attempt runs while the source changes
+    position = _position(check)
+    assert BATCH * 3 <= position < ROWS - 100
+    with psycopg.connect(slow_source, autocommit=True) as conn:
+        before = conn.execute(f"{SOURCE_SQL} WHERE id <= {position}").fetchall()
+        conn.execute("UPDATE src SET name = 'updated' WHERE id IN (%s, %s)", [10, position + 10])
+        conn.execute("DELETE FROM src WHERE id IN (%s, %s)", [20, position + 20])
+        conn.execute(
+            "INSERT INTO src VALUES (-5, 'inserted before', 1, now()),"
+            " (%s, 'inserted after', 2, timestamptz '2030-01-01')",
+            [ROWS + 1],
+        )
+        after = conn.execute(f"{SOURCE_SQL} WHERE id > {position}").fetchall()
+    workers()
+    finished(execution, timeout=120)
+    assert execution.status == ExecutionStatus.SUCCESS, execution.error
+    run.refresh_from_db()
+    assert run.attempt == 2 and run.metrics["resumed_from"] == position
+    got = _typed(check.query("SELECT id, name, amount, created_at FROM dst")[1])
+    assert checksum(got) == checksum(before + after), diff(got, before + after)
+    by_id = {r[0]: r[1] for r in got}
+    assert by_id[10] == "name 10" and 20 in by_id  # before the position: as first read
+    assert by_id[position + 10] == "updated" and position + 20 not in by_id  # after: as now
+    assert -5 not in by_id and by_id[ROWS + 1] == "inserted after"
