@@ -1,9 +1,13 @@
 """Per-execution, per-task progress in the cache (Redis in production).
 
-Keys are ``checkpoint:{execution_id}:{task_id}`` with a 24 h TTL, so a
-retried or resumed task can skip the work it already committed. The
-destination's own markers stay the source of truth for exactly-once; a
-checkpoint only saves re-reading them.
+Keys are ``checkpoint:{execution_id}:{task_id}`` with a 24 h TTL. A copy
+saves ``{unit, batch, rows}`` after each batch it commits and
+``{unit, committed, rows_written}`` when its unit is done. The destination's
+own markers stay the source of truth for exactly-once and for where a
+resumed copy continues (``connectors.copy``): the cache may lose a key, or a
+worker may die between its commit and its save, so a checkpoint is compared
+with the marker in the resumed attempt's log, never trusted over it. It
+holds counts only, no row values.
 """
 
 from __future__ import annotations
