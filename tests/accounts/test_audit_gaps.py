@@ -25,6 +25,8 @@ from cryptography.fernet import Fernet
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
 from django.core.management import call_command
+from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
@@ -497,3 +499,30 @@ def test_it_shows_and_filters_the_kind_of_actor_everywhere(admin_user: Any, sett
     assert admin_page.status_code == 200
     body = admin_page.content.decode()
     assert CLI in body and "ghost" not in body
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_gives_rows_written_before_actor_kind_theirs(make_user: Any) -> None:
+    """The migration reads the kind the old rows only implied."""
+    user = make_user("carol", Role.VIEWER)
+    executor = MigrationExecutor(connection)
+    executor.migrate([("accounts", "0001_initial")])
+    old = executor.loader.project_state([("accounts", "0001_initial")]).apps
+    event = old.get_model("accounts", "AuditEvent")
+    rows = {
+        "by_user": event.objects.create(action="login", actor_id=user.pk, actor_name="carol"),
+        "deleted_user": event.objects.create(action="create", actor_name="gone"),
+        "failed_login": event.objects.create(action="login_failed", actor_name="ghost"),
+        "summary": event.objects.create(action="login_failed", details={"more": 3}),
+        "platform": event.objects.create(action="create"),
+    }
+    executor = MigrationExecutor(connection)
+    executor.migrate(executor.loader.graph.leaf_nodes())
+    kinds = {name: AuditEvent.objects.get(pk=row.pk).actor_kind for name, row in rows.items()}
+    assert kinds == {
+        "by_user": "user",
+        "deleted_user": "user",
+        "failed_login": "anonymous",
+        "summary": "anonymous",
+        "platform": "system",
+    }
