@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import os
 
-from locust import HttpUser, between, task
+from locust import FastHttpUser, between, task
 
 # The think time of locustfile.py, read the same way (not imported from it:
 # that would also import its login check and its client class).
 WAIT_MIN, WAIT_MAX = (float(x) for x in os.environ.get("LOCUST_WAIT", "0.5,2.0").split(","))
 
 
-class Bare(HttpUser):
+class Bare(FastHttpUser):
     """A client that only asks whether the server is up."""
 
     wait_time = between(WAIT_MIN, WAIT_MAX)
