@@ -105,6 +105,19 @@ def make_pipeline(sqlite_connection: Callable[..., Any]) -> Callable[..., Any]:
 
 
 @pytest.fixture
+def no_broker(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """Record task runs sent to the broker instead of sending them (no worker runs here).
+
+    The ids sent by the task-run moves and by the reaper's re-send, in order;
+    a test runs them itself (``pipelines.runner.run_task``) or only checks them.
+    """
+    sent: list[Any] = []
+    monkeypatch.setattr("pipelines.services.task_run.enqueue_task_runs", sent.extend)
+    monkeypatch.setattr("pipelines.services.reaper.enqueue_task_runs", sent.extend)
+    return sent
+
+
+@pytest.fixture
 def workers(transactional_db: Any, settings: Any) -> Iterator[Callable[..., WorkerCluster]]:
     """Start real qcluster processes on the test database; stopped after the test."""
     from tests.services import need_redis

@@ -45,15 +45,6 @@ def client_for() -> Callable[[Any], APIClient]:
 
 
 @pytest.fixture
-def no_broker(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
-    """Record task runs sent to the broker instead of sending them (no worker runs here)."""
-    sent: list[Any] = []
-    monkeypatch.setattr("pipelines.services.task_run.enqueue_task_runs", sent.extend)
-    monkeypatch.setattr("pipelines.services.reaper.enqueue_task_runs", sent.extend)
-    return sent
-
-
-@pytest.fixture
 def wh(sqlite_connection: Callable[..., Any], developer: Any) -> Any:
     """The SQLite connection ``wh`` that pipelines of ``tests.conftest.sql_pipeline`` use."""
     return sqlite_connection("wh", "wh.sqlite", user=developer)

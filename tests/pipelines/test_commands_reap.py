@@ -21,16 +21,8 @@ from pipelines.models import Execution, ExecutionStatus, TaskRun, TaskRunStatus,
 from pipelines.services import execution_create
 from pipelines.services.task_run import task_run_claim
 
-pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture(autouse=True)
-def sent(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
-    """Task run ids the pass sends to the broker (recorded: no worker runs here)."""
-    ids: list[Any] = []
-    monkeypatch.setattr("pipelines.services.task_run.enqueue_task_runs", ids.extend)
-    monkeypatch.setattr("pipelines.services.reaper.enqueue_task_runs", ids.extend)
-    return ids
+# Task runs sent to the broker are recorded in ``no_broker`` (no worker runs here).
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("no_broker")]
 
 
 def reap() -> str:
@@ -44,22 +36,22 @@ def task(name: str, **extra: Any) -> dict[str, Any]:
 
 
 def test_it_reports_nothing_changed_when_every_run_is_healthy(
-    make_pipeline: Callable[..., Any], sent: list[Any]
+    make_pipeline: Callable[..., Any], no_broker: list[Any]
 ) -> None:
     execution = execution_create(pipeline=make_pipeline(tasks=[task("t")]))
     running = task_run_claim(task_id=execution.tasks.get().pk, worker="w1")
     assert running is not None
-    sent.clear()
+    no_broker.clear()
     before = Transition.objects.count()
     assert reap() == (
         "expired leases 0, re-sent 0, retries enqueued 0, executions advanced 0, started 0"
     )
-    assert Transition.objects.count() == before and sent == []
+    assert Transition.objects.count() == before and no_broker == []
     assert TaskRun.objects.get(pk=running.pk).status == TaskRunStatus.RUNNING
 
 
 def test_it_repairs_a_lost_worker_and_a_lost_message_and_reports_the_counts(
-    make_pipeline: Callable[..., Any], sent: list[Any]
+    make_pipeline: Callable[..., Any], no_broker: list[Any]
 ) -> None:
     execution = execution_create(
         pipeline=make_pipeline(tasks=[task("dead", retries=1), task("unsent")])
@@ -70,7 +62,7 @@ def test_it_repairs_a_lost_worker_and_a_lost_message_and_reports_the_counts(
     long_ago = timezone.now() - timedelta(hours=1)
     TaskRun.objects.filter(pk=dead.pk).update(heartbeat_at=long_ago)
     TaskRun.objects.filter(pk=unsent.pk).update(queued_at=long_ago)
-    sent.clear()
+    no_broker.clear()
     assert reap() == (
         "expired leases 1, re-sent 1, retries enqueued 0, executions advanced 0, started 0"
     )
@@ -78,13 +70,13 @@ def test_it_repairs_a_lost_worker_and_a_lost_message_and_reports_the_counts(
     assert Transition.objects.filter(
         task_run_id=dead.pk, to_status="up_for_retry", actor="reaper"
     ).exists()
-    assert sent == [unsent.pk]
+    assert no_broker == [unsent.pk]
     # A second pass by hand finds the re-sent message within its grace: nothing to do.
     assert reap().startswith("expired leases 0, re-sent 0")
 
 
 def test_it_starts_a_queued_execution_behind_a_finished_one(
-    make_pipeline: Callable[..., Any], sent: list[Any]
+    make_pipeline: Callable[..., Any], no_broker: list[Any]
 ) -> None:
     pipeline = make_pipeline(tasks=[task("t")], max_active_runs=1)
     first = execution_create(pipeline=pipeline)

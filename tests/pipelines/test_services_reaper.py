@@ -22,18 +22,10 @@ from pipelines.services import execution_cancel, execution_create, reap
 from pipelines.services.reaper import ReapResult
 from pipelines.services.task_run import task_run_claim, task_run_fail, task_run_succeed
 
-pytestmark = pytest.mark.django_db(transaction=True)
+# Task runs sent to the broker are recorded in ``no_broker`` (no worker runs here).
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("no_broker")]
 
 LONG_AGO = timedelta(hours=1)
-
-
-@pytest.fixture(autouse=True)
-def sent(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
-    """Task run ids sent to the broker, by the moves and by the reaper's re-send."""
-    ids: list[Any] = []
-    monkeypatch.setattr("pipelines.services.task_run.enqueue_task_runs", ids.extend)
-    monkeypatch.setattr("pipelines.services.reaper.enqueue_task_runs", ids.extend)
-    return ids
 
 
 def task(name: str = "t", **extra: Any) -> dict[str, Any]:
@@ -79,37 +71,39 @@ def test_it_fails_a_lost_task_with_no_retry_left_and_finishes_the_execution(
 
 
 def test_it_leaves_a_task_with_a_fresh_heartbeat_alone(
-    make_pipeline: Callable[..., Any], sent: list[Any]
+    make_pipeline: Callable[..., Any], no_broker: list[Any]
 ) -> None:
     execution = execution_create(pipeline=make_pipeline(tasks=[task()]))
     task_run = claimed(execution)
-    sent.clear()
+    no_broker.clear()
     result = reap()
     assert result == ReapResult()
     assert str(result) == (
         "expired leases 0, re-sent 0, retries enqueued 0, executions advanced 0, started 0"
     )
     assert TaskRun.objects.get(pk=task_run.pk).status == TaskRunStatus.RUNNING
-    assert sent == []
+    assert no_broker == []
 
 
 def test_it_resends_a_queued_message_nobody_claimed_once_per_grace_period(
-    make_pipeline: Callable[..., Any], sent: list[Any]
+    make_pipeline: Callable[..., Any], no_broker: list[Any]
 ) -> None:
     execution = execution_create(pipeline=make_pipeline(tasks=[task()]))
     task_run = execution.tasks.get()
-    sent.clear()
+    no_broker.clear()
     assert reap().requeued == []  # still within the grace period
     TaskRun.objects.filter(pk=task_run.pk).update(queued_at=timezone.now() - LONG_AGO)
     assert reap().requeued == [str(task_run.pk)]
-    assert sent == [task_run.pk]
+    assert no_broker == [task_run.pk]
     stored = TaskRun.objects.get(pk=task_run.pk)
     assert stored.status == TaskRunStatus.QUEUED  # the claim decides; the re-send moves nothing
     assert stored.queued_at is not None and stored.queued_at > timezone.now() - timedelta(minutes=1)
     assert reap().requeued == []
 
 
-def test_it_enqueues_due_retries_only(make_pipeline: Callable[..., Any], sent: list[Any]) -> None:
+def test_it_enqueues_due_retries_only(
+    make_pipeline: Callable[..., Any], no_broker: list[Any]
+) -> None:
     execution = execution_create(
         pipeline=make_pipeline(tasks=[task("a", retries=2), task("b", retries=2)])
     )
@@ -121,10 +115,10 @@ def test_it_enqueues_due_retries_only(make_pipeline: Callable[..., Any], sent: l
         assert status == TaskRunStatus.UP_FOR_RETRY
     due = execution.tasks.get(task_name="a")
     TaskRun.objects.filter(pk=due.pk).update(next_retry_at=timezone.now() - timedelta(seconds=1))
-    sent.clear()
+    no_broker.clear()
     result = reap()
     assert result.retried == [str(due.pk)]
-    assert sent == [due.pk]
+    assert no_broker == [due.pk]
     assert execution.tasks.get(task_name="a").status == TaskRunStatus.QUEUED
     assert execution.tasks.get(task_name="b").status == TaskRunStatus.UP_FOR_RETRY
     move = last_move(due)
@@ -132,7 +126,7 @@ def test_it_enqueues_due_retries_only(make_pipeline: Callable[..., Any], sent: l
 
 
 def test_it_does_not_retry_into_a_cancelled_execution(
-    make_pipeline: Callable[..., Any], sent: list[Any]
+    make_pipeline: Callable[..., Any], no_broker: list[Any]
 ) -> None:
     execution = execution_create(pipeline=make_pipeline(tasks=[task(retries=2)]))
     task_run = claimed(execution)
@@ -142,15 +136,15 @@ def test_it_does_not_retry_into_a_cancelled_execution(
     # The reaper read the due retry, then a cancel committed first: the retry's
     # execution is no longer running when the reaper takes its lock.
     Execution.objects.filter(pk=execution.pk).update(status=ExecutionStatus.CANCELLING)
-    sent.clear()
+    no_broker.clear()
     assert reap().retried == []
-    assert sent == []
+    assert no_broker == []
     assert TaskRun.objects.get(pk=task_run.pk).status == TaskRunStatus.UP_FOR_RETRY
     # A real cancel moves the waiting retry to cancelled, and the reaper leaves it.
     Execution.objects.filter(pk=execution.pk).update(status=ExecutionStatus.RUNNING)
     assert execution_cancel(execution=execution).status == ExecutionStatus.CANCELLED
     assert TaskRun.objects.get(pk=task_run.pk).status == TaskRunStatus.CANCELLED
-    assert reap().retried == [] and sent == []
+    assert reap().retried == [] and no_broker == []
 
 
 def test_it_finishes_an_execution_stranded_after_its_last_task(
@@ -170,7 +164,7 @@ def test_it_finishes_an_execution_stranded_after_its_last_task(
 
 
 def test_it_starts_a_queued_execution_when_its_pipeline_has_a_free_slot(
-    make_pipeline: Callable[..., Any], sent: list[Any]
+    make_pipeline: Callable[..., Any], no_broker: list[Any]
 ) -> None:
     pipeline = make_pipeline(tasks=[task()], max_active_runs=1)
     first = execution_create(pipeline=pipeline)
@@ -180,9 +174,9 @@ def test_it_starts_a_queued_execution_when_its_pipeline_has_a_free_slot(
     # The first ends without the usual hand-over (a crash after its commit).
     Execution.objects.filter(pk=first.pk).update(status=ExecutionStatus.CANCELLED)
     TaskRun.objects.filter(execution=first).update(status=TaskRunStatus.CANCELLED)
-    sent.clear()
+    no_broker.clear()
     assert reap().started == 1
     second.refresh_from_db()
     assert second.status == ExecutionStatus.RUNNING and second.started_at is not None
-    assert sent == [second.tasks.get().pk]
+    assert no_broker == [second.tasks.get().pk]
     assert reap().started == 0

@@ -38,20 +38,13 @@ from pipelines.services.task_run import (
 )
 from pipelines.tasktypes.base import LeaseLost
 
-pytestmark = pytest.mark.django_db(transaction=True)
+# Task runs sent to the broker are recorded in ``no_broker`` (no worker runs here).
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("no_broker")]
 
 CHAIN = [
     {"name": "a", "type": "sql", "connection": "wh", "sql": "SELECT 1"},
     {"name": "b", "type": "sql", "connection": "wh", "sql": "SELECT 1", "depends_on": ["a"]},
 ]
-
-
-@pytest.fixture(autouse=True)
-def sent(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
-    """Task run ids sent to the broker (recorded, not sent: claims are driven by hand)."""
-    ids: list[Any] = []
-    monkeypatch.setattr("pipelines.services.task_run.enqueue_task_runs", ids.extend)
-    return ids
 
 
 @pytest.fixture
@@ -189,10 +182,10 @@ def test_it_refuses_a_success_from_an_attempt_that_lost_its_lease(
 
 
 def test_it_hands_the_ready_downstream_task_to_the_same_worker_with_follow(
-    make_pipeline: Callable[..., Any], sent: list[Any]
+    make_pipeline: Callable[..., Any], no_broker: list[Any]
 ) -> None:
     execution = execution_create(pipeline=make_pipeline(tasks=CHAIN))
-    sent.clear()
+    no_broker.clear()
     first = claim(execution, "a", worker="w1")
     follow = task_run_succeed(
         task_run=first, attempt=1, metrics={}, log_lines=[], worker="w1", follow=True
@@ -201,20 +194,20 @@ def test_it_hands_the_ready_downstream_task_to_the_same_worker_with_follow(
     stored = TaskRun.objects.get(pk=follow.pk)
     assert stored.status == TaskRunStatus.RUNNING and stored.worker == "w1"
     assert moves(follow) == [("pending", "queued", "w1"), ("queued", "running", "w1")]
-    assert sent == []  # no broker message for the task the worker keeps
+    assert no_broker == []  # no broker message for the task the worker keeps
 
 
 def test_it_enqueues_the_downstream_task_without_follow(
-    make_pipeline: Callable[..., Any], sent: list[Any]
+    make_pipeline: Callable[..., Any], no_broker: list[Any]
 ) -> None:
     execution = execution_create(pipeline=make_pipeline(tasks=CHAIN))
-    sent.clear()
+    no_broker.clear()
     first = claim(execution, "a")
     assert (
         task_run_succeed(task_run=first, attempt=1, metrics={}, log_lines=[], worker="w1") is None
     )
     second = execution.tasks.get(task_name="b")
-    assert second.status == TaskRunStatus.QUEUED and sent == [second.pk]
+    assert second.status == TaskRunStatus.QUEUED and no_broker == [second.pk]
 
 
 def test_it_fails_a_transient_error_into_a_retry_with_a_delay(
@@ -315,7 +308,7 @@ def test_it_records_a_cancel_reported_by_the_worker_once(
 
 
 def test_it_advances_an_execution_whose_enqueue_was_lost(
-    make_pipeline: Callable[..., Any], sent: list[Any]
+    make_pipeline: Callable[..., Any], no_broker: list[Any]
 ) -> None:
     execution = execution_create(pipeline=make_pipeline(tasks=CHAIN))
     first = claim(execution, "a")
@@ -324,10 +317,10 @@ def test_it_advances_an_execution_whose_enqueue_was_lost(
     TaskRun.objects.filter(execution=execution, task_name="b").update(
         status=TaskRunStatus.PENDING, queued_at=None
     )
-    sent.clear()
+    no_broker.clear()
     advance(execution_id=execution.pk, actor="reaper")
     second = execution.tasks.get(task_name="b")
-    assert second.status == TaskRunStatus.QUEUED and sent == [second.pk]
+    assert second.status == TaskRunStatus.QUEUED and no_broker == [second.pk]
     assert moves(second)[-1] == ("pending", "queued", "reaper")
 
 
