@@ -90,24 +90,34 @@ def get_pool(
     ``label`` is the connection's id (None for a connector made without a
     stored connection); it names the pool in metrics.
     """
-    key = pool_key(kwargs, (min_size, max_size))
+
+    def make(name: str) -> ConnectionPool:
+        pool = ConnectionPool(
+            kwargs=kwargs,
+            min_size=min_size,
+            max_size=max_size,
+            timeout=timeout,
+            name=name,
+            open=False,
+            # A database restart must not leave dead sockets in the pool.
+            check=ConnectionPool.check_connection,
+            max_idle=300.0,
+        )
+        pool.open(wait=False)
+        return pool
+
+    pool: ConnectionPool = _cached(pool_key(kwargs, (min_size, max_size)), label, make)
+    return pool
+
+
+def _cached(key: str, label: str | None, make: Callable[[str], Any]) -> Any:
+    """This process's pool under ``key``, made by ``make(name)`` on first use."""
     name = pool_label(label, key)
     with _lock:
         pools = _cache()
         pool = pools.get(key)
         if pool is None:
-            pool = ConnectionPool(
-                kwargs=kwargs,
-                min_size=min_size,
-                max_size=max_size,
-                timeout=timeout,
-                name=name,
-                open=False,
-                # A database restart must not leave dead sockets in the pool.
-                check=ConnectionPool.check_connection,
-                max_idle=300.0,
-            )
-            pool.open(wait=False)
+            pool = make(name)
             pools[key] = pool
             _names[key] = name
         return pool
@@ -128,23 +138,19 @@ def get_queue_pool(
     ``connect`` and ``check`` are kept from the first call for these
     settings; ``label`` names the pool in metrics as in ``get_pool``.
     """
-    key = pool_key(key_material, (min_size, max_size))
-    name = pool_label(label, key)
-    with _lock:
-        pools = _cache()
-        pool = pools.get(key)
-        if pool is None:
-            pool = QueuePool(
-                name=name,
-                connect=connect,
-                check=check,
-                min_size=min_size,
-                max_size=max_size,
-                timeout=timeout,
-            )
-            pools[key] = pool
-            _names[key] = name
-        return pool  # type: ignore[no-any-return]
+
+    def make(name: str) -> QueuePool[C]:
+        return QueuePool(
+            name=name,
+            connect=connect,
+            check=check,
+            min_size=min_size,
+            max_size=max_size,
+            timeout=timeout,
+        )
+
+    pool: QueuePool[C] = _cached(pool_key(key_material, (min_size, max_size)), label, make)
+    return pool
 
 
 def discard(pool: ConnectionPool | QueuePool[Any]) -> None:
