@@ -153,20 +153,26 @@ def _crash_and_resume(dst: Any, kind: str, passthrough: bool, mode: str, pg: Any
     assert _batch_markers(dst) == 0 and _stages(dst) == []
 
 
-def test_it_starts_again_when_the_stage_is_gone(pg: Any, tmp_path: Path) -> None:
-    """The destination decides: without the stage's rows, no position is trusted."""
+@pytest.mark.parametrize("lost", ["DROP TABLE", "TRUNCATE"])
+def test_it_starts_again_when_the_stage_lost_its_rows(lost: str, pg: Any, tmp_path: Path) -> None:
+    """The destination decides: a stage without the rows its markers count is not trusted.
+
+    (TRUNCATE is what a PostgreSQL crash does to the UNLOGGED stage.)
+    """
     with _dest("postgresql", tmp_path) as pg2:
-        _stage_gone(pg, pg2)
+        _stage_lost(pg, pg2, lost)
 
 
-def _stage_gone(pg: Any, pg2: Any) -> None:
+def _stage_lost(pg: Any, pg2: Any, lost: str) -> None:
     rows = data.load_pg(pg)
     task = copy_task("src", "dst", {"table": "orders"}, {"table": "t"}, batch_size=50)
     store: dict[str, Any] = {}
     with pytest.raises(Interrupt):
         run_copy(FakeContext(task, store=store, execution_id="e", fail_after_checks=6), pg, pg2)
     (stage,) = _stages(pg2)
-    pg2.execute(f'DROP TABLE "{stage}"')
+    persistence = pg2.query(f"SELECT relpersistence FROM pg_class WHERE relname = '{stage}'")[1]
+    assert persistence == [("u",)]  # unlogged: the rows are written again at the final commit
+    pg2.execute(f'{lost} "{stage}"')
     second = FakeContext(task, store=store, execution_id="e", attempt=2)
     result = run_copy(second, pg, pg2)
     assert result["resumed_from"] == 0 and result["rows_read"] == len(rows)
