@@ -7,8 +7,9 @@ Makes a scratch PostgreSQL database and Redis prefix (bench/scratch.py), a
 second scratch database for a PostgreSQL connection's data, and seeds:
 an admin and ``--operators`` operators (each shared half of the pipelines at
 the operate level, so the sharing checks are under load), connections on
-SQLite and PostgreSQL, twelve pipelines (SQL on both, a PostgreSQL -> SQLite
-copy) and ``--executions`` finished executions with their task runs.
+SQLite and PostgreSQL, thirteen pipelines (SQL on both, one of them taking
+3 s, a PostgreSQL -> SQLite copy) and ``--executions`` finished executions
+with their task runs.
 
 Then starts gunicorn with the production config (deploy/gunicorn.conf.py,
 as docker-compose's web service) and one ``qcluster`` (``WORKERS``), all on
@@ -94,6 +95,14 @@ def seed(executions: int, operators: int) -> list[str]:
     )
     pg_sql = {"type": "sql", "connection": "pg", "sql": "SELECT count(*) FROM items"}
     pipeline_create(data={"name": "pg_sql", "tasks": [{**pg_sql, "name": "count"}]})
+    # A run that lasts: the clients' cancels find some runs still queued or
+    # running (the others finish before the cancel comes, and get a 409).
+    pipeline_create(
+        data={
+            "name": "pg_slow",
+            "tasks": [{**pg_sql, "name": "sleep", "sql": "SELECT pg_sleep(3)"}],
+        }
+    )
     pipeline_create(
         data={
             "name": "pg_to_sqlite",
