@@ -1203,13 +1203,16 @@ def _copy_from_sql(
                     ctx.check()
                 return n_read, n_written
 
-            if staged:
-                assert key is not None and isinstance(sink, SqlSink)  # nosec B101 - narrows the type; nothing relies on it at run time
-                sink.begin(final_columns, staged=True, resume=resume)
-                resumed_from = written = int(resume["rows"]) if resume else 0
-                read = 0
-                low, high = position, first_hi
-                try:
+            stage = sink if staged and key and isinstance(sink, SqlSink) else None
+            if stage is not None:
+                stage.begin(final_columns, staged=True, resume=resume)
+            else:
+                sink.begin(final_columns)
+            resumed_from = int(resume["rows"]) if resume else 0
+            try:
+                if stage is not None and key:
+                    read, written = 0, resumed_from
+                    low, high = position, first_hi
                     while True:
                         extra, bound = _key_range(d, key, low, high)
                         n_read, n_written = copy_rows(build(extra, bound, False)[0])
@@ -1218,34 +1221,16 @@ def _copy_from_sql(
                         if high is None:
                             break
                         state = {"position": [_json_value(v) for v in high], **info}
-                        sink.commit_batch(written, state)
+                        stage.commit_batch(written, state)
                         _checkpoint(
-                            ctx, {"unit": sink.unit.index, "batch": sink.batch, "rows": written}
+                            ctx, {"unit": stage.unit.index, "batch": stage.batch, "rows": written}
                         )
                         low = high
                         high = _next_bound(
                             source, conn, base_sql, conditions, params, key, low, batch_size
                         )
-                    tail = transformer.finish()
-                    sink.write(tail)
-                    written += len(tail)
-                    ctx.check()
-                    sink.commit(written, info)
-                except BaseException:
-                    sink.rollback()
-                    raise
-                return {
-                    "rows_read": read,
-                    "rows_written": written,
-                    "skipped": False,
-                    "passthrough": raw,
-                    "watermark": info["watermark"],
-                    "resumed_from": resumed_from,
-                }
-
-            sink.begin(final_columns)
-            try:
-                read, written = copy_rows(compiled)
+                else:
+                    read, written = copy_rows(compiled)
                 tail = transformer.finish()
                 sink.write(tail)
                 written += len(tail)
@@ -1254,13 +1239,16 @@ def _copy_from_sql(
             except BaseException:
                 sink.rollback()
                 raise
-            return {
+            result = {
                 "rows_read": read,
                 "rows_written": written,
                 "skipped": False,
                 "passthrough": raw,
                 "watermark": info["watermark"],
             }
+            if stage is not None:
+                result["resumed_from"] = resumed_from
+            return result
     except ConnectorError:
         raise
     except (KeyboardInterrupt, SystemExit):
