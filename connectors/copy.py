@@ -101,6 +101,9 @@ class Sink(ABC):
     """Where a unit's rows go; one destination transaction per unit."""
 
     columns: list[Column]
+    unit: Unit
+    # Batches of a staged load committed so far (see commit_batch).
+    batch: int = 0
 
     @abstractmethod
     def committed(self) -> dict[str, Any] | None:
@@ -111,8 +114,23 @@ class Sink(ABC):
         """The partition plan of this execution: stored once, read by every chunk."""
 
     @abstractmethod
-    def begin(self, columns: list[Column]) -> None:
-        """Create what is missing and open the transaction."""
+    def begin(
+        self, columns: list[Column], *, staged: bool = False, resume: dict[str, Any] | None = None
+    ) -> None:
+        """Create what is missing and open the transaction.
+
+        ``staged``: a load whose batches commit one by one (``commit_batch``)
+        where readers do not see them, until ``commit`` publishes the unit.
+        ``resume`` (from ``resume_point``) continues such a load.
+        """
+
+    @abstractmethod
+    def resume_point(self) -> dict[str, Any] | None:
+        """``{batch, rows, position, watermark}`` of the last batch a staged load committed."""
+
+    @abstractmethod
+    def commit_batch(self, rows: int, state: dict[str, Any]) -> None:
+        """Commit a staged load's rows so far with a batch marker holding ``state``; go on."""
 
     @abstractmethod
     def write(self, rows: list[tuple]) -> None:
@@ -712,6 +730,12 @@ class FileSink(Sink):
         self.sidecar = self.path.with_name(f".{self.path.name}.ddmarkers.json")
         self.lockfile = self.path.with_name(f".{self.path.name}.lock")
         self.key = f"{unit.execution_id}/{unit.task_name}/{unit.index}"
+        # A staged load's file: a fixed name per unit, so the next attempt finds it.
+        digest = hashlib.sha256(self.key.encode()).hexdigest()[:10]
+        self.stage = self.path.with_name(f".{self.path.name}.{digest}.stage")
+        self.batch_key = f"{self.key}/batch"
+        self.staged = False
+        self.batch = 0
         self._lock: Any = None
         self._tmp: Path | None = None
         self._handle: Any = None
@@ -769,14 +793,57 @@ class FileSink(Sink):
                 self._save_markers(markers)
             return dict(markers[plan_key]["info"])
 
-    def begin(self, columns: list[Column]) -> None:
+    def _dest_state(self) -> list[int] | None:
+        """What the destination file is now: a staged append copied it at its start."""
+        try:
+            st = self.path.stat()
+        except FileNotFoundError:
+            return None
+        return [st.st_ino, st.st_size, st.st_mtime_ns]
+
+    def resume_point(self) -> dict[str, Any] | None:
+        with self._locked():
+            entry = self._markers().get(self.batch_key)
+        if not entry:
+            return None
+        try:
+            size = self.stage.stat().st_size
+        except FileNotFoundError:
+            return None
+        # The stage must hold the committed bytes, and an append's destination
+        # must be the file the stage started from (else its rows would be lost).
+        if size < int(entry["bytes"]) or entry.get("dest") != self._dest_state():
+            return None
+        return {**entry.get("state", {}), "batch": entry["batch"], "rows": entry["rows"]}
+
+    def begin(
+        self, columns: list[Column], *, staged: bool = False, resume: dict[str, Any] | None = None
+    ) -> None:
         self.columns = columns
         # Held until commit or rollback: parallel chunks appending to one
         # file take turns instead of losing each other's rows.
         handle = open(self.lockfile, "a")  # noqa: SIM115 - closed in _release
         fcntl.flock(handle, fcntl.LOCK_EX)
         self._lock = handle
-        self._tmp = self.path.with_name(f".{self.path.name}.{uuid.uuid4().hex[:12]}.tmp")
+        self.staged = staged
+        if staged and resume is not None:
+            entry = self._markers()[self.batch_key]
+            self.batch = int(entry["batch"])
+            self._tmp = self.stage
+            self._handle = open(self.stage, "r+", encoding="utf-8", newline="")  # noqa: SIM115
+            # Bytes after the last committed batch were never committed.
+            self._handle.truncate(int(entry["bytes"]))
+            self._handle.seek(0, os.SEEK_END)
+            self._first = False
+            return
+        if staged:
+            markers = self._markers()
+            if markers.pop(self.batch_key, None) is not None:
+                self._save_markers(markers)
+            self.batch = 0
+            self._tmp = self.stage
+        else:
+            self._tmp = self.path.with_name(f".{self.path.name}.{uuid.uuid4().hex[:12]}.tmp")
         self._handle = open(self._tmp, "w", encoding="utf-8", newline="")  # noqa: SIM115
         self._first = True
         if self.mode == "append" and self.path.exists() and self.path.stat().st_size > 0:
@@ -790,6 +857,21 @@ class FileSink(Sink):
         if rows:
             self.c.write_file(self._handle, self.columns, rows, False)
 
+    def commit_batch(self, rows: int, state: dict[str, Any]) -> None:
+        self._handle.flush()
+        os.fsync(self._handle.fileno())
+        self.batch += 1
+        markers = self._markers()
+        entry = markers.get(self.batch_key) or {"dest": self._dest_state()}
+        markers[self.batch_key] = {
+            **entry,
+            "batch": self.batch,
+            "rows": rows,
+            "bytes": self._handle.tell(),
+            "state": state,
+        }
+        self._save_markers(markers)
+
     def commit(self, rows: int, info: dict[str, Any]) -> None:
         assert self._tmp is not None  # nosec B101 - narrows the type; nothing relies on it at run time
         self._handle.flush()
@@ -797,6 +879,7 @@ class FileSink(Sink):
         self._handle.close()
         self._handle = None
         markers = self._markers()
+        markers.pop(self.batch_key, None)
         markers[self.key] = {
             "state": "pending",
             "inode": self._tmp.stat().st_ino,
@@ -814,9 +897,10 @@ class FileSink(Sink):
         if self._handle is not None:
             self._handle.close()
             self._handle = None
-        if self._tmp is not None:
+        if self._tmp is not None and not self.staged:
+            # A stage keeps its committed batches for the next attempt.
             self._tmp.unlink(missing_ok=True)
-            self._tmp = None
+        self._tmp = None
         self._release()
 
     def _release(self) -> None:
@@ -1091,8 +1175,8 @@ def _copy_from_sql(
                     conditions.append(cond)
             # A copy that can resume reads its source in ranges of its key and
             # commits each range (staged); see _resumable for when it can.
-            key = _resumable(source, conn, sink, src_spec, transformations, chunk, by_name)
-            resume = sink.resume_point() if key and isinstance(sink, SqlSink) else None
+            key = _resumable(source, conn, src_spec, transformations, chunk, by_name)
+            resume = sink.resume_point() if key else None
             position = None
             if resume is not None and key:
                 position = _parse_key(resume.get("position"), key, by_name)
@@ -1203,7 +1287,7 @@ def _copy_from_sql(
                     ctx.check()
                 return n_read, n_written
 
-            stage = sink if staged and key and isinstance(sink, SqlSink) else None
+            stage = sink if staged and key else None
             if stage is not None:
                 stage.begin(final_columns, staged=True, resume=resume)
             else:
@@ -1331,7 +1415,6 @@ WHOLE_SET_STEPS = ("aggregate", "dedupe")
 def _resumable(
     source: SqlConnector,
     conn: Any,
-    sink: Sink,
     src_spec: dict[str, Any],
     transformations: list[dict[str, Any]],
     chunk: tuple[int, int] | None,
@@ -1339,13 +1422,13 @@ def _resumable(
 ) -> list[str] | None:
     """The key a copy reads its source in order of, when it can resume; else None.
 
-    Only an unpartitioned copy of a source *table* with a primary key into a
-    SQL table, through row-by-row steps: the key orders the rows totally and
+    Only an unpartitioned copy of a source *table* with a primary key,
+    through row-by-row steps: the key orders the rows totally and
     stays with a row when it is updated, so "after the last committed key"
     is the same set of rows in every attempt (a query has no such key, and
     ctid/rowid move on update or VACUUM).
     """
-    if chunk is not None or not isinstance(sink, SqlSink) or not src_spec.get("table"):
+    if chunk is not None or not src_spec.get("table"):
         return None
     if any(t.get("function") in WHOLE_SET_STEPS for t in transformations):
         return None
