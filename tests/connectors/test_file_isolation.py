@@ -24,7 +24,7 @@ from pipelines import runner
 
 # The API tests' fixtures: bearer-token clients, and throttle counters of
 # this test's own. (Imported fixtures are parameters below, hence F811.)
-from tests.api.conftest import client_for, isolated_cache, no_broker  # noqa: F401
+from tests.api.conftest import client_for, isolated_cache  # noqa: F401
 from tests.api.helpers import assert_error, url
 
 pytestmark = pytest.mark.django_db
