@@ -312,11 +312,7 @@ def main() -> None:
     scratch.scratch_env(
         RUN,
         tmp,
-        ALLOWED_HOSTS="127.0.0.1,localhost",
-        # Plain HTTP on loopback: no HTTPS redirect, no secure-only cookies.
-        SECURE_SSL_REDIRECT="false",
-        SECURE_COOKIES="false",
-        ACCESS_TOKEN_SECONDS="3600",
+        **scratch.LOOPBACK_WEB,
     )
     (tmp / "data").mkdir(parents=True, exist_ok=True)
     scratch.create_database(RUN)
@@ -364,7 +360,7 @@ def main() -> None:
         def detail(rng: random.Random) -> str:
             return f"/api/v1/executions/{rng.choice(ids)}"
 
-        def status(rng: random.Random) -> str:
+        def status_of(rng: random.Random) -> str:
             return f"/api/v1/executions/{rng.choice(ids)}/status"
 
         common = {
@@ -377,7 +373,7 @@ def main() -> None:
         results["bare (before)"] = load(port, bare, **common)
         results["list"] = load(port, listing, **common)
         results["detail"] = load(port, detail, **common)
-        results["status"] = load(port, status, **common)
+        results["status"] = load(port, status_of, **common)
         results["bare (after)"] = load(port, bare, **common)
         bare_rps = (results["bare (before)"]["rps"] + results["bare (after)"]["rps"]) / 2
         print(

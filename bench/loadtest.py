@@ -261,11 +261,7 @@ def main() -> None:
     scratch.scratch_env(
         RUN,
         tmp,
-        ALLOWED_HOSTS="127.0.0.1,localhost",
-        # Plain HTTP on loopback: no HTTPS redirect, no secure-only cookies.
-        SECURE_SSL_REDIRECT="false",
-        SECURE_COOKIES="false",
-        ACCESS_TOKEN_SECONDS="3600",
+        **scratch.LOOPBACK_WEB,
         # Every client logs in at start and executes often: the default
         # per-user throttles would turn the test into a throttle test.
         THROTTLE_LOGIN="10000/min",

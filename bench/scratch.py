@@ -14,6 +14,17 @@ PG_ADMIN = os.environ.get("BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/
 REDIS = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
+# The web server's settings for a benchmark's gunicorn on loopback: plain
+# HTTP (no HTTPS redirect, no secure-only cookies), and access tokens that
+# outlast the run.
+LOOPBACK_WEB = {
+    "ALLOWED_HOSTS": "127.0.0.1,localhost",
+    "SECURE_SSL_REDIRECT": "false",
+    "SECURE_COOKIES": "false",
+    "ACCESS_TOKEN_SECONDS": "3600",
+}
+
+
 def run_name(kind: str) -> str:
     return f"bench_{kind}_{uuid.uuid4().hex[:8]}"
 
