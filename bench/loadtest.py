@@ -197,8 +197,10 @@ def run_locust(
         # Locust exits 1 when any request failed: the failures are in the figures.
         proc.wait(timeout=seconds + 90)
     except subprocess.TimeoutExpired:
-        stop(proc, grace=5)
         raise SystemExit(f"locust did not stop in time; see {out.with_suffix('.log')}") from None
+    finally:
+        # Also when this script is stopped (SIGTERM, Ctrl-C) mid-run.
+        stop(proc, grace=5)
     stats = Path(f"{out}_stats.csv")
     if not stats.exists():
         raise SystemExit(f"locust wrote no stats; see {out.with_suffix('.log')}")
