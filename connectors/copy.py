@@ -352,7 +352,7 @@ class SqlSink(Sink):
         for key in self.keys:
             if key not in names:
                 raise CopyFailed(f"upsert key {key!r} is not a column of the copied rows")
-        try:
+        with self._or_rollback():
             existing = self._existing()
             transactional_ddl = self.kind != "mysql"
             create_in_txn = None
@@ -406,12 +406,25 @@ class SqlSink(Sink):
                 "replace": self.table if transactional_ddl else self.shadow,
                 "upsert": "_dd_stage" if self.kind == "postgresql" else self.table,
             }.get(self.mode, self.table)
+
+    @contextmanager
+    def _or_rollback(self) -> Iterator[None]:
+        """Roll the unit's transaction back on any error; driver errors as ConnectorError."""
+        try:
+            yield
         except ConnectorError:
             self.rollback()
             raise
         except Exception as exc:
             self.rollback()
             raise self.c.map_error(exc) from exc
+
+    def _end_txn(self) -> None:
+        """Commit the open transaction (leaving the connect() context commits)."""
+        stack, self._stack = self._stack, None
+        self._writer = None
+        assert stack is not None  # nosec B101 - narrows the type; nothing relies on it at run time
+        stack.close()
 
     def _begin_stage(
         self, existing: list[Column], create: str | None, resume: dict[str, Any] | None
@@ -471,23 +484,15 @@ class SqlSink(Sink):
 
     def commit_batch(self, rows: int, state: dict[str, Any]) -> None:
         """Commit the stage's rows so far with a batch marker holding ``state``; go on."""
-        try:
+        with self._or_rollback():
             if self._writer is not None:
                 self._writer.close()
             self.batch += 1
             cur = self.conn.cursor()
             self._insert_marker(cur, self.batch, rows, state)
             cur.close()
-            stack, self._stack = self._stack, None
-            assert stack is not None  # nosec B101 - narrows the type; nothing relies on it at run time
-            stack.close()  # commits
+            self._end_txn()
             self._open()
-        except ConnectorError:
-            self.rollback()
-            raise
-        except Exception as exc:
-            self.rollback()
-            raise self.c.map_error(exc) from exc
 
     def _move_stage(self, cur: Any) -> None:
         """In the final transaction: the staged rows into the table, by mode."""
@@ -645,7 +650,7 @@ class SqlSink(Sink):
             raise self.c.map_error(exc) from exc
 
     def commit(self, rows: int, info: dict[str, Any]) -> None:
-        try:
+        with self._or_rollback():
             if self._writer is not None:
                 self._writer.close()
             cur = self.conn.cursor()
@@ -662,16 +667,7 @@ class SqlSink(Sink):
                 info = {**info, "swap": True}
             self._insert_marker(cur, 0, rows, info)
             cur.close()
-            stack, self._stack = self._stack, None
-            self._writer = None
-            assert stack is not None  # nosec B101 - narrows the type; nothing relies on it at run time
-            stack.close()  # commits
-        except ConnectorError:
-            self.rollback()
-            raise
-        except Exception as exc:
-            self.rollback()
-            raise self.c.map_error(exc) from exc
+            self._end_txn()
         if self.mode == "replace" and self.kind == "mysql":
             # MySQL DDL commits implicitly: the rename comes after the commit.
             # A crash in between leaves the marker with "swap" and the shadow
