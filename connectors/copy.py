@@ -133,6 +133,10 @@ class Sink(ABC):
         """Commit a staged load's rows so far with a batch marker holding ``state``; go on."""
 
     @abstractmethod
+    def discard(self) -> None:
+        """Drop a staged load's stage and batch markers: no attempt will resume it."""
+
+    @abstractmethod
     def write(self, rows: list[tuple]) -> None:
         """Add rows to the open transaction."""
 
@@ -494,6 +498,14 @@ class SqlSink(Sink):
             self._end_txn()
             self._open()
 
+    def discard(self) -> None:
+        with self._txn() as conn:
+            if self.c.table_columns(conn, self.marker_table) is None:
+                return  # no copy ever ran here: nothing was staged
+        self._ddl([f"DROP TABLE IF EXISTS {self.d.table(self.stage)}"])
+        with self._txn() as conn:
+            self._delete_batches(conn)
+
     def _move_stage(self, cur: Any) -> None:
         """In the final transaction: the staged rows into the table, by mode."""
         q = self.d.quote
@@ -853,6 +865,13 @@ class FileSink(Sink):
         if rows:
             self.c.write_file(self._handle, self.columns, rows, False)
 
+    def discard(self) -> None:
+        with self._locked():
+            markers = self._markers()
+            if markers.pop(self.batch_key, None) is not None:
+                self._save_markers(markers)
+            self.stage.unlink(missing_ok=True)
+
     def commit_batch(self, rows: int, state: dict[str, Any]) -> None:
         self._handle.flush()
         os.fsync(self._handle.fileno())
@@ -1081,6 +1100,29 @@ def run_copy(
         ctx, {"unit": unit.index, "committed": True, "rows_written": result["rows_written"]}
     )
     return result
+
+
+def discard_stage(ctx: Any, destination: Connector) -> None:
+    """Drop what a staged copy of this unit committed so far (no attempt will resume it).
+
+    For a cancelled execution, or a failed last attempt: the table readers see
+    was never touched, and the stage would otherwise stay in the destination.
+    """
+    task = ctx.task
+    dst_spec = task.get("destination") or {}
+    chunk = getattr(ctx, "chunk", None) if task.get("partition") else None
+    if chunk is not None:
+        return  # partitioned copies never stage
+    unit = Unit(ctx.execution_id, ctx.task_name, None)
+    sink = make_sink(
+        destination,
+        str(dst_spec.get("table") or ""),
+        dst_spec.get("mode") or "append",
+        list(dst_spec.get("keys") or []),
+        unit,
+        lambda: 30.0,
+    )
+    sink.discard()
 
 
 def _copy_from_sql(

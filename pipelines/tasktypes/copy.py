@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from typing import ClassVar
 
-from connectors.copy import run_copy
-from pipelines.tasktypes.base import TaskContext, TaskType
+from connectors.copy import discard_stage, run_copy
+from pipelines.tasktypes.base import LeaseLost, TaskCancelled, TaskContext, TaskType
+
+logger = logging.getLogger(__name__)
 
 
 class CopyTask(TaskType):
@@ -21,7 +24,20 @@ class CopyTask(TaskType):
         task = ctx.task
         source = ctx.connection(task["source"]["connection"])
         destination = ctx.connection(task["destination"]["connection"])
-        result = run_copy(ctx, source, destination)
+        try:
+            result = run_copy(ctx, source, destination)
+        except LeaseLost:
+            raise  # another worker may hold the task now, and its stage
+        except BaseException as exc:
+            last = ctx.attempt > int(ctx.task.get("retries") or 0)
+            if isinstance(exc, TaskCancelled) or (last and isinstance(exc, Exception)):
+                # No attempt will resume this copy: leave no stage behind.
+                try:
+                    discard_stage(ctx, destination)
+                except Exception:  # noqa: BLE001 - the copy's own error is the one to report
+                    logger.warning("copy stage not discarded", exc_info=True)
+                    ctx.log("copy stage not discarded; it stays in the destination", "WARNING")
+            raise
         how = (
             "skipped (already committed)"
             if result["skipped"]

@@ -32,6 +32,8 @@ from connectors.services import connection_create
 from connectors.sqlite import SqliteConnector
 from pipelines.models import ExecutionStatus, TaskLogLine
 from pipelines.services import execution_create, pipeline_create
+from pipelines.tasktypes.base import TaskCancelled
+from pipelines.tasktypes.copy import CopyTask
 from tests.connectors import data
 from tests.connectors.conftest import FakeContext, Interrupt, checksum, copy_task, diff, pg_config
 from tests.pipelines.test_engine_workers import finished, running, worker_pid
@@ -351,6 +353,41 @@ def _incremental_resume(pg: Any, dst: Any) -> None:
     run_copy(FakeContext(task, store=store, execution_id="i2"), pg, dst)
     got = {r[0]: r[1] for r in dst.query("SELECT id, name FROM t")[1]}
     assert got[501] == "late" and got[1] == "moved" and len(got) == len(rows) + 1
+
+
+@pytest.mark.parametrize("kind", ["postgresql", "csv"])
+def test_it_leaves_no_stage_when_no_attempt_will_resume(kind: str, pg: Any, tmp_path: Path) -> None:
+    """Kept for a retry; dropped on cancel and when the last attempt fails."""
+    data.load_pg(pg)
+    (tmp_path / "out").mkdir()
+    files = CsvConnector(name="files", config={"path": "out"}, data_root=tmp_path)
+    with _dest("postgresql", tmp_path) as db:
+        dst = db if kind == "postgresql" else files
+        table = "t" if kind == "postgresql" else "t.csv"
+
+        def stages() -> int:
+            if kind == "csv":
+                return len(list((tmp_path / "out").glob("*.stage")))
+            return len(_stages(db)) + _batch_markers(db)
+
+        task = copy_task("src", "dst", {"table": "orders"}, {"table": table}, batch_size=50)
+        task["retries"] = 1
+        links = {"src": pg, "dst": dst}
+        # "b" fails its last attempt (nothing left), then "a" its first (kept).
+        for execution, attempt, kept in (("b", 2, False), ("a", 1, True)):
+            ctx = FakeContext(
+                task, links, execution_id=execution, attempt=attempt, fail_after_checks=6
+            )
+            with pytest.raises(Interrupt):
+                CopyTask().run(ctx)
+            assert (stages() > 0) == kept, (execution, attempt)
+        run_copy(FakeContext(task, execution_id="a", attempt=2), pg, dst)  # "a" finishes
+        assert stages() == 0
+        with pytest.raises(TaskCancelled):
+            CopyTask().run(FakeContext(task, links, execution_id="c", cancel_after_checks=6))
+        assert stages() == 0
+        if kind == "postgresql":
+            assert db.query("SELECT COUNT(*) FROM t")[1] == [(500,)]  # "a" only
 
 
 # ------------------------------------------------------- real killed workers
