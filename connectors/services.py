@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from django.conf import settings
@@ -14,7 +13,7 @@ from guardian.models import GroupObjectPermission, UserObjectPermission
 from accounts.permissions import Action, can
 from accounts.services import audit_record
 from connectors import crypto
-from connectors.base import ConnectorError
+from connectors.base import test_connection
 from connectors.models import Connection
 from connectors.paths import connection_path_problem, lock_paths
 from connectors.registry import KINDS, connector_class
@@ -209,15 +208,7 @@ def _connection_try(connection: Connection) -> dict[str, Any]:
     )
     if overlap:
         return {"ok": False, "latency_ms": None, "error": f"config.path {overlap}"}
-    started = time.perf_counter()
-    try:
-        connection.connector().test()
-    except ConnectorError as exc:
-        return {"ok": False, "latency_ms": None, "error": str(exc)}
-    except Exception as exc:  # a connector bug must not become a 500
-        return {"ok": False, "latency_ms": None, "error": f"{type(exc).__name__}"}
-    latency = round((time.perf_counter() - started) * 1000, 1)
-    return {"ok": True, "latency_ms": latency, "error": None}
+    return test_connection(connection.connector())
 
 
 @transaction.atomic
