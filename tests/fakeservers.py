@@ -218,6 +218,34 @@ def mysql_caching_sha2_full_auth(server: FakeServer, sock: socket.socket) -> Non
     server.received += bytes(b ^ salt[i % len(salt)] for i, b in enumerate(plain))
 
 
+def mysql_load_local(path: str) -> Handler:
+    """Accept any login and session set-up, then answer a query by asking for ``path``.
+
+    What a hostile or compromised server does with ``LOAD DATA LOCAL``: the
+    answer to any query (here the first one that is not a ``SET``) may be a
+    request for a file of the client's choosing, here the worker's; whatever
+    the client sends is recorded.
+    """
+    ok = b"\x00\x00\x00\x02\x00\x00\x00"
+
+    def handler(server: FakeServer, sock: socket.socket) -> None:
+        sock.sendall(mysql_packet(0, mysql_greeting()))
+        seq, _ = mysql_read(server, sock)
+        sock.sendall(mysql_packet(seq + 1, ok))
+        while True:
+            _, query = mysql_read(server, sock)
+            text = query[1:].decode(errors="replace")
+            server.events.append(f"query: {text}")
+            if not text.upper().startswith("SET "):
+                break
+            sock.sendall(mysql_packet(1, ok))
+        sock.sendall(mysql_packet(1, b"\xfb" + path.encode()))
+        server.events.append("asked for the file")
+        server.drain(sock)
+
+    return handler
+
+
 def mysql_error(message: str) -> Handler:
     """Greet, then refuse the login with an error carrying ``message``."""
 

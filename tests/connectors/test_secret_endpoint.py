@@ -28,6 +28,7 @@ from tests.fakeservers import (
     FakeServer,
     mysql_caching_sha2_full_auth,
     mysql_clear_password_switch,
+    mysql_load_local,
     mysql_tls,
     pg_cleartext_password,
 )
@@ -129,6 +130,17 @@ def test_it_never_answers_mysql_clear_password() -> None:
     assert "handshake response" in server.events
     assert SECRET.encode() not in server.received
     assert "server asked for a cleartext password; refused" in str(caught.value)
+
+
+def test_it_never_sends_a_worker_file_a_mysql_server_asks_for(tmp_path: Path) -> None:
+    """A server may answer any query with a LOAD DATA LOCAL request for a client file."""
+    secret_file = tmp_path / "environ"
+    secret_file.write_text("FERNET_KEYS=worker-secret-material\n")
+    with FakeServer(mysql_load_local(str(secret_file))) as server:
+        with pytest.raises(ConnectorError):
+            mysql(port=server.port, sslmode="disable").test()
+    assert "asked for the file" in server.events
+    assert b"worker-secret-material" not in server.received
 
 
 def test_it_refuses_caching_sha2_full_authentication_without_a_verified_certificate() -> None:
