@@ -23,6 +23,7 @@ from guardian.shortcuts import (
     remove_perm,
 )
 
+from accounts.actor import Actor
 from accounts.models import ActorKind, AuditEvent
 from accounts.permissions import (
     LEVEL_ORDER,
@@ -156,6 +157,7 @@ def audit_record(
     request: HttpRequest | None = None,
     actor_name: str = "",
     details: dict[str, Any] | None = None,
+    by: Actor | None = None,
 ) -> AuditEvent:
     """Append one audit event. Callers must never put a secret into ``details``.
 
@@ -164,11 +166,17 @@ def audit_record(
     names the user name typed); the command line when a command runs
     (``audit_actor``); else the platform itself.
     """
+    ip = client_ip(request)
+    if by is not None:
+        actor, ip, actor_name = by.user, by.ip, by.name
+        anonymous = by.anonymous
+    else:
+        anonymous = request is not None
     if actor is not None and not getattr(actor, "is_authenticated", False):
         actor = None
     if actor is not None:
         kind, name = ActorKind.USER, actor.get_username()
-    elif actor_name or request is not None:
+    elif actor_name or anonymous:
         kind, name = ActorKind.ANONYMOUS, actor_name
     elif audit_cli_actor():
         kind, name = ActorKind.CLI, audit_cli_actor()
@@ -182,7 +190,7 @@ def audit_record(
         object_type=(obj._meta.model_name or "") if obj is not None else "",
         object_id=str(obj.pk) if obj is not None else "",
         object_repr=str(obj)[:200] if obj is not None else "",
-        ip=client_ip(request),
+        ip=ip,
         details=details or {},
     )
     logger.info("audit %s by %s on %s", action, name or "-", event.object_repr or "-")

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import socket
 import ssl
 import sys
@@ -31,7 +30,7 @@ from typing import Any, ClassVar
 
 from connectors.types import Column
 from core import outbound
-from core.names import identifier_problem, table_problem
+from core.names import identifier_problem, sql_parameters, table_problem
 
 logger = logging.getLogger(__name__)
 
@@ -514,9 +513,6 @@ class SqlConnector(Connector):
         return f"{self.kind} {host}:{port}/{db}" if host else f"{self.kind} {self.name}"
 
 
-_PARAM_RE = re.compile(r"%\((\w+)\)s")
-
-
 def _used_params(sql: str, params: dict[str, Any] | None) -> dict[str, Any] | None:
     """Only the parameters ``sql`` names; None when it names none.
 
@@ -524,7 +520,7 @@ def _used_params(sql: str, params: dict[str, Any] | None) -> dict[str, Any] | No
     runs as written. When it names a parameter the run does not have, the
     error says which.
     """
-    names = set(_PARAM_RE.findall(sql))
+    names = set(sql_parameters(sql))
     if not names:
         return None
     params = params or {}

@@ -71,3 +71,15 @@ def table_problem(table: Any) -> str | None:
         if problem:
             return f"{label} part {problem}" if len(parts) == 2 else problem
     return None
+
+
+# Bound parameters in task SQL: ``%(name)s`` (psycopg's ``%(name)b``/``%(name)t``
+# too); ``%%`` is a literal percent sign. The definition checker and the
+# connectors that bind the values read placeholders with this one rule.
+_SQL_PARAM_RE = re.compile(r"%(?:%|\((?P<name>[^)]*)\)[sbt])")
+
+
+def sql_parameters(sql: str) -> list[str]:
+    """Names of the ``%(name)s`` placeholders in ``sql``, in order, each once."""
+    names = (m.group("name") for m in _SQL_PARAM_RE.finditer(sql))
+    return list(dict.fromkeys(name for name in names if name is not None))

@@ -36,7 +36,7 @@ import yaml
 from croniter import croniter
 from croniter.croniter import CroniterError
 
-from core.names import NAME_RE, identifier_problem, table_problem
+from core.names import NAME_RE, identifier_problem, sql_parameters, table_problem
 from pipelines.dag import find_cycles
 
 # ---------------------------------------------------------------------------
@@ -200,15 +200,6 @@ def _is_scalar(value: object) -> bool:
     if isinstance(value, float):
         return math.isfinite(value)
     return value is None or isinstance(value, str | int | bool)
-
-
-_SQL_PARAM_RE = re.compile(r"%(?:%|\((?P<name>[^)]*)\)[sbt])")
-
-
-def sql_parameters(sql: str) -> list[str]:
-    """Names of the ``%(name)s`` placeholders in ``sql`` (``%%`` is a literal %)."""
-    names = (m.group("name") for m in _SQL_PARAM_RE.finditer(sql))
-    return list(dict.fromkeys(name for name in names if name is not None))
 
 
 # ---------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from accounts.permissions import Action, can
 from accounts.services import audit_cli_actor, audit_record
 from core.errors import Conflict, InvalidInput
 from pipelines import dag, signals
-from pipelines.definition import connection_refs
+from pipelines.definition import BUILTIN_PARAMETERS, connection_refs
 from pipelines.models import (
     EXECUTION_FINISHED,
     ConnectionBinding,
@@ -33,7 +33,6 @@ from pipelines.services.task_run import _advance, _move, record
 logger = logging.getLogger(__name__)
 
 IDEMPOTENCY_WINDOW = timedelta(hours=24)
-BUILTIN_PARAMETERS = ("execution_id", "logical_date", "data_interval_start", "data_interval_end")
 
 
 def actor_of(user: Any, default: str = "system") -> str:
