@@ -10,13 +10,30 @@ import os
 import secrets
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 
 from accounts.commands import AuditedCommand
 from accounts.permissions import Role
 from accounts.services import roles_setup, user_change_record, user_set_role
+from core.known_secrets import is_known_secret
 from pipelines.tasks import maintain_schedule_ensure
+
+# Passwords .env.example / docker-compose.yml publish that settings cannot
+# see (they are not the app's): the first admin's, and Grafana's, which
+# docker-compose.yml hands to this command too so that its start (every
+# other service waits for it) refuses a published one.
+PUBLISHED_PASSWORD_VARIABLES = ("DATADOG_ADMIN_PASSWORD", "GRAFANA_ADMIN_PASSWORD")
+
+
+def published_passwords() -> list[str]:
+    """The variables of PUBLISHED_PASSWORD_VARIABLES set to a published placeholder."""
+    return [
+        name
+        for name in PUBLISHED_PASSWORD_VARIABLES
+        if os.environ.get(name) and is_known_secret(os.environ[name])
+    ]
 
 
 class Command(AuditedCommand):
@@ -26,6 +43,16 @@ class Command(AuditedCommand):
         parser.add_argument("--noinput", action="store_true", help="never prompt")
 
     def handle(self, *args: Any, **options: Any) -> None:
+        # SECRET_KEY, FERNET_KEYS and the database password were refused by
+        # settings already (SPEC §10); production refuses these two as well.
+        published = published_passwords() if settings.DATABASE_URL is not None else []
+        if published:
+            raise CommandError(
+                "; ".join(
+                    f"{name}: is a published placeholder; set a password of your own"
+                    for name in published
+                )
+            )
         call_command("migrate", interactive=False, verbosity=0)
         self.stdout.write("database migrated")
         roles_setup()
