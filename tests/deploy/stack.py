@@ -159,15 +159,15 @@ class Stack:
         self.processes[name], self.logs[name] = proc, log
         return proc
 
-    def wait_web(self, timeout: float = 60) -> None:
+    def wait_web(self, timeout: float = 90) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.processes["web"].poll() is not None:
                 raise AssertionError(f"web exited:\n{self.output('web')}")
             try:
-                if requests.get(f"{self.url}/healthz", timeout=2).status_code == 200:
+                if requests.get(f"{self.url}/healthz", timeout=5).status_code == 200:
                     return
-            except requests.ConnectionError:
+            except requests.RequestException:  # not listening yet, or still starting
                 pass
             time.sleep(0.3)
         raise AssertionError(f"web did not answer /healthz:\n{self.output('web')}")
