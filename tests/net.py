@@ -9,7 +9,11 @@ real socket.
 from __future__ import annotations
 
 import datetime
+import os
+import secrets
+import shutil
 import socket
+import subprocess
 import threading
 from pathlib import Path
 from typing import Any
@@ -117,3 +121,79 @@ def self_signed(folder: Path, name: str) -> tuple[Path, Path]:
         )
     )
     return cert_path, key_path
+
+
+class NetnsHosts:
+    """Linux network namespaces as separate "hosts" on one bridge (root only).
+
+    The bridge ``<prefix>br`` in this (the root) namespace holds ``10.200.N.1/24``,
+    where the shared services listen; host ``i`` is namespace ``<prefix>h<i>``
+    with ``10.200.N.(10+i)`` on a veth pair whose root end is ``<prefix>v<i>``.
+    ``cut(i)`` takes that end down: the host loses the network as a pulled cable
+    would. Only 10.200.0.0/16 is used, and only inside these interfaces;
+    ``close()`` deletes all of it (call it in a finalizer).
+    """
+
+    def __init__(self, hosts: int, *, subnet: int | None = None) -> None:
+        if os.geteuid() != 0 or shutil.which("ip") is None:
+            raise PermissionError("network namespaces need root and iproute2 (ip)")
+        self.prefix = "dd" + secrets.token_hex(3)  # interface names stay under 15 characters
+        self.subnet = subnet if subnet is not None else 1 + secrets.randbelow(250)
+        self.gateway = f"10.200.{self.subnet}.1"
+        self.namespaces: list[str] = []
+        self.bridge = f"{self.prefix}br"
+        try:
+            self._run("link", "add", self.bridge, "type", "bridge")
+            self._run("addr", "add", f"{self.gateway}/24", "dev", self.bridge)
+            self._run("link", "set", self.bridge, "up")
+            for index in range(hosts):
+                self._add_host(index)
+        except BaseException:
+            self.close()
+            raise
+
+    @staticmethod
+    def _run(*args: str) -> None:
+        subprocess.run(["ip", *args], check=True, capture_output=True, text=True, timeout=30)
+
+    def _add_host(self, index: int) -> None:
+        namespace, outside, inside = (
+            f"{self.prefix}h{index}",
+            f"{self.prefix}v{index}",
+            f"{self.prefix}i{index}",
+        )
+        self._run("netns", "add", namespace)
+        self.namespaces.append(namespace)
+        self._run("link", "add", outside, "type", "veth", "peer", "name", inside)
+        self._run("link", "set", inside, "netns", namespace)
+        self._run("link", "set", outside, "master", self.bridge, "up")
+        self._run("-n", namespace, "addr", "add", f"{self.address(index)}/24", "dev", inside)
+        self._run("-n", namespace, "link", "set", inside, "up")
+        self._run("-n", namespace, "link", "set", "lo", "up")
+
+    def address(self, index: int) -> str:
+        return f"10.200.{self.subnet}.{10 + index}"
+
+    def hostname(self, index: int) -> str:
+        return f"{self.prefix}-host{index}"
+
+    def command(self, index: int, argv: list[str]) -> list[str]:
+        """``argv`` run inside host ``index``: its namespace and its own hostname (UTS)."""
+        return [
+            "ip", "netns", "exec", self.namespaces[index],
+            "unshare", "--uts", "sh", "-c", f'hostname {self.hostname(index)} && exec "$@"',
+            "sh", *argv,
+        ]  # fmt: skip
+
+    def cut(self, index: int) -> None:
+        self._run("link", "set", f"{self.prefix}v{index}", "down")
+
+    def close(self) -> None:
+        for index, namespace in enumerate(self.namespaces):
+            # The veth first: a namespace outlives its name while a socket of
+            # a cut host still waits in it, and its link would stay behind.
+            link = f"{self.prefix}v{index}"
+            subprocess.run(["ip", "link", "del", link], capture_output=True, check=False)
+            subprocess.run(["ip", "netns", "del", namespace], capture_output=True, check=False)
+        subprocess.run(["ip", "link", "del", self.bridge], capture_output=True, check=False)
+        self.namespaces = []

@@ -33,7 +33,15 @@ def database_url_of_tests() -> str:
 class WorkerCluster:
     """One qcluster process tree; its log goes to a temp file shown on failure."""
 
-    def __init__(self, *, workers: int = 2, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        workers: int = 2,
+        env: dict[str, str] | None = None,
+        wrap: Callable[[list[str]], list[str]] | None = None,
+    ) -> None:
+        """``env`` overrides the test process's settings; ``wrap`` turns the command
+        into another that runs it (in a network namespace: ``NetnsHosts.command``)."""
         self.log = tempfile.NamedTemporaryFile(prefix="qcluster-", suffix=".log", delete=False)
         full_env = {
             **os.environ,
@@ -44,8 +52,9 @@ class WorkerCluster:
             "DATA_ROOT": str(settings.DATA_ROOT),
             **(env or {}),
         }
+        argv = [sys.executable, "manage.py", "qcluster"]
         self.proc = subprocess.Popen(
-            [sys.executable, "manage.py", "qcluster"],
+            wrap(argv) if wrap else argv,
             cwd=BASE_DIR,
             env=full_env,
             stdout=self.log,
