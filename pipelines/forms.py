@@ -7,8 +7,9 @@ from typing import Any, cast
 
 from django import forms
 
+from connectors.spec import DESTINATION_MODES
 from core.names import NAME_RE
-from pipelines.definition import DESTINATION_MODES, MAX_TEXT_CHARS
+from pipelines.definition import MAX_TEXT_CHARS
 from pipelines.models import ExecutionStatus
 
 STATUS_CHOICES = [

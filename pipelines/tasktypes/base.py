@@ -1,9 +1,10 @@
-"""What a task type sees while it runs. Imports no Django.
+"""What a task type is: its check when a definition is saved, its run. Imports no Django.
 
-The engine (``pipelines.runner``) builds a ``TaskContext`` for each claimed
-task run and calls the registered ``TaskType``. Task types only talk to the
-outside world through the context, so the engine can fence, cancel, time out
-and log them uniformly.
+The definition checker (``pipelines.definition``) checks a task's own keys
+with the registered ``TaskType``; the engine (``pipelines.runner``) builds a
+``TaskContext`` for each claimed task run and calls the same ``TaskType``.
+Task types only talk to the outside world through the context, so the
+engine can fence, cancel, time out and log them uniformly.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+
+from core.checker import Checker
 
 if TYPE_CHECKING:
     from connectors.base import Connector
@@ -96,9 +99,25 @@ class TaskContext(Protocol):
 
 
 class TaskType(ABC):
-    """One kind of task (``sql``, ``copy``, ``check``)."""
+    """One kind of task (``sql``, ``copy``, ``check``): its keys, their check, its run.
+
+    A new type is a subclass in its own module and one line in
+    ``registry.TASK_TYPES``.
+    """
 
     name: ClassVar[str]
+    # The type's own keys. The keys every task has (name, type, depends_on,
+    # retries, retry_delay, timeout) are the definition checker's.
+    required: ClassVar[tuple[str, ...]] = ()
+    optional: ClassVar[tuple[str, ...]] = ()
+
+    @abstractmethod
+    def check(self, c: Checker, path: str, task: dict[str, Any]) -> dict[str, Any]:
+        """The type's keys of ``task`` normalized, defaults filled; problems go to ``c``.
+
+        Called when a definition is saved, after the task's keys were
+        checked against ``required`` and ``optional``.
+        """
 
     @abstractmethod
     def run(self, ctx: TaskContext) -> None:

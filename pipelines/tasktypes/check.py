@@ -8,9 +8,59 @@ from __future__ import annotations
 # generated; values always travel as bound parameters. A source `query` or a
 # `sql` check is the pipeline author's own SQL, run on a connection they may
 # use (SPEC §5), so it is not an injection.
+from collections.abc import Callable
 from typing import Any, ClassVar
 
+from core.checker import Checker, at, idx, ordered
 from pipelines.tasktypes.base import TaskContext, TaskFailed, TaskType
+
+
+def _check_row_count(c: Checker, path: str, raw: Any) -> dict[str, int] | None:
+    """``{min?, max?}``: bounds on the number of rows."""
+    bounds = c.keys(path, raw, optional=("min", "max"))
+    if bounds is None:
+        return None
+    if "min" not in bounds and "max" not in bounds:
+        c.add(path, "needs min, max or both")
+        return None
+    out: dict[str, Any] = {
+        key: c.integer(at(path, key), bounds[key], 0, 2**63 - 1)
+        for key in ("min", "max")
+        if key in bounds
+    }
+    low, high = out.get("min"), out.get("max")
+    if low is not None and high is not None and low > high:
+        c.add(at(path, "max"), "must not be less than min")
+    return ordered(bounds, out)
+
+
+def _check_columns(c: Checker, path: str, raw: Any) -> list[str] | None:
+    """``not_null`` / ``unique``: a list of columns."""
+    return c.column_list(path, raw)
+
+
+# Check kind -> the checker of its value.
+_CHECKS: dict[str, Callable[[Checker, str, Any], Any]] = {
+    "row_count": _check_row_count,
+    "not_null": _check_columns,
+    "unique": _check_columns,
+    # A query returning the offending rows: the check fails if it returns any.
+    "sql": Checker.sql,
+}
+
+
+def _check_item(c: Checker, path: str, raw: Any) -> dict[str, Any] | None:
+    """One data-quality check: an object with exactly one known key."""
+    item = c.keys(path, raw, optional=tuple(_CHECKS))
+    if item is None:
+        return None
+    kinds = [key for key in item if key in _CHECKS]
+    if len(kinds) != 1:
+        if len(kinds) > 1 or not item:
+            c.add(path, "expected exactly one of: " + ", ".join(sorted(_CHECKS)))
+        return None
+    kind = kinds[0]
+    return {kind: _CHECKS[kind](c, at(path, kind), item[kind])}
 
 
 def run_checks(connector: Any, table: str, checks: list[dict[str, Any]], ctx: Any) -> list[str]:
@@ -75,6 +125,20 @@ class CheckTask(TaskType):
     """Fail when any of ``checks`` fails on ``table`` of ``connection``."""
 
     name: ClassVar[str] = "check"
+    required: ClassVar[tuple[str, ...]] = ("connection", "table", "checks")
+
+    def check(self, c: Checker, path: str, task: dict[str, Any]) -> dict[str, Any]:
+        """``checks`` on ``table`` of ``connection``."""
+        out: dict[str, Any] = {"connection": None, "table": None, "checks": None}
+        if "connection" in task:
+            out["connection"] = c.connection(at(path, "connection"), task["connection"])
+        if "table" in task:
+            out["table"] = c.table(at(path, "table"), task["table"])
+        if "checks" in task:
+            cpath = at(path, "checks")
+            items = c.list_of(cpath, task["checks"], nonempty=True) or []
+            out["checks"] = [_check_item(c, idx(cpath, i), item) for i, item in enumerate(items)]
+        return out
 
     def run(self, ctx: TaskContext) -> None:
         task = ctx.task

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import logging
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from connectors.copy import discard_stage, run_copy
+from connectors.spec import DESTINATION_MODES
+from connectors.transform import Columns, check_transformations
+from core.checker import Checker, at, ordered
 from pipelines.tasktypes.base import LeaseLost, TaskCancelled, TaskContext, TaskType
+
+DEFAULT_BATCH_SIZE = 50_000
 
 logger = logging.getLogger(__name__)
 
@@ -14,11 +19,49 @@ logger = logging.getLogger(__name__)
 class CopyTask(TaskType):
     """One unit (the whole copy, or chunk ``ctx.chunk``) copied exactly once.
 
-    All the work is in ``connectors.copy.run_copy``; this class only finds
-    the two connections through the context.
+    ``check`` checks the source, the steps (each by its function in
+    ``connectors.transform``) and the destination when a definition is
+    saved. All the work of a run is in ``connectors.copy.run_copy``; ``run``
+    only finds the two connections through the context.
     """
 
     name: ClassVar[str] = "copy"
+    required: ClassVar[tuple[str, ...]] = ("source", "destination")
+    optional: ClassVar[tuple[str, ...]] = (
+        "transformations",
+        "incremental",
+        "partition",
+        "batch_size",
+    )
+
+    def check(self, c: Checker, path: str, task: dict[str, Any]) -> dict[str, Any]:
+        """Rows from ``source`` through ``transformations`` into ``destination``."""
+        out: dict[str, Any] = {"source": None}
+        if "source" in task:
+            out["source"] = _source(c, at(path, "source"), task["source"])
+        out["transformations"], cols = [], Columns()
+        if "transformations" in task:
+            out["transformations"], cols = check_transformations(
+                c, at(path, "transformations"), task["transformations"]
+            )
+        out["destination"] = None
+        if "destination" in task:
+            out["destination"] = _destination(c, at(path, "destination"), task["destination"], cols)
+        out["incremental"] = _incremental(c, at(path, "incremental"), task.get("incremental"))
+        out["partition"] = _partition(c, at(path, "partition"), task.get("partition"))
+        out["batch_size"] = DEFAULT_BATCH_SIZE
+        if "batch_size" in task:
+            out["batch_size"] = c.integer(at(path, "batch_size"), task["batch_size"], 1, 1_000_000)
+        destination = out["destination"] or {}
+        if out["incremental"] and destination.get("mode") == "replace":
+            # Each incremental run reads only new rows; replacing the table with
+            # them would silently drop everything loaded before.
+            c.add(
+                at(path, "incremental"),
+                "an incremental copy needs destination mode append or upsert "
+                "(replace would drop the rows of earlier runs)",
+            )
+        return out
 
     def run(self, ctx: TaskContext) -> None:
         task = ctx.task
@@ -47,3 +90,73 @@ class CopyTask(TaskType):
             # Also in the run's metrics (its output): see connectors.copy.run_copy.
             how += f"; resumed after {result['resumed_from']} rows an earlier attempt committed"
         ctx.log(f"copied {result['rows_read']} rows read, {result['rows_written']} written; {how}")
+
+
+def _source(c: Checker, path: str, raw: Any) -> dict[str, Any] | None:
+    """``{connection, table}`` or ``{connection, query}``."""
+    source = c.keys(path, raw, required=("connection",), optional=("table", "query"))
+    if source is None:
+        return None
+    if "table" in source and "query" in source:
+        c.add(path, "give either table or query, not both")
+    elif "table" not in source and "query" not in source:
+        c.add(path, "needs a table or a query")
+    out: dict[str, Any] = {}
+    if "connection" in source:
+        out["connection"] = c.connection(at(path, "connection"), source["connection"])
+    if "table" in source:
+        out["table"] = c.table(at(path, "table"), source["table"])
+    if "query" in source:
+        out["query"] = c.sql(at(path, "query"), source["query"])
+    return ordered(source, out)
+
+
+def _destination(c: Checker, path: str, raw: Any, cols: Columns) -> dict[str, Any] | None:
+    """``{connection, table, mode: append|replace|upsert, keys}``."""
+    dest = c.keys(path, raw, required=("connection", "table"), optional=("mode", "keys"))
+    if dest is None:
+        return None
+    out: dict[str, Any] = {"connection": None, "table": None, "mode": "append", "keys": []}
+    if "connection" in dest:
+        out["connection"] = c.connection(at(path, "connection"), dest["connection"])
+    if "table" in dest:
+        out["table"] = c.table(at(path, "table"), dest["table"])
+    if "mode" in dest:
+        out["mode"] = c.choice(at(path, "mode"), dest["mode"], DESTINATION_MODES, "mode")
+    if "keys" in dest:
+        out["keys"] = c.column_list(at(path, "keys"), dest["keys"], cols, nonempty=False)
+    if out["mode"] == "upsert" and out["keys"] == []:
+        c.add(at(path, "keys"), "mode 'upsert' needs keys: the columns that identify a row")
+    return ordered(dest, out)
+
+
+def _incremental(c: Checker, path: str, raw: Any) -> dict[str, Any] | None:
+    """None or ``{column}``: the watermark column.
+
+    It is a column of the *source*: the copy engine filters and takes the
+    watermark in the source query, before any transformation (see
+    connectors/copy.py). So it is not checked against the columns the
+    transformations leave; a select may drop it and a rename does not change
+    its name here. The source's columns are unknown to this module.
+    """
+    if raw is None:
+        return None
+    inc = c.keys(path, raw, required=("column",))
+    if inc is None or "column" not in inc:
+        return None
+    return {"column": c.column(at(path, "column"), inc["column"])}
+
+
+def _partition(c: Checker, path: str, raw: Any) -> dict[str, Any] | None:
+    """None or ``{column, chunks: 1..256}``."""
+    if raw is None:
+        return None
+    part = c.keys(path, raw, required=("column", "chunks"))
+    if part is None:
+        return None
+    out: dict[str, Any] = {"column": None, "chunks": None}
+    if "column" in part:
+        out["column"] = c.column(at(path, "column"), part["column"])
+    if "chunks" in part:
+        out["chunks"] = c.integer(at(path, "chunks"), part["chunks"], 1, 256)
+    return ordered(part, out)

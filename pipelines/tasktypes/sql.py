@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
+from core.checker import Checker, at, idx, kind
 from pipelines.tasktypes.base import TaskContext, TaskFailed, TaskType
 
 
@@ -16,6 +17,23 @@ class SqlTask(TaskType):
     """
 
     name: ClassVar[str] = "sql"
+    required: ClassVar[tuple[str, ...]] = ("connection", "sql")
+
+    def check(self, c: Checker, path: str, task: dict[str, Any]) -> dict[str, Any]:
+        """One statement or a list of statements, their ``%(name)s`` known parameters."""
+        out: dict[str, Any] = {"connection": None, "sql": None}
+        if "connection" in task:
+            out["connection"] = c.connection(at(path, "connection"), task["connection"])
+        if "sql" in task:
+            spath, value = at(path, "sql"), task["sql"]
+            if isinstance(value, list):
+                items = c.list_of(spath, value, nonempty=True) or []
+                out["sql"] = [c.sql(idx(spath, i), item) for i, item in enumerate(items)]
+            elif isinstance(value, str):
+                out["sql"] = c.sql(spath, value)
+            else:
+                c.add(spath, f"expected a string or a list of strings, got {kind(value)}")
+        return out
 
     def run(self, ctx: TaskContext) -> None:
         task = ctx.task

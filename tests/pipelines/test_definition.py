@@ -1,6 +1,6 @@
 """The pipeline definition format (SPEC §2): parsing, validation, normalization.
 
-pipelines/definition.py imports no Django, so none of these tests needs the
+pipelines/definition imports no Django, so none of these tests needs the
 database. Each rejection test asserts the exact path and message, since the
 API returns them as-is and the editor places them by path.
 """
@@ -17,10 +17,9 @@ from typing import Any
 
 import pytest
 
+from connectors.transform import FUNCTIONS
+from core.names import NAME_RE
 from pipelines.definition import (
-    NAME_RE,
-    TASK_TYPES,
-    TRANSFORMATIONS,
     DefinitionError,
     Problem,
     connection_refs,
@@ -30,6 +29,7 @@ from pipelines.definition import (
     parse_text,
     validate,
 )
+from pipelines.tasktypes.registry import TASK_TYPES
 
 # SPEC §2, verbatim (comments included: the parser must cope with them).
 EXAMPLE_YAML = """\
@@ -358,7 +358,7 @@ def test_it_does_not_take_a_renamed_column_for_a_connection() -> None:
 
 def test_it_registers_the_task_types_and_functions() -> None:
     assert {"copy", "sql", "check"} <= set(TASK_TYPES)
-    assert TRANSFORMATIONS == {"filter", "select", "rename", "cast", "dedupe", "mask", "aggregate"}
+    assert set(FUNCTIONS) == {"filter", "select", "rename", "cast", "dedupe", "mask", "aggregate"}
 
 
 def test_it_matches_names_with_name_re() -> None:

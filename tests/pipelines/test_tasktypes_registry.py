@@ -1,0 +1,111 @@
+"""pipelines.tasktypes.registry: one line registers a type for the checker and the engine.
+
+A tiny test-only type (``echo``) is registered by a fixture with the one line
+a new type needs, then unregistered. The definition checker must then check
+its keys and the worker must run it, with nothing else changed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any, ClassVar
+
+import pytest
+
+from core.checker import Checker, at
+from pipelines.definition import Problem, validate
+from pipelines.models import TaskLogLine
+from pipelines.runner import run_task
+from pipelines.services import execution_create
+from pipelines.tasktypes.base import TaskContext, TaskType
+from pipelines.tasktypes.registry import TASK_TYPES, task_type
+
+
+class EchoTask(TaskType):
+    """Log ``message`` ``times`` times."""
+
+    name: ClassVar[str] = "echo"
+    required: ClassVar[tuple[str, ...]] = ("message",)
+    optional: ClassVar[tuple[str, ...]] = ("times",)
+
+    def check(self, c: Checker, path: str, task: dict[str, Any]) -> dict[str, Any]:
+        out: dict[str, Any] = {"message": None, "times": 1}
+        if "message" in task:
+            out["message"] = c.string(at(path, "message"), task["message"], nonempty=True)
+        if "times" in task:
+            out["times"] = c.integer(at(path, "times"), task["times"], 1, 10)
+        return out
+
+    def run(self, ctx: TaskContext) -> None:
+        for _ in range(ctx.task["times"]):
+            ctx.log(ctx.task["message"])
+        ctx.metrics["echoed"] = ctx.task["times"]
+
+
+@pytest.fixture
+def echo() -> Iterator[None]:
+    TASK_TYPES["echo"] = EchoTask()  # the one line a new task type adds to the registry
+    try:
+        yield
+    finally:
+        del TASK_TYPES["echo"]
+
+
+def definition(**task: Any) -> dict[str, Any]:
+    return {"name": "echoes", "tasks": [{"name": "e", "type": "echo", **task}]}
+
+
+@pytest.mark.usefixtures("echo")
+def test_it_checks_a_registered_type_with_its_own_check() -> None:
+    normalized, problems = validate(definition(message="hi", retries=2))
+    assert problems == []
+    assert normalized is not None
+    assert normalized["tasks"][0] == {
+        "name": "e",
+        "type": "echo",
+        "message": "hi",
+        "retries": 2,
+        "times": 1,
+        "depends_on": [],
+        "retry_delay": 10,
+        "timeout": 3600,
+    }
+    _, problems = validate(definition(times=0, colour="red"))
+    assert problems == [
+        Problem("tasks[0].colour", "unknown key 'colour' (expected one of: " + _keys() + ")"),
+        Problem("tasks[0].message", "missing required key 'message'"),
+        Problem("tasks[0].times", "must be between 1 and 10"),
+    ]
+
+
+def _keys() -> str:
+    return ", ".join(
+        sorted(
+            ["message", "times", "name", "type", "depends_on", "retries", "retry_delay", "timeout"]
+        )
+    )
+
+
+def test_it_refuses_a_type_once_unregistered() -> None:
+    assert "echo" not in TASK_TYPES
+    _, problems = validate(definition(message="hi"))
+    assert [p.path for p in problems] == ["tasks[0].type"]
+    assert problems[0].message.startswith("unknown task type 'echo'")
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("echo", "no_broker")
+def test_it_runs_a_registered_type_in_the_worker(make_pipeline: Callable[..., Any]) -> None:
+    pipeline = make_pipeline(
+        "echoes", tasks=[{"name": "e", "type": "echo", "message": "hi", "times": 2}]
+    )
+    execution = execution_create(pipeline=pipeline)
+    run = execution.tasks.get(task_name="e")
+    assert task_type("echo").name == "echo"
+    assert run_task(str(run.pk)) == "success"
+    run.refresh_from_db()
+    assert run.metrics["echoed"] == 2
+    lines = (
+        TaskLogLine.objects.filter(task_run=run).order_by("seq").values_list("message", flat=True)
+    )
+    assert list(lines)[1:] == ["hi", "hi", "succeeded"]
