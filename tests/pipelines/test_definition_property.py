@@ -25,7 +25,7 @@ from pipelines.definition import (
     parse_text,
     validate,
 )
-from tests.pipelines.test_definition import EXAMPLE_YAML
+from tests.pipelines.definition_examples import EXAMPLE_YAML
 
 FAST = settings(
     max_examples=150,
