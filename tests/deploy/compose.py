@@ -269,7 +269,7 @@ class Compose:
                 candidates.append((mount, source))
             elif volumes is not None and source in volumes:
                 candidates.append((mount, volumes[source]))
-        if self.image is not None:
+        if self.image is not None and "build" in service.config:
             candidates.append((self.image.workdir, self.project_dir))
         # The longest mount point that contains the path wins, as in a container.
         for mount, source in sorted(candidates, key=lambda c: len(c[0].parts), reverse=True):

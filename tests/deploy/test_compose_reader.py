@@ -105,6 +105,10 @@ def test_the_real_files_agree_with_the_code(tmp_path: Path) -> None:
         assert unread_variables(service.environment(), read, compose) == []
         command = compose.host_command(service)
         assert Path(command[0]).exists()
+        # A health check that runs a program of the image names a real one too.
+        check = (service.config.get("healthcheck") or {}).get("test") or []
+        if check[:2] == ["CMD", "python"]:
+            compose.host_command(service, command=check[1:])
 
 
 def _broken_copy(tmp_path: Path, old: str, new: str) -> Compose:

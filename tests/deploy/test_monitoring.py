@@ -18,9 +18,10 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.deploy.compose import Compose
 from tests.deploy.conftest import DemoRun
 from tests.deploy.promql import metric_names
-from tests.deploy.stack import BASE
+from tests.deploy.stack import BASE, env_from_example
 from tests.services import missing
 
 PROMETHEUS = BASE / "deploy" / "prometheus"
@@ -70,6 +71,45 @@ def test_compose_mounts_the_rules_where_the_config_looks() -> None:
     for rule_file in config["rule_files"]:
         in_container = str(config_path.parent / rule_file)
         assert (BASE / mounted[in_container]).exists()
+
+
+def _datasource_uids(node: Any) -> set[str]:
+    if isinstance(node, dict):
+        own = {node["datasource"]["uid"]} if isinstance(node.get("datasource"), dict) else set()
+        return own.union(*(_datasource_uids(value) for value in node.values()))
+    if isinstance(node, list):
+        return set().union(*(_datasource_uids(item) for item in node))
+    return set()
+
+
+def test_grafana_and_prometheus_find_what_compose_gives_them(tmp_path: Path) -> None:
+    compose = Compose(BASE / "docker-compose.yml", env_from_example(tmp_path))
+    grafana = compose.service("grafana")
+    home = grafana.environment()["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"]
+    assert compose.host_path(grafana, home) == DASHBOARD
+    provisioning = compose.host_path(grafana, "/etc/grafana/provisioning")
+    [provider] = yaml.safe_load((provisioning / "dashboards" / "datadog.yml").read_text())[
+        "providers"
+    ]
+    assert compose.host_path(grafana, provider["options"]["path"]) == DASHBOARD.parent
+    [datasource] = yaml.safe_load((provisioning / "datasources" / "prometheus.yml").read_text())[
+        "datasources"
+    ]
+    assert datasource["url"] == "http://prometheus:9090"
+    assert "9090:9090" in compose.service("prometheus").config["ports"]
+    assert _datasource_uids(json.loads(DASHBOARD.read_text())) == {datasource["uid"]}
+    # Prometheus scrapes the web service on the port gunicorn binds, which
+    # the app accepts as a host name.
+    config = yaml.safe_load((PROMETHEUS / "prometheus.yml").read_text())
+    [web_job] = [job for job in config["scrape_configs"] if job["job_name"] == "datadog-web"]
+    assert web_job["static_configs"][0]["targets"] == ["web:8000"]
+    web = compose.service("web")
+    assert "8000:8000" in web.config["ports"]
+    assert '"WEB_BIND", "0.0.0.0:8000"' in (BASE / "deploy" / "gunicorn.conf.py").read_text()
+    assert "web" in web.environment()["ALLOWED_HOSTS"].split(",")
+    alertmanager = config["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"]
+    assert alertmanager == ["alertmanager:9093"]
+    assert "9093:9093" in compose.service("alertmanager").config["ports"]
 
 
 @pytest.mark.parametrize(
