@@ -27,6 +27,12 @@ MAX_PROBLEMS = 100
 # Names listed in one message ("columns here: ...") before "and N more".
 MAX_LISTED = 20
 
+# ``NAME_RE`` as a JSON schema: its patterns anchor with ^ and $ (no \A, \Z).
+NAME_SCHEMA: dict[str, Any] = {
+    "type": "string",
+    "pattern": NAME_RE.pattern.replace("\\A", "^").replace("\\Z", "$"),
+}
+
 
 @dataclass(frozen=True)
 class Problem:

@@ -18,7 +18,7 @@ connections a definition uses so the Django side can check them.
 """
 
 from core.checker import MAX_PROBLEMS, Problem, capped, no_cycle_collection
-from pipelines.definition.checker import load, load_text, validate
+from pipelines.definition.checker import load, load_text, task_schema, validate
 from pipelines.definition.errors import DefinitionError
 from pipelines.definition.fields import BUILTIN_PARAMETERS, cron_problem
 from pipelines.definition.refs import connection_refs, redacted, with_connections_renamed
@@ -47,6 +47,7 @@ __all__ = [
     "parse_document",
     "parse_text",
     "redacted",
+    "task_schema",
     "validate",
     "with_connections_renamed",
 ]

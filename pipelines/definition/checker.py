@@ -13,7 +13,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from core.checker import Checker, Problem, at, idx, kind, no_cycle_collection, ordered, quoted
+from core.checker import (
+    NAME_SCHEMA,
+    Checker,
+    Problem,
+    at,
+    idx,
+    kind,
+    no_cycle_collection,
+    ordered,
+    quoted,
+)
 from pipelines.dag import find_cycles
 from pipelines.definition import fields
 from pipelines.definition.errors import DefinitionError
@@ -30,6 +40,24 @@ _TASK_LIMITS = {
     "retry_delay": (0, 86_400, 10),  # seconds
     "timeout": (1, 86_400, 3600),  # seconds
 }
+
+
+def task_schema(name: str) -> dict[str, Any]:
+    """The JSON schema of a task of the registered type ``name``: the common keys and its own."""
+    task_type = TASK_TYPES[name]
+    common: dict[str, Any] = {
+        "name": NAME_SCHEMA,
+        "type": {"const": name},
+        "depends_on": {"type": "array", "items": {"type": "string"}, "uniqueItems": True},
+    }
+    for key, (low, high, default) in _TASK_LIMITS.items():
+        common[key] = {"type": "integer", "minimum": low, "maximum": high, "default": default}
+    return {
+        "type": "object",
+        "properties": {**common, **{key: d.schema for key, d in task_type.keys.items()}},
+        "required": ["name", "type", *task_type.required()],
+        "additionalProperties": False,
+    }
 
 
 def _task(c: Checker, path: str, raw: Any) -> dict[str, Any] | None:
@@ -51,8 +79,8 @@ def _task(c: Checker, path: str, raw: Any) -> dict[str, Any] | None:
         c.keys(
             path,
             task,
-            required=task_type.required,
-            optional=(*TASK_COMMON_KEYS, *task_type.optional),
+            required=task_type.required(),
+            optional=(*TASK_COMMON_KEYS, *task_type.optional()),
         )
         out.update(task_type.check(c, path, task))
     else:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from core.checker import Checker
@@ -98,6 +99,20 @@ class TaskContext(Protocol):
         """Set the watermark to commit when the task run succeeds."""
 
 
+@dataclass(frozen=True)
+class Key:
+    """One key of a task type: what it holds, as a JSON schema, and whether it is required.
+
+    The schema describes the key (for editors, docs, an API schema); the
+    type's ``check`` validates it, with the paths and messages users see.
+    tests/pipelines/test_tasktypes_registry.py checks that what ``check``
+    accepts and returns fits the schema.
+    """
+
+    schema: dict[str, Any]
+    required: bool = False
+
+
 class TaskType(ABC):
     """One kind of task (``sql``, ``copy``, ``check``): its keys, their check, its run.
 
@@ -108,15 +123,24 @@ class TaskType(ABC):
     name: ClassVar[str]
     # The type's own keys. The keys every task has (name, type, depends_on,
     # retries, retry_delay, timeout) are the definition checker's.
-    required: ClassVar[tuple[str, ...]] = ()
-    optional: ClassVar[tuple[str, ...]] = ()
+    keys: ClassVar[dict[str, Key]] = {}
+
+    @classmethod
+    def required(cls) -> tuple[str, ...]:
+        """The type's keys a task must give."""
+        return tuple(name for name, key in cls.keys.items() if key.required)
+
+    @classmethod
+    def optional(cls) -> tuple[str, ...]:
+        """The type's keys a task may give."""
+        return tuple(name for name, key in cls.keys.items() if not key.required)
 
     @abstractmethod
     def check(self, c: Checker, path: str, task: dict[str, Any]) -> dict[str, Any]:
         """The type's keys of ``task`` normalized, defaults filled; problems go to ``c``.
 
         Called when a definition is saved, after the task's keys were
-        checked against ``required`` and ``optional``.
+        checked against ``keys``.
         """
 
     @abstractmethod

@@ -11,8 +11,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, ClassVar
 
-from core.checker import Checker, at, idx, ordered
-from pipelines.tasktypes.base import TaskContext, TaskFailed, TaskType
+from core.checker import NAME_SCHEMA, Checker, at, idx, ordered
+from pipelines.tasktypes.base import Key, TaskContext, TaskFailed, TaskType
+
+# A row count bound: a non-negative 64-bit integer.
+_MAX_COUNT = 2**63 - 1
+_COUNT = {"type": "integer", "minimum": 0, "maximum": _MAX_COUNT}
+_COLUMNS = {"type": "array", "items": {"type": "string"}, "minItems": 1, "uniqueItems": True}
 
 
 def _check_row_count(c: Checker, path: str, raw: Any) -> dict[str, int] | None:
@@ -24,7 +29,7 @@ def _check_row_count(c: Checker, path: str, raw: Any) -> dict[str, int] | None:
         c.add(path, "needs min, max or both")
         return None
     out: dict[str, Any] = {
-        key: c.integer(at(path, key), bounds[key], 0, 2**63 - 1)
+        key: c.integer(at(path, key), bounds[key], 0, _MAX_COUNT)
         for key in ("min", "max")
         if key in bounds
     }
@@ -39,13 +44,21 @@ def _check_columns(c: Checker, path: str, raw: Any) -> list[str] | None:
     return c.column_list(path, raw)
 
 
-# Check kind -> the checker of its value.
-_CHECKS: dict[str, Callable[[Checker, str, Any], Any]] = {
-    "row_count": _check_row_count,
-    "not_null": _check_columns,
-    "unique": _check_columns,
+# Check kind -> the checker of its value, and what the value is (its schema).
+_CHECKS: dict[str, tuple[Callable[[Checker, str, Any], Any], dict[str, Any]]] = {
+    "row_count": (
+        _check_row_count,
+        {
+            "type": "object",
+            "properties": {"min": _COUNT, "max": _COUNT},
+            "minProperties": 1,
+            "additionalProperties": False,
+        },
+    ),
+    "not_null": (_check_columns, _COLUMNS),
+    "unique": (_check_columns, _COLUMNS),
     # A query returning the offending rows: the check fails if it returns any.
-    "sql": Checker.sql,
+    "sql": (Checker.sql, {"type": "string", "minLength": 1}),
 }
 
 
@@ -60,7 +73,8 @@ def _check_item(c: Checker, path: str, raw: Any) -> dict[str, Any] | None:
             c.add(path, "expected exactly one of: " + ", ".join(sorted(_CHECKS)))
         return None
     kind = kinds[0]
-    return {kind: _CHECKS[kind](c, at(path, kind), item[kind])}
+    check, _schema = _CHECKS[kind]
+    return {kind: check(c, at(path, kind), item[kind])}
 
 
 def run_checks(connector: Any, table: str, checks: list[dict[str, Any]], ctx: Any) -> list[str]:
@@ -125,7 +139,24 @@ class CheckTask(TaskType):
     """Fail when any of ``checks`` fails on ``table`` of ``connection``."""
 
     name: ClassVar[str] = "check"
-    required: ClassVar[tuple[str, ...]] = ("connection", "table", "checks")
+    keys: ClassVar[dict[str, Key]] = {
+        "connection": Key(NAME_SCHEMA, required=True),
+        "table": Key({"type": "string"}, required=True),
+        "checks": Key(
+            {
+                "type": "array",
+                "minItems": 1,
+                "items": {
+                    "type": "object",
+                    "properties": {kind: schema for kind, (_, schema) in _CHECKS.items()},
+                    "minProperties": 1,
+                    "maxProperties": 1,
+                    "additionalProperties": False,
+                },
+            },
+            required=True,
+        ),
+    }
 
     def check(self, c: Checker, path: str, task: dict[str, Any]) -> dict[str, Any]:
         """``checks`` on ``table`` of ``connection``."""

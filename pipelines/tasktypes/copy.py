@@ -7,11 +7,16 @@ from typing import Any, ClassVar
 
 from connectors.copy import discard_stage, run_copy
 from connectors.spec import DESTINATION_MODES
-from connectors.transform import Columns, check_transformations
-from core.checker import Checker, at, ordered
-from pipelines.tasktypes.base import LeaseLost, TaskCancelled, TaskContext, TaskType
+from connectors.transform import FUNCTIONS, Columns, check_transformations
+from core.checker import NAME_SCHEMA, Checker, at, ordered
+from pipelines.tasktypes.base import Key, LeaseLost, TaskCancelled, TaskContext, TaskType
 
 DEFAULT_BATCH_SIZE = 50_000
+MAX_BATCH_SIZE = 1_000_000
+MAX_CHUNKS = 256
+
+_STRING = {"type": "string"}
+_COLUMNS = {"type": "array", "items": _STRING, "uniqueItems": True}
 
 logger = logging.getLogger(__name__)
 
@@ -26,13 +31,73 @@ class CopyTask(TaskType):
     """
 
     name: ClassVar[str] = "copy"
-    required: ClassVar[tuple[str, ...]] = ("source", "destination")
-    optional: ClassVar[tuple[str, ...]] = (
-        "transformations",
-        "incremental",
-        "partition",
-        "batch_size",
-    )
+    keys: ClassVar[dict[str, Key]] = {
+        "source": Key(
+            {
+                "type": "object",
+                "properties": {"connection": NAME_SCHEMA, "table": _STRING, "query": _STRING},
+                "required": ["connection"],
+                "additionalProperties": False,
+            },
+            required=True,
+        ),
+        "destination": Key(
+            {
+                "type": "object",
+                "properties": {
+                    "connection": NAME_SCHEMA,
+                    "table": _STRING,
+                    "mode": {"enum": list(DESTINATION_MODES), "default": "append"},
+                    "keys": _COLUMNS,
+                },
+                "required": ["connection", "table"],
+                "additionalProperties": False,
+            },
+            required=True,
+        ),
+        "transformations": Key(
+            {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "name": NAME_SCHEMA,
+                        "function": {"enum": list(FUNCTIONS)},
+                        "params": {"type": "object"},
+                    },
+                    "required": ["function", "params"],
+                    "additionalProperties": False,
+                },
+            }
+        ),
+        "incremental": Key(
+            {
+                "type": ["object", "null"],
+                "properties": {"column": _STRING},
+                "required": ["column"],
+                "additionalProperties": False,
+            }
+        ),
+        "partition": Key(
+            {
+                "type": ["object", "null"],
+                "properties": {
+                    "column": _STRING,
+                    "chunks": {"type": "integer", "minimum": 1, "maximum": MAX_CHUNKS},
+                },
+                "required": ["column", "chunks"],
+                "additionalProperties": False,
+            }
+        ),
+        "batch_size": Key(
+            {
+                "type": "integer",
+                "minimum": 1,
+                "maximum": MAX_BATCH_SIZE,
+                "default": DEFAULT_BATCH_SIZE,
+            }
+        ),
+    }
 
     def check(self, c: Checker, path: str, task: dict[str, Any]) -> dict[str, Any]:
         """Rows from ``source`` through ``transformations`` into ``destination``."""
@@ -51,7 +116,9 @@ class CopyTask(TaskType):
         out["partition"] = _partition(c, at(path, "partition"), task.get("partition"))
         out["batch_size"] = DEFAULT_BATCH_SIZE
         if "batch_size" in task:
-            out["batch_size"] = c.integer(at(path, "batch_size"), task["batch_size"], 1, 1_000_000)
+            out["batch_size"] = c.integer(
+                at(path, "batch_size"), task["batch_size"], 1, MAX_BATCH_SIZE
+            )
         destination = out["destination"] or {}
         if out["incremental"] and destination.get("mode") == "replace":
             # Each incremental run reads only new rows; replacing the table with
@@ -158,5 +225,5 @@ def _partition(c: Checker, path: str, raw: Any) -> dict[str, Any] | None:
     if "column" in part:
         out["column"] = c.column(at(path, "column"), part["column"])
     if "chunks" in part:
-        out["chunks"] = c.integer(at(path, "chunks"), part["chunks"], 1, 256)
+        out["chunks"] = c.integer(at(path, "chunks"), part["chunks"], 1, MAX_CHUNKS)
     return ordered(part, out)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from core.checker import Checker, at, idx, kind
-from pipelines.tasktypes.base import TaskContext, TaskFailed, TaskType
+from core.checker import NAME_SCHEMA, Checker, at, idx, kind
+from pipelines.tasktypes.base import Key, TaskContext, TaskFailed, TaskType
+
+_STATEMENT = {"type": "string", "minLength": 1}
 
 
 class SqlTask(TaskType):
@@ -17,7 +19,13 @@ class SqlTask(TaskType):
     """
 
     name: ClassVar[str] = "sql"
-    required: ClassVar[tuple[str, ...]] = ("connection", "sql")
+    keys: ClassVar[dict[str, Key]] = {
+        "connection": Key(NAME_SCHEMA, required=True),
+        "sql": Key(
+            {"oneOf": [_STATEMENT, {"type": "array", "items": _STATEMENT, "minItems": 1}]},
+            required=True,
+        ),
+    }
 
     def check(self, c: Checker, path: str, task: dict[str, Any]) -> dict[str, Any]:
         """One statement or a list of statements, their ``%(name)s`` known parameters."""

@@ -2,7 +2,9 @@
 
 A tiny test-only type (``echo``) is registered by a fixture with the one line
 a new type needs, then unregistered. The definition checker must then check
-its keys and the worker must run it, with nothing else changed.
+its keys, the worker must run it and ``task_schema`` describe it, with
+nothing else changed. Each registered type's schema must also hold every
+task its check accepts, as given and as normalized.
 """
 
 from __future__ import annotations
@@ -10,23 +12,27 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any, ClassVar
 
+import jsonschema
 import pytest
 
 from core.checker import Checker, at
-from pipelines.definition import Problem, validate
+from pipelines.definition import Problem, load, parse_text, task_schema, validate
 from pipelines.models import TaskLogLine
 from pipelines.runner import run_task
 from pipelines.services import execution_create
-from pipelines.tasktypes.base import TaskContext, TaskType
+from pipelines.tasktypes.base import Key, TaskContext, TaskType
 from pipelines.tasktypes.registry import TASK_TYPES, task_type
+from tests.pipelines.definition_examples import EXAMPLE_YAML, copy_task
 
 
 class EchoTask(TaskType):
     """Log ``message`` ``times`` times."""
 
     name: ClassVar[str] = "echo"
-    required: ClassVar[tuple[str, ...]] = ("message",)
-    optional: ClassVar[tuple[str, ...]] = ("times",)
+    keys: ClassVar[dict[str, Key]] = {
+        "message": Key({"type": "string", "minLength": 1}, required=True),
+        "times": Key({"type": "integer", "minimum": 1, "maximum": 10, "default": 1}),
+    }
 
     def check(self, c: Checker, path: str, task: dict[str, Any]) -> dict[str, Any]:
         out: dict[str, Any] = {"message": None, "times": 1}
@@ -109,3 +115,59 @@ def test_it_runs_a_registered_type_in_the_worker(make_pipeline: Callable[..., An
         TaskLogLine.objects.filter(task_run=run).order_by("seq").values_list("message", flat=True)
     )
     assert list(lines)[1:] == ["hi", "hi", "succeeded"]
+
+
+@pytest.mark.usefixtures("echo")
+def test_it_describes_a_registered_type_as_a_json_schema() -> None:
+    schema = task_schema("echo")
+    jsonschema.validate({"name": "e", "type": "echo", "message": "hi", "retries": 1}, schema)
+    for wrong in [
+        {"name": "e", "type": "echo"},  # no message
+        {"name": "e", "type": "echo", "message": "hi", "colour": "red"},
+        {"name": "e", "type": "echo", "message": "hi", "times": 11},
+        {"name": "e", "type": "sql", "message": "hi"},
+    ]:
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(wrong, schema)
+
+
+# Tasks of every registered type that their checks accept, each optional key used.
+VALID_TASKS = [
+    *parse_text(EXAMPLE_YAML)["tasks"],
+    copy_task(
+        source={"connection": "s", "query": "SELECT 1 AS id"},
+        transformations=[
+            {"function": "cast", "params": {"columns": {"id": "bigint"}}},
+            {"function": "dedupe", "params": {"keys": ["id"]}},
+            {"function": "mask", "params": {"columns": ["id"], "method": "redact"}},
+            {"function": "aggregate", "params": {"metrics": {"n": ["count", "*"]}}},
+        ],
+        incremental=None,
+        partition=None,
+        batch_size=1000,
+        depends_on=[],
+    ),
+    {"name": "s", "type": "sql", "connection": "c", "sql": ["DELETE FROM t", "SELECT 1"]},
+    {
+        "name": "k",
+        "type": "check",
+        "connection": "c",
+        "table": "t",
+        "checks": [{"row_count": {"max": 9}}, {"sql": "SELECT 1 WHERE false"}],
+    },
+]
+
+
+@pytest.mark.parametrize("task", VALID_TASKS, ids=lambda t: f"{t['type']}-{t['name']}")
+def test_it_describes_each_type_by_a_schema_its_valid_tasks_fit(task: dict[str, Any]) -> None:
+    schema = task_schema(task["type"])
+    jsonschema.Draft202012Validator.check_schema(schema)
+    jsonschema.validate(task, schema)
+    alone = {**task, "depends_on": []}  # its upstream tasks are not in this definition
+    parameters = {"min_amount": 1}
+    (normalized,) = load({"name": "p", "parameters": parameters, "tasks": [alone]})["tasks"]
+    jsonschema.validate(normalized, schema)
+
+
+def test_it_has_a_schema_for_every_registered_type() -> None:
+    assert {task["type"] for task in VALID_TASKS} == set(TASK_TYPES)
