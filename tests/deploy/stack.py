@@ -40,22 +40,24 @@ ADMIN_PASSWORD = "compose-admin-" + secrets.token_urlsafe(8)
 
 
 def env_from_example(folder: Path, **overrides: str) -> Path:
-    """``cp .env.example .env`` and the secrets the README says to set; returns the .env path."""
-    real = {
+    """``cp .env.example .env``, the secrets the README says to set and ``overrides``
+    (replacing a line of .env.example, or added); returns the .env path."""
+    to_set = {
         "SECRET_KEY": secrets.token_urlsafe(50),
         "FERNET_KEYS": Fernet.generate_key().decode(),
         "POSTGRES_PASSWORD": secrets.token_urlsafe(16),
         "GRAFANA_ADMIN_PASSWORD": secrets.token_urlsafe(16),
         "DATADOG_ADMIN_PASSWORD": ADMIN_PASSWORD,
-        **overrides,
     }
+    real = {**to_set, **overrides}
     lines = []
     for line in (BASE / ".env.example").read_text().splitlines():
         name = line.partition("=")[0]
         if name in real:
             line = f"{name}={real.pop(name)}"
         lines.append(line)
-    assert not real, f".env.example no longer has {sorted(real)}"
+    assert not set(real) & set(to_set), f".env.example no longer has {sorted(real)}"
+    lines.extend(f"{name}={value}" for name, value in real.items())
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / ".env"
     path.write_text("\n".join(lines) + "\n")
