@@ -15,11 +15,13 @@ from django_prometheus.exports import ExportToDjangoView
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from ops import metrics as pipeline_metrics
+from ops import supervision
 
 logger = logging.getLogger(__name__)
 
-# A cluster whose last status report is older than this counts as dead.
-WORKER_STALE_SECONDS = 60
+# A cluster whose last status report (or a worker whose heartbeat) is older
+# than this counts as dead.
+WORKER_STALE_SECONDS = supervision.STALE_SECONDS
 
 
 @require_GET
@@ -64,6 +66,15 @@ def _check_worker() -> str | None:
         return f"worker: {type(exc).__name__}"
 
 
+def _stale_workers() -> list[dict[str, object]]:
+    """``worker`` commands whose heartbeat stopped (killed or frozen whole, host lost)."""
+    try:
+        stale = supervision.stale_heartbeats(WORKER_STALE_SECONDS)
+    except Exception:
+        return []
+    return [{"host": b.host, "pid": b.pid, "age_seconds": round(b.age)} for b in stale]
+
+
 def _stall() -> dict[str, object]:
     try:
         return pipeline_metrics.stall_state()
@@ -80,6 +91,10 @@ def readyz(request: HttpRequest) -> JsonResponse:
     not a 503: readiness decides whether this web process gets traffic, and
     taking the UI away from operators while workers are stuck helps nobody.
     Prometheus alerts on it (datadog_queue_stalled).
+
+    ``stale_workers`` names each ``manage.py worker`` whose heartbeat is older
+    than WORKER_STALE_SECONDS (ops.supervision): also a report, not a 503
+    while another cluster is live.
     """
     database = _check_database()
     problems = [p for p in (database, _check_redis(), _check_worker()) if p]
@@ -88,6 +103,9 @@ def readyz(request: HttpRequest) -> JsonResponse:
         body["problems"] = problems
     if database is None:
         body["stall"] = _stall()
+    stale = _stale_workers()
+    if stale:
+        body["stale_workers"] = stale
     return JsonResponse(body, status=503 if problems else 200)
 
 

@@ -39,9 +39,11 @@ class WorkerCluster:
         workers: int = 2,
         env: dict[str, str] | None = None,
         wrap: Callable[[list[str]], list[str]] | None = None,
+        command: str = "qcluster",
     ) -> None:
         """``env`` overrides the test process's settings; ``wrap`` turns the command
-        into another that runs it (in a network namespace: ``NetnsHosts.command``)."""
+        into another that runs it (in a network namespace: ``NetnsHosts.command``);
+        ``command`` is the management command (``worker``: the supervised cluster)."""
         self.log = tempfile.NamedTemporaryFile(prefix="qcluster-", suffix=".log", delete=False)
         full_env = {
             **os.environ,
@@ -52,7 +54,7 @@ class WorkerCluster:
             "DATA_ROOT": str(settings.DATA_ROOT),
             **(env or {}),
         }
-        argv = [sys.executable, "manage.py", "qcluster"]
+        argv = [sys.executable, "manage.py", command]
         self.proc = subprocess.Popen(
             wrap(argv) if wrap else argv,
             cwd=BASE_DIR,
@@ -61,6 +63,13 @@ class WorkerCluster:
             stderr=subprocess.STDOUT,
             start_new_session=True,  # its own process group, killed as one
         )
+
+    def stat(self) -> Any:
+        """django-q2's status report of this cluster (pids of its sentinel, workers,
+        monitor and pusher), or None while there is none."""
+        from django_q.status import Stat  # django_q reads the settings when imported
+
+        return next((s for s in Stat.get_all() if s.pid == self.proc.pid), None)
 
     def output(self) -> str:
         return Path(self.log.name).read_text(errors="replace")

@@ -1,0 +1,153 @@
+"""``manage.py worker``: each death of a cluster process is healed or ends the command.
+
+Real processes and real signals: the supervised cluster runs as
+``manage.py worker``; django-q2's status report names its sentinel,
+workers, monitor and pusher. A worker, the monitor or the pusher killed is
+replaced by the sentinel (a new pid appears, and a run queued afterwards
+succeeds). The sentinel killed, alone or with everything else, leaves
+nothing to heal: the command kills what is left and exits 1 within
+seconds (plain ``qcluster`` stays up, idle). SIGTERM still stops it with 0.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+import psutil
+import pytest
+from django.test import Client
+
+from ops import supervision
+from pipelines.models import Execution
+from pipelines.services import execution_create
+from tests.ops.conftest import FINISHED, same_prefix
+from tests.workers import BASE_DIR, WorkerCluster, wait_for
+
+pytestmark = [pytest.mark.worker, pytest.mark.timeout(180)]
+
+
+@pytest.fixture
+def supervised(workers: Callable[..., WorkerCluster]) -> WorkerCluster:
+    cluster = workers(workers=1, env=same_prefix(), command="worker")
+    wait_for(
+        lambda: (stat := cluster.stat()) and stat.monitor and stat.pusher and stat.workers,
+        timeout=60,
+        what="a status report of the whole cluster",
+    )
+    return cluster
+
+
+def roles(cluster: WorkerCluster) -> dict[str, list[int]]:
+    stat = cluster.stat()
+    assert stat is not None, cluster.output()[-3000:]
+    return {
+        "sentinel": [stat.sentinel],
+        "worker": list(stat.workers),
+        "monitor": [stat.monitor],
+        "pusher": [stat.pusher],
+    }
+
+
+def kill(pids: list[int]) -> None:
+    for pid in pids:
+        assert pid > 0  # os.kill(0, ...) would kill this process group
+        os.kill(pid, signal.SIGKILL)
+
+
+def runs_a_pipeline(make_pipeline: Callable[..., Any]) -> None:
+    pipeline = make_pipeline(f"after-{time.monotonic_ns()}")
+    run = execution_create(pipeline=pipeline)
+
+    def finished() -> str | None:
+        status = Execution.objects.get(pk=run.pk).status
+        return status if status in FINISHED else None
+
+    assert wait_for(finished, timeout=60, what="a run queued after the kill") == "success"
+
+
+@pytest.mark.parametrize("role", ["worker", "monitor", "pusher"])
+def test_the_sentinel_replaces_a_killed_process_and_work_goes_on(
+    supervised: WorkerCluster, make_pipeline: Callable[..., Any], role: str
+) -> None:
+    before = roles(supervised)
+    victim = before[role][:1]
+    kill(victim)
+    wait_for(
+        lambda: (now := roles(supervised)[role]) and victim[0] not in now and all(now),
+        timeout=10,
+        what=f"a new {role} process",
+    )
+    assert psutil.pid_exists(before["sentinel"][0])
+    runs_a_pipeline(make_pipeline)
+    assert supervised.proc.poll() is None, supervised.output()[-3000:]
+
+
+@pytest.mark.parametrize("victims", ["sentinel", "everything"])
+def test_a_killed_sentinel_ends_the_command_with_a_failure(
+    supervised: WorkerCluster, victims: str
+) -> None:
+    pids = roles(supervised)
+    targets = pids["sentinel"] if victims == "sentinel" else sum(pids.values(), [])
+    orphans = [psutil.Process(pid) for pid in sum(pids.values(), []) if pid not in targets]
+    started = time.monotonic()
+    kill(targets)
+    code = wait_for(lambda: supervised.proc.poll(), timeout=15, what="the worker command to exit")
+    assert code == 1, supervised.output()[-3000:]
+    assert time.monotonic() - started < 10
+    assert "died; exiting" in supervised.output()
+    # The orphaned workers, monitor and pusher were killed with it.
+    assert not [p for p in orphans if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+
+
+def test_sigterm_stops_it_cleanly(supervised: WorkerCluster) -> None:
+    supervised.proc.send_signal(signal.SIGTERM)
+    assert supervised.proc.wait(timeout=60) == 0, supervised.output()[-3000:]
+
+
+def check(env: dict[str, str] | None = None) -> int:
+    return subprocess.run(
+        [sys.executable, "manage.py", "worker", "--check"],
+        cwd=BASE_DIR,
+        env={**os.environ, **same_prefix(), **(env or {})},
+        capture_output=True,
+        timeout=60,
+    ).returncode
+
+
+def test_the_health_check_and_readyz_see_its_heartbeat(supervised: WorkerCluster) -> None:
+    wait_for(
+        lambda: any(b.pid == supervised.proc.pid for b in supervision.heartbeats()),
+        timeout=20,
+        what="the worker's heartbeat",
+    )
+    # One worker per host, as in compose: forget those earlier tests killed.
+    for beat in supervision.heartbeats():
+        if beat.pid != supervised.proc.pid:
+            supervision.withdraw(beat.host, beat.pid)
+    assert check() == 0
+    # A worker frozen as a whole: its heartbeat stops, /readyz names it.
+    os.killpg(supervised.proc.pid, signal.SIGSTOP)
+    try:
+        beat = next(b for b in supervision.heartbeats() if b.pid == supervised.proc.pid)
+        supervision.publish(
+            supervision.Heartbeat(
+                host=beat.host, pid=beat.pid, cluster=beat.cluster, healthy_at=time.time() - 120
+            )
+        )
+        body = json.loads(Client().get("/readyz").content)
+        assert {"host": beat.host, "pid": beat.pid, "age_seconds": 120} in body["stale_workers"]
+        assert check() == 1
+    finally:
+        os.killpg(supervised.proc.pid, signal.SIGCONT)
+    # Stopped on purpose: its heartbeat is withdrawn, not left to go stale.
+    supervised.proc.send_signal(signal.SIGTERM)
+    assert supervised.proc.wait(timeout=60) == 0
+    assert not [b for b in supervision.heartbeats() if b.pid == supervised.proc.pid]
+    assert check() == 1
