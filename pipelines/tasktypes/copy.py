@@ -6,12 +6,11 @@ import logging
 from typing import Any, ClassVar
 
 from connectors.copy import discard_stage, run_copy
-from connectors.spec import DESTINATION_MODES
+from connectors.spec import DEFAULT_BATCH_SIZE, DESTINATION_MODES
 from connectors.transform import FUNCTIONS, Columns, check_transformations
 from core.checker import NAME_SCHEMA, Checker, at, ordered
 from pipelines.tasktypes.base import Key, LeaseLost, TaskCancelled, TaskContext, TaskType
 
-DEFAULT_BATCH_SIZE = 50_000
 MAX_BATCH_SIZE = 1_000_000
 MAX_CHUNKS = 256
 
