@@ -20,7 +20,7 @@ connections a definition uses so the Django side can check them.
 from core.checker import MAX_PROBLEMS, Problem, capped, no_cycle_collection
 from pipelines.definition.checker import load, load_text, task_schema, validate
 from pipelines.definition.errors import DefinitionError
-from pipelines.definition.fields import BUILTIN_PARAMETERS, cron_problem
+from pipelines.definition.fields import BUILTIN_PARAMETERS
 from pipelines.definition.refs import connection_refs, redacted, with_connections_renamed
 from pipelines.definition.text import (
     MAX_TEXT_CHARS,
@@ -39,7 +39,6 @@ __all__ = [
     "capped",
     "compose_yaml",
     "connection_refs",
-    "cron_problem",
     "dump_yaml",
     "load",
     "load_text",
