@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 UV := $(shell command -v uv 2>/dev/null)
 
-.PHONY: run test install install-dev assets lint typecheck security lock migrate worker web bench-orchestration bench-copy loadtest clean
+.PHONY: run test install install-dev assets lint typecheck security lock migrate worker web bench-orchestration bench-copy bench-chaos loadtest clean
 
 $(PY):
 ifdef UV
@@ -76,6 +76,12 @@ bench-orchestration: install-dev
 
 bench-copy: install-dev
 	$(PY) bench/copy.py
+
+# Chaos soak (bench/chaos.py, as root: it runs a private PostgreSQL as user
+# postgres and a private redis-server): 1,000 runs in 10 minutes while
+# worker processes are killed and Redis and PostgreSQL restart.
+bench-chaos: install-dev
+	$(PY) bench/chaos.py
 
 # Load test (bench/loadtest.py): gunicorn + qcluster on a scratch PostgreSQL
 # database and Redis prefix (BENCH_PG_URL, BENCH_REDIS_URL; loopback by

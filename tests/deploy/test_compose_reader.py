@@ -149,7 +149,7 @@ def test_a_moved_path_fails(tmp_path: Path) -> None:
 
 
 def test_a_wrong_command_fails(tmp_path: Path) -> None:
-    compose = _broken_copy(tmp_path, '"manage.py", "qcluster"', '"manage.py", "qworker"')
+    compose = _broken_copy(tmp_path, '"manage.py", "worker"]', '"manage.py", "qworker"]')
     with pytest.raises(ComposeError, match="no command \\['qworker'\\]"):
         compose.host_command(compose.service("worker"))
     compose = _broken_copy(tmp_path / "2", '["gunicorn",', '["uwsgi",')
