@@ -6,7 +6,8 @@ workers, monitor and pusher. A worker, the monitor or the pusher killed is
 replaced by the sentinel (a new pid appears, and a run queued afterwards
 succeeds). The sentinel killed, alone or with everything else, leaves
 nothing to heal: the command kills what is left and exits 1 within
-seconds (plain ``qcluster`` stays up, idle). SIGTERM still stops it with 0.
+seconds (plain ``qcluster`` stays up, idle). SIGTERM still stops it with 0;
+a Redis restart does not stop it.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from ops import supervision
 from pipelines.models import Execution
 from pipelines.services import execution_create
 from tests.ops.conftest import FINISHED, same_prefix
+from tests.ops.test_readyz import PrivateRedis
 from tests.workers import BASE_DIR, WorkerCluster, wait_for
 
 pytestmark = [pytest.mark.worker, pytest.mark.timeout(180)]
@@ -101,7 +103,7 @@ def test_a_killed_sentinel_ends_the_command_with_a_failure(
     code = wait_for(lambda: supervised.proc.poll(), timeout=15, what="the worker command to exit")
     assert code == 1, supervised.output()[-3000:]
     assert time.monotonic() - started < 10
-    assert "died; exiting" in supervised.output()
+    assert "died (exit code -9); exiting" in supervised.output()
     # The orphaned workers, monitor and pusher were killed with it.
     assert not [p for p in orphans if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
 
@@ -151,3 +153,21 @@ def test_the_health_check_and_readyz_see_its_heartbeat(supervised: WorkerCluster
     assert supervised.proc.wait(timeout=60) == 0
     assert not [b for b in supervision.heartbeats() if b.pid == supervised.proc.pid]
     assert check() == 1
+
+
+def test_it_rides_out_a_redis_restart(workers: Callable[..., WorkerCluster]) -> None:
+    """Redis down is an outage, not a death: the worker stays up and healthy again."""
+    server = PrivateRedis()
+    server.start()
+    try:
+        env = {**same_prefix(), "REDIS_URL": server.url}
+        cluster = workers(workers=1, env=env, command="worker")
+        wait_for(lambda: check(env) == 0, timeout=60, what="a healthy worker on its Redis")
+        server.kill()
+        time.sleep(5)
+        assert cluster.proc.poll() is None, cluster.output()[-3000:]
+        server.start()
+        wait_for(lambda: check(env) == 0, timeout=30, what="the worker healthy again")
+        assert cluster.proc.poll() is None, cluster.output()[-3000:]
+    finally:
+        server.kill()

@@ -79,6 +79,8 @@ class Command(BaseCommand):
             while cluster.start_event is not None:  # None once SIGTERM stopped it
                 problem = watch.check()
                 if problem and cluster.start_event is not None:
+                    if not cluster.sentinel.is_alive():  # reaps it: its exit code is known
+                        problem += f" (exit code {cluster.sentinel.exitcode})"
                     self.stderr.write(f"worker {host}:{pid}: {problem}; exiting")
                     supervision.kill_descendants()
                     supervision.withdraw(host, pid)
