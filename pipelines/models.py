@@ -1,8 +1,8 @@
 """Pipelines, their immutable versions, executions, task runs and transitions.
 
-State changes never happen here: each has one function in
-``pipelines.services`` that checks the current state, records a
-``Transition`` and is safe under concurrency.
+State changes never happen here: each is a move of ``pipelines.engine``
+(its table in ``pipelines.engine.transitions``) that checks the current
+state, records a ``Transition`` and is safe under concurrency.
 """
 
 from __future__ import annotations
@@ -42,6 +42,8 @@ EXECUTION_FINISHED = frozenset(
 EXECUTION_ACTIVE = frozenset(
     {ExecutionStatus.QUEUED, ExecutionStatus.RUNNING, ExecutionStatus.CANCELLING}
 )
+# Started and not finished: what counts against a pipeline's max_active_runs.
+EXECUTION_HOLDING_SLOT = frozenset({ExecutionStatus.RUNNING, ExecutionStatus.CANCELLING})
 TASK_FINISHED = frozenset(
     {
         TaskRunStatus.SUCCESS,
@@ -58,6 +60,9 @@ TASK_ACTIVE = frozenset(
         TaskRunStatus.RUNNING,
         TaskRunStatus.UP_FOR_RETRY,
     }
+)
+TASK_IN_FLIGHT = frozenset(
+    {TaskRunStatus.QUEUED, TaskRunStatus.RUNNING, TaskRunStatus.UP_FOR_RETRY}
 )
 # Upstream outcomes that let a downstream task start.
 TASK_DONE_OK = frozenset({TaskRunStatus.SUCCESS, TaskRunStatus.SKIPPED})
@@ -181,6 +186,13 @@ class ExecutionQuerySet(models.QuerySet["Execution"]):
     def finished(self) -> ExecutionQuerySet:
         return self.filter(status__in=EXECUTION_FINISHED)
 
+    def queued(self) -> ExecutionQuerySet:
+        return self.filter(status=ExecutionStatus.QUEUED)
+
+    def holding_slot(self) -> ExecutionQuerySet:
+        """Started and not finished: each holds one of max_active_runs."""
+        return self.filter(status__in=EXECUTION_HOLDING_SLOT)
+
     def for_pipeline(self, pipeline: Pipeline) -> ExecutionQuerySet:
         return self.filter(pipeline=pipeline)
 
@@ -248,6 +260,10 @@ class TaskRunQuerySet(models.QuerySet["TaskRun"]):
 
     def finished(self) -> TaskRunQuerySet:
         return self.filter(status__in=TASK_FINISHED)
+
+    def in_flight(self) -> TaskRunQuerySet:
+        """On the broker, on a worker, or waiting for its retry."""
+        return self.filter(status__in=TASK_IN_FLIGHT)
 
 
 class TaskRun(models.Model):

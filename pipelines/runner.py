@@ -26,15 +26,14 @@ from connectors.base import ConnectorError
 from connectors.models import Connection
 from connectors.paths import connection_path_problem
 from pipelines import checkpoints
-from pipelines.models import ConnectionBinding, ExecutionStatus, TaskLogLine, TaskRun, Watermark
-from pipelines.services.task_run import (
+from pipelines.engine.attempts import (
     task_run_cancelled,
     task_run_claim,
     task_run_fail,
-    task_run_heartbeat,
-    task_run_status,
     task_run_succeed,
 )
+from pipelines.engine.task_runs import task_run_heartbeat, task_run_status
+from pipelines.models import ConnectionBinding, ExecutionStatus, TaskLogLine, TaskRun, Watermark
 from pipelines.tasktypes.base import LeaseLost, TaskCancelled, TaskFailed, TaskTimedOut
 from pipelines.tasktypes.registry import task_type
 

@@ -9,7 +9,8 @@ from django.conf import settings
 from django.core.cache import cache
 
 from pipelines import runner
-from pipelines.services import reap, schedule_tick
+from pipelines.engine.reaper import reap
+from pipelines.services import schedule_tick
 
 logger = logging.getLogger(__name__)
 

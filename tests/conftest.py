@@ -112,8 +112,8 @@ def no_broker(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
     a test runs them itself (``pipelines.runner.run_task``) or only checks them.
     """
     sent: list[Any] = []
-    monkeypatch.setattr("pipelines.services.task_run.enqueue_task_runs", sent.extend)
-    monkeypatch.setattr("pipelines.services.reaper.enqueue_task_runs", sent.extend)
+    monkeypatch.setattr("pipelines.engine.task_runs.enqueue_task_runs", sent.extend)
+    monkeypatch.setattr("pipelines.engine.reaper.enqueue_task_runs", sent.extend)
     return sent
 
 

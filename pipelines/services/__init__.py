@@ -1,4 +1,7 @@
-"""Writes of the pipelines app: every state change has one function here."""
+"""Writes of the pipelines app as users, commands and the scheduler ask for them.
+
+The moves of executions and task runs are the engine's (``pipelines.engine``).
+"""
 
 from pipelines.services.execution import (
     actor_of,
@@ -13,7 +16,6 @@ from pipelines.services.pipeline import (
     pipeline_update,
     pipeline_validate,
 )
-from pipelines.services.reaper import reap
 from pipelines.services.schedule import pipeline_backfill, schedule_tick
 
 __all__ = [
@@ -27,6 +29,5 @@ __all__ = [
     "pipeline_set_enabled",
     "pipeline_update",
     "pipeline_validate",
-    "reap",
     "schedule_tick",
 ]

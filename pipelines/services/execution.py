@@ -1,4 +1,9 @@
-"""State changes of executions: create, start, cancel, finish, rerun."""
+"""Executions as users and the scheduler ask for them: create, cancel, rerun.
+
+The moves themselves (start, advance, finish, the task runs') are the
+engine's (``pipelines.engine``); these add parameters, idempotency, the
+connection check and the audit trail.
+"""
 
 from __future__ import annotations
 
@@ -13,22 +18,25 @@ from django.utils import timezone
 from accounts.permissions import Action, can
 from accounts.services import audit_cli_actor, audit_record
 from core.errors import Conflict, InvalidInput
-from pipelines import dag, signals
+from pipelines import dag
 from pipelines.definition import BUILTIN_PARAMETERS, connection_refs
+from pipelines.engine.executions import (
+    execution_cancel_moves,
+    execution_open,
+    execution_refuse,
+    executions_start_queued,
+)
 from pipelines.models import (
     EXECUTION_FINISHED,
     ConnectionBinding,
     Execution,
-    ExecutionStatus,
     IdempotencyKey,
     Pipeline,
     PipelineVersion,
     TaskRun,
     TaskRunStatus,
-    Transition,
     Trigger,
 )
-from pipelines.services.task_run import _advance, _move, record
 
 logger = logging.getLogger(__name__)
 
@@ -59,57 +67,6 @@ def _resolve_parameters(
     if problems:
         raise InvalidInput("invalid parameters", problems)
     return {**defaults, **overrides}
-
-
-def _task_runs_for(
-    definition: dict[str, Any], execution: Execution, skip: set[str]
-) -> list[TaskRun]:
-    """One task run per task; a partitioned copy gets one per chunk.
-
-    ``skip`` names runs carried over as skipped (rerun): they count as done
-    for the tasks waiting on them.
-    """
-    chunks_of: dict[str, list[str]] = {}
-    for task in definition["tasks"]:
-        partition = task.get("partition")
-        chunks_of[task["name"]] = (
-            [f"{task['name']}[{i}]" for i in range(partition["chunks"])]
-            if partition
-            else [task["name"]]
-        )
-    depends: dict[str, list[str]] = {}
-    specs: dict[str, tuple[dict[str, Any], int | None, int | None]] = {}
-    for task in definition["tasks"]:
-        upstream = [run for up in task.get("depends_on", []) for run in chunks_of[up]]
-        names = chunks_of[task["name"]]
-        for index, name in enumerate(names):
-            depends[name] = upstream
-            partitioned = task.get("partition") is not None
-            specs[name] = (
-                task,
-                index if partitioned else None,
-                len(names) if partitioned else None,
-            )
-    downstream: dict[str, list[str]] = {name: [] for name in depends}
-    for name, ups in depends.items():
-        for up in ups:
-            downstream[up].append(name)
-    return [
-        TaskRun(
-            execution=execution,
-            task_name=name,
-            definition_task=task["name"],
-            task_type=task["type"],
-            depends_on=depends[name],
-            downstream=downstream[name],
-            waiting_for=sum(1 for up in depends[name] if up not in skip),
-            spec=task,
-            max_retries=task.get("retries", 0),
-            chunk_index=index,
-            chunk_count=count,
-        )
-        for name, (task, index, count) in specs.items()
-    ]
 
 
 @transaction.atomic
@@ -168,26 +125,14 @@ def execution_create(
         "data_interval_end": end.isoformat(),
     }
     execution.save()
-    task_runs = _task_runs_for(definition, execution, skip_tasks or set())
-    TaskRun.objects.bulk_create(task_runs)
-    record(
-        execution_id=execution.pk,
-        task_run=None,
-        from_status="",
-        to_status=ExecutionStatus.QUEUED,
+    to_run = execution_open(
+        execution,
+        definition,
+        skip=skip_tasks or set(),
         actor=actor_of(user, default=trigger),
         reason=f"trigger {trigger}",
+        skip_reason=f"succeeded in execution {rerun_of.pk if rerun_of else '-'}",
     )
-    if skip_tasks:
-        for task_run in TaskRun.objects.filter(execution=execution, task_name__in=skip_tasks):
-            _move(
-                task_run,
-                to=TaskRunStatus.SKIPPED,
-                expected={TaskRunStatus.PENDING},
-                actor=actor_of(user, default=trigger),
-                reason=f"succeeded in execution {rerun_of.pk if rerun_of else '-'}",
-                ended_at=now,
-            )
     if idempotency_key and user is not None and user.is_authenticated:
         IdempotencyKey.objects.create(
             user=user, pipeline=pipeline, key=idempotency_key, execution=execution
@@ -202,11 +147,9 @@ def execution_create(
             request=request,
             details={"execution_id": str(execution.pk), "trigger": str(trigger)},
         )
-    refused = _connections_refused(
-        pipeline, version, [tr for tr in task_runs if tr.task_name not in (skip_tasks or set())]
-    )
+    refused = _connections_refused(pipeline, version, to_run)
     if refused:
-        _execution_refuse(execution, refused, actor=actor_of(user, default=trigger))
+        execution_refuse(execution, refused, actor=actor_of(user, default=trigger))
     executions_start_queued(pipeline=pipeline)
     execution.refresh_from_db()
     return execution
@@ -243,136 +186,6 @@ def _connections_refused(
     return refused
 
 
-def _execution_refuse(execution: Execution, refused: dict[str, str], *, actor: str) -> None:
-    """Fail a new execution at once: tasks on a refused connection fail, the others never start.
-
-    The run is kept (not refused with an error response) so that manual,
-    API, scheduled, backfill and rerun triggers all leave the same record.
-    """
-    now = timezone.now()
-    why = "; ".join(refused.values())
-    for task_run in TaskRun.objects.filter(execution=execution, status=TaskRunStatus.PENDING):
-        names = {name for _, name in connection_refs({"tasks": [task_run.spec]})}
-        errors = [refused[name] for name in sorted(names & set(refused))]
-        if errors:
-            _move(
-                task_run,
-                to=TaskRunStatus.FAILED,
-                expected={TaskRunStatus.PENDING},
-                actor=actor,
-                reason=errors[0],
-                error="; ".join(errors),
-                ended_at=now,
-            )
-        else:
-            _move(
-                task_run,
-                to=TaskRunStatus.CANCELLED,
-                expected={TaskRunStatus.PENDING},
-                actor=actor,
-                reason=f"run refused: {why}"[:1000],
-                ended_at=now,
-            )
-    execution_finish(execution=execution, actor=actor)
-
-
-def executions_start_queued(*, pipeline: Pipeline) -> list[Execution]:
-    """Start queued executions, oldest first, while the pipeline has free slots.
-
-    The caller holds the pipeline's row lock.
-    """
-    running = Execution.objects.filter(
-        pipeline=pipeline, status__in=[ExecutionStatus.RUNNING, ExecutionStatus.CANCELLING]
-    ).count()
-    free = pipeline.max_active_runs - running
-    if free <= 0:
-        return []
-    started = []
-    for execution in Execution.objects.filter(
-        pipeline=pipeline, status=ExecutionStatus.QUEUED
-    ).order_by("created_at")[:free]:
-        if _execution_start(execution):
-            started.append(execution)
-    return started
-
-
-def _execution_start(execution: Execution) -> bool:
-    """queued → running; enqueue the tasks that wait for nothing."""
-    now = timezone.now()
-    moved = Execution.objects.filter(pk=execution.pk, status=ExecutionStatus.QUEUED).update(
-        status=ExecutionStatus.RUNNING, started_at=now
-    )
-    if moved != 1:
-        return False
-    record(
-        execution_id=execution.pk,
-        task_run=None,
-        from_status=ExecutionStatus.QUEUED,
-        to_status=ExecutionStatus.RUNNING,
-        actor="scheduler",
-    )
-    Execution.objects.select_for_update().get(pk=execution.pk)
-    _advance(execution.pk, actor="scheduler")
-    return True
-
-
-def execution_finish(*, execution: Execution, actor: str) -> None:
-    """running|cancelling → success|failed|cancelled once every task finished.
-
-    The caller holds the execution's row lock.
-    """
-    execution.refresh_from_db()
-    if execution.status in EXECUTION_FINISHED:
-        return
-    runs = list(execution.tasks.all())
-    statuses = {tr.status for tr in runs}
-    if execution.status == ExecutionStatus.CANCELLING:
-        final = ExecutionStatus.CANCELLED
-    elif statuses & {TaskRunStatus.FAILED, TaskRunStatus.UPSTREAM_FAILED, TaskRunStatus.CANCELLED}:
-        final = ExecutionStatus.FAILED
-    else:
-        final = ExecutionStatus.SUCCESS
-    now = timezone.now()
-    started = execution.started_at or execution.created_at
-    failed = [tr for tr in runs if tr.status == TaskRunStatus.FAILED]
-    metrics = {
-        "tasks_completed": sum(1 for tr in runs if tr.status == TaskRunStatus.SUCCESS),
-        "tasks_failed": len(failed),
-        "rows_read": sum(int(tr.metrics.get("rows_read", 0) or 0) for tr in runs),
-        "rows_written": sum(int(tr.metrics.get("rows_written", 0) or 0) for tr in runs),
-        "duration_seconds": round((now - started).total_seconds(), 3),
-    }
-    error = ""
-    if failed:
-        error = "; ".join(
-            f"{tr.task_name}: {tr.error.splitlines()[0] if tr.error else 'failed'}" for tr in failed
-        )[:2000]
-    moved = Execution.objects.filter(pk=execution.pk, status=execution.status).update(
-        status=final, ended_at=now, metrics=metrics, error=error
-    )
-    if moved != 1:
-        return
-    record(
-        execution_id=execution.pk,
-        task_run=None,
-        from_status=execution.status,
-        to_status=final,
-        actor=actor,
-    )
-    pipeline_id = execution.pipeline_id
-    execution_id = execution.pk
-    transaction.on_commit(lambda: _after_finish(pipeline_id, execution_id))
-
-
-def _after_finish(pipeline_id: Any, execution_id: Any) -> None:
-    """Free the slot for queued runs; notify (metrics, alerts) after commit."""
-    with transaction.atomic():
-        pipeline = Pipeline.objects.select_for_update().filter(pk=pipeline_id).first()
-        if pipeline is not None:
-            executions_start_queued(pipeline=pipeline)
-    signals.execution_finished.send(sender=Execution, execution_id=execution_id)
-
-
 @transaction.atomic
 def execution_cancel(
     *, execution: Execution, user: Any = None, request: HttpRequest | None = None, reason: str = ""
@@ -381,35 +194,9 @@ def execution_cancel(
 
     Raises Conflict when the execution already finished.
     """
-    execution = Execution.objects.select_for_update().get(pk=execution.pk)
-    actor = actor_of(user)
-    if execution.status in EXECUTION_FINISHED:
-        raise Conflict(f"execution already {execution.status}")
-    if execution.status == ExecutionStatus.CANCELLING:
-        return execution
-    old = execution.status
-    Execution.objects.filter(pk=execution.pk).update(status=ExecutionStatus.CANCELLING)
-    record(
-        execution_id=execution.pk,
-        task_run=None,
-        from_status=old,
-        to_status=ExecutionStatus.CANCELLING,
-        actor=actor,
-        reason=reason or "cancel requested",
-    )
-    now = timezone.now()
-    for task_run in execution.tasks.filter(
-        status__in=[TaskRunStatus.PENDING, TaskRunStatus.QUEUED, TaskRunStatus.UP_FOR_RETRY]
-    ):
-        _move(
-            task_run,
-            to=TaskRunStatus.CANCELLED,
-            expected={TaskRunStatus.PENDING, TaskRunStatus.QUEUED, TaskRunStatus.UP_FOR_RETRY},
-            actor=actor,
-            reason="execution cancelled",
-            ended_at=now,
-        )
-    _advance(execution.pk, actor=actor)
+    if not execution_cancel_moves(execution=execution, actor=actor_of(user), reason=reason):
+        execution.refresh_from_db()
+        return execution  # already cancelling
     if user is not None:
         audit_record(
             action="cancel",
@@ -470,7 +257,3 @@ def execution_rerun(
         skip_tasks=set(graph) - to_run,
     )
     return new
-
-
-def execution_transitions(execution: Execution) -> list[Transition]:
-    return list(execution.transitions.select_related("task_run"))

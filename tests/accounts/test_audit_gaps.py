@@ -39,9 +39,9 @@ from accounts.tokens import token_pair
 from connectors.crypto import SecretDecryptError
 from connectors.models import Connection
 from connectors.services import connection_create
+from pipelines.engine.attempts import task_run_claim
 from pipelines.models import Execution, TaskRun
 from pipelines.services import execution_create
-from pipelines.services.task_run import task_run_claim
 from tests.api.conftest import isolated_cache  # noqa: F401  (autouse: throttles start at zero)
 from tests.api.helpers import assert_error, url
 from tests.conftest import PASSWORD
@@ -73,8 +73,8 @@ def spoofed_login_name(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 def no_broker(monkeypatch: pytest.MonkeyPatch) -> None:
     # No worker runs here: the commands' runs are created, not executed.
-    monkeypatch.setattr("pipelines.services.task_run.enqueue_task_runs", lambda ids: None)
-    monkeypatch.setattr("pipelines.services.reaper.enqueue_task_runs", lambda ids: None)
+    monkeypatch.setattr("pipelines.engine.task_runs.enqueue_task_runs", lambda ids: None)
+    monkeypatch.setattr("pipelines.engine.reaper.enqueue_task_runs", lambda ids: None)
 
 
 def run(*args: Any) -> str:

@@ -9,9 +9,9 @@ from django.utils import timezone
 
 from accounts.permissions import Level
 from accounts.services import sharing_set
+from pipelines.engine.attempts import task_run_claim, task_run_fail, task_run_succeed
 from pipelines.models import Execution, ExecutionStatus, Trigger
 from pipelines.services import execution_create
-from pipelines.services.task_run import task_run_claim, task_run_fail, task_run_succeed
 from tests.api.helpers import assert_error, url
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("no_broker")]

@@ -4,14 +4,14 @@ from typing import Any
 
 import pytest
 
+from pipelines.engine.attempts import task_run_claim, task_run_fail
 from pipelines.serializers import TaskRunSerializer, task_run_data
 from pipelines.services import execution_create
-from pipelines.services.task_run import task_run_claim, task_run_fail
 
 
 @pytest.mark.django_db
 def test_it_renders_task_runs_like_the_serializer(make_pipeline: Any, monkeypatch: Any) -> None:
-    monkeypatch.setattr("pipelines.services.task_run.enqueue_task_runs", lambda ids: None)
+    monkeypatch.setattr("pipelines.engine.task_runs.enqueue_task_runs", lambda ids: None)
     execution = execution_create(pipeline=make_pipeline())
     run = task_run_claim(task_id=execution.tasks.get().pk, worker="w")
     assert run is not None

@@ -194,7 +194,7 @@ def _failed_run(make_pipeline: Callable[..., Any], on_failure: dict[str, Any]) -
 @pytest.fixture
 def no_broker(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
     sent: list[Any] = []
-    monkeypatch.setattr("pipelines.services.task_run.enqueue_task_runs", sent.extend)
+    monkeypatch.setattr("pipelines.engine.task_runs.enqueue_task_runs", sent.extend)
     return sent
 
 

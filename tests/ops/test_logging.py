@@ -59,7 +59,7 @@ def test_it_adds_the_ids_of_the_task_a_worker_runs(
     settings: Any,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr("pipelines.services.task_run.enqueue_task_runs", lambda ids: None)
+    monkeypatch.setattr("pipelines.engine.task_runs.enqueue_task_runs", lambda ids: None)
     settings.LOGGING = {
         **settings.LOGGING,
         "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "json"}},

@@ -25,7 +25,7 @@ from tests.workers import wait_for
 @pytest.fixture
 def no_broker(monkeypatch: pytest.MonkeyPatch) -> None:
     """Executions are given their outcome by hand here: no task message is sent."""
-    monkeypatch.setattr("pipelines.services.task_run.enqueue_task_runs", lambda ids: None)
+    monkeypatch.setattr("pipelines.engine.task_runs.enqueue_task_runs", lambda ids: None)
 
 
 def _outcome(

@@ -127,7 +127,7 @@ def test_it_notices_a_killed_worker_within_60s(workers: Any) -> None:
 def test_it_flags_a_queue_that_stopped_moving(
     make_pipeline: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("pipelines.services.task_run.enqueue_task_runs", lambda ids: None)
+    monkeypatch.setattr("pipelines.engine.task_runs.enqueue_task_runs", lambda ids: None)
     execution = execution_create(pipeline=make_pipeline("p1"))
     TaskRun.objects.filter(execution=execution).update(
         queued_at=timezone.now() - timedelta(minutes=10)
@@ -149,7 +149,7 @@ def test_it_flags_a_queue_that_stopped_moving(
 def test_it_is_not_stalled_while_the_queue_is_young(
     make_pipeline: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("pipelines.services.task_run.enqueue_task_runs", lambda ids: None)
+    monkeypatch.setattr("pipelines.engine.task_runs.enqueue_task_runs", lambda ids: None)
     execution_create(pipeline=make_pipeline("p1"))  # queued just now, nothing ever finished
     _, body = readyz()
     assert body["stall"]["stalled"] is False

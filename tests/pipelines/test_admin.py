@@ -36,7 +36,7 @@ def staff_admin(admin_user: Any) -> Client:
 def test_it_lists_every_registered_model(
     staff_admin: Client, make_pipeline: Any, monkeypatch: Any
 ) -> None:
-    monkeypatch.setattr("pipelines.services.task_run.enqueue_task_runs", lambda ids: None)
+    monkeypatch.setattr("pipelines.engine.task_runs.enqueue_task_runs", lambda ids: None)
     execution_create(pipeline=make_pipeline())
     for model in admin.site._registry:
         meta = model._meta
@@ -48,7 +48,7 @@ def test_it_lists_every_registered_model(
 def test_it_keeps_history_read_only(
     staff_admin: Client, make_pipeline: Any, monkeypatch: Any
 ) -> None:
-    monkeypatch.setattr("pipelines.services.task_run.enqueue_task_runs", lambda ids: None)
+    monkeypatch.setattr("pipelines.engine.task_runs.enqueue_task_runs", lambda ids: None)
     execution = execution_create(pipeline=make_pipeline())
     url = f"/admin/pipelines/execution/{execution.pk}/change/"
     page = staff_admin.get(url)
@@ -135,7 +135,7 @@ def sharing_rows(obj: Any) -> int:
 def test_it_bulk_deletes_pipelines_through_the_service(
     staff_admin: Client, admin_user: Any, viewer: Any, make_pipeline: Any, monkeypatch: Any
 ) -> None:
-    monkeypatch.setattr("pipelines.services.task_run.enqueue_task_runs", lambda ids: None)
+    monkeypatch.setattr("pipelines.engine.task_runs.enqueue_task_runs", lambda ids: None)
     first, second = make_pipeline("first"), make_pipeline("second")
     execution_create(pipeline=first)
     share(first, viewer, Level.VIEW)

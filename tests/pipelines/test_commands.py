@@ -100,7 +100,7 @@ def test_it_refuses_an_unreadable_import_file(tmp_path: Path) -> None:
 def test_it_backfills_one_run_per_interval(
     make_pipeline: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("pipelines.services.task_run.enqueue_task_runs", lambda ids: None)
+    monkeypatch.setattr("pipelines.engine.task_runs.enqueue_task_runs", lambda ids: None)
     make_pipeline("daily", schedule="0 2 * * *")
     out = run("backfill", "daily", "--start", "2026-01-01", "--end", "2026-01-05")
     assert "5 execution(s) created" in out

@@ -1,6 +1,6 @@
 """The ``reap`` management command: one reaper pass by hand, through ``call_command``.
 
-What the pass does case by case is in test_services_reaper; here the command
+What the pass does case by case is in test_engine_reaper; here the command
 itself: it runs the pass on the real database, reports the counts it changed
 on stdout, and leaves the rows it moved with their transition rows. (Its audit
 event is tested in tests/accounts/test_audit_gaps.py.)
@@ -17,9 +17,9 @@ import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
+from pipelines.engine.attempts import task_run_claim
 from pipelines.models import Execution, ExecutionStatus, TaskRun, TaskRunStatus, Transition
 from pipelines.services import execution_create
-from pipelines.services.task_run import task_run_claim
 
 # Task runs sent to the broker are recorded in ``no_broker`` (no worker runs here).
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("no_broker")]

@@ -26,6 +26,7 @@ from connectors.models import Connection
 from connectors.services import connection_create, connection_delete, connection_update
 from core.errors import Conflict, InvalidInput
 from pipelines import alerts
+from pipelines.engine.attempts import task_run_claim, task_run_fail
 from pipelines.models import (
     ConnectionBinding,
     Execution,
@@ -43,7 +44,6 @@ from pipelines.services import (
     pipeline_update,
     schedule_tick,
 )
-from pipelines.services.task_run import task_run_claim, task_run_fail
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -53,8 +53,8 @@ def sent(monkeypatch: pytest.MonkeyPatch, settings: Any, tmp_path: Path) -> list
     """Task run ids sent to the broker; ``drain`` runs them here with the real runner."""
     settings.DATA_ROOT = tmp_path
     ids: list[Any] = []
-    monkeypatch.setattr("pipelines.services.task_run.enqueue_task_runs", ids.extend)
-    monkeypatch.setattr("pipelines.services.reaper.enqueue_task_runs", ids.extend)
+    monkeypatch.setattr("pipelines.engine.task_runs.enqueue_task_runs", ids.extend)
+    monkeypatch.setattr("pipelines.engine.reaper.enqueue_task_runs", ids.extend)
     return ids
 
 

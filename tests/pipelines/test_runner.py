@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 from django.db import connections
 
+from pipelines.engine.attempts import task_run_claim
 from pipelines.models import (
     ConnectionBinding,
     Execution,
@@ -33,7 +34,6 @@ from pipelines.models import (
 )
 from pipelines.runner import RunContext, run_task, worker_name
 from pipelines.services import execution_cancel, execution_create
-from pipelines.services.task_run import task_run_claim
 from pipelines.tasktypes.base import LeaseLost, TaskCancelled, TaskFailed, TaskTimedOut
 
 # Task runs sent to the broker are recorded in ``no_broker`` (no worker runs here).

@@ -9,6 +9,9 @@ import pytest
 from django.utils import timezone
 
 from core.errors import Conflict, InvalidInput
+from pipelines.engine.attempts import task_run_claim, task_run_fail, task_run_succeed
+from pipelines.engine.reaper import reap
+from pipelines.engine.task_runs import task_run_heartbeat
 from pipelines.models import (
     Execution,
     ExecutionStatus,
@@ -17,13 +20,7 @@ from pipelines.models import (
     Transition,
     Trigger,
 )
-from pipelines.services import execution_cancel, execution_create, execution_rerun, reap
-from pipelines.services.task_run import (
-    task_run_claim,
-    task_run_fail,
-    task_run_heartbeat,
-    task_run_succeed,
-)
+from pipelines.services import execution_cancel, execution_create, execution_rerun
 from pipelines.tasktypes.base import LeaseLost
 
 DIAMOND = [
@@ -41,8 +38,8 @@ def no_broker(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
     The worker path with a real broker is covered in test_engine_workers.
     """
     sent: list[Any] = []
-    monkeypatch.setattr("pipelines.services.task_run.enqueue_task_runs", sent.extend)
-    monkeypatch.setattr("pipelines.services.reaper.enqueue_task_runs", sent.extend)
+    monkeypatch.setattr("pipelines.engine.task_runs.enqueue_task_runs", sent.extend)
+    monkeypatch.setattr("pipelines.engine.reaper.enqueue_task_runs", sent.extend)
     return sent
 
 
@@ -242,7 +239,7 @@ def test_it_waits_for_running_tasks_when_cancelling(make_pipeline: Any) -> None:
         task_run_heartbeat(task_id=task_run.pk, attempt=task_run.attempt, log_lines=[])
         == "cancelling"
     )
-    from pipelines.services.task_run import task_run_cancelled
+    from pipelines.engine.attempts import task_run_cancelled
 
     assert task_run_cancelled(
         task_run=task_run,

@@ -19,7 +19,7 @@ T0 = datetime(2026, 3, 1, 0, 0, 30, tzinfo=UTC)
 @pytest.fixture(autouse=True)
 def no_broker(monkeypatch: pytest.MonkeyPatch) -> None:
     # Scheduling is about which executions exist; running them is tested with workers.
-    monkeypatch.setattr("pipelines.services.task_run.enqueue_task_runs", lambda ids: None)
+    monkeypatch.setattr("pipelines.engine.task_runs.enqueue_task_runs", lambda ids: None)
 
 
 def intervals(pipeline: Pipeline) -> list[tuple[datetime, datetime]]:

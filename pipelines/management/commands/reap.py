@@ -6,7 +6,7 @@ from typing import Any
 
 from accounts.commands import AuditedCommand
 from accounts.services import audit_record
-from pipelines.services import reap
+from pipelines.engine.reaper import reap
 
 # Task run ids named in the audit event at most (the counts are always whole).
 AUDIT_IDS = 100

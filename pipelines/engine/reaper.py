@@ -22,10 +22,11 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from pipelines.engine.attempts import task_run_fail
+from pipelines.engine.executions import advance, executions_start_queued
+from pipelines.engine.task_runs import task_runs_enqueue
 from pipelines.models import Execution, ExecutionStatus, Pipeline, TaskRun, TaskRunStatus
 from pipelines.queue import enqueue_task_runs
-from pipelines.services.execution import executions_start_queued
-from pipelines.services.task_run import advance, task_run_fail, task_runs_enqueue
 
 logger = logging.getLogger(__name__)
 
@@ -116,25 +117,15 @@ def _enqueue_due_retries(now: datetime, result: ReapResult) -> None:
 def _advance_stranded(result: ReapResult) -> None:
     # Running executions with nothing queued or running: either finished or
     # with ready tasks whose enqueue was lost in a crash.
-    busy = TaskRun.objects.filter(
-        status__in=[TaskRunStatus.QUEUED, TaskRunStatus.RUNNING, TaskRunStatus.UP_FOR_RETRY]
-    ).values("execution_id")
-    stranded = (
-        Execution.objects.filter(status__in=[ExecutionStatus.RUNNING, ExecutionStatus.CANCELLING])
-        .exclude(pk__in=busy)
-        .values_list("pk", flat=True)
-    )
+    busy = TaskRun.objects.in_flight().values("execution_id")
+    stranded = Execution.objects.holding_slot().exclude(pk__in=busy).values_list("pk", flat=True)
     for execution_id in stranded:
         advance(execution_id=execution_id, actor=ACTOR)
         result.advanced += 1
 
 
 def _start_queued(result: ReapResult) -> None:
-    waiting = (
-        Execution.objects.filter(status=ExecutionStatus.QUEUED)
-        .values_list("pipeline_id", flat=True)
-        .distinct()
-    )
+    waiting = Execution.objects.queued().values_list("pipeline_id", flat=True).distinct()
     for pipeline_id in list(waiting):
         with transaction.atomic():
             pipeline = (

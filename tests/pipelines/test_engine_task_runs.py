@@ -1,4 +1,4 @@
-"""pipelines.services.task_run: each move, its transition row, its fence.
+"""pipelines.engine.task_runs and .attempts: each move, its transition row, its fence.
 
 Driven in-process on the test database: the moves are the same functions the
 worker and the reaper call; only the broker hop is a list of sent ids.
@@ -16,6 +16,14 @@ import pytest
 from django.utils import timezone
 
 from pipelines import signals
+from pipelines.engine.attempts import (
+    task_run_cancelled,
+    task_run_claim,
+    task_run_fail,
+    task_run_succeed,
+)
+from pipelines.engine.executions import advance
+from pipelines.engine.task_runs import retry_delay_seconds, task_run_heartbeat, task_run_status
 from pipelines.models import (
     Execution,
     ExecutionStatus,
@@ -26,16 +34,6 @@ from pipelines.models import (
     Watermark,
 )
 from pipelines.services import execution_cancel, execution_create
-from pipelines.services.task_run import (
-    advance,
-    retry_delay_seconds,
-    task_run_cancelled,
-    task_run_claim,
-    task_run_fail,
-    task_run_heartbeat,
-    task_run_status,
-    task_run_succeed,
-)
 from pipelines.tasktypes.base import LeaseLost
 
 # Task runs sent to the broker are recorded in ``no_broker`` (no worker runs here).

@@ -1,4 +1,4 @@
-"""pipelines.services.reaper: one pass, each of its five repairs, on the test database.
+"""pipelines.engine.reaper: one pass, each of its five repairs, on the test database.
 
 Every case puts the database in the state a crash or a lost message leaves
 (a stale heartbeat, an old ``queued_at``, a due retry, a stranded execution,
@@ -17,10 +17,10 @@ import pytest
 from django.conf import settings
 from django.utils import timezone
 
+from pipelines.engine.attempts import task_run_claim, task_run_fail, task_run_succeed
+from pipelines.engine.reaper import ReapResult, reap
 from pipelines.models import Execution, ExecutionStatus, TaskRun, TaskRunStatus, Transition
-from pipelines.services import execution_cancel, execution_create, reap
-from pipelines.services.reaper import ReapResult
-from pipelines.services.task_run import task_run_claim, task_run_fail, task_run_succeed
+from pipelines.services import execution_cancel, execution_create
 
 # Task runs sent to the broker are recorded in ``no_broker`` (no worker runs here).
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("no_broker")]

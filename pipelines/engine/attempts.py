@@ -1,0 +1,180 @@
+"""What a worker (or the reaper) reports about an attempt: claimed, succeeded, failed, cancelled.
+
+Every report is fenced by the attempt: a worker whose lease was taken over
+finds its writes refused (``LeaseLost``, or None).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from pipelines.engine.executions import advance_after
+from pipelines.engine.task_runs import (
+    claim,
+    execution_lock,
+    retry_delay_seconds,
+    write_log_lines,
+)
+from pipelines.engine.transitions import TaskRunEvent, task_run_move
+from pipelines.models import ExecutionStatus, TaskRun, TaskRunStatus, Watermark
+from pipelines.tasktypes.base import LeaseLost
+
+
+@transaction.atomic
+def task_run_claim(*, task_id: Any, worker: str) -> TaskRun | None:
+    """queued → running for a new attempt; None when this message is stale.
+
+    A duplicate message (re-sent by the reaper) or a run cancelled meanwhile
+    finds the row no longer ``queued`` and does nothing.
+    """
+    # The pipeline's definition can be large (hundreds of tasks); the task's
+    # own part is in ``spec``, so it is not loaded and parsed per claim.
+    task_run = (
+        TaskRun.objects.select_related("execution__pipeline")
+        .defer(
+            "execution__pipeline__definition",
+            "execution__pipeline__parameters",
+            "execution__pipeline__description",
+            "execution__pipeline__tags",
+        )
+        .filter(pk=task_id)
+        .first()
+    )
+    if task_run is None or task_run.status != TaskRunStatus.QUEUED:
+        return None
+    if task_run.execution.status != ExecutionStatus.RUNNING:
+        # Cancelled (or cancelling) executions never start a queued task.
+        execution_lock(task_run.execution_id)
+        if task_run_move(
+            task_run,
+            TaskRunEvent.CANCEL,
+            actor=worker,
+            reason="execution cancelled before the task started",
+            ended_at=timezone.now(),
+        ):
+            advance_after(task_run, actor=worker)
+        return None
+    return task_run if claim(task_run, worker=worker) else None
+
+
+@transaction.atomic
+def task_run_succeed(
+    *,
+    task_run: TaskRun,
+    attempt: int,
+    metrics: dict[str, Any],
+    log_lines: list[dict[str, Any]],
+    watermark: Any = None,
+    worker: str,
+    follow: bool = False,
+) -> TaskRun | None:
+    """running → success for ``attempt``; commits the staged watermark with it.
+
+    With ``follow``, returns a downstream task run already claimed for
+    ``worker`` (see ``executions._advance``), or None.
+
+    Only a task with no downstream locks the execution row: it may be the
+    last to finish, and two last tasks finishing at once must not both miss
+    that the execution is done. Readiness of downstream tasks needs no such
+    lock: each decrement of ``waiting_for`` takes the downstream row's lock,
+    so exactly one upstream sees the count reach zero.
+    """
+    execution = execution_lock(task_run.execution_id) if not task_run.downstream else None
+    if not task_run_move(
+        task_run,
+        TaskRunEvent.SUCCEED,
+        fence=attempt,
+        actor=worker,
+        ended_at=timezone.now(),
+        metrics=metrics,
+    ):
+        raise LeaseLost(f"task run {task_run.pk} attempt {attempt} lost its lease")
+    write_log_lines(task_run.pk, attempt, log_lines)
+    if watermark is not None:
+        Watermark.objects.update_or_create(
+            pipeline_id=task_run.execution.pipeline_id,
+            task_name=task_run.definition_task,
+            defaults={"column": watermark["column"], "value": watermark["value"]},
+        )
+    return advance_after(task_run, actor=worker, execution=execution, follow=follow)
+
+
+@transaction.atomic
+def task_run_fail(
+    *,
+    task_run: TaskRun,
+    attempt: int | None,
+    error: str,
+    transient: bool,
+    actor: str,
+    base_delay: float,
+    metrics: dict[str, Any] | None = None,
+    log_lines: list[dict[str, Any]] | None = None,
+    heartbeat_before: datetime | None = None,
+) -> TaskRunStatus | None:
+    """running → up_for_retry (transient error, retries left) or failed.
+
+    ``attempt`` fences a worker's report. The reaper passes no attempt but
+    ``heartbeat_before``: the lease is checked again under the lock, so a
+    heartbeat that arrived since the reaper's scan keeps the task alive.
+    Returns the new status, or None when the move was refused.
+    """
+    execution_lock(task_run.execution_id)
+    task_run.refresh_from_db()
+    if task_run.status != TaskRunStatus.RUNNING or (
+        attempt is not None and task_run.attempt != attempt
+    ):
+        return None
+    if heartbeat_before is not None and (
+        task_run.heartbeat_at is not None and task_run.heartbeat_at >= heartbeat_before
+    ):
+        return None
+    now = timezone.now()
+    fields: dict[str, Any] = {"error": error[:10000], "metrics": metrics or task_run.metrics}
+    if transient and task_run.retry_count < task_run.max_retries:
+        retry_number = task_run.retry_count + 1
+        delay = retry_delay_seconds(base=base_delay, retry_number=retry_number)
+        event = TaskRunEvent.RETRY
+        reason = f"retry {retry_number} of {task_run.max_retries} in {delay:.1f}s: {error[:500]}"
+        fields.update(retry_count=retry_number, next_retry_at=now + timedelta(seconds=delay))
+    else:
+        event, reason = TaskRunEvent.FAIL, error[:1000]
+    if not task_run_move(
+        task_run, event, fence=task_run.attempt, actor=actor, reason=reason, ended_at=now, **fields
+    ):
+        return None
+    new_status = TaskRunStatus(task_run.status)
+    write_log_lines(task_run.pk, task_run.attempt, log_lines or [])
+    advance_after(task_run, actor=actor)
+    return new_status
+
+
+@transaction.atomic
+def task_run_cancelled(
+    *,
+    task_run: TaskRun,
+    attempt: int,
+    actor: str,
+    reason: str,
+    log_lines: list[dict[str, Any]],
+    metrics: dict[str, Any],
+) -> bool:
+    """running → cancelled, reported by the worker that stopped the task."""
+    execution_lock(task_run.execution_id)
+    moved = task_run_move(
+        task_run,
+        TaskRunEvent.STOP,
+        fence=attempt,
+        actor=actor,
+        reason=reason,
+        ended_at=timezone.now(),
+        metrics=metrics,
+    )
+    if moved:
+        write_log_lines(task_run.pk, attempt, log_lines)
+        advance_after(task_run, actor=actor)
+    return moved
