@@ -10,6 +10,7 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
+from django_q.brokers import get_broker
 from django_q.tasks import async_task
 
 logger = logging.getLogger(__name__)
@@ -31,8 +32,6 @@ def enqueue_task_runs(task_ids: Iterable[Any]) -> None:
 
 def queue_depth() -> int:
     """Messages waiting in the broker."""
-    from django_q.brokers import get_broker
-
     try:
         return int(get_broker().queue_size() or 0)
     except Exception:

@@ -7,6 +7,8 @@ import time
 
 from django.conf import settings
 from django.core.cache import cache
+from django_q.models import Schedule
+from django_q.tasks import async_task
 
 from pipelines import runner
 from pipelines.engine.reaper import reap
@@ -64,8 +66,6 @@ def maintain() -> int:
 
 
 def maintain_enqueue() -> None:
-    from django_q.tasks import async_task
-
     async_task("pipelines.tasks.maintain", q_options={"save": False, "task_name": "maintain"})
 
 
@@ -75,8 +75,6 @@ def maintain_schedule_ensure() -> None:
     Worker processes starting together may race to create it; extras are
     removed on the next call (Schedule has no unique name constraint).
     """
-    from django_q.models import Schedule
-
     schedules = list(Schedule.objects.filter(name="datadog-maintain").order_by("pk"))
     if not schedules:
         Schedule.objects.create(
