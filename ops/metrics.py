@@ -71,8 +71,7 @@ from connectors import pools
 from core import logging as log_context
 from pipelines import alerts, signals
 from pipelines.models import (
-    EXECUTION_ACTIVE,
-    EXECUTION_FINISHED,
+    EXECUTION_HOLDING_SLOT,
     TASK_FINISHED,
     Execution,
     ExecutionStatus,
@@ -116,11 +115,7 @@ POOL_PUBLISH_SECONDS = 10.0
 POOL_STALE_SECONDS = 60.0
 STALL_SECONDS = 300
 
-# The engine's own status groups, as plain strings (annotation names, labels).
-_EXEC_FINISHED = tuple(sorted(status.value for status in EXECUTION_FINISHED))
-_EXEC_RUNNING = tuple(
-    sorted(status.value for status in EXECUTION_ACTIVE - {ExecutionStatus.QUEUED})
-)
+# Finished task statuses in a fixed order (they name annotations and labels).
 _TASK_FINISHED = tuple(sorted(status.value for status in TASK_FINISHED))
 
 
@@ -180,7 +175,8 @@ def aggregate(start: datetime | None, end: datetime | None) -> Totals:
         for i, bound in enumerate(DURATION_BUCKETS)
     }
     rows = (
-        Execution.objects.filter(_created_range(start, end), status__in=_EXEC_FINISHED)
+        Execution.objects.finished()
+        .filter(_created_range(start, end))
         .annotate(duration=duration)
         .values("pipeline__name", "status")
         .annotate(
@@ -230,9 +226,7 @@ def aggregate(start: datetime | None, end: datetime | None) -> Totals:
 
 def _horizon(now: datetime) -> datetime:
     """Rows created before this are final: no active execution is older."""
-    oldest = Execution.objects.filter(status__in=EXECUTION_ACTIVE).aggregate(
-        oldest=Min("created_at")
-    )["oldest"]
+    oldest = Execution.objects.active().aggregate(oldest=Min("created_at"))["oldest"]
     return min(oldest or now, now) - HORIZON_MARGIN
 
 
@@ -301,9 +295,7 @@ def seconds_since_last_finish() -> float | None:
         stamp = None
     if stamp is None:
         # The cache lost it (restart): ask the database once, remember the answer.
-        last = TaskRun.objects.filter(status__in=TASK_FINISHED).aggregate(last=Max("ended_at"))[
-            "last"
-        ]
+        last = TaskRun.objects.finished().aggregate(last=Max("ended_at"))["last"]
         if last is None:
             return None
         stamp = last.timestamp()
@@ -472,15 +464,12 @@ class PipelineCollector(Collector):
             "datadog_queue_depth", "Messages waiting in the broker.", value=queue_depth()
         )
         counts = dict(
-            Execution.objects.filter(status__in=[ExecutionStatus.QUEUED, *_EXEC_RUNNING])
-            .values_list("status")
-            .annotate(n=Count("pk"))
-            .order_by()
+            Execution.objects.active().values_list("status").annotate(n=Count("pk")).order_by()
         )
         yield GaugeMetricFamily(
             "datadog_executions_running",
             "Executions running (or cancelling) now.",
-            value=sum(counts.get(s, 0) for s in _EXEC_RUNNING),
+            value=sum(counts.get(s, 0) for s in EXECUTION_HOLDING_SLOT),
         )
         yield GaugeMetricFamily(
             "datadog_executions_queued",
