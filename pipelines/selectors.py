@@ -10,7 +10,7 @@ from django.db.models import OuterRef, Q, QuerySet, Subquery
 from accounts.permissions import Action, can, is_admin, visible
 from core.errors import NotFound
 from pipelines import definition
-from pipelines.models import Execution, Pipeline, TaskLogLine, TaskRun
+from pipelines.models import Execution, ExecutionQuerySet, Pipeline, TaskLogLine, TaskRun
 
 
 def _last_execution(field: str) -> Subquery:
@@ -74,7 +74,7 @@ def execution_list_visible(
     status: str | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
-) -> QuerySet[Execution]:
+) -> ExecutionQuerySet:
     if is_admin(user):
         # Admins see everything: no pipeline subquery in every list and count.
         executions = Execution.objects.all()
@@ -82,7 +82,7 @@ def execution_list_visible(
         pipelines = visible(user, Pipeline.objects.all(), Action.VIEW)
         executions = Execution.objects.filter(pipeline__in=pipelines)
     if pipeline is not None:
-        executions = executions.filter(pipeline=pipeline)
+        executions = executions.for_pipeline(pipeline)
     if status:
         executions = executions.filter(status=status)
     if since:

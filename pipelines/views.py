@@ -195,7 +195,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         "nav": "dashboard",
         "stats": stats,
         "success_rate": rate,
-        "running": list(runs.filter(status__in=EXECUTION_ACTIVE)[:10]),
+        "running": list(runs.active()[:10]),
         "failures": list(runs.filter(status=ExecutionStatus.FAILED)[:10]),
         "queue_depth": queue_depth(),
         "poll": POLL_SECONDS * 5,
