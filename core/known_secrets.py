@@ -8,7 +8,7 @@ start with one, and ``manage.py check --deploy`` reports them in any mode.
 
 The product cannot read those files at run time (a container has neither),
 so the published values are listed here, in one place;
-``tests/test_settings_secrets.py`` parses both files and fails when one of
+``tests/core/test_known_secrets.py`` parses both files and fails when one of
 their values is missing from this list.
 
 Imports nothing from Django or this project: settings import it before

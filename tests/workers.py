@@ -1,4 +1,4 @@
-"""Real ``manage.py qcluster`` processes for tests, pointed at the test database."""
+"""Real ``manage.py`` processes for tests: qcluster pointed at the test database, ``check``."""
 
 from __future__ import annotations
 
@@ -28,6 +28,32 @@ def database_url_of_tests() -> str:
     host = db.get("HOST") or "127.0.0.1"
     port = db.get("PORT") or 5432
     return f"postgresql://{user}{password}@{host}:{port}/{db['NAME']}"
+
+
+def run_check(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """``manage.py check <args>`` in a fresh process with only the given configuration."""
+    clean = {
+        k: v
+        for k, v in os.environ.items()
+        if k
+        not in {
+            "DATABASE_URL",
+            "REDIS_URL",
+            "SECRET_KEY",
+            "FERNET_KEYS",
+            "DEBUG",
+            "DATADOG_TESTING",
+        }
+    }
+    clean.update({"DATADOG_VAR_DIR": str(tmp_path / "var"), **env})
+    return subprocess.run(
+        [sys.executable, "manage.py", "check", *args],
+        cwd=BASE_DIR,
+        env=clean,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 class WorkerCluster:

@@ -19,8 +19,7 @@ import pytest
 
 from core import outbound
 from tests.net import REFUSED_HOSTS, Listener, RebindingDns
-from tests.test_settings_env import run_check
-from tests.workers import wait_for
+from tests.workers import run_check, wait_for
 
 # A database port no platform service listens on: when the suite's own
 # metadata database is PostgreSQL on 127.0.0.1:5432 (CI), checks on 5432

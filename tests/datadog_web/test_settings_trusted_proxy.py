@@ -18,9 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_settings_env import run_check
-
-BASE = Path(__file__).resolve().parent.parent
+from tests.workers import BASE_DIR, run_check
 
 PROBE = r"""
 import http.client, json, threading
@@ -68,7 +66,7 @@ def probe(tmp_path: Path, **env: str) -> dict[str, object]:
     )
     result = subprocess.run(
         [sys.executable, "-c", PROBE],
-        cwd=BASE,
+        cwd=BASE_DIR,
         env=clean,
         capture_output=True,
         text=True,

@@ -21,11 +21,10 @@ import yaml
 from cryptography.fernet import Fernet
 from django.core.checks import Tags, run_checks
 
-from core.known_secrets import KNOWN_SECRETS
+from core.known_secrets import KNOWN_SECRETS, is_known_secret, known_secret_problems
 from tests.services import need_postgres
-from tests.test_settings_env import run_check
+from tests.workers import BASE_DIR, run_check
 
-BASE = Path(__file__).resolve().parent.parent
 # Variables whose value is a secret, by name (SECRET_KEY, FERNET_KEYS, *_PASSWORD, *_TOKEN).
 SECRET_NAME = re.compile(r"SECRET|PASSWORD|_KEY|TOKEN")
 # Compose interpolation with a default: ${VAR:-default} or ${VAR-default}.
@@ -35,7 +34,7 @@ COMPOSE_DEFAULT = re.compile(r"\$\{(\w+):?-([^}]*)\}")
 def env_example() -> dict[str, str]:
     """Every ``NAME=value`` of .env.example, commented-out examples included."""
     values = {}
-    for line in (BASE / ".env.example").read_text().splitlines():
+    for line in (BASE_DIR / ".env.example").read_text().splitlines():
         match = re.fullmatch(r"#?\s*([A-Z][A-Z0-9_]*)=(.*)", line.strip())
         if match:
             values[match[1]] = match[2].strip().strip("'\"")
@@ -56,7 +55,7 @@ def compose_strings() -> list[tuple[str, str]]:
         elif isinstance(node, str):
             found.append((key, node))
 
-    walk(yaml.safe_load((BASE / "docker-compose.yml").read_text()), "")
+    walk(yaml.safe_load((BASE_DIR / "docker-compose.yml").read_text()), "")
     return found
 
 
@@ -188,3 +187,49 @@ def test_it_reports_the_compose_database_password_in_check_deploy(settings: Any)
     errors = [m for m in messages if m.id == "datadog.E003"]
     assert len(errors) == 1
     assert errors[0].msg.startswith("DATABASE_URL:") and password not in errors[0].msg
+
+
+@pytest.mark.parametrize(
+    "value", ["datadog", " PASSWORD ", "Change-Me", "please-changeme-now", "django-insecure-abc"]
+)
+def test_it_knows_published_values_and_placeholders_in_any_case(value: str) -> None:
+    assert is_known_secret(value)
+
+
+def test_it_does_not_know_a_generated_secret() -> None:
+    assert not is_known_secret(secrets.token_urlsafe(32))
+    assert not is_known_secret("datadog-" + secrets.token_hex(8))  # contains, not equals
+
+
+def test_it_finds_no_problem_with_generated_secrets_or_no_database_password() -> None:
+    strong = {
+        "secret_key": secrets.token_urlsafe(50),
+        "fernet_keys": [Fernet.generate_key().decode(), Fernet.generate_key().decode()],
+    }
+    assert known_secret_problems(**strong, database_password=None) == []
+    assert known_secret_problems(**strong, database_password="") == []
+    # Not a Fernet key at all: the settings' own check names it, not this one.
+    assert (
+        known_secret_problems(**{**strong, "fernet_keys": ["not-a-key"]}, database_password="")
+        == []
+    )
+
+
+def test_it_names_each_refused_variable_and_never_its_value() -> None:
+    problems = known_secret_problems(
+        secret_key="ab" * 30,
+        fernet_keys=[Fernet.generate_key().decode(), ZERO_FERNET_KEY, "replace-me-key"],
+        database_password="changeme",
+    )
+    assert [str(p).split(":")[0] for p in problems] == [
+        "SECRET_KEY",
+        "FERNET_KEYS",
+        "FERNET_KEYS",
+        "DATABASE_URL",
+    ]
+    assert problems[0].message.startswith("has fewer than 5 distinct characters")
+    assert "key 2 is a placeholder" in problems[1].message
+    assert "key 3 is a placeholder" in problems[2].message
+    text = " ".join(str(p) for p in problems)
+    for value in ("abab", ZERO_FERNET_KEY, "replace-me-key", "changeme"):
+        assert value not in text

@@ -1,41 +1,13 @@
-"""Configuration from the environment fails loudly, naming the variable."""
+"""Settings (``datadog_web.settings``): configuration from the environment fails loudly,
+naming the variable."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-BASE = Path(__file__).resolve().parent.parent
-
-
-def run_check(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    """``manage.py check <args>`` in a fresh process with only the given configuration."""
-    clean = {
-        k: v
-        for k, v in os.environ.items()
-        if k
-        not in {
-            "DATABASE_URL",
-            "REDIS_URL",
-            "SECRET_KEY",
-            "FERNET_KEYS",
-            "DEBUG",
-            "DATADOG_TESTING",
-        }
-    }
-    clean.update({"DATADOG_VAR_DIR": str(tmp_path / "var"), **env})
-    return subprocess.run(
-        [sys.executable, "manage.py", "check", *args],
-        cwd=BASE,
-        env=clean,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+from tests.workers import run_check
 
 
 @pytest.mark.parametrize(
