@@ -2,10 +2,12 @@
 
 django-q2's sentinel re-spawns a dead worker, monitor or pusher within its
 guard cycle (0.5 s), but nothing watches the sentinel: killed, it leaves its
-children orphaned and the ``qcluster`` process alive, running nothing and
-reaping nothing. ``ClusterWatch`` checks, every second, that the sentinel is
-alive, that it keeps its full set of processes and that its status report
-(``Stat``) is fresh; the ``worker`` command exits non-zero when one fails so
+children running orphaned, with nobody to replace them or report their
+status, and ``qcluster`` exits 0 (tried here; the issue saw one stay up
+idle instead), which a supervisor restarting on failure ignores.
+``ClusterWatch`` checks, every second, that the sentinel is alive, that it
+keeps its full set of processes and that its status report (``Stat``) is
+fresh; the ``worker`` command exits non-zero when one fails so
 that its supervisor starts a new one.
 
 Each ``worker`` command also publishes a heartbeat in the shared cache (the

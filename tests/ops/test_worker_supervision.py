@@ -6,8 +6,8 @@ workers, monitor and pusher. A worker, the monitor or the pusher killed is
 replaced by the sentinel (a new pid appears, and a run queued afterwards
 succeeds). The sentinel killed, alone or with everything else, leaves
 nothing to heal: the command kills what is left and exits 1 within
-seconds (plain ``qcluster`` stays up, idle). SIGTERM still stops it with 0;
-a Redis restart does not stop it.
+seconds (plain ``qcluster`` exits 0 and leaves the rest running
+orphaned). SIGTERM still stops it with 0; a Redis restart does not stop it.
 """
 
 from __future__ import annotations

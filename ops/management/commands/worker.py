@@ -1,8 +1,8 @@
 """``manage.py worker``: a django-q2 cluster that heals itself or exits non-zero.
 
 ``qcluster`` starts the cluster and then only waits for its sentinel; with
-the sentinel killed, its workers run on orphaned and nothing re-spawns
-anything. This command runs the same cluster and watches it
+the sentinel killed it exits 0 while the workers run on orphaned and
+nothing re-spawns anything. This command runs the same cluster and watches it
 (``ops.supervision.ClusterWatch``): a dead worker, monitor or pusher is
 left to the sentinel, which replaces it within a second; a dead sentinel,
 a set of processes not made whole again, or a status report missing for
