@@ -26,7 +26,7 @@ import unicodedata
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 from connectors.types import Column
 from core import outbound
@@ -354,6 +354,141 @@ class Dialect:
     def null_of(self, column: Column) -> str:
         return "NULL"
 
+    # ----- what the copy engine asks (connectors.copy.sql_sink)
+
+    # DDL inside a transaction is undone by its rollback (PostgreSQL, SQLite).
+    # Without it (MySQL commits DDL implicitly) a ``replace`` loads a shadow
+    # table and swaps it in after the commit (``create_like``, ``swap``).
+    transactional_ddl: ClassVar[bool] = True
+    # Whether the copy markers live in the destination table's schema (a
+    # PostgreSQL schema is a namespace of the one database) or in the
+    # connection's default one.
+    markers_in_schema: ClassVar[bool] = False
+    # Text between ``INSERT … SELECT … FROM x`` and its conflict clause.
+    select_conflict_guard: ClassVar[str] = ""
+
+    def insert_ignore(self, table: str, columns: list[str], values: str) -> str:
+        """``INSERT`` of one row of ``values`` that does nothing when its key exists."""
+        names = ", ".join(self.quote(c) for c in columns)
+        return (
+            f"INSERT INTO {self.table(table)} ({names}) VALUES ({values})"  # nosec B608 - quoted names
+            " ON CONFLICT DO NOTHING"
+        )
+
+    def upsert_clause(self, columns: list[str], keys: list[str]) -> str:
+        """What follows an ``INSERT`` so a row whose ``keys`` exist updates the other columns."""
+        q = self.quote
+        others = [c for c in columns if c not in keys]
+        action = (
+            "DO UPDATE SET " + ", ".join(f"{q(c)} = excluded.{q(c)}" for c in others)  # nosec B608 - quoted names
+            if others
+            else "DO NOTHING"
+        )
+        return f" ON CONFLICT ({', '.join(q(k) for k in keys)}) {action}"
+
+    def upsert_select(self, table: str, columns: list[str], keys: list[str], source: str) -> str:
+        """Upsert every row of table ``source`` (quoted already) into ``table`` by ``keys``."""
+        cols = ", ".join(self.quote(c) for c in columns)
+        return (
+            f"INSERT INTO {self.table(table)} ({cols}) SELECT {cols} FROM {source}"  # nosec B608 - quoted names
+            f"{self.select_conflict_guard}{self.upsert_clause(columns, keys)}"
+        )
+
+    def upsert_temp_table(self, table: str) -> str | None:
+        """DDL of a temporary table ``TEMP_STAGE`` an upsert loads before merging it
+        (``upsert_select``) in the same transaction; None: rows are upserted as they come."""
+        return None
+
+    def stage_table(self, create: str) -> str:
+        """``create`` (a ``CREATE TABLE``) as a staged load's table: rows written again later."""
+        return create
+
+    def create_unique_index(self, table: str, index: str, keys: list[str]) -> str:
+        cols = ", ".join(self.quote(k) for k in keys)
+        return (
+            f"CREATE UNIQUE INDEX IF NOT EXISTS {self.quote(index)} ON {self.table(table)} ({cols})"
+        )
+
+    def create_like(self, table: str, like: str) -> str:
+        """``CREATE TABLE table`` defined as ``like`` (kinds without transactional DDL)."""
+        raise NotImplementedError
+
+    def swap(self, table: str, shadow: str, old: str, exists: bool) -> list[str]:
+        """Statements putting ``shadow`` in ``table``'s place (kinds without transactional DDL)."""
+        raise NotImplementedError
+
+    def primary_key(self, conn: Any, table: str) -> list[str]:
+        """The primary key columns of ``table`` in key order (empty when it has none)."""
+        raise NotImplementedError
+
+    def unique_keys(self, conn: Any, table: str) -> list[list[str]]:
+        """The column sets of ``table``'s unique indexes (no partial ones)."""
+        raise NotImplementedError
+
+
+# The temporary table of ``Dialect.upsert_temp_table``.
+TEMP_STAGE = "_dd_stage"
+
+
+class FastCopyTarget(Protocol):
+    """Where a fast copy writes: a destination's open transaction (a copy sink)."""
+
+    conn: Any
+    target: str
+    written_columns: list[Column]
+
+
+class FastCopy(Protocol):
+    """A source kind's own way of moving rows to one destination kind.
+
+    ``accepts_lines``: steps left after push-down may run on the text lines
+    it moves (``connectors.transform.TextLineTransformer``).
+    """
+
+    accepts_lines: bool
+
+    def __call__(
+        self,
+        ctx: Any,
+        src_conn: Any,
+        sql: str,
+        params: dict[str, Any],
+        sink: FastCopyTarget,
+        columns: list[Column],
+        lines: Callable[[list[bytes]], list[bytes]] | None,
+    ) -> int:
+        """Copy the rows of ``sql`` into ``sink``'s open transaction; the rows copied."""
+
+
+class BatchWriter(Protocol):
+    """Row batches into one table of an open transaction (``SqlConnector.row_writer``).
+
+    ``close()`` it before anything else runs on the connection, ``abort()``
+    it before a rollback.
+    """
+
+    def __call__(self, rows: list[tuple]) -> None: ...
+
+    def close(self) -> None: ...
+
+    def abort(self) -> None: ...
+
+
+class InsertWriter:
+    """The default ``BatchWriter``: each batch through ``insert_rows``."""
+
+    def __init__(self, connector: SqlConnector, conn: Any, table: str, columns: list[Column]):
+        self.connector, self.conn, self.table, self.columns = connector, conn, table, columns
+
+    def __call__(self, rows: list[tuple]) -> None:
+        self.connector.insert_rows(self.conn, self.table, self.columns, rows)
+
+    def close(self) -> None:
+        """Nothing stays open between batches."""
+
+    def abort(self) -> None:
+        """Nothing stays open between batches."""
+
 
 class SqlConnector(Connector):
     """Base of the SQL kinds: shared statement running, push-down and copy hooks."""
@@ -401,6 +536,23 @@ class SqlConnector(Connector):
     @abstractmethod
     def map_error(self, exc: BaseException) -> ConnectorError:
         """A ConnectorError for a driver exception: host + cause, transient or not."""
+
+    # ----- the copy engine's hooks (defaults)
+
+    def row_writer(self, conn: Any, table: str, columns: list[Column]) -> BatchWriter:
+        """A writer of row batches into ``table`` for one open transaction."""
+        return InsertWriter(self, conn, table, columns)
+
+    def upsert_rows(
+        self, conn: Any, table: str, columns: list[Column], keys: list[str], rows: list[tuple]
+    ) -> None:
+        """Insert ``rows``, updating those whose ``keys`` exist (unless the dialect
+        upserts through a temporary table)."""
+        raise NotImplementedError
+
+    def fast_copy_to(self, destination: Connector) -> FastCopy | None:
+        """This kind's fast path to ``destination``, when there is one for that pair."""
+        return None
 
     # ----- shared
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Callable
 from typing import Any
 
 # Pipeline, task, connection, transformation and parameter names. Anchored
@@ -83,3 +84,16 @@ def sql_parameters(sql: str) -> list[str]:
     """Names of the ``%(name)s`` placeholders in ``sql``, in order, each once."""
     names = (m.group("name") for m in _SQL_PARAM_RE.finditer(sql))
     return list(dict.fromkeys(name for name in names if name is not None))
+
+
+def replace_sql_parameters(sql: str, replace: Callable[[str], str]) -> str:
+    """``sql`` with each ``%(name)s`` placeholder as ``replace(name)`` and ``%%`` as ``%``.
+
+    For drivers with another placeholder style (sqlite3's ``:name``).
+    """
+
+    def one(match: re.Match[str]) -> str:
+        name = match.group("name")
+        return "%" if name is None else replace(name)
+
+    return _SQL_PARAM_RE.sub(one, sql)

@@ -17,8 +17,9 @@ from pymysql import _auth  # type: ignore[import-untyped]
 from pymysql.constants import CR, FIELD_TYPE  # type: ignore[import-untyped]
 
 from connectors import pools
-from connectors.base import ConnectorError, Dialect, ServerConnector, scrub, split_table
-from connectors.types import Column, from_mysql, to_mysql
+from connectors.base import ConnectorError, ServerConnector, scrub, split_table
+from connectors.mysql.dialect import MysqlDialect, from_mysql
+from connectors.types import Column
 from core import outbound
 
 __all__ = ["MysqlConnector", "MysqlDialect"]
@@ -174,38 +175,6 @@ def sslrootcert_problem(value: Any) -> str | None:
     except (ssl.SSLError, ValueError):
         return "is not a readable PEM certificate"
     return None
-
-
-class MysqlDialect(Dialect):
-    kind = "mysql"
-    quote_char = "`"
-
-    def ddl_type(self, column: Column, *, key: bool = False) -> str:
-        return to_mysql(column, key=key)
-
-    def cast(self, expr: str, type_: str, source_type: str = "text") -> str:
-        if type_ in {"integer", "bigint"}:
-            return f"CAST({expr} AS SIGNED)"
-        if type_ == "numeric":
-            return f"CAST({expr} AS DECIMAL(38,10))"
-        if type_ in {"text", "json"}:
-            # MariaDB has no CAST AS JSON; JSON is text there.
-            return f"CAST({expr} AS CHAR)"
-        if type_ == "boolean":
-            if source_type in {"boolean", "integer", "bigint"}:
-                return f"({expr} <> 0)"
-            return self.bool_from_text(expr, "SIGNED")
-        if type_ == "date":
-            return f"CAST({expr} AS DATE)"
-        if type_ == "timestamp":
-            return f"CAST({expr} AS DATETIME(6))"
-        raise ConnectorError(f"cast to {type_!r} is not supported on mysql")
-
-    def sha256(self, expr: str) -> str:
-        return f"SHA2({expr}, 256)"
-
-    def null_of(self, column: Column) -> str:
-        return "NULL"
 
 
 def to_mysql_value(value: Any) -> Any:
@@ -504,15 +473,7 @@ class MysqlConnector(ServerConnector):
     def upsert_rows(
         self, conn: Any, table: str, columns: list[Column], keys: list[str], rows: list[tuple]
     ) -> None:
-        q = self.dialect.quote
-        others = [c.name for c in columns if c.name not in keys]
-        if others:
-            suffix = " ON DUPLICATE KEY UPDATE " + ", ".join(
-                f"{q(c)} = VALUES({q(c)})" for c in others
-            )
-        else:
-            first = q(keys[0])
-            suffix = f" ON DUPLICATE KEY UPDATE {first} = {first}"
+        suffix = self.dialect.upsert_clause([c.name for c in columns], keys)
         self._insert(conn, table, columns, rows, suffix)
 
     def _insert(

@@ -23,12 +23,16 @@ from psycopg_pool import PoolTimeout
 
 from connectors import pools
 from connectors.base import (
+    Connector,
     ConnectorError,
     Dialect,
+    FastCopyTarget,
     ServerConnector,
+    Watchdog,
     scrub,
 )
-from connectors.types import Column, from_pg, to_pg
+from connectors.postgresql.dialect import PostgresDialect, from_pg
+from connectors.types import Column
 
 __all__ = ["PostgresqlConnector", "PostgresDialect"]
 
@@ -47,30 +51,6 @@ MAX_POOL_SIZE = pools.MAX_POOL_SIZE
 
 # Types whose binary representation is the same, for COPY pass-through.
 _BINARY_SAME = {"varchar": "text", "bpchar": "text", "text": "text", "name": "text"}
-
-
-class PostgresDialect(Dialect):
-    kind = "postgresql"
-    quote_char = '"'
-
-    def ddl_type(self, column: Column, *, key: bool = False) -> str:
-        return to_pg(column)
-
-    def cast(self, expr: str, type_: str, source_type: str = "text") -> str:
-        if type_ == "json":
-            # Text holding JSON is parsed; any other value becomes its JSON form.
-            if source_type == "text":
-                return f"CAST({expr} AS jsonb)"
-            return f"to_jsonb({expr})"
-        if type_ == "boolean" and source_type == "text":
-            return f"CAST(TRIM({expr}) AS boolean)"
-        return f"CAST({expr} AS {type_})"
-
-    def sha256(self, expr: str) -> str:
-        return f"encode(sha256(convert_to(({expr})::text, 'UTF8')), 'hex')"
-
-    def null_of(self, column: Column) -> str:
-        return f"CAST(NULL AS {to_pg(column)})"
 
 
 class PostgresqlConnector(ServerConnector):
@@ -360,6 +340,10 @@ class PostgresqlConnector(ServerConnector):
         """
         return _RowWriter(self.dialect, conn, table, columns)
 
+    def fast_copy_to(self, destination: Connector) -> _PassThrough | None:
+        """PostgreSQL → PostgreSQL: raw COPY bytes from one server to the other."""
+        return _PassThrough(self) if isinstance(destination, PostgresqlConnector) else None
+
     def copy_through(
         self,
         src_conn: Any,
@@ -483,6 +467,51 @@ class PostgresqlConnector(ServerConnector):
             return rows
         finally:
             s.nonblocking, d.nonblocking = saved
+
+
+class _PassThrough:
+    """The fast copy of PostgreSQL to PostgreSQL (``SqlConnector.fast_copy_to``).
+
+    Binary COPY when the types line up. With ``lines`` (steps left after
+    push-down that work on text fields), text COPY lines pass through it.
+    """
+
+    accepts_lines = True
+
+    def __init__(self, source: PostgresqlConnector) -> None:
+        self.source = source
+
+    def __call__(
+        self,
+        ctx: Any,
+        src_conn: Any,
+        sql: str,
+        params: dict[str, Any],
+        sink: FastCopyTarget,
+        columns: list[Column],
+        lines: Callable[[list[bytes]], list[bytes]] | None,
+    ) -> int:
+        # COPY takes no bind parameters: bind client-side with psycopg's own
+        # literal quoting (the values still never pass through string formatting).
+        src_sql = psycopg.ClientCursor(src_conn).mogrify(sql, params) if params else sql
+        target_types = self.source.binary_types(sink.written_columns)
+        binary = lines is None and self.source.binary_types(columns) == target_types
+        dst_conn = sink.conn
+        # Make sure the destination transaction has begun (psycopg begins lazily).
+        dst_conn.execute("SELECT 1")
+        # The engine's watchdog stops both COPYs at once on cancel or timeout.
+        with Watchdog(ctx, src_conn.cancel_safe, dst_conn.cancel_safe):
+            rows: int = self.source.copy_through(
+                src_conn,
+                src_sql,
+                dst_conn,
+                sink.target,
+                [c.name for c in columns],
+                binary=binary,
+                check=ctx.check,
+                transform=lines,
+            )
+        return rows
 
 
 # Binary COPY of a batch: the destination type (by OID), the exact Python

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import re
 import sqlite3
 import time
 import uuid
@@ -12,15 +11,15 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
-from connectors.base import ConnectorError, Dialect, SqlConnector, resolve_under, split_table
+from connectors.base import ConnectorError, SqlConnector, resolve_under
 from connectors.sqlite.confinement import ConfinedConnection, Guard, confine
-from connectors.types import Column, from_sqlite, infer_text_type, to_sqlite
+from connectors.sqlite.dialect import SqliteDialect, from_sqlite
+from connectors.types import Column, infer_text_type
+from core.names import replace_sql_parameters
 
 __all__ = ["SqliteConnector", "SqliteDialect", "sqlite_files"]
-
-_PYFORMAT_RE = re.compile(r"%\((\w+)\)s|%%")
 
 
 def sqlite_files(path: Path) -> list[Path]:
@@ -29,38 +28,6 @@ def sqlite_files(path: Path) -> list[Path]:
     Whoever may open one of them can corrupt or read the database.
     """
     return [path, *(path.with_name(path.name + side) for side in ("-wal", "-shm", "-journal"))]
-
-
-class SqliteDialect(Dialect):
-    kind = "sqlite"
-    quote_char = '"'
-    # No sha256 in SQLite: masks with sha256 run on batches.
-    has_sha256 = False
-
-    def ddl_type(self, column: Column, *, key: bool = False) -> str:
-        return to_sqlite(column)
-
-    def cast(self, expr: str, type_: str, source_type: str = "text") -> str:
-        if type_ in {"integer", "bigint"}:
-            return f"CAST({expr} AS INTEGER)"
-        if type_ == "numeric":
-            return f"CAST({expr} AS TEXT)"
-        if type_ == "text":
-            return f"CAST({expr} AS TEXT)"
-        if type_ == "boolean":
-            if source_type in {"boolean", "integer", "bigint"}:
-                return f"({expr} <> 0)"
-            return self.bool_from_text(expr, "INTEGER")
-        if type_ == "date":
-            return f"date({expr})"
-        if type_ == "timestamp":
-            return f"strftime('%Y-%m-%d %H:%M:%f', {expr})"
-        if type_ == "json":
-            return f"json({expr})"
-        raise ConnectorError(f"cast to {type_!r} is not supported on sqlite")
-
-    def sha256(self, expr: str) -> str:
-        raise ConnectorError("sqlite has no sha256")
 
 
 def to_sqlite_value(value: Any) -> Any:
@@ -86,7 +53,7 @@ class SqliteConnector(SqlConnector):
     kind = "sqlite"
     required_fields = frozenset({"path"})
     allowed_fields = frozenset({"path", "options"})
-    dialect = SqliteDialect()
+    dialect: ClassVar[SqliteDialect] = SqliteDialect()
     # SQLite stores text for dates, decimals and booleans as integers: the
     # copy engine parses values by their declared type.
     typed_values = False
@@ -99,7 +66,7 @@ class SqliteConnector(SqlConnector):
 
     def to_driver_sql(self, sql: str) -> str:
         # pyformat -> sqlite3's named style; ``%%`` is a literal ``%``.
-        return _PYFORMAT_RE.sub(lambda m: f":{m.group(1)}" if m.group(1) else "%", sql)
+        return replace_sql_parameters(sql, lambda name: f":{name}")
 
     def _raw_connect(self) -> ConfinedConnection:
         """A connection confined to the file (SPEC §10) before any statement runs."""
@@ -189,9 +156,7 @@ class SqliteConnector(SqlConnector):
         return columns
 
     def table_columns(self, conn: Any, table: str) -> list[Column] | None:
-        schema, name = split_table(table)
-        prefix = f"{self.dialect.quote(schema)}." if schema else ""
-        rows = conn.raw.execute(f"PRAGMA {prefix}table_info({self.dialect.quote(name)})").fetchall()
+        rows = self.dialect.table_info(conn, table)
         if not rows:
             return None
         return [Column(r[1], from_sqlite(r[2]), r[2] or None, "sqlite", not r[3]) for r in rows]
@@ -215,14 +180,8 @@ class SqliteConnector(SqlConnector):
     def upsert_rows(
         self, conn: Any, table: str, columns: list[Column], keys: list[str], rows: list[tuple]
     ) -> None:
-        q = self.dialect.quote
-        others = [c.name for c in columns if c.name not in keys]
-        target = ", ".join(q(k) for k in keys)
-        if others:
-            action = "DO UPDATE SET " + ", ".join(f"{q(c)} = excluded.{q(c)}" for c in others)  # nosec B608 - quoted names
-        else:
-            action = "DO NOTHING"
-        self._insert(conn, table, columns, rows, f" ON CONFLICT ({target}) {action}")
+        suffix = self.dialect.upsert_clause([c.name for c in columns], keys)
+        self._insert(conn, table, columns, rows, suffix)
 
     def _insert(
         self, conn: Any, table: str, columns: list[Column], rows: list[tuple], suffix: str
@@ -232,9 +191,8 @@ class SqliteConnector(SqlConnector):
         names = ", ".join(self.dialect.quote(c.name) for c in columns)
         marks = ", ".join(["?"] * len(columns))
         rows = [tuple(to_sqlite_value(v) for v in row) for row in rows]
-        conn.raw.executemany(
-            f"INSERT INTO {self.dialect.table(table)} ({names}) VALUES ({marks}){suffix}", rows  # nosec B608 - quoted names
-        )
+        sql = f"INSERT INTO {self.dialect.table(table)} ({names}) VALUES ({marks}){suffix}"  # nosec B608 - quoted names
+        conn.raw.executemany(sql, rows)
 
 
 class _SqliteConn:

@@ -19,7 +19,9 @@ from typing import Any
 
 import pytest
 
-from connectors.copy import CopyFailed, Unit, make_sink, run_copy
+from connectors.copy import CopyFailed, run_copy
+from connectors.copy.engine import make_sink
+from connectors.copy.spec import Unit
 from tests.connectors import data
 from tests.connectors.conftest import FakeContext, Interrupt, copy_task, run
 

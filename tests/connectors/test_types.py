@@ -7,16 +7,7 @@ from typing import Any
 import pytest
 
 from connectors.copy import run_copy
-from connectors.types import (
-    Column,
-    from_mysql,
-    from_pg,
-    from_sqlite,
-    infer_text_type,
-    to_mysql,
-    to_pg,
-    to_sqlite,
-)
+from connectors.types import infer_text_type
 from tests.connectors import data
 from tests.connectors.conftest import FakeContext, copy_task
 
@@ -123,21 +114,6 @@ def test_it_keeps_native_types_between_the_same_kind(pg: Any, pg2: Any) -> None:
     assert precision == [(12, 2)]
 
 
-def test_it_maps_types_between_kinds() -> None:
-    assert (
-        from_pg("int4") == "integer"
-        and from_pg("jsonb") == "json"
-        and from_pg("varchar(3)") == "text"
-    )
-    assert from_mysql("tinyint(1)") == "boolean" and from_mysql("decimal(12,2)") == "numeric"
-    assert from_sqlite("DECIMAL_TEXT") == "numeric" and from_sqlite("TIMESTAMPTZ") == "timestamptz"
-    numeric = Column("n", "numeric", "numeric(12,2)", "postgresql")
-    assert to_mysql(numeric) == "DECIMAL(12,2)" and to_pg(numeric) == "numeric(12,2)"
-    assert to_sqlite(Column("n", "numeric")) == "DECIMAL_TEXT"
-    assert to_mysql(Column("k", "text"), key=True) == "VARCHAR(255)"
-    assert to_pg(Column("x", "bigint", "BIGINT", "mysql")) == "bigint"
-
-
 @pytest.mark.parametrize(
     "cells,expected",
     [
@@ -171,24 +147,3 @@ def test_it_describes_csv_and_jsonl_files(csvc: Any, jsonlc: Any) -> None:
         "attrs": "json",
     }
     assert jsonl_types == {**csv_types, "id": "bigint"}
-
-
-def test_it_finishes_a_mysql_replace_interrupted_between_commit_and_swap(pg: Any, my: Any) -> None:
-    """MySQL DDL commits on its own: a crash after the load's commit leaves a pending swap."""
-    from connectors.copy import SqlSink, Unit
-
-    data.load_pg(pg)
-    task = copy_task("s", "d", {"table": "orders"}, {"table": "rep", "mode": "replace"})
-    run_copy(FakeContext(task, execution_id="e0"), pg, my)
-    pg.execute("DELETE FROM orders WHERE id > 10")
-    original = SqlSink._mysql_swap
-    SqlSink._mysql_swap = lambda self: None  # type: ignore[method-assign]  # the crash
-    try:
-        run_copy(FakeContext(task, execution_id="e1"), pg, my)
-    finally:
-        SqlSink._mysql_swap = original  # type: ignore[method-assign]
-    assert my.query("SELECT COUNT(*) FROM rep")[1][0][0] == 500
-    result = run_copy(FakeContext(task, execution_id="e1", attempt=2), pg, my)
-    assert result["skipped"]
-    assert my.query("SELECT COUNT(*) FROM rep")[1][0][0] == 10
-    assert Unit  # imported for the marker key shape

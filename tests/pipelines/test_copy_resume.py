@@ -23,7 +23,8 @@ import psycopg
 import pytest
 
 from connectors import pools
-from connectors.copy import MARKER_TABLE, run_copy
+from connectors.copy import run_copy
+from connectors.copy.markers import MARKER_TABLE
 from connectors.csv import CsvConnector
 from connectors.jsonl import JsonlConnector
 from connectors.mysql import MysqlConnector

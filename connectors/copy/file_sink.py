@@ -1,0 +1,200 @@
+"""A CSV or JSONL file as a copy destination: a temp file renamed into place."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from connectors.base import FileConnector
+from connectors.copy.markers import FileMarkers
+from connectors.copy.sink import Sink
+from connectors.copy.spec import CopyFailed, Unit
+from connectors.types import Column
+
+
+class FileSink(Sink):
+    """A CSV/JSONL file: written to a temp file, renamed into place at commit.
+
+    The marker lives in a sidecar ``.<file>.ddmarkers.json``. Commit first
+    records the marker as pending with the temp file's inode, then renames,
+    then marks it done: after a crash between the two, the inode tells
+    whether the rename happened.
+    """
+
+    def __init__(self, connector: FileConnector, table: str, mode: str, unit: Unit) -> None:
+        if mode == "upsert":
+            raise CopyFailed(f"{connector.kind} destinations take append or replace, not upsert")
+        self.c = connector
+        self.path = connector.file(table)
+        self.mode = mode
+        self.unit = unit
+        self.markers = FileMarkers(self.path)
+        self.key = f"{unit.execution_id}/{unit.task_name}/{unit.index}"
+        # A staged load's file: a fixed name per unit, so the next attempt finds it.
+        digest = hashlib.sha256(self.key.encode()).hexdigest()[:10]
+        self.stage = self.path.with_name(f".{self.path.name}.{digest}.stage")
+        self.batch_key = f"{self.key}/batch"
+        self.staged = False
+        self.batch = 0
+        self._lock: Any = None
+        self._tmp: Path | None = None
+        self._handle: Any = None
+        self._first = True
+        self.columns: list[Column] = []
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        if self._lock is not None:
+            yield
+            return
+        with self.markers.locked():
+            yield
+
+    def committed(self) -> dict[str, Any] | None:
+        with self._locked():
+            markers = self.markers.load()
+            entry = markers.get(self.key)
+            if entry is None:
+                return None
+            if entry.get("state") == "pending":
+                try:
+                    renamed = self.path.stat().st_ino == entry.get("inode")
+                except FileNotFoundError:
+                    renamed = False
+                if not renamed:
+                    del markers[self.key]
+                    self.markers.save(markers)
+                    return None
+                entry["state"] = "done"
+                self.markers.save(markers)
+            return {**entry.get("info", {}), "rows_written": entry.get("rows", 0)}
+
+    def plan(self, compute: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        plan_key = f"{self.unit.execution_id}/{self.unit.task_name}/plan"
+        with self._locked():
+            markers = self.markers.load()
+            if plan_key not in markers:
+                markers[plan_key] = {"state": "plan", "info": compute()}
+                self.markers.save(markers)
+            return dict(markers[plan_key]["info"])
+
+    def _dest_state(self) -> list[int] | None:
+        """What the destination file is now: a staged append copied it at its start."""
+        try:
+            st = self.path.stat()
+        except FileNotFoundError:
+            return None
+        return [st.st_ino, st.st_size, st.st_mtime_ns]
+
+    def resume_point(self) -> dict[str, Any] | None:
+        with self._locked():
+            entry = self.markers.load().get(self.batch_key)
+        if not entry:
+            return None
+        try:
+            size = self.stage.stat().st_size
+        except FileNotFoundError:
+            return None
+        # The stage must hold the committed bytes, and an append's destination
+        # must be the file the stage started from (else its rows would be lost).
+        if size < int(entry["bytes"]) or entry.get("dest") != self._dest_state():
+            return None
+        return {**entry.get("state", {}), "batch": entry["batch"], "rows": entry["rows"]}
+
+    def begin(
+        self, columns: list[Column], *, staged: bool = False, resume: dict[str, Any] | None = None
+    ) -> None:
+        self.columns = columns
+        # Held until commit or rollback: parallel chunks appending to one
+        # file take turns instead of losing each other's rows.
+        self._lock = self.markers.lock()
+        self.staged = staged
+        if staged and resume is not None:
+            entry = self.markers.load()[self.batch_key]
+            self.batch = int(entry["batch"])
+            self._tmp = self.stage
+            self._handle = open(self.stage, "r+", encoding="utf-8", newline="")  # noqa: SIM115
+            # Bytes after the last committed batch were never committed.
+            self._handle.truncate(int(entry["bytes"]))
+            self._handle.seek(0, os.SEEK_END)
+            self._first = False
+            return
+        if staged:
+            self.markers.pop(self.batch_key)
+            self.batch = 0
+            self._tmp = self.stage
+        else:
+            self._tmp = self.path.with_name(f".{self.path.name}.{uuid.uuid4().hex[:12]}.tmp")
+        self._handle = open(self._tmp, "w", encoding="utf-8", newline="")  # noqa: SIM115
+        self._first = True
+        if self.mode == "append" and self.path.exists() and self.path.stat().st_size > 0:
+            self.c.copy_existing(self.path, self._handle, columns)
+            self._first = False
+        if self._first:
+            self.c.write_file(self._handle, columns, [], True)
+            self._first = False
+
+    def write(self, rows: list[tuple]) -> None:
+        if rows:
+            self.c.write_file(self._handle, self.columns, rows, False)
+
+    def discard(self) -> None:
+        with self._locked():
+            self.markers.pop(self.batch_key)
+            self.stage.unlink(missing_ok=True)
+
+    def commit_batch(self, rows: int, state: dict[str, Any]) -> None:
+        self._handle.flush()
+        os.fsync(self._handle.fileno())
+        self.batch += 1
+        markers = self.markers.load()
+        entry = markers.get(self.batch_key) or {"dest": self._dest_state()}
+        markers[self.batch_key] = {
+            **entry,
+            "batch": self.batch,
+            "rows": rows,
+            "bytes": self._handle.tell(),
+            "state": state,
+        }
+        self.markers.save(markers)
+
+    def commit(self, rows: int, info: dict[str, Any]) -> None:
+        assert self._tmp is not None  # nosec B101 - narrows the type; nothing relies on it at run time
+        self._handle.flush()
+        os.fsync(self._handle.fileno())
+        self._handle.close()
+        self._handle = None
+        markers = self.markers.load()
+        markers.pop(self.batch_key, None)
+        markers[self.key] = {
+            "state": "pending",
+            "inode": self._tmp.stat().st_ino,
+            "rows": rows,
+            "info": info,
+        }
+        self.markers.save(markers)
+        os.replace(self._tmp, self.path)
+        self._tmp = None
+        markers[self.key]["state"] = "done"
+        self.markers.save(markers)
+        self._release()
+
+    def rollback(self) -> None:
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
+        if self._tmp is not None and not self.staged:
+            # A stage keeps its committed batches for the next attempt.
+            self._tmp.unlink(missing_ok=True)
+        self._tmp = None
+        self._release()
+
+    def _release(self) -> None:
+        if self._lock is not None:
+            self.markers.unlock(self._lock)
+            self._lock = None
