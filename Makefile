@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 UV := $(shell command -v uv 2>/dev/null)
 
-.PHONY: run test install install-dev assets lint typecheck security lock migrate worker web bench-orchestration bench-copy bench-chaos loadtest clean
+.PHONY: run test install install-dev assets lint typecheck security lock migrate worker web bench-orchestration bench-copy bench-chaos bench-throughput loadtest clean
 
 $(PY):
 ifdef UV
@@ -82,6 +82,11 @@ bench-copy: install-dev
 # worker processes are killed and Redis and PostgreSQL restart.
 bench-chaos: install-dev
 	$(PY) bench/chaos.py
+
+# Throughput (bench/throughput.py): executions/min of a 2-task pipeline at
+# steady arrival rates, raised until p99 passes 1 s, beside bare django-q2.
+bench-throughput: install-dev
+	$(PY) bench/throughput.py
 
 # Load test (bench/loadtest.py): gunicorn + qcluster on a scratch PostgreSQL
 # database and Redis prefix (BENCH_PG_URL, BENCH_REDIS_URL; loopback by

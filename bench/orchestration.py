@@ -17,8 +17,6 @@ Prints ms/task and the ratio product / baseline.
 from __future__ import annotations
 
 import argparse
-import os
-import subprocess
 import sys
 import time
 import uuid
@@ -30,16 +28,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[0] = str(ROOT)
 
 from bench import scratch  # noqa: E402 - after the sys.path fix
+from bench.scratch import wait  # noqa: E402
 
 RUN = scratch.run_name("orch")
-
-
-def wait(predicate, timeout: float) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise SystemExit("timed out")
-        time.sleep(0.005)
 
 
 def product(tasks: list[dict], name: str) -> float:  # type: ignore[type-arg]
@@ -106,63 +97,41 @@ def main() -> None:
     parser.add_argument("--chain", type=int, default=100)
     parser.add_argument("--fanout", type=int, default=1000)
     args = parser.parse_args()
-    import tempfile
+    with scratch.deployment(RUN, WORKERS="2") as tmp:
+        from bench import noop  # imports django-q2's models: after django.setup()
 
-    tmp = Path(tempfile.mkdtemp(prefix="bench-orch-"))
-    scratch.scratch_env(RUN, tmp, WORKERS="2")
-    scratch.create_database(RUN)
-    workers = None
-    try:
-        import django
+        noop.make_connection()
+        with scratch.qcluster(tmp):
+            report(args.chain, args.fanout, noop.TASK)
 
-        django.setup()
-        from django.core.management import call_command
 
-        call_command("migrate", verbosity=0)
-        from connectors.services import connection_create
-
-        (tmp / "data").mkdir(parents=True, exist_ok=True)
-        connection_create(name="noop", kind="sqlite", config={"path": "noop.sqlite"})
-        log = open(tmp / "qcluster.log", "w")
-        workers = subprocess.Popen(
-            [sys.executable, "manage.py", "qcluster"],
-            cwd=ROOT,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        time.sleep(3)  # let the cluster start
-        noop = {"type": "sql", "connection": "noop", "sql": "SELECT 1"}
-        chain = [
-            {**noop, "name": f"t{i}", **({"depends_on": [f"t{i - 1}"]} if i else {})}
-            for i in range(args.chain)
-        ]
-        fan = [{**noop, "name": f"t{i}"} for i in range(args.fanout)]
-        product([{**noop, "name": "w"}], "warmup")
-        baseline_chain(5)
-        rows = []
-        for label, tasks, count, base in (
-            (f"chain of {args.chain}", chain, args.chain, baseline_chain),
-            (f"fan-out of {args.fanout}", fan, args.fanout, baseline_fanout),
-        ):
-            ours = product(tasks, label.replace(" ", "_").replace("-", "_"))
-            bare = base(count)
-            rows.append((label, ours / count * 1000, bare / count * 1000))
+def report(chain_length: int, fanout: int, task: dict) -> None:  # type: ignore[type-arg]
+    """Run both cases, product and baseline, and print the table."""
+    chain = [
+        {**task, "name": f"t{i}", **({"depends_on": [f"t{i - 1}"]} if i else {})}
+        for i in range(chain_length)
+    ]
+    fan = [{**task, "name": f"t{i}"} for i in range(fanout)]
+    product([{**task, "name": "w"}], "warmup")
+    baseline_chain(5)
+    rows = []
+    for label, tasks, count, base in (
+        (f"chain of {chain_length}", chain, chain_length, baseline_chain),
+        (f"fan-out of {fanout}", fan, fanout, baseline_fanout),
+    ):
+        ours = product(tasks, label.replace(" ", "_").replace("-", "_"))
+        bare = base(count)
+        rows.append((label, ours / count * 1000, bare / count * 1000))
+    print(
+        f"{'case':<20} {'product ms/task':>16} {'bare django-q2 ms/task':>24} {'ratio':>7}"
+        f" {'mean queue wait ms':>19} {'mean claim→success ms':>22}"
+    )
+    for label, ours_ms, bare_ms in rows:
+        wait, run = BREAKDOWN[label.replace(" ", "_").replace("-", "_")]
         print(
-            f"{'case':<20} {'product ms/task':>16} {'bare django-q2 ms/task':>24} {'ratio':>7}"
-            f" {'mean queue wait ms':>19} {'mean claim→success ms':>22}"
+            f"{label:<20} {ours_ms:>16.2f} {bare_ms:>24.2f} {ours_ms / bare_ms:>7.2f}"
+            f" {wait:>19.2f} {run:>22.2f}"
         )
-        for label, ours_ms, bare_ms in rows:
-            wait, run = BREAKDOWN[label.replace(" ", "_").replace("-", "_")]
-            print(
-                f"{label:<20} {ours_ms:>16.2f} {bare_ms:>24.2f} {ours_ms / bare_ms:>7.2f}"
-                f" {wait:>19.2f} {run:>22.2f}"
-            )
-    finally:
-        if workers is not None:
-            os.killpg(workers.pid, 9)
-            workers.wait()
-        scratch.cleanup(RUN)
 
 
 if __name__ == "__main__":

@@ -7,8 +7,17 @@ made here and removed afterwards, so runs never see each other's data.
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
 import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
 
 PG_ADMIN = os.environ.get("BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -70,3 +79,76 @@ def cleanup(run: str, *databases: str) -> None:
     client = redis.Redis.from_url(REDIS)
     for key in client.scan_iter(f"*{run}*"):
         client.delete(key)
+
+
+def migrate() -> None:
+    """Set Django up on the scratch environment and migrate its database."""
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+
+
+@contextmanager
+def deployment(run: str, **extra: str) -> Iterator[Path]:
+    """The scratch deployment of ``run``, migrated; yields its temporary directory.
+
+    ``extra`` adds environment variables (e.g. WORKERS). The database and
+    Redis keys are removed on the way out, whatever happened.
+    """
+    tmp = Path(tempfile.mkdtemp(prefix=f"{run}-"))
+    scratch_env(run, tmp, **extra)
+    create_database(run)
+    try:
+        migrate()
+        yield tmp
+    finally:
+        cleanup(run)
+
+
+@contextmanager
+def qcluster(tmp: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """One ``manage.py qcluster`` in its own session, logging to ``tmp``/qcluster.log.
+
+    Its WORKERS come from the scratch environment; its whole process group
+    is killed on the way out.
+    """
+    with open(tmp / "qcluster.log", "w") as log:
+        cluster = subprocess.Popen(
+            [sys.executable, "manage.py", "qcluster"],
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            time.sleep(3)  # let the cluster start
+            yield cluster
+        finally:
+            os.killpg(cluster.pid, signal.SIGKILL)
+            cluster.wait()
+
+
+def group_stat(pgid: int) -> Iterator[tuple[Path, list[str]]]:
+    """``(/proc/<pid>, fields after the command name)`` of each live process of group ``pgid``."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        if int(fields[2]) == pgid:  # field 5 of /proc/pid/stat: pgrp
+            yield entry, fields
+
+
+def wait(predicate: Callable[[], bool], timeout: float) -> None:
+    """Poll ``predicate`` every 5 ms until it holds; exit the benchmark after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise SystemExit("timed out")
+        time.sleep(0.005)

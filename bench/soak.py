@@ -20,11 +20,8 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import sqlite3
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -39,18 +36,12 @@ RUN = scratch.run_name("soak")
 def group_rss(pgid: int) -> dict[int, int]:
     """RSS in KiB of every live process in process group ``pgid``."""
     result = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
+    for entry, _ in scratch.group_stat(pgid):
         try:
-            stat = (entry / "stat").read_text()
-            fields = stat[stat.rindex(")") + 2 :].split()
-            if int(fields[2]) != pgid:  # field 5 of /proc/pid/stat: pgrp
-                continue
             for line in (entry / "status").read_text().splitlines():
                 if line.startswith("VmRSS:"):
                     result[int(entry.name)] = int(line.split()[1])
-        except (OSError, ValueError):
+        except OSError:
             continue
     return result
 
@@ -117,111 +108,93 @@ def main() -> None:
     parser.add_argument("--drain-minutes", type=float, default=5.0)
     args = parser.parse_args()
 
-    tmp = Path(tempfile.mkdtemp(prefix="bench-soak-"))
-    scratch.scratch_env(RUN, tmp, WORKERS="2")
-    scratch.create_database(RUN)
-    cluster = None
-    try:
-        import django
-
-        django.setup()
-        from django.core.management import call_command
+    with scratch.deployment(RUN, WORKERS="2") as tmp:
         from django.db.models import Count
 
-        call_command("migrate", verbosity=0)
         from pipelines.models import Execution
         from pipelines.services import execution_create
 
         targets = pipelines()
-        log = open(tmp / "qcluster.log", "w")  # noqa: SIM115 - lives with the cluster
-        cluster = subprocess.Popen(
-            [sys.executable, "manage.py", "qcluster"],
-            cwd=ROOT,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        time.sleep(3)
-        finished = ("success", "failed", "cancelled")
-        interval = args.minutes * 60 / args.runs
-        started = time.monotonic()
-        samples: list[tuple[float, int, dict[int, int]]] = []
-        next_sample = started
-        for i in range(args.runs):
-            due = started + i * interval
-            while True:
-                now = time.monotonic()
-                if now >= next_sample:
-                    done = Execution.objects.filter(status__in=finished).count()
-                    samples.append((now - started, done, group_rss(cluster.pid)))
-                    next_sample += 15
-                if now >= due:
+        with scratch.qcluster(tmp) as cluster:
+            finished = ("success", "failed", "cancelled")
+            interval = args.minutes * 60 / args.runs
+            started = time.monotonic()
+            samples: list[tuple[float, int, dict[int, int]]] = []
+            next_sample = started
+            for i in range(args.runs):
+                due = started + i * interval
+                while True:
+                    now = time.monotonic()
+                    if now >= next_sample:
+                        done = Execution.objects.filter(status__in=finished).count()
+                        samples.append((now - started, done, group_rss(cluster.pid)))
+                        next_sample += 15
+                    if now >= due:
+                        break
+                    time.sleep(min(due - now, 0.05))
+                execution_create(pipeline=targets[i % len(targets)])
+            created_in = time.monotonic() - started
+            deadline = time.monotonic() + args.drain_minutes * 60
+            while Execution.objects.exclude(status__in=finished).exists():
+                if time.monotonic() > deadline:
                     break
-                time.sleep(min(due - now, 0.05))
-            execution_create(pipeline=targets[i % len(targets)])
-        created_in = time.monotonic() - started
-        deadline = time.monotonic() + args.drain_minutes * 60
-        while Execution.objects.exclude(status__in=finished).exists():
-            if time.monotonic() > deadline:
-                break
-            time.sleep(1)
-        drained_in = time.monotonic() - started
-        samples.append(
-            (
-                drained_in,
-                Execution.objects.filter(status__in=finished).count(),
-                group_rss(cluster.pid),
+                time.sleep(1)
+            drained_in = time.monotonic() - started
+            samples.append(
+                (
+                    drained_in,
+                    Execution.objects.filter(status__in=finished).count(),
+                    group_rss(cluster.pid),
+                )
             )
-        )
 
-        by_status = dict(Execution.objects.values_list("status").annotate(n=Count("pk")).order_by())
-        stuck = Execution.objects.exclude(status__in=finished).count()
-        latencies = sorted(
-            (e.ended_at - e.created_at).total_seconds()
-            for e in Execution.objects.filter(status__in=finished).only("created_at", "ended_at")
-        )
+            by_status = dict(
+                Execution.objects.values_list("status").annotate(n=Count("pk")).order_by()
+            )
+            stuck = Execution.objects.exclude(status__in=finished).count()
+            latencies = sorted(
+                (e.ended_at - e.created_at).total_seconds()
+                for e in Execution.objects.filter(status__in=finished).only(
+                    "created_at", "ended_at"
+                )
+            )
 
-        def pct(p: float) -> float:
-            return latencies[min(len(latencies) - 1, int(p * len(latencies)))]
+            def pct(p: float) -> float:
+                return latencies[min(len(latencies) - 1, int(p * len(latencies)))]
 
-        from django.test import Client
-        from prometheus_client.parser import text_string_to_metric_families
+            from django.test import Client
+            from prometheus_client.parser import text_string_to_metric_families
 
-        from ops import metrics
+            from ops import metrics
 
-        metrics.collector.reset()
-        scraped = 0.0
-        text = Client(HTTP_HOST="localhost").get("/metrics").content.decode()
-        for family in text_string_to_metric_families(text):
-            for sample in family.samples:
-                if sample.name == "datadog_pipeline_executions_total":
-                    scraped += sample.value
+            metrics.collector.reset()
+            scraped = 0.0
+            text = Client(HTTP_HOST="localhost").get("/metrics").content.decode()
+            for family in text_string_to_metric_families(text):
+                for sample in family.samples:
+                    if sample.name == "datadog_pipeline_executions_total":
+                        scraped += sample.value
 
-        print(
-            f"runs created: {args.runs} in {created_in:.0f}s; all finished after "
-            f"{drained_in:.0f}s; load average {os.getloadavg()[0]:.2f}"
-        )
-        print(f"by status: {by_status}; not finished (stuck): {stuck}")
-        print(f"created → ended latency: p50 {pct(0.5):.2f}s, p99 {pct(0.99):.2f}s")
-        print(f"/metrics datadog_pipeline_executions_total sum: {scraped:.0f}")
-        print("\nRSS MiB per cluster process (pid: values every ~15 s)")
-        pids = sorted({pid for _, _, rss in samples for pid in rss})
-        for pid in pids:
-            values = [rss[pid] / 1024 for _, _, rss in samples if pid in rss]
-            first = next(t for t, _, rss in samples if pid in rss)
-            last = [t for t, _, rss in samples if pid in rss][-1]
             print(
-                f"  {pid}: {len(values)} samples {first:.0f}s-{last:.0f}s, first "
-                f"{values[0]:.1f}, max {max(values):.1f}, last {values[-1]:.1f}"
+                f"runs created: {args.runs} in {created_in:.0f}s; all finished after "
+                f"{drained_in:.0f}s; load average {os.getloadavg()[0]:.2f}"
             )
-        print("\nprogress (t s, finished runs, total cluster RSS MiB)")
-        for t, done, rss in samples:
-            print(f"  {t:6.0f} {done:6d} {sum(rss.values()) / 1024:8.1f}")
-    finally:
-        if cluster is not None:
-            os.killpg(cluster.pid, signal.SIGKILL)
-            cluster.wait()
-        scratch.cleanup(RUN)
+            print(f"by status: {by_status}; not finished (stuck): {stuck}")
+            print(f"created → ended latency: p50 {pct(0.5):.2f}s, p99 {pct(0.99):.2f}s")
+            print(f"/metrics datadog_pipeline_executions_total sum: {scraped:.0f}")
+            print("\nRSS MiB per cluster process (pid: values every ~15 s)")
+            pids = sorted({pid for _, _, rss in samples for pid in rss})
+            for pid in pids:
+                values = [rss[pid] / 1024 for _, _, rss in samples if pid in rss]
+                first = next(t for t, _, rss in samples if pid in rss)
+                last = [t for t, _, rss in samples if pid in rss][-1]
+                print(
+                    f"  {pid}: {len(values)} samples {first:.0f}s-{last:.0f}s, first "
+                    f"{values[0]:.1f}, max {max(values):.1f}, last {values[-1]:.1f}"
+                )
+            print("\nprogress (t s, finished runs, total cluster RSS MiB)")
+            for t, done, rss in samples:
+                print(f"  {t:6.0f} {done:6d} {sum(rss.values()) / 1024:8.1f}")
 
 
 if __name__ == "__main__":
