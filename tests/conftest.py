@@ -7,13 +7,11 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from django.contrib.auth import get_user_model
 
 from accounts.permissions import Role
-from accounts.services import roles_setup, user_set_role
+from accounts.services import roles_setup
+from tests import factories
 from tests.workers import WorkerCluster
-
-User = get_user_model()
 
 PASSWORD = "correct-horse-battery-staple"
 
@@ -26,9 +24,7 @@ def roles(db: Any) -> None:
 @pytest.fixture
 def make_user(roles: None) -> Callable[..., Any]:
     def make(username: str, role: Role | None = Role.DEVELOPER, **extra: Any) -> Any:
-        user = User.objects.create_user(username=username, password=PASSWORD, **extra)
-        user_set_role(user=user, role=role)
-        return user
+        return factories.user(username, role, password=PASSWORD, **extra)
 
     return make
 
@@ -61,19 +57,13 @@ def viewer(make_user: Callable[..., Any]) -> Any:
 @pytest.fixture
 def sqlite_connection(db: Any, settings: Any, tmp_path: Any) -> Callable[..., Any]:
     """Factory for SQLite connections in a per-test DATA_ROOT."""
-    from connectors.services import connection_create
-
     settings.DATA_ROOT = tmp_path
-
-    def make(name: str = "wh", path: str = "wh.sqlite", user: Any = None) -> Any:
-        return connection_create(name=name, kind="sqlite", config={"path": path}, user=user)
-
-    return make
+    return factories.sqlite_connection
 
 
 SQL_PIPELINE: dict[str, Any] = {
     "name": "p1",
-    "tasks": [{"name": "t1", "type": "sql", "connection": "wh", "sql": "SELECT 1"}],
+    "tasks": [factories.sql_task("t1")],
 }
 
 

@@ -10,15 +10,14 @@ from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 import pytest
 from django.core import mail
 
-from connectors.services import connection_create
 from pipelines import alerts
 from pipelines.models import Execution, TaskRun
 from pipelines.services import execution_create, pipeline_create
+from tests.factories import postgresql_connection
 from tests.net import RebindingDns, self_signed
 from tests.ops.conftest import finished, same_prefix
 from tests.services import need_postgres
@@ -99,18 +98,7 @@ def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def _pg_connection() -> None:
     """A PostgreSQL connection with a password (the local server trusts, ignores it)."""
-    parsed = urlparse(need_postgres())
-    connection_create(
-        name="pgsecret",
-        kind="postgresql",
-        config={
-            "host": parsed.hostname,
-            "port": parsed.port or 5432,
-            "database": parsed.path.lstrip("/") or "postgres",
-            "username": parsed.username or "postgres",
-            "password": SECRET_PASSWORD,
-        },
-    )
+    postgresql_connection("pgsecret", need_postgres(), password=SECRET_PASSWORD)
 
 
 @pytest.mark.worker

@@ -18,14 +18,13 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 import pytest
 from cryptography.fernet import Fernet
 
-from connectors.services import connection_create
 from pipelines.models import Execution, TaskRunStatus, Transition
 from pipelines.services import execution_create, pipeline_create
+from tests.factories import pg_config, postgresql_connection
 from tests.ops.conftest import FINISHED, named, same_prefix, scrape
 from tests.services import missing, need_postgres, scratch_postgres_db
 from tests.workers import BASE_DIR, WorkerCluster, wait_for
@@ -115,14 +114,7 @@ def test_it_restores_a_dump_into_a_fresh_database(tmp_path: Path, transactional_
     for tool in ("pg_dump", "pg_restore"):
         if shutil.which(tool) is None:
             missing(tool)
-    parsed = urlparse(admin)
-    config = {
-        "host": parsed.hostname,
-        "port": parsed.port or 5432,
-        "database": parsed.path.lstrip("/") or "postgres",
-        "username": parsed.username or "postgres",
-        "password": PASSWORD,
-    }
+    config = {**pg_config(admin), "password": PASSWORD}
     key = Fernet.generate_key().decode()
     prefix = f"restore_{uuid.uuid4().hex[:8]}"
     dump = tmp_path / "datadog.dump"
@@ -216,17 +208,7 @@ def test_it_restores_a_dump_into_a_fresh_database(tmp_path: Path, transactional_
 @pytest.fixture
 def pg_target(transactional_db: Any) -> None:
     """A PostgreSQL connection ``pg`` for tasks that sleep in the database."""
-    parsed = urlparse(need_postgres())
-    connection_create(
-        name="pg",
-        kind="postgresql",
-        config={
-            "host": parsed.hostname,
-            "port": parsed.port or 5432,
-            "database": parsed.path.lstrip("/") or "postgres",
-            "username": parsed.username or "postgres",
-        },
-    )
+    postgresql_connection("pg", need_postgres())
 
 
 @pytest.mark.worker
