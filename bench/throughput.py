@@ -34,6 +34,7 @@ sys.path[0] = str(ROOT)
 
 import argparse  # noqa: E402
 import os  # noqa: E402
+import re  # noqa: E402
 import statistics  # noqa: E402
 import threading  # noqa: E402
 import time  # noqa: E402
@@ -396,6 +397,12 @@ def in_process(product: Product, count: int = 20) -> None:
         f"  statements {len(queries) / count:.1f}: "
         + ", ".join(f"{kind} {n / count:.1f}" for kind, n in kinds.most_common())
     )
+    print("  the statements of one execution, in order (verb, first table):")
+    per_run = len(queries) // count
+    for query in queries.captured_queries[:per_run]:
+        sql = query["sql"]
+        table = re.search(r'(?:FROM|INTO|UPDATE) "(\w+)"', sql)
+        print(f"    {sql.split(None, 1)[0].upper():<8} {table.group(1) if table else ''}")
     stats = pstats.Stats(profiler)
     entries = stats.stats  # type: ignore[attr-defined]
     buckets = {
