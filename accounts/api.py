@@ -11,14 +11,15 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import exceptions
 from rest_framework.generics import GenericAPIView
 from rest_framework.parsers import FormParser, MultiPartParser
-from rest_framework.permissions import AllowAny
+from rest_framework.permissions import AllowAny, BasePermission
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 
 from accounts.lockout import login_check, login_failed, login_succeeded
 from accounts.models import AuditEvent
-from accounts.permissions import Action, require, require_admin
+from accounts.permissions import Action, get_for, require, require_admin
 from accounts.serializers import (
     AuditEventSerializer,
     AuditFilterSerializer,
@@ -109,28 +110,63 @@ class LogoutView(_TokenView):
         return Response(status=204)
 
 
-class SharingView(GenericAPIView):
-    """``GET/PUT .../permissions`` of one object; subclasses say how to fetch it.
+class ObjectAccess(BasePermission):
+    """DRF's object check through the one rule: ``view.access[method]`` on the object.
+
+    It raises Forbidden itself so the 403 says what was refused, as the UI's does.
+    """
+
+    def has_object_permission(self, request: Request, view: Any, obj: Model) -> bool:
+        action = view.access.get(request.method, Action.VIEW)
+        require(request.user, action, getattr(obj, view.via) if view.via else obj)
+        return True
+
+
+class ObjectView(GenericAPIView):
+    """A view of one object: ``get_object()`` fetches it through ``get_for``.
+
+    404 when the user may not see it; then ``ObjectAccess`` answers 403 when
+    they may not do the method's action (``access``) to it. ``via`` names the
+    field whose sharing decides (``"pipeline"`` for an execution).
+    """
+
+    permission_classes = [*api_settings.DEFAULT_PERMISSION_CLASSES, ObjectAccess]
+    access: dict[str, Action] = {
+        "GET": Action.VIEW,
+        "HEAD": Action.VIEW,
+        "OPTIONS": Action.VIEW,
+        "POST": Action.OPERATE,
+        "PUT": Action.CHANGE,
+        "PATCH": Action.CHANGE,
+        "DELETE": Action.CHANGE,
+    }
+    via: str | None = None
+
+    def get_object(self) -> Any:
+        key = self.kwargs[self.lookup_url_kwarg or self.lookup_field]
+        obj = get_for(self.request.user, self.get_queryset(), via=self.via, pk=key)
+        self.check_object_permissions(self.request, obj)
+        return obj
+
+
+class SharingView(ObjectView):
+    """``GET/PUT .../permissions`` of one object, a pipeline's or a connection's.
 
     Anyone who may see the object may read its sharing; only its owner (a
-    developer) or an admin may change it.
+    developer) or an admin may change it. The URL passes ``queryset`` and
+    ``lookup_url_kwarg`` (``as_view(queryset=..., lookup_url_kwarg=...)``).
     """
 
     serializer_class = SharingSerializer
     pagination_class = None
-
-    def get_target(self, request: Request, **kwargs: Any) -> Model:
-        """The object, through its ``*_get_visible`` selector (404 when not visible)."""
-        raise NotImplementedError
+    parser_classes = [JSONParser]
+    access = {**ObjectView.access, "PUT": Action.SHARE}
 
     def get(self, request: Request, **kwargs: Any) -> Response:
-        obj = self.get_target(request, **kwargs)
-        require(request.user, Action.VIEW, obj)
-        return Response(sharing_get(obj))
+        return Response(sharing_get(self.get_object()))
 
     def put(self, request: Request, **kwargs: Any) -> Response:
-        obj = self.get_target(request, **kwargs)
-        require(request.user, Action.SHARE, obj)
+        obj = self.get_object()
         context = {"actor": request.user, "keep": sharing_get(obj)["users"]}
         serializer = SharingSerializer(data=request.data, context=context)
         serializer.is_valid(raise_exception=True)

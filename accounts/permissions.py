@@ -11,11 +11,12 @@ from collections.abc import Sequence
 from enum import StrEnum
 from typing import Any, cast
 
+from django.core.exceptions import ValidationError
 from django.db.models import Model, Q, QuerySet
 from guardian.core import ObjectPermissionChecker
 from guardian.shortcuts import get_objects_for_user
 
-from core.errors import Forbidden
+from core.errors import Forbidden, NotFound
 
 
 class Role(StrEnum):
@@ -215,6 +216,38 @@ def require(user: Any, action: Action | str, obj: Model) -> None:
     """
     if not can(user, action, obj):
         raise Forbidden(f"you may not {Action(action).value} this {_model_name(obj)}")
+
+
+def get_for(
+    user: Any,
+    queryset: QuerySet[Any],
+    action: Action | str = Action.VIEW,
+    *,
+    via: str | None = None,
+    **lookup: Any,
+) -> Any:
+    """The object of ``queryset`` matching ``lookup``, fetched for ``user`` to do ``action``.
+
+    The one access path of the HTML views, the API (``accounts.api.ObjectView``)
+    and the admin: NotFound (404) when it does not exist or the user may not
+    see it, so a private object's existence never shows; Forbidden (403) when
+    they may see it but not do ``action`` to it. ``via`` names the field of
+    the object whose sharing decides (``"pipeline"`` for an execution). A
+    malformed key (not a UUID, not a number) is a 404 like any unknown one.
+    """
+    model_name = queryset.model._meta.verbose_name
+    if via is None:
+        queryset = visible(user, queryset)
+    elif not is_admin(user):
+        # Admins see everything: no subquery for them.
+        parents = queryset.model._meta.get_field(via).related_model._default_manager.all()
+        queryset = queryset.filter(**{f"{via}__in": visible(user, parents)})
+    try:
+        obj = queryset.get(**lookup)
+    except (queryset.model.DoesNotExist, ValueError, TypeError, ValidationError):
+        raise NotFound(f"{model_name} not found") from None
+    require(user, action, getattr(obj, via) if via else obj)
+    return obj
 
 
 def require_create(user: Any) -> None:

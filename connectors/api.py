@@ -1,5 +1,8 @@
 """API views of connections (SPEC §4). Thin: selectors, permissions, services.
 
+One connection is fetched by ``get_object()`` (``accounts.api.ObjectView``:
+404 when the user may not see it, 403 when the method's action is refused).
+
 Secrets go in (``config.password``) and never come out: answers carry the
 settings without them and ``secrets_set``, the names of those that have a
 value.
@@ -14,8 +17,8 @@ from rest_framework.generics import GenericAPIView
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from accounts.api import SharingView
-from accounts.permissions import Action, require, require_create
+from accounts.api import ObjectView
+from accounts.permissions import require_create
 from connectors import selectors, services
 from connectors.models import Connection
 from connectors.serializers import (
@@ -28,16 +31,17 @@ from core.api import ConnectionTestThrottle
 from core.parsers import JSONParser
 
 
-def _connection(request: Request, connection_id: str, action: Action) -> Connection:
-    connection = selectors.connection_get_visible(request.user, connection_id)
-    require(request.user, action, connection)
-    return connection
-
-
 class _JsonView(GenericAPIView):
     parser_classes = [JSONParser]
     queryset = Connection.objects.none()
     serializer_class = ConnectionSerializer
+
+
+class _ConnectionView(ObjectView):
+    parser_classes = [JSONParser]
+    queryset = Connection.objects.select_related("created_by")
+    serializer_class = ConnectionSerializer
+    lookup_url_kwarg = "id"
 
 
 @extend_schema(tags=["connections"])
@@ -68,13 +72,13 @@ class ConnectionListView(_JsonView):
 
 
 @extend_schema(tags=["connections"])
-class ConnectionDetailView(_JsonView):
+class ConnectionDetailView(_ConnectionView):
     def get(self, request: Request, id: str) -> Response:
-        connection = _connection(request, id, Action.VIEW)
+        connection = self.get_object()
         return Response(ConnectionSerializer(connection).data)
 
     def _change(self, request: Request, id: str, *, partial: bool) -> Response:
-        connection = _connection(request, id, Action.CHANGE)
+        connection = self.get_object()
         body = ConnectionWriteSerializer(data=request.data, partial=partial)
         body.is_valid(raise_exception=True)
         data: dict[str, Any] = dict(body.validated_data)
@@ -97,22 +101,13 @@ class ConnectionDetailView(_JsonView):
 
     @extend_schema(responses={204: None})
     def delete(self, request: Request, id: str) -> Response:
-        connection = _connection(request, id, Action.CHANGE)
+        connection = self.get_object()
         services.connection_delete(connection=connection, user=request.user, request=request)
         return Response(status=204)
 
 
 @extend_schema(tags=["connections"])
-class ConnectionPermissionsView(SharingView):
-    queryset = Connection.objects.none()
-    parser_classes = [JSONParser]
-
-    def get_target(self, request: Request, **kwargs: Any) -> Connection:
-        return selectors.connection_get_visible(request.user, kwargs["id"])
-
-
-@extend_schema(tags=["connections"])
-class ConnectionTestView(_JsonView):
+class ConnectionTestView(_ConnectionView):
     """Connect and run a trivial operation: ``{ok, latency_ms, error}``.
 
     Throttled per user (``THROTTLE_CONNECTION_TEST``): each test opens a
@@ -123,6 +118,6 @@ class ConnectionTestView(_JsonView):
 
     @extend_schema(request=None, responses={200: ConnectionTestSerializer})
     def post(self, request: Request, id: str) -> Response:
-        connection = _connection(request, id, Action.OPERATE)
+        connection = self.get_object()
         result = services.connection_test(connection=connection, user=request.user, request=request)
         return Response(result)

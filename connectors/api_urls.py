@@ -2,7 +2,9 @@
 
 from django.urls import re_path
 
+from accounts.api import SharingView
 from connectors import api
+from connectors.models import Connection
 
 C = r"(?P<id>[^/]+)"
 
@@ -11,7 +13,7 @@ urlpatterns = [
     re_path(rf"^connections/{C}/?$", api.ConnectionDetailView.as_view(), name="api-connection"),
     re_path(
         rf"^connections/{C}/permissions/?$",
-        api.ConnectionPermissionsView.as_view(),
+        SharingView.as_view(queryset=Connection.objects.all(), lookup_url_kwarg="id"),
         name="api-connection-permissions",
     ),
     re_path(

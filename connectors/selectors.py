@@ -6,9 +6,8 @@ from typing import Any
 
 from django.db.models import QuerySet
 
-from accounts.permissions import visible
+from accounts.permissions import Action, get_for, visible
 from connectors.models import Connection
-from core.errors import NotFound
 
 
 def connection_list_visible(
@@ -22,12 +21,9 @@ def connection_list_visible(
     return connections.order_by("name")
 
 
-def connection_get_visible(user: Any, connection_id: Any) -> Connection:
-    try:
-        return visible(user, Connection.objects.select_related("created_by")).get(pk=connection_id)
-    except (Connection.DoesNotExist, ValueError, TypeError):
-        raise NotFound("connection not found") from None
-    except Exception as exc:
-        if type(exc).__name__ == "ValidationError":
-            raise NotFound("connection not found") from None
-        raise
+def connection_for(user: Any, connection_id: Any, action: Action = Action.VIEW) -> Connection:
+    """The connection for ``user`` to do ``action`` (``accounts.permissions.get_for``: 404, 403)."""
+    connection: Connection = get_for(
+        user, Connection.objects.select_related("created_by"), action, pk=connection_id
+    )
+    return connection

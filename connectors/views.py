@@ -12,13 +12,13 @@ from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts.forms import ShareForm
-from accounts.permissions import Action, can, can_create, require, require_create
+from accounts.permissions import Action, can, can_create, require_create
 from accounts.services import sharing_get
 from accounts.views import share_update
 from connectors.forms import ConnectionForm, KindForm
 from connectors.models import Connection
 from connectors.registry import KINDS
-from connectors.selectors import connection_get_visible, connection_list_visible
+from connectors.selectors import connection_for, connection_list_visible
 from connectors.services import (
     connection_create,
     connection_delete,
@@ -106,10 +106,10 @@ def _detail_context(request: HttpRequest, conn: Connection, **extra: Any) -> dic
 @require_http_methods(["GET", "POST"])
 def connection_detail(request: HttpRequest, connection_id: Any) -> HttpResponse:
     """The connection; its owner (or an editor) changes it here."""
-    conn = connection_get_visible(request.user, connection_id)
+    action = Action.VIEW if request.method == "GET" else Action.CHANGE
+    conn = connection_for(request.user, connection_id, action)
     if request.method == "GET":
         return render_ui(request, "connectors/detail.html", _detail_context(request, conn))
-    require(request.user, Action.CHANGE, conn)
     form = ConnectionForm(request.POST, kind=conn.kind, instance=conn)
     if form.is_valid():
         try:
@@ -135,8 +135,7 @@ def connection_detail(request: HttpRequest, connection_id: Any) -> HttpResponse:
 @require_POST
 def connection_test_view(request: HttpRequest, connection_id: Any) -> HttpResponse:
     """Connect and answer latency or the error (never a secret)."""
-    conn = connection_get_visible(request.user, connection_id)
-    require(request.user, Action.OPERATE, conn)
+    conn = connection_for(request.user, connection_id, Action.OPERATE)
     # The API's throttle and counter: a user gets THROTTLE_CONNECTION_TEST
     # tests in all, whichever door they come through.
     throttle = ConnectionTestThrottle()
@@ -157,8 +156,7 @@ def connection_test_view(request: HttpRequest, connection_id: Any) -> HttpRespon
 @ui_view
 @require_POST
 def connection_share(request: HttpRequest, connection_id: Any) -> HttpResponse:
-    conn = connection_get_visible(request.user, connection_id)
-    require(request.user, Action.SHARE, conn)
+    conn = connection_for(request.user, connection_id, Action.SHARE)
     form = share_update(request, conn)
     if form is None:
         return redirect(reverse("connection_detail", args=[conn.pk]) + "#sharing")
@@ -174,8 +172,7 @@ def connection_share(request: HttpRequest, connection_id: Any) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def connection_delete_view(request: HttpRequest, connection_id: Any) -> HttpResponse:
     """GET asks for confirmation; POST deletes (refused while pipelines use it)."""
-    conn = connection_get_visible(request.user, connection_id)
-    require(request.user, Action.CHANGE, conn)
+    conn = connection_for(request.user, connection_id, Action.CHANGE)
     error = None
     if request.method == "POST":
         try:

@@ -1,8 +1,9 @@
 """API views of pipelines and executions (SPEC §4). Thin: selectors, permissions, services.
 
-Every object is fetched through its ``*_get_visible`` selector (404 when the
-user may not see it), then ``require`` answers 403 when they may see it but
-not do this to it. Lists come from the ``*_list_visible`` selectors.
+One object is fetched by ``get_object()`` (``accounts.api.ObjectView``, i.e.
+``accounts.permissions.get_for``: 404 when the user may not see it) and the
+``ObjectAccess`` permission class answers 403 when they may see it but not do
+the method's action to it. Lists come from the ``*_list_visible`` selectors.
 """
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.serializers import Serializer
 
-from accounts.api import SharingView
-from accounts.permissions import Action, require, require_create, share_levels_prefetch
+from accounts.api import ObjectView
+from accounts.permissions import require_create, share_levels_prefetch
 from core.api import ExecuteThrottle
 from core.errors import InvalidInput
 from core.parsers import JSONParser
@@ -63,18 +64,6 @@ def _body(serializer_class: type[Serializer], request: Request) -> dict[str, Any
     return dict(serializer.validated_data)
 
 
-def _pipeline(request: Request, pipeline_id: str, action: Action) -> Pipeline:
-    pipeline = selectors.pipeline_get_visible(request.user, pipeline_id)
-    require(request.user, action, pipeline)
-    return pipeline
-
-
-def _execution(request: Request, execution_id: str, action: Action) -> Execution:
-    execution = selectors.execution_get_visible(request.user, execution_id)
-    require(request.user, action, execution.pipeline)
-    return execution
-
-
 def _shown(request: Request, pipeline: Pipeline) -> Any:
     """The pipeline as the caller may read it (``selectors.definition_for``)."""
     return PipelineSerializer(pipeline, context={"request": request}).data
@@ -83,6 +72,21 @@ def _shown(request: Request, pipeline: Pipeline) -> Any:
 class _JsonView(GenericAPIView):
     # Definitions are nested JSON; form encodings cannot carry them.
     parser_classes = [JSONParser]
+
+
+class _PipelineView(ObjectView):
+    parser_classes = [JSONParser]
+    queryset = Pipeline.objects.select_related("created_by")
+    lookup_url_kwarg = "pipeline_id"
+
+
+class _ExecutionView(ObjectView):
+    """Executions are seen and operated through their pipeline's sharing."""
+
+    parser_classes = [JSONParser]
+    queryset = Execution.objects.select_related("pipeline", "version")
+    lookup_url_kwarg = "execution_id"
+    via = "pipeline"
 
 
 # ------------------------------------------------------------- pipelines
@@ -119,17 +123,16 @@ class PipelineListView(_JsonView):
 
 
 @extend_schema(tags=["pipelines"])
-class PipelineDetailView(_JsonView):
-    queryset = Pipeline.objects.none()
+class PipelineDetailView(_PipelineView):
     serializer_class = PipelineSerializer
 
     def get(self, request: Request, pipeline_id: str) -> Response:
-        pipeline = _pipeline(request, pipeline_id, Action.VIEW)
+        pipeline = self.get_object()
         return Response(_shown(request, pipeline))
 
     @extend_schema(request=PipelineDefinitionSerializer, responses=PipelineSerializer)
     def put(self, request: Request, pipeline_id: str) -> Response:
-        pipeline = _pipeline(request, pipeline_id, Action.CHANGE)
+        pipeline = self.get_object()
         pipeline = services.pipeline_update(
             pipeline=pipeline,
             data=definition_from_body(request.data),
@@ -140,7 +143,7 @@ class PipelineDetailView(_JsonView):
 
     @extend_schema(request=PipelinePatchSerializer, responses=PipelineSerializer)
     def patch(self, request: Request, pipeline_id: str) -> Response:
-        pipeline = _pipeline(request, pipeline_id, Action.CHANGE)
+        pipeline = self.get_object()
         pipeline = services.pipeline_update(
             pipeline=pipeline,
             data=definition_from_body(request.data),
@@ -152,19 +155,18 @@ class PipelineDetailView(_JsonView):
 
     @extend_schema(responses={204: None})
     def delete(self, request: Request, pipeline_id: str) -> Response:
-        pipeline = _pipeline(request, pipeline_id, Action.CHANGE)
+        pipeline = self.get_object()
         services.pipeline_delete(pipeline=pipeline, user=request.user, request=request)
         return Response(status=204)
 
 
 @extend_schema(tags=["pipelines"])
-class PipelineVersionsView(_JsonView):
-    queryset = Pipeline.objects.none()
+class PipelineVersionsView(_PipelineView):
     serializer_class = PipelineVersionSerializer
 
     @extend_schema(responses=PipelineVersionSerializer(many=True))
     def get(self, request: Request, pipeline_id: str) -> Response:
-        pipeline = _pipeline(request, pipeline_id, Action.VIEW)
+        pipeline = self.get_object()
         versions = pipeline.versions.select_related("created_by").order_by("-version")
         page = self.paginate_queryset(versions)
         data = PipelineVersionSerializer(page, many=True, context={"request": request}).data
@@ -172,11 +174,10 @@ class PipelineVersionsView(_JsonView):
 
 
 @extend_schema(tags=["pipelines"])
-class PipelineExecuteView(_JsonView):
+class PipelineExecuteView(_PipelineView):
     """Run now. ``Idempotency-Key``: the same user, pipeline and key within 24 h
     get the execution made the first time."""
 
-    queryset = Pipeline.objects.none()
     serializer_class = ExecuteSerializer
     throttle_classes = [ExecuteThrottle]
 
@@ -194,7 +195,7 @@ class PipelineExecuteView(_JsonView):
         ],
     )
     def post(self, request: Request, pipeline_id: str) -> Response:
-        pipeline = _pipeline(request, pipeline_id, Action.OPERATE)
+        pipeline = self.get_object()
         body = _body(ExecuteSerializer, request)
         key = request.headers.get("Idempotency-Key") or None
         if key is not None and not IDEMPOTENCY_KEY_RE.fullmatch(key):
@@ -214,14 +215,13 @@ class PipelineExecuteView(_JsonView):
 
 
 @extend_schema(tags=["pipelines"])
-class PipelineBackfillView(_JsonView):
-    queryset = Pipeline.objects.none()
+class PipelineBackfillView(_PipelineView):
     serializer_class = BackfillSerializer
     throttle_classes = [ExecuteThrottle]
 
     @extend_schema(request=BackfillSerializer, responses={200: BackfillResultSerializer})
     def post(self, request: Request, pipeline_id: str) -> Response:
-        pipeline = _pipeline(request, pipeline_id, Action.OPERATE)
+        pipeline = self.get_object()
         body = _body(BackfillSerializer, request)
         executions = services.pipeline_backfill(
             pipeline=pipeline,
@@ -231,15 +231,6 @@ class PipelineBackfillView(_JsonView):
             request=request,
         )
         return Response(BackfillResultSerializer(executions).data)
-
-
-@extend_schema(tags=["pipelines"])
-class PipelinePermissionsView(SharingView):
-    queryset = Pipeline.objects.none()
-    parser_classes = [JSONParser]
-
-    def get_target(self, request: Request, **kwargs: Any) -> Pipeline:
-        return selectors.pipeline_get_visible(request.user, kwargs["pipeline_id"])
 
 
 # ------------------------------------------------------------ executions
@@ -289,12 +280,11 @@ class ExecutionListView(_JsonView):
 
 
 @extend_schema(tags=["executions"])
-class ExecutionDetailView(_JsonView):
-    queryset = Execution.objects.none()
+class ExecutionDetailView(_ExecutionView):
     serializer_class = ExecutionSerializer
 
     def get(self, request: Request, execution_id: str) -> Response:
-        execution = _execution(request, execution_id, Action.VIEW)
+        execution = self.get_object()
         execution = _with_tasks(Execution.objects.select_related("pipeline", "version")).get(
             pk=execution.pk
         )
@@ -302,12 +292,11 @@ class ExecutionDetailView(_JsonView):
 
 
 @extend_schema(tags=["executions"])
-class ExecutionStatusView(_JsonView):
-    queryset = Execution.objects.none()
+class ExecutionStatusView(_ExecutionView):
     serializer_class = ExecutionStatusSerializer
 
     def get(self, request: Request, execution_id: str) -> Response:
-        execution = _execution(request, execution_id, Action.VIEW)
+        execution = self.get_object()
         tasks = dict(selectors.task_runs_of(execution).values_list("task_name", "status"))
         return Response(
             {"execution_id": str(execution.pk), "status": execution.status, "tasks": tasks}
@@ -315,15 +304,14 @@ class ExecutionStatusView(_JsonView):
 
 
 @extend_schema(tags=["executions"])
-class ExecutionCancelView(_JsonView):
+class ExecutionCancelView(_ExecutionView):
     """Cancel; 409 when the execution already finished."""
 
-    queryset = Execution.objects.none()
     serializer_class = ExecutionRefSerializer
 
     @extend_schema(request=None, responses={200: ExecutionRefSerializer})
     def post(self, request: Request, execution_id: str) -> Response:
-        execution = _execution(request, execution_id, Action.OPERATE)
+        execution = self.get_object()
         execution = services.execution_cancel(
             execution=execution, user=request.user, request=request
         )
@@ -331,16 +319,15 @@ class ExecutionCancelView(_JsonView):
 
 
 @extend_schema(tags=["executions"])
-class ExecutionRerunView(_JsonView):
+class ExecutionRerunView(_ExecutionView):
     """A new execution of the tasks that did not succeed, or of ``from_task`` and its downstream."""
 
-    queryset = Execution.objects.none()
     serializer_class = RerunSerializer
     throttle_classes = [ExecuteThrottle]
 
     @extend_schema(request=RerunSerializer, responses={200: ExecutionRefSerializer})
     def post(self, request: Request, execution_id: str) -> Response:
-        execution = _execution(request, execution_id, Action.OPERATE)
+        execution = self.get_object()
         body = _body(RerunSerializer, request)
         new = services.execution_rerun(
             execution=execution,
@@ -358,14 +345,13 @@ class ExecutionRerunView(_JsonView):
         LogQuerySerializer,
     ],
 )
-class TaskLogView(_JsonView):
+class TaskLogView(_ExecutionView):
     """A task run's log lines, oldest first; pass ``after`` to tail."""
 
-    queryset = Execution.objects.none()
     serializer_class = TaskLogSerializer
 
     def get(self, request: Request, execution_id: str, task_name: str) -> Response:
-        execution = _execution(request, execution_id, Action.VIEW)
+        execution = self.get_object()
         query = _query(LogQuerySerializer, request)
         task_run = selectors.task_run_get(execution, task_name)
         lines = selectors.task_log(task_run, after_seq=query["after"], limit=query["limit"])

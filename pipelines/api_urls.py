@@ -1,12 +1,14 @@
 """``/api/v1/pipelines`` and ``/api/v1/executions``; a trailing slash is optional.
 
-Ids match any segment: the selectors answer 404 for a malformed one, as for
+Ids match any segment: ``get_for`` answers 404 for a malformed one, as for
 one the user may not see.
 """
 
 from django.urls import re_path
 
+from accounts.api import SharingView
 from pipelines import api
+from pipelines.models import Pipeline
 
 P = r"pipelines/(?P<pipeline_id>[^/]+)"
 E = r"executions/(?P<execution_id>[^/]+)"
@@ -19,7 +21,7 @@ urlpatterns = [
     re_path(rf"^{P}/backfill/?$", api.PipelineBackfillView.as_view(), name="api-pipeline-backfill"),
     re_path(
         rf"^{P}/permissions/?$",
-        api.PipelinePermissionsView.as_view(),
+        SharingView.as_view(queryset=Pipeline.objects.all(), lookup_url_kwarg="pipeline_id"),
         name="api-pipeline-permissions",
     ),
     re_path(r"^executions/?$", api.ExecutionListView.as_view(), name="api-executions"),

@@ -7,7 +7,7 @@ from typing import Any
 
 from django.db.models import OuterRef, Q, QuerySet, Subquery
 
-from accounts.permissions import Action, can, is_admin, visible
+from accounts.permissions import Action, can, get_for, is_admin, visible
 from core.errors import NotFound
 from pipelines import definition
 from pipelines.models import Execution, ExecutionQuerySet, Pipeline, TaskLogLine, TaskRun
@@ -43,16 +43,12 @@ def pipeline_list_visible(
     return pipelines.select_related("created_by").order_by("name")
 
 
-def pipeline_get_visible(user: Any, pipeline_id: Any) -> Pipeline:
-    """The pipeline, or NotFound when it does not exist or the user may not see it."""
-    try:
-        return visible(user, Pipeline.objects.select_related("created_by")).get(pk=pipeline_id)
-    except (Pipeline.DoesNotExist, ValueError, TypeError):
-        raise NotFound("pipeline not found") from None
-    except Exception as exc:  # a malformed UUID raises ValidationError
-        if type(exc).__name__ == "ValidationError":
-            raise NotFound("pipeline not found") from None
-        raise
+def pipeline_for(user: Any, pipeline_id: Any, action: Action = Action.VIEW) -> Pipeline:
+    """The pipeline for ``user`` to do ``action`` (``accounts.permissions.get_for``: 404, 403)."""
+    pipeline: Pipeline = get_for(
+        user, Pipeline.objects.select_related("created_by"), action, pk=pipeline_id
+    )
+    return pipeline
 
 
 def definition_for(user: Any, pipeline: Pipeline, defn: dict[str, Any]) -> dict[str, Any]:
@@ -98,15 +94,11 @@ def execution_list_visible(
     )
 
 
-def execution_get_visible(user: Any, execution_id: Any) -> Execution:
-    try:
-        return execution_list_visible(user).get(pk=execution_id)
-    except (Execution.DoesNotExist, ValueError, TypeError):
-        raise NotFound("execution not found") from None
-    except Exception as exc:
-        if type(exc).__name__ == "ValidationError":
-            raise NotFound("execution not found") from None
-        raise
+def execution_for(user: Any, execution_id: Any, action: Action = Action.VIEW) -> Execution:
+    """The execution for ``user`` to do ``action`` to its pipeline (``get_for``: 404, 403)."""
+    executions = Execution.objects.select_related("pipeline", "version")
+    execution: Execution = get_for(user, executions, action, via="pipeline", pk=execution_id)
+    return execution
 
 
 def task_runs_of(execution: Execution) -> QuerySet[TaskRun]:

@@ -1,7 +1,8 @@
 """HTML pages for pipelines and their runs (SPEC §6).
 
-Each view: fetch through a visibility selector (404 for what the user may
-not see), ``require`` the action (403), call one service, render. Graph and
+Each view: fetch for the action (``pipeline_for``/``execution_for``, i.e.
+``accounts.permissions.get_for``: 404 for what the user may not see, 403 for
+what they may see but not do), call one service, render. Graph and
 timeline geometry is computed here and drawn by the templates as SVG/CSS,
 so pages need no chart library and work without JavaScript.
 """
@@ -25,7 +26,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts.forms import ShareForm
-from accounts.permissions import Action, can, can_create, require, require_create, visible
+from accounts.permissions import Action, can, can_create, require_create, visible
 from accounts.services import sharing_get
 from accounts.views import share_update
 from connectors.models import Connection
@@ -55,9 +56,9 @@ from pipelines.models import (
 from pipelines.queue import queue_depth
 from pipelines.selectors import (
     definition_for,
-    execution_get_visible,
+    execution_for,
     execution_list_visible,
-    pipeline_get_visible,
+    pipeline_for,
     pipeline_list_visible,
     task_log,
     task_run_get,
@@ -307,7 +308,7 @@ def _pipeline_context(request: HttpRequest, pipeline: Pipeline, **extra: Any) ->
 
 @ui_view
 def pipeline_detail(request: HttpRequest, pipeline_id: Any) -> HttpResponse:
-    pipeline = pipeline_get_visible(request.user, pipeline_id)
+    pipeline = pipeline_for(request.user, pipeline_id)
     return render_ui(
         request, "pipelines/detail.html", _pipeline_context(request, pipeline), fragment="graph"
     )
@@ -317,8 +318,7 @@ def pipeline_detail(request: HttpRequest, pipeline_id: Any) -> HttpResponse:
 @require_POST
 def pipeline_run(request: HttpRequest, pipeline_id: Any) -> HttpResponse:
     """Run now with the parameters of the Run form; then watch the run."""
-    pipeline = pipeline_get_visible(request.user, pipeline_id)
-    require(request.user, Action.OPERATE, pipeline)
+    pipeline = pipeline_for(request.user, pipeline_id, Action.OPERATE)
     form = RunForm(request.POST, parameters=pipeline.parameters or {})
     if form.is_valid():
         try:
@@ -344,8 +344,7 @@ def pipeline_run(request: HttpRequest, pipeline_id: Any) -> HttpResponse:
 @require_POST
 def pipeline_enable(request: HttpRequest, pipeline_id: Any) -> HttpResponse:
     """Enable or pause the pipeline (a new version)."""
-    pipeline = pipeline_get_visible(request.user, pipeline_id)
-    require(request.user, Action.CHANGE, pipeline)
+    pipeline = pipeline_for(request.user, pipeline_id, Action.CHANGE)
     enabled = request.POST.get("enabled") == "true"
     pipeline_set_enabled(pipeline=pipeline, enabled=enabled, user=request.user, request=request)
     messages.success(request, f"Pipeline {'enabled' if enabled else 'disabled'}.")
@@ -355,8 +354,7 @@ def pipeline_enable(request: HttpRequest, pipeline_id: Any) -> HttpResponse:
 @ui_view
 @require_POST
 def pipeline_share(request: HttpRequest, pipeline_id: Any) -> HttpResponse:
-    pipeline = pipeline_get_visible(request.user, pipeline_id)
-    require(request.user, Action.SHARE, pipeline)
+    pipeline = pipeline_for(request.user, pipeline_id, Action.SHARE)
     form = share_update(request, pipeline)
     if form is None:
         return redirect(reverse("pipeline_detail", args=[pipeline.pk]) + "#sharing")
@@ -368,8 +366,7 @@ def pipeline_share(request: HttpRequest, pipeline_id: Any) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def pipeline_delete_view(request: HttpRequest, pipeline_id: Any) -> HttpResponse:
     """GET asks for confirmation; POST deletes the pipeline with its runs."""
-    pipeline = pipeline_get_visible(request.user, pipeline_id)
-    require(request.user, Action.CHANGE, pipeline)
+    pipeline = pipeline_for(request.user, pipeline_id, Action.CHANGE)
     if request.method == "POST":
         name = pipeline.name
         pipeline_delete(pipeline=pipeline, user=request.user, request=request)
@@ -399,7 +396,7 @@ def _diff_lines(old: str, new: str, old_name: str, new_name: str) -> list[tuple[
 @ui_view
 def pipeline_diff(request: HttpRequest, pipeline_id: Any) -> HttpResponse:
     """The difference between two versions of the definition (YAML, unified diff)."""
-    pipeline = pipeline_get_visible(request.user, pipeline_id)
+    pipeline = pipeline_for(request.user, pipeline_id)
     numbers = list(pipeline.versions.order_by("-version").values_list("version", flat=True))
     form = DiffForm(request.GET or None, versions=numbers)
     if not form.is_valid():
@@ -601,8 +598,7 @@ def pipeline_new(request: HttpRequest) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def pipeline_edit(request: HttpRequest, pipeline_id: Any) -> HttpResponse:
     """The editor on the current version; save makes a new version."""
-    pipeline = pipeline_get_visible(request.user, pipeline_id)
-    require(request.user, Action.CHANGE, pipeline)
+    pipeline = pipeline_for(request.user, pipeline_id, Action.CHANGE)
     if request.method == "POST":
         return _editor_save(request, pipeline)
     form = EditorForm(
@@ -626,8 +622,7 @@ def pipeline_validate_view(request: HttpRequest) -> HttpResponse:
     # Editing a pipeline: the connections it already uses need no use right.
     pipeline = None
     if request.POST.get("pipeline_id"):
-        pipeline = pipeline_get_visible(request.user, request.POST["pipeline_id"])
-        require(request.user, Action.CHANGE, pipeline)
+        pipeline = pipeline_for(request.user, request.POST["pipeline_id"], Action.CHANGE)
     context = _editor_context(request, form, pipeline)
     return render_ui(request, "pipelines/editor.html", context, fragment="feedback")
 
@@ -639,8 +634,7 @@ def pipeline_copy_task(request: HttpRequest) -> HttpResponse:
     require_create(request.user)
     pipeline = None
     if request.POST.get("pipeline_id"):
-        pipeline = pipeline_get_visible(request.user, request.POST["pipeline_id"])
-        require(request.user, Action.CHANGE, pipeline)
+        pipeline = pipeline_for(request.user, request.POST["pipeline_id"], Action.CHANGE)
     connections = _usable_connections(request.user)
     copy_form = CopyTaskForm(request.POST, connections=connections, prefix="copy")
     text = request.POST.get("definition", "")
@@ -766,7 +760,7 @@ def _execution_context(request: HttpRequest, execution: Execution) -> dict[str, 
 @ui_view
 def execution_detail(request: HttpRequest, execution_id: Any) -> HttpResponse:
     """A run: graph, timeline and task table, refreshed by HTMX polling until it finishes."""
-    execution = execution_get_visible(request.user, execution_id)
+    execution = execution_for(request.user, execution_id)
     return render_ui(
         request, "pipelines/run.html", _execution_context(request, execution), fragment="live"
     )
@@ -775,8 +769,7 @@ def execution_detail(request: HttpRequest, execution_id: Any) -> HttpResponse:
 @ui_view
 @require_POST
 def execution_cancel_view(request: HttpRequest, execution_id: Any) -> HttpResponse:
-    execution = execution_get_visible(request.user, execution_id)
-    require(request.user, Action.OPERATE, execution.pipeline)
+    execution = execution_for(request.user, execution_id, Action.OPERATE)
     try:
         execution_cancel(
             execution=execution, user=request.user, request=request, reason="cancelled in the UI"
@@ -793,8 +786,7 @@ def execution_cancel_view(request: HttpRequest, execution_id: Any) -> HttpRespon
 @require_POST
 def execution_rerun_view(request: HttpRequest, execution_id: Any) -> HttpResponse:
     """A new run of the tasks that did not succeed (or from one task)."""
-    execution = execution_get_visible(request.user, execution_id)
-    require(request.user, Action.OPERATE, execution.pipeline)
+    execution = execution_for(request.user, execution_id, Action.OPERATE)
     try:
         new = execution_rerun(
             execution=execution,
@@ -812,7 +804,7 @@ def execution_rerun_view(request: HttpRequest, execution_id: Any) -> HttpRespons
 @ui_view
 def task_log_view(request: HttpRequest, execution_id: Any, task_name: str) -> HttpResponse:
     """A task's log; with ``after`` only newer lines (tailing while it runs)."""
-    execution = execution_get_visible(request.user, execution_id)
+    execution = execution_for(request.user, execution_id)
     task_run = task_run_get(execution, task_name)
     # Status first, lines second: a run seen active gets polled again, so no
     # line written before it finished can be missed.
