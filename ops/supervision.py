@@ -1,14 +1,25 @@
 """Worker supervision: the ``worker`` command's watch over its django-q2 cluster.
 
 django-q2's sentinel re-spawns a dead worker, monitor or pusher within its
-guard cycle (0.5 s), but nothing watches the sentinel: killed, it leaves its
+guard cycle (0.5 s), but that does not heal the cluster: its processes
+share multiprocessing queues, and an idle worker waits for the next task
+*holding* the task queue's read lock (``Queue.get`` blocks inside
+``with self._rlock``). Killed there, it takes the lock with it: every other
+worker, and the new one, wait for that lock forever, while the pusher keeps
+taking messages from Redis into the dead queue (tried here: a run queued
+after such a kill never ran). A monitor or pusher killed inside its queue's
+lock does the same. And nothing watches the sentinel: killed, it leaves its
 children running orphaned, with nobody to replace them or report their
 status, and ``qcluster`` exits 0 (tried here; the issue saw one stay up
 idle instead), which a supervisor restarting on failure ignores.
-``ClusterWatch`` checks, every second, that the sentinel is alive, that it
-keeps its full set of processes and that its status report (``Stat``) is
-fresh; the ``worker`` command exits non-zero when one fails so
-that its supervisor starts a new one.
+
+``ClusterWatch`` therefore treats any death the sentinel reports (its
+"reincarnated ... after death" log records, forwarded by ``DeathReports``;
+a recycled or timed-out worker is not a death) and a dead sentinel as a
+cluster that cannot heal itself, and also checks, every second, that the
+sentinel keeps its full set of processes and that its status report
+(``Stat``) is fresh; the ``worker`` command exits non-zero when one fails so
+that its supervisor starts a new cluster.
 
 Each ``worker`` command also publishes a heartbeat in the shared cache (the
 last time it saw its cluster healthy); ``/readyz`` lists the ones that went
@@ -20,6 +31,7 @@ from __future__ import annotations
 
 import ctypes
 import logging
+import os
 import socket
 import time
 from dataclasses import dataclass
@@ -51,6 +63,17 @@ def become_subreaper() -> bool:
         return False
 
 
+def reap_adopted(keep: int) -> None:
+    """Reap exited orphans this subreaper adopted, never ``keep`` (the sentinel,
+    whose exit status multiprocessing collects itself)."""
+    for child in psutil.Process().children():
+        if child.pid != keep and not _alive(child):
+            try:
+                os.waitpid(child.pid, os.WNOHANG)
+            except ChildProcessError:
+                pass
+
+
 def kill_descendants(timeout: float = 5) -> int:
     """SIGKILL every descendant of this process; how many there were."""
     children = psutil.Process().children(recursive=True)
@@ -63,6 +86,34 @@ def kill_descendants(timeout: float = 5) -> int:
     return len(children)
 
 
+class DeathReports(logging.Handler):
+    """django-q2's records of a cluster process that died, forwarded through a pipe.
+
+    Installed on the ``django-q`` logger before the cluster starts, so that
+    the forked sentinel inherits it; the watching process reads ``pending()``.
+    """
+
+    MARKERS = ("after death", "after sudden death")
+
+    def __init__(self) -> None:
+        super().__init__(logging.CRITICAL)
+        self.read_fd, self.write_fd = os.pipe()
+        os.set_blocking(self.read_fd, False)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if any(marker in message for marker in self.MARKERS):
+            # One short write: atomic on a pipe, never interleaved.
+            os.write(self.write_fd, message[:200].replace("\n", " ").encode() + b"\n")
+
+    def pending(self) -> list[str]:
+        try:
+            data = os.read(self.read_fd, 65536)
+        except BlockingIOError:
+            return []
+        return data.decode(errors="replace").splitlines()
+
+
 class ClusterWatch:
     """Whether a running cluster can still heal itself; ``check()`` names what cannot."""
 
@@ -73,6 +124,7 @@ class ClusterWatch:
         cluster_id: Any,
         processes: int,
         broker: Broker,
+        deaths: DeathReports | None = None,
         grace: float = 10.0,
         stale_after: float = 30.0,
     ) -> None:
@@ -86,6 +138,7 @@ class ClusterWatch:
         self.cluster_id = cluster_id
         self.processes = processes
         self.broker = broker
+        self.deaths = deaths
         self.grace = grace
         self.stale_after = stale_after
         now = time.monotonic()
@@ -96,6 +149,9 @@ class ClusterWatch:
     def check(self) -> str | None:
         """None while healthy or healing; else why the cluster cannot heal itself."""
         now = time.monotonic()
+        deaths = self.deaths.pending() if self.deaths is not None else []
+        if deaths:
+            return f"{deaths[0]} (a queue lock may have died with it)"
         try:
             sentinel = psutil.Process(self.sentinel_pid)
             if sentinel.status() == psutil.STATUS_ZOMBIE:

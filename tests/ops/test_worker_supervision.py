@@ -2,12 +2,14 @@
 
 Real processes and real signals: the supervised cluster runs as
 ``manage.py worker``; django-q2's status report names its sentinel,
-workers, monitor and pusher. A worker, the monitor or the pusher killed is
-replaced by the sentinel (a new pid appears, and a run queued afterwards
-succeeds). The sentinel killed, alone or with everything else, leaves
-nothing to heal: the command kills what is left and exits 1 within
-seconds (plain ``qcluster`` exits 0 and leaves the rest running
-orphaned). SIGTERM still stops it with 0; a Redis restart does not stop it.
+workers, monitor and pusher. The sentinel replaces a killed worker, monitor
+or pusher, but that does not heal the cluster (a worker killed while
+waiting for a task holds the task queue's lock: see ops.supervision), and a
+killed sentinel leaves nothing to heal (plain ``qcluster`` exits 0 and
+leaves the rest running orphaned). So each death, one process or all at
+once, makes the command kill what is left and exit 1 within seconds, and
+the next one runs what is queued. SIGTERM still stops it with 0; a Redis
+restart does not stop it.
 """
 
 from __future__ import annotations
@@ -74,38 +76,30 @@ def runs_a_pipeline(make_pipeline: Callable[..., Any]) -> None:
     assert wait_for(finished, timeout=60, what="a run queued after the kill") == "success"
 
 
-@pytest.mark.parametrize("role", ["worker", "monitor", "pusher"])
-def test_the_sentinel_replaces_a_killed_process_and_work_goes_on(
-    supervised: WorkerCluster, make_pipeline: Callable[..., Any], role: str
-) -> None:
-    before = roles(supervised)
-    victim = before[role][:1]
-    kill(victim)
-    wait_for(
-        lambda: (now := roles(supervised)[role]) and victim[0] not in now and all(now),
-        timeout=10,
-        what=f"a new {role} process",
-    )
-    assert psutil.pid_exists(before["sentinel"][0])
-    runs_a_pipeline(make_pipeline)
-    assert supervised.proc.poll() is None, supervised.output()[-3000:]
-
-
-@pytest.mark.parametrize("victims", ["sentinel", "everything"])
-def test_a_killed_sentinel_ends_the_command_with_a_failure(
-    supervised: WorkerCluster, victims: str
+@pytest.mark.parametrize("victims", ["worker", "monitor", "pusher", "sentinel", "everything"])
+def test_a_killed_cluster_process_ends_the_command_with_a_failure(
+    supervised: WorkerCluster,
+    workers: Callable[..., WorkerCluster],
+    make_pipeline: Callable[..., Any],
+    victims: str,
 ) -> None:
     pids = roles(supervised)
-    targets = pids["sentinel"] if victims == "sentinel" else sum(pids.values(), [])
+    targets = sum(pids.values(), []) if victims == "everything" else pids[victims][:1]
     orphans = [psutil.Process(pid) for pid in sum(pids.values(), []) if pid not in targets]
     started = time.monotonic()
     kill(targets)
     code = wait_for(lambda: supervised.proc.poll(), timeout=15, what="the worker command to exit")
     assert code == 1, supervised.output()[-3000:]
     assert time.monotonic() - started < 10
-    assert "died (exit code -9); exiting" in supervised.output()
-    # The orphaned workers, monitor and pusher were killed with it.
+    reason = "death (a queue lock may have died with it)"
+    if victims in ("sentinel", "everything"):
+        reason = "died (exit code -9)"
+    assert reason in supervised.output()
+    # What was left of the cluster was killed with it.
     assert not [p for p in orphans if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+    # Its supervisor's next one runs what is queued.
+    workers(workers=1, env=same_prefix(), command="worker")
+    runs_a_pipeline(make_pipeline)
 
 
 def test_sigterm_stops_it_cleanly(supervised: WorkerCluster) -> None:
@@ -144,7 +138,8 @@ def test_the_health_check_and_readyz_see_its_heartbeat(supervised: WorkerCluster
             )
         )
         body = json.loads(Client().get("/readyz").content)
-        assert {"host": beat.host, "pid": beat.pid, "age_seconds": 120} in body["stale_workers"]
+        [stale] = [w for w in body["stale_workers"] if w["pid"] == beat.pid]
+        assert stale["host"] == beat.host and 120 <= stale["age_seconds"] < 180
         assert check() == 1
     finally:
         os.killpg(supervised.proc.pid, signal.SIGCONT)

@@ -3,9 +3,10 @@
 ``qcluster`` starts the cluster and then only waits for its sentinel; with
 the sentinel killed it exits 0 while the workers run on orphaned and
 nothing re-spawns anything. This command runs the same cluster and watches it
-(``ops.supervision.ClusterWatch``): a dead worker, monitor or pusher is
-left to the sentinel, which replaces it within a second; a dead sentinel,
-a set of processes not made whole again, or a status report missing for
+(``ops.supervision.ClusterWatch``): a dead worker, monitor or pusher (which
+the sentinel replaces, but which may have died holding a queue's lock and
+left the cluster unable to take tasks: see ops.supervision), a dead
+sentinel, a set of processes not made whole again, or a status report missing for
 ``--stale-after`` seconds while the broker answers make it kill what is
 left of the cluster and exit 1, for its supervisor (compose's
 ``restart:``, systemd) to start a new one. SIGTERM/SIGINT stop the cluster
@@ -17,6 +18,7 @@ host saw its cluster healthy within the last ``--stale-after`` seconds.
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import sys
@@ -62,6 +64,8 @@ class Command(BaseCommand):
             self.stdout.write("ok")
             return
         supervision.become_subreaper()
+        deaths = supervision.DeathReports()
+        logging.getLogger("django-q").addHandler(deaths)  # before the sentinel forks
         cluster = Cluster()
         cluster.start()
         if cluster.sentinel is None or cluster.start_event is None:
@@ -71,6 +75,7 @@ class Command(BaseCommand):
             cluster_id=cluster.cluster_id,
             processes=Conf.WORKERS + 2,  # + monitor and pusher
             broker=get_broker(),
+            deaths=deaths,
             grace=options["grace"],
             stale_after=options["stale_after"],
         )
@@ -85,6 +90,7 @@ class Command(BaseCommand):
                     supervision.kill_descendants()
                     supervision.withdraw(host, pid)
                     sys.exit(1)
+                supervision.reap_adopted(keep=cluster.sentinel.pid)
                 supervision.publish(
                     supervision.Heartbeat(
                         host=host,
