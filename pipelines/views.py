@@ -3,8 +3,7 @@
 Each view: fetch for the action (``pipeline_for``/``execution_for``, i.e.
 ``accounts.permissions.get_for``: 404 for what the user may not see, 403 for
 what they may see but not do), call one service, render. Graph and
-timeline geometry is computed here and drawn by the templates as SVG/CSS,
-so pages need no chart library and work without JavaScript.
+timeline geometry comes from ``pipelines.layout``; the templates draw it.
 """
 
 from __future__ import annotations
@@ -12,7 +11,6 @@ from __future__ import annotations
 import difflib
 import json
 import re
-from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -32,7 +30,7 @@ from accounts.views import share_update
 from connectors.models import Connection
 from core.errors import InvalidInput, NotFound, ServiceError
 from core.ui import paginate, query_without_page, render_ui, ui_view
-from pipelines import cron, dag, definition
+from pipelines import cron, definition
 from pipelines.forms import (
     NEW_PIPELINE_TEMPLATE,
     CopyTaskForm,
@@ -42,6 +40,7 @@ from pipelines.forms import (
     PipelineFilterForm,
     RunForm,
 )
+from pipelines.layout import dag_graph, definition_tasks, gantt, in_graph_order, worst_status
 from pipelines.models import (
     EXECUTION_ACTIVE,
     EXECUTION_FINISHED,
@@ -50,7 +49,6 @@ from pipelines.models import (
     ExecutionStatus,
     Pipeline,
     PipelineVersion,
-    TaskRun,
     Trigger,
 )
 from pipelines.queue import queue_depth
@@ -77,102 +75,6 @@ from pipelines.services import (
 
 # Live pages poll this often (seconds) while a run is active.
 POLL_SECONDS = 1
-
-# ---------------------------------------------------------------- graph layout
-
-NODE_W, NODE_H, COL_GAP, ROW_GAP, PAD = 156, 46, 44, 16, 8
-LABEL_CHARS = 19
-
-# When a definition task ran as several chunks, the task shows its worst chunk.
-_STATUS_RANK = [
-    "failed",
-    "upstream_failed",
-    "cancelled",
-    "running",
-    "up_for_retry",
-    "queued",
-    "pending",
-    "skipped",
-    "success",
-]
-
-
-def _worst(statuses: Iterable[str]) -> str:
-    ranked = sorted(statuses, key=lambda s: _STATUS_RANK.index(s) if s in _STATUS_RANK else 99)
-    return ranked[0] if ranked else ""
-
-
-def dag_graph(
-    tasks: list[tuple[str, list[str]]],
-    statuses: dict[str, str] | None = None,
-    href: Callable[[str], str] | None = None,
-) -> dict[str, Any]:
-    """Positions of nodes and edges for drawing ``tasks`` (name, depends_on) left to right.
-
-    Columns are ``dag.layers`` (roots first); each column is centred
-    vertically. Never raises, so the editor can draw half-written definitions.
-    """
-    statuses = statuses or {}
-    graph = {name: deps for name, deps in tasks}
-    layers = dag.layers(graph)
-    tallest = max((len(layer) for layer in layers), default=0)
-    pos: dict[str, tuple[int, int]] = {}
-    nodes = []
-    for col, layer in enumerate(layers):
-        offset = (tallest - len(layer)) * (NODE_H + ROW_GAP) // 2
-        for row, name in enumerate(layer):
-            x = PAD + col * (NODE_W + COL_GAP)
-            y = PAD + offset + row * (NODE_H + ROW_GAP)
-            pos[name] = (x, y)
-            label = name if len(name) <= LABEL_CHARS else name[: LABEL_CHARS - 1] + "…"
-            nodes.append(
-                {
-                    "name": name,
-                    "label": label,
-                    "x": x,
-                    "y": y,
-                    "status": statuses.get(name, ""),
-                    "href": href(name) if href else "",
-                    "tx": x + 12,
-                    # One line of text is centred; with a status, name above status.
-                    "ty": y + (19 if statuses.get(name) else 28),
-                    "sy": y + 35,
-                }
-            )
-    edges = []
-    for name, deps in graph.items():
-        for dep in dict.fromkeys(deps):
-            if dep in pos and name in pos and dep != name:
-                (x1, y1), (x2, y2) = pos[dep], pos[name]
-                x1, y1, y2 = x1 + NODE_W, y1 + NODE_H // 2, y2 + NODE_H // 2
-                bend = max(COL_GAP // 2, (x2 - x1) // 2)
-                edges.append(f"M{x1},{y1} C{x1 + bend},{y1} {x2 - bend},{y2} {x2 - 4},{y2}")
-    width = PAD * 2 + len(layers) * NODE_W + max(len(layers) - 1, 0) * COL_GAP
-    height = PAD * 2 + tallest * NODE_H + max(tallest - 1, 0) * ROW_GAP
-    return {
-        "nodes": nodes,
-        "edges": edges,
-        "width": width,
-        "height": height,
-        # Wide graphs shrink to fit their box, but not below a readable size;
-        # past that the box scrolls.
-        "min_width": min(width, int(width * 0.6)),
-        "w": NODE_W,
-        "h": NODE_H,
-    }
-
-
-def _definition_tasks(data: Any) -> list[tuple[str, list[str]]]:
-    """(name, depends_on) of each task in a parsed, possibly invalid definition."""
-    tasks = data.get("tasks") if isinstance(data, dict) else None
-    result = []
-    for task in tasks if isinstance(tasks, list) else []:
-        if isinstance(task, dict) and isinstance(task.get("name"), str):
-            deps = task.get("depends_on")
-            deps = [d for d in deps if isinstance(d, str)] if isinstance(deps, list) else []
-            result.append((task["name"], deps))
-    return result
-
 
 # ---------------------------------------------------------------- dashboard
 
@@ -262,14 +164,14 @@ def _last_run_statuses(pipeline: Pipeline) -> tuple[Execution | None, dict[str, 
     by_task: dict[str, list[str]] = {}
     for name, status in last.tasks.values_list("definition_task", "status"):
         by_task.setdefault(name, []).append(status)
-    return last, {name: _worst(statuses) for name, statuses in by_task.items()}
+    return last, {name: worst_status(statuses) for name, statuses in by_task.items()}
 
 
 def _pipeline_context(request: HttpRequest, pipeline: Pipeline, **extra: Any) -> dict[str, Any]:
     """Everything the pipeline page shows; forms may be passed bound in ``extra``."""
     user = request.user
     last, statuses = _last_run_statuses(pipeline)
-    tasks = _definition_tasks(pipeline.definition)
+    tasks = definition_tasks(pipeline.definition)
     versions = list(
         PipelineVersion.objects.filter(pipeline=pipeline)
         .select_related("created_by")
@@ -528,7 +430,7 @@ def _editor_context(
     connections = _usable_connections(request.user)
     # The preview draws the first tasks only: thousands of boxes help nobody
     # and would cost most of the request (SPEC §10 bounds it).
-    tasks = _definition_tasks(data)
+    tasks = definition_tasks(data)
     return {
         "nav": "pipelines",
         "form": form,
@@ -688,49 +590,8 @@ def execution_list(request: HttpRequest) -> HttpResponse:
     return render_ui(request, "pipelines/runs.html", context, fragment="results")
 
 
-def _pct(seconds: float, span: float) -> float:
-    return round(min(max(seconds / span * 100, 0.0), 100.0), 2)
-
-
-def _gantt(execution: Execution, runs: list[TaskRun], now: datetime) -> dict[str, Any]:
-    """Bars of the task runs on one time axis (percent of the run's span).
-
-    Each bar has a light part for the time the task waited in the queue
-    (queued → started) and a solid part for the time it ran.
-    """
-    start = execution.started_at or execution.created_at
-    end = execution.ended_at or now
-    for run in runs:
-        if run.ended_at and run.ended_at > end:
-            end = run.ended_at
-    span = max((end - start).total_seconds(), 0.001)
-    bars = []
-    for run in runs:
-        bar: dict[str, Any] = {"run": run, "seconds": None, "wait": None}
-        if run.queued_at and (run.started_at is None or run.queued_at < run.started_at):
-            wait_end = run.started_at or (now if run.status in TASK_ACTIVE else run.queued_at)
-            left = _pct((run.queued_at - start).total_seconds(), span)
-            width = _pct((wait_end - run.queued_at).total_seconds(), span)
-            bar["wait"] = {"left": left, "width": min(width, 100 - left)}
-        if run.started_at is not None:
-            finish = run.ended_at or (now if run.status in TASK_ACTIVE else run.started_at)
-            left = _pct((run.started_at - start).total_seconds(), span)
-            width = max(0.4, _pct((finish - run.started_at).total_seconds(), span))
-            bar.update(left=left, width=round(min(width, 100 - left), 2))
-            bar["seconds"] = (finish - run.started_at).total_seconds()
-        bars.append(bar)
-    return {"bars": bars, "span": span, "start": start}
-
-
-def _in_graph_order(runs: list[TaskRun]) -> list[TaskRun]:
-    """Task runs upstream first (layer by layer), as the graph draws them."""
-    by_name = {run.task_name: run for run in runs}
-    layers = dag.layers({run.task_name: list(run.depends_on) for run in runs})
-    return [by_name[name] for layer in layers for name in layer]
-
-
 def _execution_context(request: HttpRequest, execution: Execution) -> dict[str, Any]:
-    runs = _in_graph_order(list(task_runs_of(execution)))
+    runs = in_graph_order(list(task_runs_of(execution)))
     now = timezone.now()
     pipeline = execution.pipeline
     log_url = lambda name: reverse("task_log", args=[execution.pk, name])  # noqa: E731
@@ -746,7 +607,7 @@ def _execution_context(request: HttpRequest, execution: Execution) -> dict[str, 
             {r.task_name: r.status for r in runs},
             log_url,
         ),
-        "gantt": _gantt(execution, runs, now),
+        "gantt": gantt(execution, runs, now),
         "finished": finished,
         "can_cancel": can_operate and not finished,
         "can_rerun": can_operate and finished,

@@ -11,7 +11,7 @@ import pytest
 from accounts.permissions import Level
 from pipelines.models import Execution, Pipeline
 from pipelines.services import pipeline_update
-from pipelines.views import dag_graph, line_of
+from pipelines.views import line_of
 from tests.ui.conftest import HTMX
 from tests.ui.factories import make_execution, share
 
@@ -558,17 +558,6 @@ def test_it_finds_the_line_of_a_path() -> None:
     assert line_of("{: bad", "name") is None
     as_json = json.dumps({"name": "x", "tasks": [sql_task("a")]}, indent=2)
     assert line_of(as_json, "tasks[0].sql") == 8
-
-
-def test_it_lays_out_the_dag_in_layers() -> None:
-    graph = dag_graph([("a", []), ("b", ["a"]), ("c", ["a"]), ("d", ["b", "c"])], {"a": "success"})
-    x = {n["name"]: n["x"] for n in graph["nodes"]}
-    assert x["a"] < x["b"] == x["c"] < x["d"]
-    assert len(graph["edges"]) == 4
-    assert graph["nodes"][0]["status"] == "success"
-    # A cycle or unknown dependency still draws.
-    assert len(dag_graph([("a", ["b"]), ("b", ["a"]), ("c", ["zzz"])])["nodes"]) == 3
-    assert dag_graph([])["nodes"] == []
 
 
 def test_it_lets_admins_see_and_change_everything(
