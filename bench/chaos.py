@@ -426,6 +426,7 @@ def main() -> None:
         from django.db.models import Count
 
         call_command("migrate", verbosity=0)
+        from accounts.actor import Actor
         from pipelines.models import Execution, TaskRun, Transition
         from pipelines.services import execution_create
 
@@ -475,7 +476,9 @@ def main() -> None:
                 time.sleep(min(max(due - now, 0), 0.05) or 0.05)
             through_outages(
                 lambda i=i: execution_create(  # type: ignore[misc]
-                    pipeline=targets[i % len(targets)], user=user, idempotency_key=f"chaos-{i}"
+                    pipeline=targets[i % len(targets)],
+                    actor=Actor.of(user),
+                    idempotency_key=f"chaos-{i}",
                 ),
                 f"creating run {i}",
             )

@@ -15,6 +15,7 @@ from django.http import HttpRequest
 from django_q.admin import FailAdmin, QueueAdmin, ScheduleAdmin, TaskAdmin
 from django_q.models import Failure, OrmQ, Schedule, Success
 
+from accounts.actor import Actor
 from accounts.admin import SharedObjectAdmin
 from accounts.permissions import visible
 from core.errors import ServiceError
@@ -78,7 +79,7 @@ class PipelineForm(forms.ModelForm):
             data = definition_module.parse_text(text)
             # A change needs the use right only on connections it adds.
             current = self.instance if self.instance.pk else None
-            normalized = pipeline_validate(data, user=self.user, pipeline=current)
+            normalized = pipeline_validate(data, actor=Actor.of(self.user), pipeline=current)
         except definition_module.DefinitionError as exc:
             raise forms.ValidationError([str(p) for p in exc.problems]) from None
         except ServiceError as exc:
@@ -107,14 +108,14 @@ class PipelineAdmin(SharedObjectAdmin):
     def save_model(self, request: HttpRequest, obj: Pipeline, form: Any, change: bool) -> None:
         data = form.cleaned_data["definition_text"]
         if change:
-            saved = pipeline_update(pipeline=obj, data=data, user=request.user, request=request)
+            saved = pipeline_update(pipeline=obj, data=data, actor=Actor.from_request(request))
         else:
-            saved = pipeline_create(data=data, user=request.user, request=request)
+            saved = pipeline_create(data=data, actor=Actor.from_request(request))
         obj.pk = saved.pk
         obj.__dict__.update(saved.__dict__)
 
     def delete_object(self, request: HttpRequest, obj: Pipeline) -> None:
-        pipeline_delete(pipeline=obj, user=request.user, request=request)
+        pipeline_delete(pipeline=obj, actor=Actor.from_request(request))
 
 
 @admin.register(PipelineVersion)

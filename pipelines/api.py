@@ -20,6 +20,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.serializers import Serializer
 
+from accounts.actor import Actor
 from accounts.api import ObjectView
 from accounts.permissions import require_create, share_levels_prefetch
 from core.api import ExecuteThrottle
@@ -117,7 +118,7 @@ class PipelineListView(_JsonView):
     def post(self, request: Request) -> Response:
         require_create(request.user)
         pipeline = services.pipeline_create(
-            data=definition_from_body(request.data), user=request.user, request=request
+            data=definition_from_body(request.data), actor=Actor.from_request(request)
         )
         return Response(_shown(request, pipeline), status=201)
 
@@ -136,8 +137,7 @@ class PipelineDetailView(_PipelineView):
         pipeline = services.pipeline_update(
             pipeline=pipeline,
             data=definition_from_body(request.data),
-            user=request.user,
-            request=request,
+            actor=Actor.from_request(request),
         )
         return Response(_shown(request, pipeline))
 
@@ -147,8 +147,7 @@ class PipelineDetailView(_PipelineView):
         pipeline = services.pipeline_update(
             pipeline=pipeline,
             data=definition_from_body(request.data),
-            user=request.user,
-            request=request,
+            actor=Actor.from_request(request),
             partial=True,
         )
         return Response(_shown(request, pipeline))
@@ -156,7 +155,7 @@ class PipelineDetailView(_PipelineView):
     @extend_schema(responses={204: None})
     def delete(self, request: Request, pipeline_id: str) -> Response:
         pipeline = self.get_object()
-        services.pipeline_delete(pipeline=pipeline, user=request.user, request=request)
+        services.pipeline_delete(pipeline=pipeline, actor=Actor.from_request(request))
         return Response(status=204)
 
 
@@ -207,8 +206,7 @@ class PipelineExecuteView(_PipelineView):
             pipeline=pipeline,
             trigger=Trigger.API,
             parameters=body["parameters"],
-            user=request.user,
-            request=request,
+            actor=Actor.from_request(request),
             idempotency_key=key,
         )
         return Response(ExecutionRefSerializer(execution).data)
@@ -227,8 +225,7 @@ class PipelineBackfillView(_PipelineView):
             pipeline=pipeline,
             start=body["start"],
             end=body["end"],
-            user=request.user,
-            request=request,
+            actor=Actor.from_request(request),
         )
         return Response(BackfillResultSerializer(executions).data)
 
@@ -313,7 +310,7 @@ class ExecutionCancelView(_ExecutionView):
     def post(self, request: Request, execution_id: str) -> Response:
         execution = self.get_object()
         execution = services.execution_cancel(
-            execution=execution, user=request.user, request=request
+            execution=execution, actor=Actor.from_request(request)
         )
         return Response(ExecutionRefSerializer(execution).data)
 
@@ -332,8 +329,7 @@ class ExecutionRerunView(_ExecutionView):
         new = services.execution_rerun(
             execution=execution,
             from_task=body.get("from_task"),
-            user=request.user,
-            request=request,
+            actor=Actor.from_request(request),
         )
         return Response(ExecutionRefSerializer(new).data)
 

@@ -23,6 +23,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
+from accounts.actor import Actor
 from accounts.forms import ShareForm
 from accounts.permissions import Action, can, can_create, require_create, visible
 from accounts.services import sharing_get
@@ -228,8 +229,7 @@ def pipeline_run(request: HttpRequest, pipeline_id: Any) -> HttpResponse:
                 pipeline=pipeline,
                 trigger=Trigger.MANUAL,
                 parameters=form.overrides(),
-                user=request.user,
-                request=request,
+                actor=Actor.from_request(request),
             )
         except InvalidInput as exc:
             for error in exc.errors:
@@ -248,7 +248,7 @@ def pipeline_enable(request: HttpRequest, pipeline_id: Any) -> HttpResponse:
     """Enable or pause the pipeline (a new version)."""
     pipeline = pipeline_for(request.user, pipeline_id, Action.CHANGE)
     enabled = request.POST.get("enabled") == "true"
-    pipeline_set_enabled(pipeline=pipeline, enabled=enabled, user=request.user, request=request)
+    pipeline_set_enabled(pipeline=pipeline, enabled=enabled, actor=Actor.from_request(request))
     messages.success(request, f"Pipeline {'enabled' if enabled else 'disabled'}.")
     return redirect("pipeline_detail", pipeline_id=pipeline.pk)
 
@@ -271,7 +271,7 @@ def pipeline_delete_view(request: HttpRequest, pipeline_id: Any) -> HttpResponse
     pipeline = pipeline_for(request.user, pipeline_id, Action.CHANGE)
     if request.method == "POST":
         name = pipeline.name
-        pipeline_delete(pipeline=pipeline, user=request.user, request=request)
+        pipeline_delete(pipeline=pipeline, actor=Actor.from_request(request))
         messages.success(request, f"Pipeline {name} deleted.")
         return redirect("pipeline_list")
     context = {"nav": "pipelines", "pipeline": pipeline, "run_count": pipeline.executions.count()}
@@ -398,7 +398,7 @@ def _check_parsed(text: str, fmt: str | None, user: Any, pipeline: Pipeline | No
     except definition.DefinitionError as exc:
         return None, None, _parse_problems(exc)
     try:
-        normalized = pipeline_validate(data, user=user, pipeline=pipeline)
+        normalized = pipeline_validate(data, actor=Actor.of(user), pipeline=pipeline)
     except ServiceError as exc:
         return data, None, _with_lines(text, exc.errors, root)
     return data, normalized, []
@@ -455,12 +455,12 @@ def _editor_save(request: HttpRequest, pipeline: Pipeline | None) -> HttpRespons
         try:
             data, root = definition.parse_document(text, fmt)
             if pipeline is None:
-                pipeline = pipeline_create(data=data, user=request.user, request=request)
+                pipeline = pipeline_create(data=data, actor=Actor.from_request(request))
                 messages.success(request, f"Pipeline {pipeline.name} created (version 1).")
             else:
                 before = pipeline.version
                 pipeline = pipeline_update(
-                    pipeline=pipeline, data=data, user=request.user, request=request
+                    pipeline=pipeline, data=data, actor=Actor.from_request(request)
                 )
                 if pipeline.version == before:
                     messages.info(
@@ -633,7 +633,7 @@ def execution_cancel_view(request: HttpRequest, execution_id: Any) -> HttpRespon
     execution = execution_for(request.user, execution_id, Action.OPERATE)
     try:
         execution_cancel(
-            execution=execution, user=request.user, request=request, reason="cancelled in the UI"
+            execution=execution, actor=Actor.from_request(request), reason="cancelled in the UI"
         )
         messages.success(
             request, "Cancel requested: waiting tasks will not start, running ones stop."
@@ -652,8 +652,7 @@ def execution_rerun_view(request: HttpRequest, execution_id: Any) -> HttpRespons
         new = execution_rerun(
             execution=execution,
             from_task=request.POST.get("from_task") or None,
-            user=request.user,
-            request=request,
+            actor=Actor.from_request(request),
         )
     except ServiceError as exc:
         messages.error(request, exc.detail)

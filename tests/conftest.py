@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from accounts.actor import Actor
 from accounts.permissions import Role
 from accounts.services import roles_setup
 from tests import factories
@@ -89,7 +90,7 @@ def make_pipeline(sqlite_connection: Callable[..., Any]) -> Callable[..., Any]:
     ) -> Any:
         if not Connection.objects.filter(name="wh").exists():
             sqlite_connection("wh", "wh.sqlite", user=user)
-        return pipeline_create(data=sql_pipeline(name, tasks, **extra), user=user)
+        return pipeline_create(data=sql_pipeline(name, tasks, **extra), actor=Actor.of(user))
 
     return make
 

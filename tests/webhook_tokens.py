@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from accounts.actor import Actor
 from pipelines.services import pipeline_update
 
 TOKEN_1 = "xoxT0KEN-first-0123456789"
@@ -23,4 +24,4 @@ def alerting_pipeline(make_pipeline: Callable[..., Any], owner: Any) -> Any:
     """A pipeline of ``owner`` in two versions, v1 alerting ``URL_1``, v2 ``URL_2``."""
     pipeline = make_pipeline("alerting", user=owner, on_failure={"webhook": URL_1})
     data = {**pipeline.definition, "on_failure": {"webhook": URL_2}}
-    return pipeline_update(pipeline=pipeline, data=data, user=owner)
+    return pipeline_update(pipeline=pipeline, data=data, actor=Actor.of(owner))

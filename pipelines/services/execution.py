@@ -12,9 +12,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import transaction
-from django.http import HttpRequest
 from django.utils import timezone
 
+from accounts.actor import SYSTEM, Actor
 from accounts.permissions import Action, can
 from accounts.services import audit_cli_actor, audit_record
 from core.errors import Conflict, InvalidInput
@@ -43,9 +43,10 @@ logger = logging.getLogger(__name__)
 IDEMPOTENCY_WINDOW = timedelta(hours=24)
 
 
-def actor_of(user: Any, default: str = "system") -> str:
-    if user is not None and getattr(user, "is_authenticated", False):
-        return f"user:{user.get_username()}"
+def actor_of(actor: Actor, default: str = "system") -> str:
+    """What a transition row names as its actor."""
+    if actor.user is not None:
+        return f"user:{actor.user.get_username()}"
     return default
 
 
@@ -75,8 +76,7 @@ def execution_create(
     pipeline: Pipeline,
     trigger: Trigger = Trigger.MANUAL,
     parameters: dict[str, Any] | None = None,
-    user: Any = None,
-    request: HttpRequest | None = None,
+    actor: Actor = SYSTEM,
     interval: tuple[datetime, datetime] | None = None,
     idempotency_key: str | None = None,
     version: PipelineVersion | None = None,
@@ -91,7 +91,8 @@ def execution_create(
     # The pipeline row lock serializes creations per pipeline, which makes the
     # idempotency check and the max_active_runs count race-free.
     pipeline = Pipeline.objects.select_for_update().get(pk=pipeline.pk)
-    if idempotency_key and user is not None and user.is_authenticated:
+    user = actor.user
+    if idempotency_key and user is not None:
         existing = (
             IdempotencyKey.objects.filter(user=user, pipeline=pipeline, key=idempotency_key)
             .select_related("execution")
@@ -111,7 +112,7 @@ def execution_create(
         pipeline=pipeline,
         version=version,
         trigger=trigger,
-        created_by=user if user is not None and user.is_authenticated else None,
+        created_by=user,
         logical_date=start,
         data_interval_start=start,
         data_interval_end=end,
@@ -129,27 +130,26 @@ def execution_create(
         execution,
         definition,
         skip=skip_tasks or set(),
-        actor=actor_of(user, default=trigger),
+        actor=actor_of(actor, default=trigger),
         reason=f"trigger {trigger}",
         skip_reason=f"succeeded in execution {rerun_of.pk if rerun_of else '-'}",
     )
-    if idempotency_key and user is not None and user.is_authenticated:
+    if idempotency_key and user is not None:
         IdempotencyKey.objects.create(
             user=user, pipeline=pipeline, key=idempotency_key, execution=execution
         )
     # A schedule's run is the platform's and not audited; a user's or a
     # command's (run_pipeline, backfill) is.
-    if user is not None or audit_cli_actor():
+    if actor != SYSTEM or audit_cli_actor():
         audit_record(
             action="execute",
-            actor=user,
             obj=pipeline,
-            request=request,
+            by=actor,
             details={"execution_id": str(execution.pk), "trigger": str(trigger)},
         )
     refused = _connections_refused(pipeline, version, to_run)
     if refused:
-        execution_refuse(execution, refused, actor=actor_of(user, default=trigger))
+        execution_refuse(execution, refused, actor=actor_of(actor, default=trigger))
     executions_start_queued(pipeline=pipeline)
     execution.refresh_from_db()
     return execution
@@ -187,22 +187,19 @@ def _connections_refused(
 
 
 @transaction.atomic
-def execution_cancel(
-    *, execution: Execution, user: Any = None, request: HttpRequest | None = None, reason: str = ""
-) -> Execution:
+def execution_cancel(*, execution: Execution, actor: Actor = SYSTEM, reason: str = "") -> Execution:
     """Cancel: waiting tasks never start, running tasks stop at their next check.
 
     Raises Conflict when the execution already finished.
     """
-    if not execution_cancel_moves(execution=execution, actor=actor_of(user), reason=reason):
+    if not execution_cancel_moves(execution=execution, actor=actor_of(actor), reason=reason):
         execution.refresh_from_db()
         return execution  # already cancelling
-    if user is not None:
+    if actor != SYSTEM:
         audit_record(
             action="cancel",
-            actor=user,
             obj=execution.pipeline,
-            request=request,
+            by=actor,
             details={"execution_id": str(execution.pk)},
         )
     execution.refresh_from_db()
@@ -214,8 +211,7 @@ def execution_rerun(
     *,
     execution: Execution,
     from_task: str | None = None,
-    user: Any = None,
-    request: HttpRequest | None = None,
+    actor: Actor = SYSTEM,
 ) -> Execution:
     """A new execution (same version and parameters) of what did not succeed.
 
@@ -249,8 +245,7 @@ def execution_rerun(
         pipeline=execution.pipeline,
         trigger=Trigger.RERUN,
         parameters=params,
-        user=user,
-        request=request,
+        actor=actor,
         interval=interval,
         version=execution.version,
         rerun_of=execution,

@@ -6,9 +6,9 @@ from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.db.models import F
-from django.http import HttpRequest
 from guardian.models import GroupObjectPermission, UserObjectPermission
 
+from accounts.actor import SYSTEM, Actor
 from accounts.permissions import Action, can, share_levels_prefetch
 from accounts.services import audit_record
 from connectors.models import Connection
@@ -18,13 +18,15 @@ from pipelines import definition
 from pipelines.models import ConnectionBinding, Pipeline, PipelineVersion
 
 
-def pipeline_validate(data: Any, *, user: Any, pipeline: Pipeline | None = None) -> dict[str, Any]:
+def pipeline_validate(
+    data: Any, *, actor: Actor, pipeline: Pipeline | None = None
+) -> dict[str, Any]:
     """The normalized definition, or InvalidInput with every problem and its path.
 
     With ``pipeline`` (a change), the connections its current version binds
     need no use right: only the ones the change adds do (SPEC §9).
     """
-    return _validate_and_bind(data, user=user, pipeline=pipeline)[0]
+    return _validate_and_bind(data, user=actor.user, pipeline=pipeline)[0]
 
 
 def _validate_and_bind(
@@ -169,13 +171,13 @@ def _version_create(
 
 
 @transaction.atomic
-def pipeline_create(*, data: Any, user: Any = None, request: HttpRequest | None = None) -> Pipeline:
+def pipeline_create(*, data: Any, actor: Actor = SYSTEM) -> Pipeline:
     """Validate ``data`` (SPEC §2) and create the pipeline with its version 1."""
-    normalized, bindings = _validate_and_bind(data, user=user, pipeline=None)
+    normalized, bindings = _validate_and_bind(data, user=actor.user, pipeline=None)
     _lock_added(normalized, bindings, pipeline=None)
     if Pipeline.objects.filter(name=normalized["name"]).exists():
         raise Conflict("a pipeline with this name exists", [("name", "already exists")])
-    pipeline = Pipeline(created_by=user if user is not None and user.is_authenticated else None)
+    pipeline = Pipeline(created_by=actor.user)
     _apply(pipeline, normalized)
     pipeline.version = 1
     try:
@@ -184,7 +186,7 @@ def pipeline_create(*, data: Any, user: Any = None, request: HttpRequest | None 
     except IntegrityError:
         raise Conflict("a pipeline with this name exists", [("name", "already exists")]) from None
     _version_create(pipeline, normalized, bindings, created_by=pipeline.created_by)
-    audit_record(action="create", actor=user, obj=pipeline, request=request)
+    audit_record(action="create", obj=pipeline, by=actor)
     return pipeline
 
 
@@ -193,8 +195,7 @@ def pipeline_update(
     *,
     pipeline: Pipeline,
     data: Any,
-    user: Any = None,
-    request: HttpRequest | None = None,
+    actor: Actor = SYSTEM,
     partial: bool = False,
 ) -> Pipeline:
     """Replace (or with ``partial``, merge into) the definition.
@@ -206,7 +207,7 @@ def pipeline_update(
         if not isinstance(data, dict):
             raise InvalidInput("invalid pipeline definition", [("", "must be an object")])
         data = {**pipeline.definition, **data}
-    normalized, bindings = _validate_and_bind(data, user=user, pipeline=pipeline)
+    normalized, bindings = _validate_and_bind(data, user=actor.user, pipeline=pipeline)
     _lock_added(normalized, bindings, pipeline=pipeline)
     if normalized == pipeline.definition:
         return pipeline
@@ -220,7 +221,7 @@ def pipeline_update(
     ] != pipeline.timezone
     if schedule_changed:
         pipeline.next_interval_start = None  # the scheduler starts from now
-    _version_next(pipeline, normalized, bindings, user=user, request=request)
+    _version_next(pipeline, normalized, bindings, actor=actor)
     return pipeline
 
 
@@ -229,8 +230,7 @@ def _version_next(
     normalized: dict[str, Any],
     bindings: dict[str, Any],
     *,
-    user: Any,
-    request: HttpRequest | None,
+    actor: Actor,
     details: dict[str, Any] | None = None,
 ) -> None:
     """Make ``normalized`` the pipeline's next version: saved, bound and audited."""
@@ -241,37 +241,29 @@ def _version_next(
         pipeline,
         normalized,
         bindings,
-        created_by=user if user is not None and user.is_authenticated else None,
+        created_by=actor.user,
     )
     audit_record(
         action="change",
-        actor=user,
         obj=pipeline,
-        request=request,
+        by=actor,
         details={"version": pipeline.version, **(details or {})},
     )
 
 
 @transaction.atomic
-def pipeline_set_enabled(
-    *, pipeline: Pipeline, enabled: bool, user: Any = None, request: HttpRequest | None = None
-) -> Pipeline:
+def pipeline_set_enabled(*, pipeline: Pipeline, enabled: bool, actor: Actor = SYSTEM) -> Pipeline:
     """Enable or pause a pipeline (a definition change, so a new version)."""
-    return pipeline_update(
-        pipeline=pipeline, data={"enabled": enabled}, user=user, request=request, partial=True
-    )
+    return pipeline_update(pipeline=pipeline, data={"enabled": enabled}, actor=actor, partial=True)
 
 
 @transaction.atomic
-def pipeline_delete(
-    *, pipeline: Pipeline, user: Any = None, request: HttpRequest | None = None
-) -> None:
+def pipeline_delete(*, pipeline: Pipeline, actor: Actor = SYSTEM) -> None:
     """Delete a pipeline with its versions, runs and sharing."""
     audit_record(
         action="delete",
-        actor=user,
         obj=pipeline,
-        request=request,
+        by=actor,
         details={"name": pipeline.name},
     )
     object_pk = str(pipeline.pk)
@@ -285,15 +277,17 @@ def pipeline_delete(
 
 
 def pipelines_follow_connection_rename(
-    *, connection: Connection, user: Any = None, request: HttpRequest | None = None, **_: Any
+    *, connection: Connection, user: Any = None, request: Any = None, **_: Any
 ) -> list[Pipeline]:
     """Rename ``connection`` in the current definitions that use it, each in a new version.
 
     Runs bind connections by id, so they work without this; it keeps what
     users read and edit (names) true to the connection's name. Versions made
     before keep the name they were made with and their binding. Called
-    inside the rename's transaction (``connectors.signals.connection_renamed``).
+    inside the rename's transaction (``connectors.signals.connection_renamed``,
+    which names the ``user`` and ``request`` of the rename).
     """
+    actor = Actor.from_request(request) if request is not None else Actor.of(user)
     pipeline_ids = set(
         ConnectionBinding.objects.filter(
             connection=connection, version__version=F("version__pipeline__version")
@@ -316,8 +310,7 @@ def pipelines_follow_connection_rename(
             pipeline,
             normalized,
             bindings,
-            user=user,
-            request=request,
+            actor=actor,
             details={"connection_renamed": names},
         )
         renamed.append(pipeline)

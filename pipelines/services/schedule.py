@@ -13,10 +13,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from django.db import IntegrityError, transaction
-from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
+from accounts.actor import SYSTEM, Actor
 from core.errors import InvalidInput
 from pipelines import cron
 from pipelines.models import Execution, Pipeline, Trigger
@@ -85,8 +85,7 @@ def pipeline_backfill(
     pipeline: Pipeline,
     start: datetime,
     end: datetime,
-    user: Any = None,
-    request: HttpRequest | None = None,
+    actor: Actor = SYSTEM,
     limit: int = 1000,
 ) -> list[Execution]:
     """One execution per cron interval starting in [start, end] (both inclusive)."""
@@ -105,8 +104,7 @@ def pipeline_backfill(
                 pipeline=pipeline,
                 trigger=Trigger.BACKFILL,
                 interval=interval,
-                user=user,
-                request=request,
+                actor=actor,
             )
             for interval in intervals
         ]

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from accounts.actor import Actor
 from accounts.permissions import Level
 from accounts.services import sharing_set
 from connectors.models import Connection
@@ -24,7 +25,9 @@ def sql_task(name: str, connection: str) -> dict[str, Any]:
 @pytest.fixture
 def p1(wh: Connection, developer: Any) -> Pipeline:
     """dev1's pipeline on dev1's connection ``wh``."""
-    return pipeline_create(data={"name": "p1", "tasks": [sql_task("t1", "wh")]}, user=developer)
+    return pipeline_create(
+        data={"name": "p1", "tasks": [sql_task("t1", "wh")]}, actor=Actor.of(developer)
+    )
 
 
 @pytest.fixture
@@ -122,7 +125,9 @@ def test_it_names_only_visible_pipelines_when_refusing_a_delete(
 ) -> None:
     sharing_set(obj=wh, users={other_developer: Level.OPERATE}, groups={}, actor=developer)
     for name in ("secret_a", "secret_b"):
-        pipeline_create(data={"name": name, "tasks": [sql_task("t1", "wh")]}, user=other_developer)
+        pipeline_create(
+            data={"name": name, "tasks": [sql_task("t1", "wh")]}, actor=Actor.of(other_developer)
+        )
 
     body = assert_error(client_for(developer).delete(url(f"connections/{wh.pk}")), 409)
     assert body["errors"] == [{"path": "", "message": "used by p1 and 2 pipelines you cannot see"}]

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from django.contrib.auth.models import Group
 
+from accounts.actor import Actor
 from accounts.permissions import Action, Level, Role, can, visible
 from accounts.services import sharing_set
 from connectors.models import Connection
@@ -96,7 +97,7 @@ def world(
         connection = sqlite_connection("wh", "wh.sqlite", user=owner)
         from pipelines.services import pipeline_create
 
-        pipeline = pipeline_create(data=sql_pipeline("p1"), user=owner)
+        pipeline = pipeline_create(data=sql_pipeline("p1"), actor=Actor.of(owner))
         running = execution_create(pipeline=pipeline)
         finished = execution_cancel(execution=execution_create(pipeline=pipeline))
         if relation == "own":

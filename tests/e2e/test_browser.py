@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from accounts.actor import Actor
 from accounts.permissions import Role
 from tests.conftest import PASSWORD
 from tests.services import need_chromium
@@ -203,7 +204,7 @@ def test_it_cancels_a_long_run(
                 },
             ],
         },
-        user=team["dev"],
+        actor=Actor.of(team["dev"]),
     )
     workers()
     base = live_server.url
@@ -246,7 +247,7 @@ def _seed(team: dict[str, Any]) -> list[Any]:
                 sql("notify", ["clean"]),
             ],
         },
-        user=team["dev"],
+        actor=Actor.of(team["dev"]),
     )
     customers = pipeline_create(
         data={
@@ -256,9 +257,11 @@ def _seed(team: dict[str, Any]) -> list[Any]:
             "schedule": "*/15 * * * *",
             "tasks": [sql("copy_customers"), sql("dedupe", ["copy_customers"])],
         },
-        user=team["dev"],
+        actor=Actor.of(team["dev"]),
     )
-    pipeline_create(data={"name": "adhoc_report", "tasks": [sql("report")]}, user=team["dev"])
+    pipeline_create(
+        data={"name": "adhoc_report", "tasks": [sql("report")]}, actor=Actor.of(team["dev"])
+    )
     for ago in (7200, 3600, 1800):
         make_execution(orders, "success", ago=ago)
     failed = make_execution(

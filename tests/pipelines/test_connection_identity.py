@@ -20,6 +20,7 @@ from django.conf import settings
 from django.db import connection, connections, transaction
 from django.utils import timezone
 
+from accounts.actor import Actor
 from accounts.permissions import Level
 from accounts.services import sharing_set
 from connectors.models import Connection
@@ -97,8 +98,8 @@ def test_it_renames_a_used_connection_and_runs_made_before_and_after_still_work(
     developer: Any, sent: list[Any]
 ) -> None:
     wh = sqlite_conn("wh", "wh.sqlite", developer)
-    pipeline = pipeline_create(data=writer("p1", "before", "wh"), user=developer)
-    queued = execution_create(pipeline=pipeline, user=developer)  # made on version 1
+    pipeline = pipeline_create(data=writer("p1", "before", "wh"), actor=Actor.of(developer))
+    queued = execution_create(pipeline=pipeline, actor=Actor.of(developer))  # made on version 1
 
     connection_update(connection=wh, name="warehouse", user=developer)
 
@@ -114,8 +115,10 @@ def test_it_renames_a_used_connection_and_runs_made_before_and_after_still_work(
     }
     drain(sent)
     assert finished(queued).status == ExecutionStatus.SUCCESS, queued.error
-    pipeline_update(pipeline=pipeline, data=writer("p1", "after", "warehouse"), user=developer)
-    later = execution_create(pipeline=pipeline, user=developer)
+    pipeline_update(
+        pipeline=pipeline, data=writer("p1", "after", "warehouse"), actor=Actor.of(developer)
+    )
+    later = execution_create(pipeline=pipeline, actor=Actor.of(developer))
     drain(sent)
     assert finished(later).status == ExecutionStatus.SUCCESS, later.error
     assert {"before", "after"} <= tables(Path(settings.DATA_ROOT) / "wh.sqlite")
@@ -138,7 +141,7 @@ def test_it_renames_only_the_renamed_side_of_a_copy_and_the_copy_still_runs(
         "destination": {"connection": "dst", "table": "b", "mode": "append"},
         "transformations": [rename],
     }
-    pipeline = pipeline_create(data={"name": "p1", "tasks": [copy]}, user=developer)
+    pipeline = pipeline_create(data={"name": "p1", "tasks": [copy]}, actor=Actor.of(developer))
 
     connection_update(connection=src, name="origin", user=developer)
 
@@ -147,7 +150,7 @@ def test_it_renames_only_the_renamed_side_of_a_copy_and_the_copy_still_runs(
     assert task["source"]["connection"] == "origin"
     assert task["destination"]["connection"] == "dst"
     assert task["transformations"][0]["params"]["mapping"] == {"connection": "src"}
-    execution = execution_create(pipeline=pipeline, user=developer)
+    execution = execution_create(pipeline=pipeline, actor=Actor.of(developer))
     drain(sent)
     assert finished(execution).status == ExecutionStatus.SUCCESS, execution.error
     with sqlite3.connect(tmp_path / "dst.sqlite") as db:
@@ -159,19 +162,23 @@ def test_it_never_lets_old_versions_queued_runs_or_reruns_use_a_recreated_name(
 ) -> None:
     old = sqlite_conn("wh", "old.sqlite", developer)
     sqlite_conn("other", "other.sqlite", developer)
-    pipeline = pipeline_create(data=writer("p1", "marker", "wh"), user=developer)
-    done = execution_create(pipeline=pipeline, user=developer)
+    pipeline = pipeline_create(data=writer("p1", "marker", "wh"), actor=Actor.of(developer))
+    done = execution_create(pipeline=pipeline, actor=Actor.of(developer))
     drain(sent)
     assert finished(done).status == ExecutionStatus.SUCCESS
-    queued = execution_create(pipeline=pipeline, user=developer)  # version 1, not run yet
+    queued = execution_create(
+        pipeline=pipeline, actor=Actor.of(developer)
+    )  # version 1, not run yet
     # The pipeline moves off wh, so wh may be deleted; another wh takes the name.
-    pipeline_update(pipeline=pipeline, data=writer("p1", "marker", "other"), user=developer)
+    pipeline_update(
+        pipeline=pipeline, data=writer("p1", "marker", "other"), actor=Actor.of(developer)
+    )
     connection_delete(connection=old, user=developer)
     new_file = tmp_path / "new.sqlite"
     before = make_file(new_file)
     sqlite_conn("wh", "new.sqlite", developer)
 
-    rerun = execution_rerun(execution=done, from_task="t1", user=developer)  # version 1
+    rerun = execution_rerun(execution=done, from_task="t1", actor=Actor.of(developer))  # version 1
     assert rerun.status == ExecutionStatus.FAILED  # refused when created, nothing ran
     assert "connection 'wh' no longer exists" in rerun.error
     drain(sent)  # the queued run's task resolves wh through version 1's binding
@@ -183,7 +190,7 @@ def test_it_never_lets_old_versions_queued_runs_or_reruns_use_a_recreated_name(
 
 def test_it_refuses_to_delete_a_connection_a_current_version_binds(developer: Any) -> None:
     wh = sqlite_conn("wh", "wh.sqlite", developer)
-    pipeline_create(data=writer("p1", "marker", "wh"), user=developer)
+    pipeline_create(data=writer("p1", "marker", "wh"), actor=Actor.of(developer))
     with pytest.raises(Conflict) as refused:
         connection_delete(connection=wh, user=developer)
     assert refused.value.errors == [{"path": "", "message": "used by p1"}]
@@ -202,7 +209,7 @@ def shared(developer: Any, other_developer: Any) -> Any:
 def on_shared(developer: Any, shared: Any) -> Pipeline:
     """dev1's scheduled pipeline writing through ``shared``."""
     data = {**writer("p1", "marker", "shared"), "schedule": "*/5 * * * *"}
-    return pipeline_create(data=data, user=developer)
+    return pipeline_create(data=data, actor=Actor.of(developer))
 
 
 def create_by(
@@ -223,14 +230,14 @@ def create_by(
         # On a tick of */5, so [start, start + 4 min] holds exactly one interval.
         start = (timezone.now() - timedelta(days=1)).replace(minute=0, second=0, microsecond=0)
         return lambda: pipeline_backfill(
-            pipeline=pipeline, start=start, end=start + timedelta(minutes=4), user=user
+            pipeline=pipeline, start=start, end=start + timedelta(minutes=4), actor=Actor.of(user)
         )[0]
     if trigger == Trigger.RERUN:
-        earlier = execution_create(pipeline=pipeline, user=user)
+        earlier = execution_create(pipeline=pipeline, actor=Actor.of(user))
         drain(sent)
         assert finished(earlier).status == ExecutionStatus.SUCCESS, earlier.error
-        return lambda: execution_rerun(execution=earlier, from_task="t1", user=user)
-    return lambda: execution_create(pipeline=pipeline, user=user, trigger=trigger)
+        return lambda: execution_rerun(execution=earlier, from_task="t1", actor=Actor.of(user))
+    return lambda: execution_create(pipeline=pipeline, actor=Actor.of(user), trigger=trigger)
 
 
 @pytest.mark.parametrize(
@@ -263,7 +270,7 @@ def test_it_fails_a_run_at_once_when_the_owner_lost_the_use_share(
 def test_it_runs_while_the_owner_keeps_the_use_share(
     developer: Any, on_shared: Pipeline, sent: list[Any], tmp_path: Path
 ) -> None:
-    execution = execution_create(pipeline=on_shared, user=developer)
+    execution = execution_create(pipeline=on_shared, actor=Actor.of(developer))
     drain(sent)
     assert finished(execution).status == ExecutionStatus.SUCCESS, execution.error
     assert "marker" in tables(tmp_path / "shared.sqlite")
@@ -295,9 +302,9 @@ def test_it_makes_a_delete_wait_for_a_change_binding_the_connection(developer: A
     need_row_locks()
     wh = sqlite_conn("wh", "wh.sqlite", developer)
     sqlite_conn("other", "other.sqlite", developer)
-    pipeline = pipeline_create(data=writer("p1", "m", "other"), user=developer)
+    pipeline = pipeline_create(data=writer("p1", "m", "other"), actor=Actor.of(developer))
     with transaction.atomic():
-        pipeline_update(pipeline=pipeline, data=writer("p1", "m", "wh"), user=developer)
+        pipeline_update(pipeline=pipeline, data=writer("p1", "m", "wh"), actor=Actor.of(developer))
         thread, outcome = in_thread(lambda: connection_delete(connection=wh, user=developer))
         thread.join(timeout=1)
         assert thread.is_alive()  # waits for the change to commit
@@ -313,11 +320,13 @@ def test_it_makes_a_change_binding_a_connection_being_deleted_fail_clearly(
     need_row_locks()
     wh = sqlite_conn("wh", "wh.sqlite", developer)
     sqlite_conn("other", "other.sqlite", developer)
-    pipeline = pipeline_create(data=writer("p1", "m", "other"), user=developer)
+    pipeline = pipeline_create(data=writer("p1", "m", "other"), actor=Actor.of(developer))
     with transaction.atomic():
         connection_delete(connection=wh, user=developer)
         thread, outcome = in_thread(
-            lambda: pipeline_update(pipeline=pipeline, data=writer("p1", "m", "wh"), user=developer)
+            lambda: pipeline_update(
+                pipeline=pipeline, data=writer("p1", "m", "wh"), actor=Actor.of(developer)
+            )
         )
         thread.join(timeout=1)
         assert thread.is_alive()  # waits for the delete to commit
@@ -380,10 +389,10 @@ def test_it_scrubs_from_alerts_the_secrets_of_the_connections_the_run_bound(
     }
     connection_create(name="pg", kind="postgresql", config=config, user=developer)
     sqlite_conn("other", "other.sqlite", developer)
-    pipeline = pipeline_create(data=writer("p1", "m", "pg"), user=developer)
-    execution = execution_create(pipeline=pipeline, user=developer)  # version 1, on pg
+    pipeline = pipeline_create(data=writer("p1", "m", "pg"), actor=Actor.of(developer))
+    execution = execution_create(pipeline=pipeline, actor=Actor.of(developer))  # version 1, on pg
     # The pipeline moves to another connection before the run's error is reported.
-    pipeline_update(pipeline=pipeline, data=writer("p1", "m", "other"), user=developer)
+    pipeline_update(pipeline=pipeline, data=writer("p1", "m", "other"), actor=Actor.of(developer))
     claimed = task_run_claim(task_id=sent.pop(), worker="w1")
     assert claimed is not None
     task_run_fail(

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
+from accounts.actor import Actor
 from core.errors import Conflict, InvalidInput
 from pipelines.engine.attempts import task_run_claim, task_run_fail, task_run_succeed
 from pipelines.engine.reaper import reap
@@ -268,9 +269,9 @@ def test_it_queues_runs_beyond_max_active_runs(make_pipeline: Any) -> None:
 @pytest.mark.django_db(transaction=True)
 def test_it_deduplicates_by_idempotency_key(make_pipeline: Any, developer: Any) -> None:
     pipeline = make_pipeline(user=developer)
-    one = execution_create(pipeline=pipeline, user=developer, idempotency_key="k1")
-    two = execution_create(pipeline=pipeline, user=developer, idempotency_key="k1")
-    three = execution_create(pipeline=pipeline, user=developer, idempotency_key="k2")
+    one = execution_create(pipeline=pipeline, actor=Actor.of(developer), idempotency_key="k1")
+    two = execution_create(pipeline=pipeline, actor=Actor.of(developer), idempotency_key="k1")
+    three = execution_create(pipeline=pipeline, actor=Actor.of(developer), idempotency_key="k2")
     assert one.pk == two.pk != three.pk
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from accounts.actor import Actor
 from accounts.permissions import Level
 from pipelines.models import Execution, Pipeline
 from pipelines.services import pipeline_update
@@ -295,7 +296,7 @@ def test_it_refuses_delete_to_read_only_users(owned: Any, viewer: Any, client_fo
 
 def test_it_diffs_two_versions(owned: Any, developer: Any, client_for: Any) -> None:
     data = {**owned.definition, "description": "now with a description"}
-    pipeline_update(pipeline=owned, data=data, user=developer)
+    pipeline_update(pipeline=owned, data=data, actor=Actor.of(developer))
     client = client_for(developer)
     page = client.get(f"/pipelines/{owned.pk}").content.decode()
     assert "Compare" in page and "v2" in page

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from accounts.actor import Actor
 from accounts.permissions import Level
 from pipelines.services import pipeline_update
 from tests.ui.factories import make_execution, share
@@ -58,7 +59,7 @@ def test_it_shows_viewers_and_operators_no_token(
     assert "v1 and v2 are the same" in pages["diff"]
     # A change of host shows, cut on both sides.
     data = {**alerting.definition, "on_failure": {"webhook": URL_3}}
-    pipeline_update(pipeline=alerting, data=data, user=alerting.created_by)
+    pipeline_update(pipeline=alerting, data=data, actor=Actor.of(alerting.created_by))
     diff = client_for(user).get(f"/pipelines/{alerting.pk}/diff?a=2&b=3").content.decode()
     assert f"-  webhook: {CUT}" in diff
     assert "+  webhook: https://alerts.example.invalid/…" in diff
