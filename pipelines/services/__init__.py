@@ -4,7 +4,6 @@ The moves of executions and task runs are the engine's (``pipelines.engine``).
 """
 
 from pipelines.services.execution import (
-    actor_of,
     execution_cancel,
     execution_create,
     execution_rerun,
@@ -19,7 +18,6 @@ from pipelines.services.pipeline import (
 from pipelines.services.schedule import pipeline_backfill, schedule_tick
 
 __all__ = [
-    "actor_of",
     "execution_cancel",
     "execution_create",
     "execution_rerun",
