@@ -16,24 +16,25 @@ from django.db.models import Q
 
 
 class ExecutionStatus(models.TextChoices):
-    QUEUED = "queued"  # set by execution_create; waits for max_active_runs
-    RUNNING = "running"  # set by execution_start when its first tasks are enqueued
-    CANCELLING = "cancelling"  # set by execution_cancel while tasks still run
-    SUCCESS = "success"  # set by execution_finish: every task succeeded or was skipped
-    FAILED = "failed"  # set by execution_finish: some task failed
-    CANCELLED = "cancelled"  # set by execution_finish after a cancel
+    # Each comment names the move (pipelines.engine.transitions) that sets it.
+    QUEUED = "queued"  # created so; waits for a max_active_runs slot
+    RUNNING = "running"  # start: a slot was free, its first tasks are enqueued
+    CANCELLING = "cancelling"  # cancel: running tasks stop at their next check
+    SUCCESS = "success"  # succeed: every task succeeded or was skipped
+    FAILED = "failed"  # fail: some task did not succeed (or the run was refused)
+    CANCELLED = "cancelled"  # stop: the last task of a cancelled run finished
 
 
 class TaskRunStatus(models.TextChoices):
     PENDING = "pending"  # created with the execution; upstreams not done
-    QUEUED = "queued"  # set by task_run_enqueue: a message is on the broker
-    RUNNING = "running"  # set by task_run_claim: a worker holds the lease
-    SUCCESS = "success"  # set by task_run_succeed
-    FAILED = "failed"  # set by task_run_fail: no retries left or not retryable
-    UP_FOR_RETRY = "up_for_retry"  # set by task_run_fail: waits next_retry_at
-    SKIPPED = "skipped"  # set when a rerun carries a success over
-    UPSTREAM_FAILED = "upstream_failed"  # set when an upstream failed
-    CANCELLED = "cancelled"  # set by execution_cancel or by the worker on cancel
+    QUEUED = "queued"  # enqueue: a message is on the broker
+    RUNNING = "running"  # claim: a worker holds the lease
+    SUCCESS = "success"  # succeed
+    FAILED = "failed"  # fail (no retries left or not retryable), or refuse
+    UP_FOR_RETRY = "up_for_retry"  # retry: waits for next_retry_at
+    SKIPPED = "skipped"  # skip: a rerun carries a success over
+    UPSTREAM_FAILED = "upstream_failed"  # block: an upstream did not succeed
+    CANCELLED = "cancelled"  # cancel (before it ran) or stop (by its worker)
 
 
 EXECUTION_FINISHED = frozenset(
