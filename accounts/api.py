@@ -20,6 +20,7 @@ from rest_framework.views import APIView
 from accounts.lockout import login_check, login_failed, login_succeeded
 from accounts.models import AuditEvent
 from accounts.permissions import Action, get_for, require, require_admin
+from accounts.selectors import audit_events
 from accounts.serializers import (
     AuditEventSerializer,
     AuditFilterSerializer,
@@ -195,21 +196,6 @@ class AuditEventListView(GenericAPIView):
         require_admin(request.user)
         filters = AuditFilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
-        events = AuditEvent.objects.all()
-        f = filters.validated_data
-        if f.get("action"):
-            events = events.filter(action=f["action"])
-        if f.get("actor"):
-            events = events.filter(actor_name=f["actor"])
-        if f.get("actor_kind"):
-            events = events.filter(actor_kind=f["actor_kind"])
-        if f.get("object_type"):
-            events = events.filter(object_type=f["object_type"])
-        if f.get("object_id"):
-            events = events.filter(object_id=f["object_id"])
-        if f.get("since"):
-            events = events.filter(at__gte=f["since"])
-        if f.get("until"):
-            events = events.filter(at__lte=f["until"])
-        page = self.paginate_queryset(events.order_by("-at", "-id"))
+        events = audit_events(**filters.validated_data)
+        page = self.paginate_queryset(events)
         return self.get_paginated_response(AuditEventSerializer(page, many=True).data)

@@ -18,8 +18,8 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts import lockout
 from accounts.forms import AuditFilterForm, LoginForm, ShareForm, sharing_remove
-from accounts.models import AuditEvent
 from accounts.permissions import require_admin
+from accounts.selectors import audit_events
 from core.ui import paginate, query_without_page, render_ui, ui_view
 
 
@@ -79,21 +79,16 @@ def audit_log(request: HttpRequest) -> HttpResponse:
     """Admins only: every audit event, newest first, filterable."""
     require_admin(request.user)
     form = AuditFilterForm(request.GET or None)
-    events = AuditEvent.objects.select_related("actor").order_by("-at", "-id")
+    filters: dict[str, Any] = {}
     if form.is_valid():
-        data = form.cleaned_data
-        if data["action"]:
-            events = events.filter(action=data["action"])
-        if data["actor"]:
-            events = events.filter(actor_name__icontains=data["actor"])
-        if data["actor_kind"]:
-            events = events.filter(actor_kind=data["actor_kind"])
-        if data["object_type"]:
-            events = events.filter(object_type=data["object_type"])
-        if data["since"]:
-            events = events.filter(at__gte=_day_start(data["since"]))
-        if data["until"]:
-            events = events.filter(at__lt=_day_start(data["until"]) + timedelta(days=1))
+        filters = {**form.cleaned_data}
+        # The page picks days: from the first day's start to the last day's end.
+        if filters["since"]:
+            filters["since"] = _day_start(filters["since"])
+        if filters["until"]:
+            next_day = _day_start(filters["until"] + timedelta(days=1))
+            filters["until"] = next_day - timedelta.resolution
+    events = audit_events(**filters)
     context = {
         "form": form,
         "page": paginate(request, events, per_page=50),

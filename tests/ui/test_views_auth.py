@@ -113,7 +113,7 @@ def test_it_shows_the_audit_log_to_admins(admin_user: Any, developer: Any, clien
     assert response.status_code == 200
     assert b"p_audit" in response.content and b"c_audit" in response.content
 
-    filtered = client.get("/audit", {"action": "create", "actor": "dev"})
+    filtered = client.get("/audit", {"action": "create", "actor": "dev1"})
     assert b"p_audit" in filtered.content and b"c_audit" not in filtered.content
     by_type = client.get("/audit", {"object_type": "connection"})
     assert b"c_audit" in by_type.content and b"p_audit" not in by_type.content
