@@ -9,6 +9,7 @@ from django import forms
 from django.contrib import admin
 from django.http import HttpRequest
 
+from accounts.actor import Actor
 from accounts.admin import SharedObjectAdmin
 from connectors.models import Connection
 from connectors.services import connection_create, connection_delete, connection_update
@@ -70,8 +71,7 @@ class ConnectionAdmin(SharedObjectAdmin):
             "kind": data["kind"],
             "config": config,
             "description": data.get("description", ""),
-            "user": request.user,
-            "request": request,
+            "actor": Actor.from_request(request),
         }
         # A refusal propagates: SharedObjectAdmin.changeform_view rolls back and says why.
         if change:
@@ -81,4 +81,4 @@ class ConnectionAdmin(SharedObjectAdmin):
         obj.__dict__.update(saved.__dict__)
 
     def delete_object(self, request: HttpRequest, obj: Connection) -> None:
-        connection_delete(connection=obj, user=request.user, request=request)
+        connection_delete(connection=obj, actor=Actor.from_request(request))

@@ -17,6 +17,7 @@ from rest_framework.generics import GenericAPIView
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from accounts.actor import Actor
 from accounts.api import ObjectView
 from accounts.permissions import require_create
 from connectors import selectors, services
@@ -66,7 +67,7 @@ class ConnectionListView(_JsonView):
         body = ConnectionWriteSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         connection = services.connection_create(
-            **body.validated_data, user=request.user, request=request
+            **body.validated_data, actor=Actor.from_request(request)
         )
         return Response(ConnectionSerializer(connection).data, status=201)
 
@@ -87,7 +88,7 @@ class ConnectionDetailView(_ConnectionView):
             # while the endpoint stays (connection_update drops them otherwise).
             data["config"] = {**connection.config, **data["config"]}
         connection = services.connection_update(
-            connection=connection, user=request.user, request=request, **data
+            connection=connection, actor=Actor.from_request(request), **data
         )
         return Response(ConnectionSerializer(connection).data)
 
@@ -102,7 +103,7 @@ class ConnectionDetailView(_ConnectionView):
     @extend_schema(responses={204: None})
     def delete(self, request: Request, id: str) -> Response:
         connection = self.get_object()
-        services.connection_delete(connection=connection, user=request.user, request=request)
+        services.connection_delete(connection=connection, actor=Actor.from_request(request))
         return Response(status=204)
 
 
@@ -119,5 +120,5 @@ class ConnectionTestView(_ConnectionView):
     @extend_schema(request=None, responses={200: ConnectionTestSerializer})
     def post(self, request: Request, id: str) -> Response:
         connection = self.get_object()
-        result = services.connection_test(connection=connection, user=request.user, request=request)
+        result = services.connection_test(connection=connection, actor=Actor.from_request(request))
         return Response(result)

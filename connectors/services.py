@@ -7,9 +7,9 @@ from typing import Any
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import F
-from django.http import HttpRequest
 from guardian.models import GroupObjectPermission, UserObjectPermission
 
+from accounts.actor import SYSTEM, Actor
 from accounts.permissions import Action, can
 from accounts.services import audit_record
 from connectors import crypto
@@ -61,8 +61,7 @@ def connection_create(
     kind: Any,
     config: Any,
     description: str = "",
-    user: Any = None,
-    request: HttpRequest | None = None,
+    actor: Actor = SYSTEM,
 ) -> Connection:
     _validate(name=name, kind=kind, config=config, existing=None)
     if Connection.objects.filter(name=name).exists():
@@ -71,7 +70,7 @@ def connection_create(
         name=name,
         kind=kind,
         description=description or "",
-        created_by=user if user is not None and user.is_authenticated else None,
+        created_by=actor.user,
     )
     conn.set_config(config, keep_secrets=False)
     try:
@@ -79,7 +78,7 @@ def connection_create(
             conn.save()
     except IntegrityError:
         raise Conflict("a connection with this name exists", [("name", "already exists")]) from None
-    audit_record(action="create", actor=user, obj=conn, request=request, details={"kind": kind})
+    audit_record(action="create", obj=conn, by=actor, details={"kind": kind})
     return conn
 
 
@@ -91,8 +90,7 @@ def connection_update(
     kind: Any = None,
     config: Any = None,
     description: str | None = None,
-    user: Any = None,
-    request: HttpRequest | None = None,
+    actor: Actor = SYSTEM,
 ) -> Connection:
     """Change a connection; secrets left out keep their stored values.
 
@@ -120,16 +118,15 @@ def connection_update(
     conn.save()
     audit_record(
         action="change",
-        actor=user,
         obj=conn,
-        request=request,
+        by=actor,
         details={"secrets_dropped": dropped} if dropped else None,
     )
     if renamed_from is not None:
         # Pipeline versions bind connections by id, so a rename breaks no run;
         # the pipelines app renames the connection in current definitions.
         connection_renamed.send(
-            sender=Connection, connection=conn, old_name=renamed_from, user=user, request=request
+            sender=Connection, connection=conn, old_name=renamed_from, actor=actor
         )
     return conn
 
@@ -158,18 +155,16 @@ def _in_use_by(connection: Connection, *, user: Any) -> str | None:
 
 
 @transaction.atomic
-def connection_delete(
-    *, connection: Connection, user: Any = None, request: HttpRequest | None = None
-) -> None:
+def connection_delete(*, connection: Connection, actor: Actor = SYSTEM) -> None:
     # Locked before looking for users: a pipeline change binding it at the
     # same time either commits first (and is found) or waits and finds it gone.
     locked = Connection.objects.select_for_update().filter(pk=connection.pk).first()
     if locked is None:
         return  # deleted meanwhile
-    in_use = _in_use_by(locked, user=user)
+    in_use = _in_use_by(locked, user=actor.user)
     if in_use:
         raise Conflict("connection is used by pipelines", [("", in_use)])
-    audit_record(action="delete", actor=user, obj=connection, request=request)
+    audit_record(action="delete", obj=connection, by=actor)
     for model in (UserObjectPermission, GroupObjectPermission):
         model.objects.filter(
             content_type__app_label="connectors",
@@ -179,9 +174,7 @@ def connection_delete(
     connection.delete()
 
 
-def connection_test(
-    *, connection: Connection, user: Any = None, request: HttpRequest | None = None
-) -> dict[str, Any]:
+def connection_test(*, connection: Connection, actor: Actor = SYSTEM) -> dict[str, Any]:
     """``{ok, latency_ms, error}``; the error names the host and cause, never a secret.
 
     Recorded in the audit trail (who tested which connection, and the
@@ -191,9 +184,8 @@ def connection_test(
     result = _connection_try(connection)
     audit_record(
         action="test",
-        actor=user,
         obj=connection,
-        request=request,
+        by=actor,
         # The answer's fields as they are: none of them holds a secret.
         details={"kind": connection.kind, **result},
     )

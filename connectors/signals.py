@@ -4,5 +4,5 @@ from django.dispatch import Signal
 
 # Sent inside the transaction of a rename, after the row is saved, so what
 # receivers write commits or rolls back with it; kwargs connection,
-# old_name, user, request.
+# old_name, actor (an accounts.actor.Actor).
 connection_renamed = Signal()

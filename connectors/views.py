@@ -11,6 +11,7 @@ from django.shortcuts import redirect
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
+from accounts.actor import Actor
 from accounts.forms import ShareForm
 from accounts.permissions import Action, can, can_create, require_create
 from accounts.services import sharing_get
@@ -64,8 +65,7 @@ def connection_new(request: HttpRequest) -> HttpResponse:
                     kind=kind,
                     config=form.config(),
                     description=form.cleaned_data["description"],
-                    user=request.user,
-                    request=request,
+                    actor=Actor.from_request(request),
                 )
             except ServiceError as exc:
                 form_errors_from(form, exc, ConnectionForm.field_of)
@@ -118,8 +118,7 @@ def connection_detail(request: HttpRequest, connection_id: Any) -> HttpResponse:
                 name=form.cleaned_data["name"],
                 config=form.config(),
                 description=form.cleaned_data["description"],
-                user=request.user,
-                request=request,
+                actor=Actor.from_request(request),
             )
         except ServiceError as exc:
             form_errors_from(form, exc, ConnectionForm.field_of)
@@ -148,7 +147,7 @@ def connection_test_view(request: HttpRequest, connection_id: Any) -> HttpRespon
         )
         response["Retry-After"] = str(wait)
         return response
-    result = connection_test(connection=conn, user=request.user, request=request)
+    result = connection_test(connection=conn, actor=Actor.from_request(request))
     context = _detail_context(request, conn, test=result)
     return render_ui(request, "connectors/detail.html", context, fragment="test-result")
 
@@ -176,7 +175,7 @@ def connection_delete_view(request: HttpRequest, connection_id: Any) -> HttpResp
     error = None
     if request.method == "POST":
         try:
-            connection_delete(connection=conn, user=request.user, request=request)
+            connection_delete(connection=conn, actor=Actor.from_request(request))
         except ServiceError as exc:
             error = exc
         else:

@@ -13,6 +13,7 @@ from urllib.parse import urlparse
 
 from django.contrib.auth import get_user_model
 
+from accounts.actor import Actor
 from accounts.permissions import Role
 from accounts.services import user_set_role
 from connectors.models import Connection
@@ -28,7 +29,7 @@ def user(username: str, role: Role | None = Role.DEVELOPER, *, password: str, **
 
 def sqlite_connection(name: str = "wh", path: str = "wh.sqlite", user: Any = None) -> Connection:
     """An SQLite connection on ``path`` under DATA_ROOT, owned by ``user``."""
-    return connection_create(name=name, kind="sqlite", config={"path": path}, user=user)
+    return connection_create(name=name, kind="sqlite", config={"path": path}, actor=Actor.of(user))
 
 
 def pg_config(url: str) -> dict[str, Any]:
@@ -45,7 +46,7 @@ def pg_config(url: str) -> dict[str, Any]:
 def postgresql_connection(name: str, url: str, *, user: Any = None, **config: Any) -> Connection:
     """A PostgreSQL connection to the database of ``url``; ``config`` adds or overrides keys."""
     return connection_create(
-        name=name, kind="postgresql", config={**pg_config(url), **config}, user=user
+        name=name, kind="postgresql", config={**pg_config(url), **config}, actor=Actor.of(user)
     )
 
 

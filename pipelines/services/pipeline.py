@@ -277,7 +277,7 @@ def pipeline_delete(*, pipeline: Pipeline, actor: Actor = SYSTEM) -> None:
 
 
 def pipelines_follow_connection_rename(
-    *, connection: Connection, user: Any = None, request: Any = None, **_: Any
+    *, connection: Connection, actor: Actor = SYSTEM, **_: Any
 ) -> list[Pipeline]:
     """Rename ``connection`` in the current definitions that use it, each in a new version.
 
@@ -285,9 +285,8 @@ def pipelines_follow_connection_rename(
     users read and edit (names) true to the connection's name. Versions made
     before keep the name they were made with and their binding. Called
     inside the rename's transaction (``connectors.signals.connection_renamed``,
-    which names the ``user`` and ``request`` of the rename).
+    which names the ``actor`` of the rename).
     """
-    actor = Actor.from_request(request) if request is not None else Actor.of(user)
     pipeline_ids = set(
         ConnectionBinding.objects.filter(
             connection=connection, version__version=F("version__pipeline__version")

@@ -32,6 +32,7 @@ from django.urls import reverse
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from accounts.actor import Actor
 from accounts.models import ActorKind, AuditEvent
 from accounts.permissions import Level, Role
 from accounts.services import sharing_set
@@ -122,7 +123,7 @@ def test_it_audits_a_key_rotation_without_a_key_or_a_secret(
         name="shop",
         kind="postgresql",
         config={"host": "127.0.0.1", "database": "shop", "username": "etl", "password": SECRET},
-        user=developer,
+        actor=Actor.of(developer),
     )
     old_keys = list(settings.FERNET_KEYS)
     new_key = Fernet.generate_key().decode()
@@ -148,7 +149,7 @@ def test_it_audits_no_rotation_that_failed_and_changes_nothing(
 ) -> None:
     config = {"host": "127.0.0.1", "database": "shop", "username": "etl", "password": SECRET}
     settings.FERNET_KEYS = [Fernet.generate_key().decode()]
-    connection_create(name="lost", kind="postgresql", config=config, user=developer)
+    connection_create(name="lost", kind="postgresql", config=config, actor=Actor.of(developer))
     settings.FERNET_KEYS = [Fernet.generate_key().decode()]  # its key is gone
     stored = dict(Connection.objects.values_list("name", "secrets"))
     with pytest.raises(SecretDecryptError):
@@ -427,7 +428,9 @@ def test_it_audits_a_connection_test_through_the_api_without_the_servers_words(
             "password": SECRET,
             "connect_timeout": 3,
         }
-        conn = connection_create(name="shop", kind="postgresql", config=config, user=developer)
+        conn = connection_create(
+            name="shop", kind="postgresql", config=config, actor=Actor.of(developer)
+        )
         sharing_set(obj=conn, users={operator: Level.OPERATE}, groups={})
         response = api(operator).post(url(f"connections/{conn.pk}/test"))
     assert response.status_code == 200 and response.json()["ok"] is False
@@ -447,7 +450,7 @@ def test_it_audits_no_connection_test_that_was_refused(developer: Any, viewer: A
         name="shop",
         kind="postgresql",
         config={"host": "127.0.0.1", "database": "shop", "username": "etl", "password": SECRET},
-        user=developer,
+        actor=Actor.of(developer),
     )
     sharing_set(obj=conn, users={viewer: Level.VIEW}, groups={})
     assert api(viewer).post(url(f"connections/{conn.pk}/test")).status_code == 403
@@ -458,7 +461,9 @@ def test_it_audits_a_connection_test_from_the_page_on_the_real_postgresql(
     developer: Any,
 ) -> None:
     config = {**pg_config(need_postgres()), "password": SECRET}
-    conn = connection_create(name="warehouse", kind="postgresql", config=config, user=developer)
+    conn = connection_create(
+        name="warehouse", kind="postgresql", config=config, actor=Actor.of(developer)
+    )
     response = browser(developer).post(reverse("connection_test", args=[conn.pk]))
     assert response.status_code == 200
     [event] = events("test")

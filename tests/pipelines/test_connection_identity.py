@@ -65,7 +65,7 @@ def drain(sent: list[Any]) -> None:
 
 
 def sqlite_conn(name: str, path: str, user: Any) -> Any:
-    return connection_create(name=name, kind="sqlite", config={"path": path}, user=user)
+    return connection_create(name=name, kind="sqlite", config={"path": path}, actor=Actor.of(user))
 
 
 def writer(name: str, table: str, connection: str) -> dict[str, Any]:
@@ -101,7 +101,7 @@ def test_it_renames_a_used_connection_and_runs_made_before_and_after_still_work(
     pipeline = pipeline_create(data=writer("p1", "before", "wh"), actor=Actor.of(developer))
     queued = execution_create(pipeline=pipeline, actor=Actor.of(developer))  # made on version 1
 
-    connection_update(connection=wh, name="warehouse", user=developer)
+    connection_update(connection=wh, name="warehouse", actor=Actor.of(developer))
 
     pipeline.refresh_from_db()
     # The current definition follows the new name in a new version; version 1
@@ -143,7 +143,7 @@ def test_it_renames_only_the_renamed_side_of_a_copy_and_the_copy_still_runs(
     }
     pipeline = pipeline_create(data={"name": "p1", "tasks": [copy]}, actor=Actor.of(developer))
 
-    connection_update(connection=src, name="origin", user=developer)
+    connection_update(connection=src, name="origin", actor=Actor.of(developer))
 
     pipeline.refresh_from_db()
     task = pipeline.definition["tasks"][0]
@@ -173,7 +173,7 @@ def test_it_never_lets_old_versions_queued_runs_or_reruns_use_a_recreated_name(
     pipeline_update(
         pipeline=pipeline, data=writer("p1", "marker", "other"), actor=Actor.of(developer)
     )
-    connection_delete(connection=old, user=developer)
+    connection_delete(connection=old, actor=Actor.of(developer))
     new_file = tmp_path / "new.sqlite"
     before = make_file(new_file)
     sqlite_conn("wh", "new.sqlite", developer)
@@ -192,7 +192,7 @@ def test_it_refuses_to_delete_a_connection_a_current_version_binds(developer: An
     wh = sqlite_conn("wh", "wh.sqlite", developer)
     pipeline_create(data=writer("p1", "marker", "wh"), actor=Actor.of(developer))
     with pytest.raises(Conflict) as refused:
-        connection_delete(connection=wh, user=developer)
+        connection_delete(connection=wh, actor=Actor.of(developer))
     assert refused.value.errors == [{"path": "", "message": "used by p1"}]
 
 
@@ -305,7 +305,9 @@ def test_it_makes_a_delete_wait_for_a_change_binding_the_connection(developer: A
     pipeline = pipeline_create(data=writer("p1", "m", "other"), actor=Actor.of(developer))
     with transaction.atomic():
         pipeline_update(pipeline=pipeline, data=writer("p1", "m", "wh"), actor=Actor.of(developer))
-        thread, outcome = in_thread(lambda: connection_delete(connection=wh, user=developer))
+        thread, outcome = in_thread(
+            lambda: connection_delete(connection=wh, actor=Actor.of(developer))
+        )
         thread.join(timeout=1)
         assert thread.is_alive()  # waits for the change to commit
     thread.join(timeout=30)
@@ -322,7 +324,7 @@ def test_it_makes_a_change_binding_a_connection_being_deleted_fail_clearly(
     sqlite_conn("other", "other.sqlite", developer)
     pipeline = pipeline_create(data=writer("p1", "m", "other"), actor=Actor.of(developer))
     with transaction.atomic():
-        connection_delete(connection=wh, user=developer)
+        connection_delete(connection=wh, actor=Actor.of(developer))
         thread, outcome = in_thread(
             lambda: pipeline_update(
                 pipeline=pipeline, data=writer("p1", "m", "wh"), actor=Actor.of(developer)
@@ -387,7 +389,7 @@ def test_it_scrubs_from_alerts_the_secrets_of_the_connections_the_run_bound(
         "username": "loader",
         "password": secret,
     }
-    connection_create(name="pg", kind="postgresql", config=config, user=developer)
+    connection_create(name="pg", kind="postgresql", config=config, actor=Actor.of(developer))
     sqlite_conn("other", "other.sqlite", developer)
     pipeline = pipeline_create(data=writer("p1", "m", "pg"), actor=Actor.of(developer))
     execution = execution_create(pipeline=pipeline, actor=Actor.of(developer))  # version 1, on pg

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from accounts.actor import Actor
 from accounts.permissions import Level
 from connectors.models import Connection
 from connectors.services import connection_create
@@ -23,7 +24,7 @@ def pg(developer: Any) -> Connection:
     return connection_create(
         name="shop_pg",
         kind="postgresql",
-        user=developer,
+        actor=Actor.of(developer),
         config={
             "host": "db.internal",
             "port": 5432,
@@ -176,7 +177,7 @@ def test_it_shows_a_failed_test_without_secrets(
     conn = connection_create(
         name="dead_pg",
         kind="postgresql",
-        user=developer,
+        actor=Actor.of(developer),
         config={
             "host": "127.0.0.1",
             "port": 1,
