@@ -34,7 +34,9 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.cache import cache
+from django.core.mail import EmailMessage, get_connection
 from django.urls import reverse
+from django_q.tasks import async_task
 
 from connectors import crypto
 from connectors.base import scrub
@@ -73,8 +75,6 @@ def on_execution_finished(sender: Any, execution_id: Any, **_: Any) -> None:
             return
         if not (row[1] or {}).get("on_failure"):
             return
-        from django_q.tasks import async_task
-
         async_task(
             SEND_TASK,
             str(execution_id),
@@ -270,8 +270,6 @@ def _post(url: str, body: bytes, target: outbound.Target) -> tuple[bool, str]:
 
 def send_email(addresses: list[str], payload: dict[str, Any]) -> str:
     """Send the alert through Django's email backend (EMAIL_* settings)."""
-    from django.core.mail import EmailMessage, get_connection
-
     subject = f"[DataDog] Pipeline {payload['pipeline']} failed"
     body = "\n".join(
         [

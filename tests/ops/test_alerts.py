@@ -235,7 +235,7 @@ def test_it_enqueues_only_for_failed_runs_with_on_failure(
     make_pipeline: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     queued: list[tuple[Any, ...]] = []
-    monkeypatch.setattr("django_q.tasks.async_task", lambda *a, **k: queued.append(a))
+    monkeypatch.setattr("pipelines.alerts.async_task", lambda *a, **k: queued.append(a))
     failed = _failed_run(make_pipeline, {"webhook": "https://hooks.example.com/x"})
     alerts.on_execution_finished(sender=Execution, execution_id=failed.pk)
     assert queued == [(alerts.SEND_TASK, str(failed.pk))]
@@ -249,7 +249,7 @@ def test_it_enqueues_only_for_failed_runs_with_on_failure(
     def broken(*a: Any, **k: Any) -> None:
         raise ConnectionError("broker down")
 
-    monkeypatch.setattr("django_q.tasks.async_task", broken)
+    monkeypatch.setattr("pipelines.alerts.async_task", broken)
     # Never raises into the engine: the run it reports on is committed.
     alerts.on_execution_finished(sender=Execution, execution_id=failed.pk)
 
