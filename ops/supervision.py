@@ -19,7 +19,8 @@ a recycled or timed-out worker is not a death) and a dead sentinel as a
 cluster that cannot heal itself, and also checks, every second, that the
 sentinel keeps its full set of processes and that its status report
 (``Stat``) is fresh; the ``worker`` command exits non-zero when one fails so
-that its supervisor starts a new cluster.
+that its supervisor starts a new cluster. A pusher that leaves on its own
+after a broker error (it does, 10 s into a Redis outage) is not a death.
 
 Each ``worker`` command also publishes a heartbeat in the shared cache (the
 last time it saw its cluster healthy); ``/readyz`` lists the ones that went
@@ -94,24 +95,40 @@ class DeathReports(logging.Handler):
     """
 
     MARKERS = ("after death", "after sudden death")
+    # The pusher's own record before it exits on purpose: a broker error, then
+    # 10 s later a clean exit, outside any queue lock (django_q/pusher.py).
+    LEAVING = "Failed to pull task from broker"
 
     def __init__(self) -> None:
-        super().__init__(logging.CRITICAL)
+        super().__init__(logging.ERROR)
         self.read_fd, self.write_fd = os.pipe()
         os.set_blocking(self.read_fd, False)
+        self.leaving: set[str] = set()
 
     def emit(self, record: logging.LogRecord) -> None:
         message = record.getMessage()
-        if any(marker in message for marker in self.MARKERS):
-            # One short write: atomic on a pipe, never interleaved.
-            os.write(self.write_fd, message[:200].replace("\n", " ").encode() + b"\n")
+        if message.startswith(self.LEAVING):
+            line = f"leaving {record.processName}"
+        elif record.levelno >= logging.CRITICAL and any(m in message for m in self.MARKERS):
+            line = message[:200].replace("\n", " ")
+        else:
+            return
+        # One short write: atomic on a pipe, never interleaved.
+        os.write(self.write_fd, line.encode() + b"\n")
 
     def pending(self) -> list[str]:
+        """Deaths reported since the last call, less processes that exited on purpose."""
         try:
             data = os.read(self.read_fd, 65536)
         except BlockingIOError:
             return []
-        return data.decode(errors="replace").splitlines()
+        deaths = []
+        for line in data.decode(errors="replace").splitlines():
+            if line.startswith("leaving "):
+                self.leaving.add(line.removeprefix("leaving "))
+            elif not any(f" {name} " in line for name in self.leaving):
+                deaths.append(line)
+        return deaths
 
 
 class ClusterWatch:

@@ -163,6 +163,10 @@ def test_it_rides_out_a_redis_restart(workers: Callable[..., WorkerCluster]) -> 
         assert cluster.proc.poll() is None, cluster.output()[-3000:]
         server.start()
         wait_for(lambda: check(env) == 0, timeout=30, what="the worker healthy again")
+        # The pusher leaves 10 s after its broker error, on purpose, and is replaced.
+        wait_for(lambda: "reincarnated pusher" in cluster.output(), timeout=30, what="a new pusher")
+        time.sleep(3)
         assert cluster.proc.poll() is None, cluster.output()[-3000:]
+        assert check(env) == 0
     finally:
         server.kill()
