@@ -26,6 +26,7 @@ from rest_framework_simplejwt.token_blacklist.admin import (
 )
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken
 
+from accounts.actor import Actor
 from accounts.models import AuditEvent
 from accounts.permissions import Action, can, can_create, is_admin, visible
 from accounts.services import audit_record, audit_state_change, group_state, user_state
@@ -229,8 +230,7 @@ class AuditedStateAdmin(admin.ModelAdmin):
             obj=obj,
             before=getattr(obj, "audit_before", None) if change else None,
             after=self.audit_state(obj),
-            actor=request.user,
-            request=request,
+            actor=Actor.from_request(request),
         )
 
     def delete_model(self, request: HttpRequest, obj: Any) -> None:

@@ -17,6 +17,7 @@ from rest_framework.response import Response
 from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 
+from accounts.actor import Actor
 from accounts.lockout import login_check, login_failed, login_succeeded
 from accounts.models import AuditEvent
 from accounts.permissions import Action, get_for, require, require_admin
@@ -175,8 +176,7 @@ class SharingView(ObjectView):
             obj=obj,
             users=serializer.validated_data["users"],
             groups=serializer.validated_data["groups"],
-            actor=request.user,
-            request=request,
+            actor=Actor.from_request(request),
         )
         return Response(result)
 

@@ -5,15 +5,14 @@ from __future__ import annotations
 from typing import Any, cast
 
 from django import forms
-from django.contrib.auth import get_user_model
 from django.contrib.auth.forms import AuthenticationForm
 from django.contrib.auth.models import Group
 from django.db.models import Model
-from django.http import HttpRequest
 
+from accounts.actor import Actor
 from accounts.models import ActorKind, AuditEvent
 from accounts.permissions import Level
-from accounts.services import sharing_get, sharing_set, sharing_users
+from accounts.services import sharing_add, sharing_users
 
 
 class LoginForm(AuthenticationForm):
@@ -92,37 +91,9 @@ class ShareForm(forms.Form):
         data["principal"] = principal
         return data
 
-    def save(self, *, obj: Model, actor: Any, request: HttpRequest) -> dict[str, Any]:
+    def save(self, *, obj: Model, actor: Actor) -> dict[str, Any]:
         """Add (or change) this principal's level, keeping everyone else's."""
         data = self.cleaned_data
-        users, groups = sharing_objects(obj)
-        if data["principal_type"] == "group":
-            groups[data["principal"]] = Level(data["level"])
-        else:
-            users[data["principal"]] = Level(data["level"])
-        return sharing_set(obj=obj, users=users, groups=groups, actor=actor, request=request)
-
-
-def sharing_objects(obj: Model) -> tuple[dict[Any, Level], dict[Group, Level]]:
-    """The current sharing of ``obj`` as ``sharing_set`` takes it (user and group objects)."""
-    current = sharing_get(obj)
-    user_model = get_user_model()
-    users = {
-        u: Level(current["users"][u.get_username()])
-        for u in user_model.objects.filter(username__in=list(current["users"]))
-    }
-    groups = {
-        g: Level(current["groups"][g.name])
-        for g in Group.objects.filter(name__in=list(current["groups"]))
-    }
-    return users, groups
-
-
-def sharing_remove(
-    *, obj: Model, user: str = "", group: str = "", actor: Any, request: HttpRequest
-) -> dict[str, Any]:
-    """Stop sharing ``obj`` with the named user or group."""
-    users, groups = sharing_objects(obj)
-    users = {u: lvl for u, lvl in users.items() if u.get_username() != user}
-    groups = {g: lvl for g, lvl in groups.items() if g.name != group}
-    return sharing_set(obj=obj, users=users, groups=groups, actor=actor, request=request)
+        return sharing_add(
+            obj=obj, principal=data["principal"], level=Level(data["level"]), actor=actor
+        )

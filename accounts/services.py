@@ -23,7 +23,7 @@ from guardian.shortcuts import (
     remove_perm,
 )
 
-from accounts.actor import Actor
+from accounts.actor import SYSTEM, Actor
 from accounts.models import ActorKind, AuditEvent
 from accounts.permissions import (
     LEVEL_ORDER,
@@ -228,34 +228,27 @@ def audit_state_change(
     obj: Model,
     before: dict[str, Any] | None,
     after: dict[str, Any],
-    actor: Any,
-    request: HttpRequest | None = None,
+    actor: Actor = SYSTEM,
 ) -> AuditEvent | None:
     """Audit ``obj`` made (``before`` None: its state) or changed: each field as ``[old, new]``.
 
     Nothing is recorded for a save that changed nothing.
     """
     if before is None:
-        return audit_record(
-            action="create", actor=actor, obj=obj, request=request, details={"state": after}
-        )
+        return audit_record(action="create", obj=obj, by=actor, details={"state": after})
     changed = {
         key: [before.get(key), value] for key, value in after.items() if before.get(key) != value
     }
     if not changed:
         return None
-    return audit_record(
-        action="change", actor=actor, obj=obj, request=request, details={"changed": changed}
-    )
+    return audit_record(action="change", obj=obj, by=actor, details={"changed": changed})
 
 
 def user_change_record(
-    *, user: Any, before: dict[str, Any] | None, actor: Any, request: HttpRequest | None = None
+    *, user: Any, before: dict[str, Any] | None, actor: Actor = SYSTEM
 ) -> AuditEvent | None:
     """Audit a user made (``before`` None) or changed (see ``audit_state_change``)."""
-    return audit_state_change(
-        obj=user, before=before, after=user_state(user), actor=actor, request=request
-    )
+    return audit_state_change(obj=user, before=before, after=user_state(user), actor=actor)
 
 
 def _level_of(perms: list[str], model_name: str) -> Level | None:
@@ -337,8 +330,7 @@ def sharing_set(
     obj: Model,
     users: dict[Any, Level],
     groups: dict[Group, Level],
-    actor: Any = None,
-    request: HttpRequest | None = None,
+    actor: Actor = SYSTEM,
 ) -> dict[str, Any]:
     """Replace who ``obj`` is shared with. ``users`` maps user objects to levels."""
     model_name = obj._meta.model_name or ""
@@ -359,9 +351,45 @@ def sharing_set(
     result = sharing_get(obj)
     audit_record(
         action="share",
-        actor=actor,
         obj=obj,
-        request=request,
+        by=actor,
         details={"users": result["users"], "groups": result["groups"]},
     )
     return result
+
+
+def sharing_objects(obj: Model) -> tuple[dict[Any, Level], dict[Group, Level]]:
+    """The current sharing of ``obj`` as ``sharing_set`` takes it (user and group objects)."""
+    current = sharing_get(obj)
+    user_model = get_user_model()
+    users = {
+        u: Level(current["users"][u.get_username()])
+        for u in user_model.objects.filter(username__in=list(current["users"]))
+    }
+    groups = {
+        g: Level(current["groups"][g.name])
+        for g in Group.objects.filter(name__in=list(current["groups"]))
+    }
+    return users, groups
+
+
+def sharing_add(
+    *, obj: Model, principal: Any, level: Level, actor: Actor = SYSTEM
+) -> dict[str, Any]:
+    """Share ``obj`` with one user or group (``principal``) at ``level``, keeping the others."""
+    users, groups = sharing_objects(obj)
+    if isinstance(principal, Group):
+        groups[principal] = level
+    else:
+        users[principal] = level
+    return sharing_set(obj=obj, users=users, groups=groups, actor=actor)
+
+
+def sharing_remove(
+    *, obj: Model, user: str = "", group: str = "", actor: Actor = SYSTEM
+) -> dict[str, Any]:
+    """Stop sharing ``obj`` with the named user or group."""
+    users, groups = sharing_objects(obj)
+    users = {u: lvl for u, lvl in users.items() if u.get_username() != user}
+    groups = {g: lvl for g, lvl in groups.items() if g.name != group}
+    return sharing_set(obj=obj, users=users, groups=groups, actor=actor)

@@ -17,9 +17,11 @@ from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts import lockout
-from accounts.forms import AuditFilterForm, LoginForm, ShareForm, sharing_remove
+from accounts.actor import Actor
+from accounts.forms import AuditFilterForm, LoginForm, ShareForm
 from accounts.permissions import require_admin
 from accounts.selectors import audit_events
+from accounts.services import sharing_remove
 from core.ui import paginate, query_without_page, render_ui, ui_view
 
 
@@ -113,15 +115,14 @@ def share_update(request: HttpRequest, obj: Model) -> ShareForm | None:
             obj=obj,
             user=request.POST.get("remove_user", ""),
             group=request.POST.get("remove_group", ""),
-            actor=request.user,
-            request=request,
+            actor=Actor.from_request(request),
         )
         messages.success(request, "Sharing updated.")
         return None
     form = ShareForm(request.POST, actor=request.user)
     if not form.is_valid():
         return form
-    form.save(obj=obj, actor=request.user, request=request)
+    form.save(obj=obj, actor=Actor.from_request(request))
     data = form.cleaned_data
     messages.success(
         request, f"Shared with {data['principal_type']} {data['name']} ({data['level']})."

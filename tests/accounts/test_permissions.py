@@ -15,6 +15,7 @@ from django.contrib.auth.models import AnonymousUser, Group
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from accounts.actor import Actor
 from accounts.permissions import (
     Action,
     Level,
@@ -51,7 +52,9 @@ def test_it_answers_each_action_of_an_owner_a_sharee_and_an_outsider(
     # Owner (developer): everything; outsider developer: nothing.
     assert all(can(developer, action, owned) for action in Action)
     assert not any(can(other_developer, action, owned) for action in Action)
-    sharing_set(obj=owned, users={other_developer: Level.EDIT}, groups={}, actor=developer)
+    sharing_set(
+        obj=owned, users={other_developer: Level.EDIT}, groups={}, actor=Actor.of(developer)
+    )
     fresh = type(other_developer).objects.get(pk=other_developer.pk)  # no cached checker
     assert can(fresh, Action.CHANGE, owned) and can(fresh, Action.OPERATE, owned)
     assert not can(fresh, Action.SHARE, owned)  # only owners and admins share
@@ -85,7 +88,7 @@ def test_it_grants_through_a_group_share(
     team = Group.objects.create(name="team-a")
     member.groups.add(team)
     assert not can(member, Action.VIEW, owned)
-    sharing_set(obj=owned, users={}, groups={team: Level.OPERATE}, actor=developer)
+    sharing_set(obj=owned, users={}, groups={team: Level.OPERATE}, actor=Actor.of(developer))
     member = type(member).objects.get(pk=member.pk)
     assert share_level(member, owned) == Level.OPERATE
     assert can(member, Action.OPERATE, owned) and not can(member, Action.CHANGE, owned)
@@ -113,7 +116,7 @@ def test_it_refuses_users_without_a_usable_role(
         assert role_of(user) is None
         assert not can(user, Action.VIEW, owned)
         assert not can_create(user)
-    sharing_set(obj=owned, users={nobody: Level.EDIT}, groups={}, actor=developer)
+    sharing_set(obj=owned, users={nobody: Level.EDIT}, groups={}, actor=Actor.of(developer))
     assert not can(nobody, Action.VIEW, owned)  # a share without a role gives nothing
     assert visible(nobody, Pipeline.objects.all()).count() == 0
 
@@ -169,7 +172,7 @@ def test_it_answers_connections_with_their_own_codenames(
 def test_it_raises_forbidden_naming_the_action_and_the_object(
     owned: Pipeline, viewer: Any, developer: Any
 ) -> None:
-    sharing_set(obj=owned, users={viewer: Level.VIEW}, groups={}, actor=developer)
+    sharing_set(obj=owned, users={viewer: Level.VIEW}, groups={}, actor=Actor.of(developer))
     require(viewer, Action.VIEW, owned)
     with pytest.raises(Forbidden, match="you may not operate this pipeline"):
         require(viewer, "operate", owned)

@@ -33,7 +33,7 @@ def p1(wh: Connection, developer: Any) -> Pipeline:
 @pytest.fixture
 def edit_shared(p1: Pipeline, developer: Any, other_developer: Any) -> Pipeline:
     """p1 shared for edit with dev2, who may not use (nor see) dev1's ``wh``."""
-    sharing_set(obj=p1, users={other_developer: Level.EDIT}, groups={}, actor=developer)
+    sharing_set(obj=p1, users={other_developer: Level.EDIT}, groups={}, actor=Actor.of(developer))
     return p1
 
 
@@ -90,7 +90,7 @@ def test_it_needs_the_use_right_on_an_added_connection(
 ) -> None:
     added = sqlite_connection("added", "added.sqlite", user=developer)
     if level is not None:
-        sharing_set(obj=added, users={other_developer: level}, groups={}, actor=developer)
+        sharing_set(obj=added, users={other_developer: level}, groups={}, actor=Actor.of(developer))
     tasks = [sql_task("t1", "wh"), sql_task("t2", "added")]
     response = client_for(other_developer).patch(
         url(f"pipelines/{edit_shared.pk}"), {"tasks": tasks}, format="json"
@@ -123,7 +123,9 @@ def test_it_names_only_visible_pipelines_when_refusing_a_delete(
     wh: Connection,
     p1: Pipeline,
 ) -> None:
-    sharing_set(obj=wh, users={other_developer: Level.OPERATE}, groups={}, actor=developer)
+    sharing_set(
+        obj=wh, users={other_developer: Level.OPERATE}, groups={}, actor=Actor.of(developer)
+    )
     for name in ("secret_a", "secret_b"):
         pipeline_create(
             data={"name": name, "tasks": [sql_task("t1", "wh")]}, actor=Actor.of(other_developer)

@@ -17,6 +17,7 @@ from django_q.brokers import get_broker
 from django_q.models import Failure, Schedule
 from guardian.models import UserObjectPermission
 
+from accounts.actor import Actor
 from accounts.models import AuditEvent
 from accounts.permissions import Level, Role
 from accounts.services import sharing_set
@@ -105,7 +106,9 @@ def test_it_lets_an_edit_share_change_a_pipeline_on_the_owners_connections(
 ) -> None:
     # dev2 may not use dev1's ``wh``; keeping it in a change needs no use right.
     pipeline = make_pipeline("shared", user=developer)
-    sharing_set(obj=pipeline, users={other_developer: Level.EDIT}, groups={}, actor=developer)
+    sharing_set(
+        obj=pipeline, users={other_developer: Level.EDIT}, groups={}, actor=Actor.of(developer)
+    )
     client = Client()
     client.force_login(other_developer)
     task = "{name: t1, type: sql, connection: wh, sql: 'SELECT 1'}"

@@ -201,7 +201,9 @@ def shared(developer: Any, other_developer: Any) -> Any:
     """dev2's connection (a real SQLite file), shared with dev1 for use (``operate``)."""
     make_file(Path(settings.DATA_ROOT) / "shared.sqlite")
     conn = sqlite_conn("shared", "shared.sqlite", other_developer)
-    sharing_set(obj=conn, users={developer: Level.OPERATE}, groups={}, actor=other_developer)
+    sharing_set(
+        obj=conn, users={developer: Level.OPERATE}, groups={}, actor=Actor.of(other_developer)
+    )
     return conn
 
 
@@ -255,7 +257,7 @@ def test_it_fails_a_run_at_once_when_the_owner_lost_the_use_share(
     create = create_by(trigger, on_shared, developer, sent)
     before = (tmp_path / "shared.sqlite").read_bytes()
 
-    sharing_set(obj=shared, users={}, groups={}, actor=other_developer)  # revoked
+    sharing_set(obj=shared, users={}, groups={}, actor=Actor.of(other_developer))  # revoked
     execution = create()
 
     assert execution.trigger == trigger and execution.status == ExecutionStatus.FAILED

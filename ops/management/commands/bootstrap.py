@@ -73,7 +73,7 @@ class Command(AuditedCommand):
             password = secrets.token_urlsafe(12)
         user = User.objects.create_superuser(username=username, email="", password=password)
         user_set_role(user=user, role=Role.ADMIN)
-        user_change_record(user=user, before=None, actor=None)
+        user_change_record(user=user, before=None)
         if generated:
             # Printed once: it is not stored anywhere in clear.
             self.stdout.write(f"admin user {username!r} created with password: {password}")
