@@ -33,16 +33,33 @@ class Actor:
         signed_in = user is not None and getattr(user, "is_authenticated", False)
         return cls(
             user=user if signed_in else None,
-            ip=request.META.get("REMOTE_ADDR") or None,
+            ip=_client_ip(request),
             name=name,
             anonymous=not signed_in,
         )
 
     @classmethod
-    def of(cls, user: Any) -> Actor:
-        """A user acting without a request (a command, a test); None is the platform."""
+    def of(cls, user: Any, *, request: HttpRequest | None = None) -> Actor:
+        """``user`` acting (None: the platform), through ``request`` if given.
+
+        The request gives the client address when it does not carry the user
+        yet (a login, a token revoked); a command or a test passes none.
+        """
         signed_in = user is not None and getattr(user, "is_authenticated", False)
-        return cls(user=user if signed_in else None)
+        return cls(
+            user=user if signed_in else None,
+            ip=_client_ip(request),
+            anonymous=request is not None and not signed_in,
+        )
+
+    @classmethod
+    def stranger(cls, request: HttpRequest, *, name: str = "") -> Actor:
+        """Someone not signed in at ``request``; ``name`` is what they typed (a failed login)."""
+        return cls(ip=_client_ip(request), name=name, anonymous=True)
+
+
+def _client_ip(request: HttpRequest | None) -> str | None:
+    return (request.META.get("REMOTE_ADDR") or None) if request is not None else None
 
 
 SYSTEM = Actor()

@@ -238,9 +238,8 @@ class AuditedStateAdmin(admin.ModelAdmin):
         with transaction.atomic():
             audit_record(
                 action="delete",
-                actor=request.user,
                 obj=obj,
-                request=request,
+                by=Actor.from_request(request),
                 details={"state": self.audit_state(obj)},
             )
             super().delete_model(request, obj)
@@ -307,9 +306,8 @@ class UserAdmin(AuditedStateAdmin, DjangoUserAdmin):
             if user.password != old_hash:
                 audit_record(
                     action="password_reset",
-                    actor=request.user,
                     obj=user,
-                    request=request,
+                    by=Actor.from_request(request),
                     details={"usable": user.has_usable_password()},
                 )
         return response

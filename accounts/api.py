@@ -108,7 +108,7 @@ class LogoutView(_TokenView):
         serializer = RefreshTokenSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         user = token_revoke(serializer.validated_data["refresh_token"])
-        audit_record(action="logout", actor=user, request=request)
+        audit_record(action="logout", by=Actor.of(user, request=request))
         return Response(status=204)
 
 

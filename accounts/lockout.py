@@ -39,6 +39,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.http import HttpRequest
 
+from accounts.actor import Actor
 from accounts.models import AuditEvent
 from accounts.services import audit_record
 
@@ -157,7 +158,9 @@ def _audit_failure(request: HttpRequest, username: str, details: dict[str, Any])
         count = 1
     allowed = audit_failures_per_minute()
     if count <= allowed:
-        audit_record(action="login_failed", request=request, actor_name=username, details=details)
+        audit_record(
+            action="login_failed", by=Actor.stranger(request, name=username), details=details
+        )
         return
     summary = {
         "summary": True,
@@ -166,7 +169,7 @@ def _audit_failure(request: HttpRequest, username: str, details: dict[str, Any])
         "failures": count - allowed,
     }
     if count == allowed + 1:
-        event = audit_record(action="login_failed", request=request, details=summary)
+        event = audit_record(action="login_failed", by=Actor.stranger(request), details=summary)
         cache.set(f"{key}:summary", event.pk, timeout=120)
         return
     pk = cache.get(f"{key}:summary")
@@ -185,7 +188,7 @@ def login_succeeded(request: HttpRequest, user: Any) -> None:
     username = user.get_username()
     scope = _scopes(request, username)[0][0]
     cache.delete(f"{KEY_PREFIX}:fail:{scope}")
-    audit_record(action="login", actor=user, request=request)
+    audit_record(action="login", by=Actor.of(user, request=request))
 
 
 def lockout_reset(request: HttpRequest, username: str) -> None:

@@ -15,7 +15,6 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
 from django.db import transaction
 from django.db.models import Model, Q, QuerySet
-from django.http import HttpRequest
 from guardian.shortcuts import (
     assign_perm,
     get_groups_with_perms,
@@ -103,12 +102,6 @@ def user_set_role(*, user: Any, role: Role | None) -> None:
         user.__dict__.pop(attr, None)
 
 
-def client_ip(request: HttpRequest | None) -> str | None:
-    if request is None:
-        return None
-    return request.META.get("REMOTE_ADDR") or None
-
-
 # Who acts when no user is signed in: set around a management command
 # (``audit_actor``), read by ``audit_record``. A context variable, so the
 # services a command calls record the command's actor without each of them
@@ -152,32 +145,24 @@ def audit_cli_actor() -> str:
 def audit_record(
     *,
     action: str,
-    actor: Any = None,
     obj: Model | None = None,
-    request: HttpRequest | None = None,
-    actor_name: str = "",
     details: dict[str, Any] | None = None,
-    by: Actor | None = None,
+    by: Actor = SYSTEM,
 ) -> AuditEvent:
-    """Append one audit event. Callers must never put a secret into ``details``.
+    """Append one audit event by ``by``. Callers must never put a secret into ``details``.
 
-    The actor is, in this order: ``actor`` (a signed-in user); someone not
-    signed in when there is a request or an ``actor_name`` (a failed login
-    names the user name typed); the command line when a command runs
-    (``audit_actor``); else the platform itself.
+    The actor recorded is, in this order: ``by.user`` (a signed-in user);
+    someone not signed in (``by.anonymous``, or a ``by.name``: a failed
+    login names the user name typed); the command line when a command runs
+    (``audit_actor``); else the platform itself (``SYSTEM``).
     """
-    ip = client_ip(request)
-    if by is not None:
-        actor, ip, actor_name = by.user, by.ip, by.name
-        anonymous = by.anonymous
-    else:
-        anonymous = request is not None
+    actor, ip = by.user, by.ip
     if actor is not None and not getattr(actor, "is_authenticated", False):
         actor = None
     if actor is not None:
         kind, name = ActorKind.USER, actor.get_username()
-    elif actor_name or anonymous:
-        kind, name = ActorKind.ANONYMOUS, actor_name
+    elif by.name or by.anonymous:
+        kind, name = ActorKind.ANONYMOUS, by.name
     elif audit_cli_actor():
         kind, name = ActorKind.CLI, audit_cli_actor()
     else:
