@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, time, timedelta
 from typing import Any
 
@@ -10,6 +11,7 @@ from django.contrib.auth import login, logout
 from django.db.models import Model
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.cache import never_cache
@@ -19,7 +21,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from accounts import lockout
 from accounts.actor import Actor
 from accounts.forms import AuditFilterForm, LoginForm, ShareForm
-from accounts.permissions import require_admin
+from accounts.permissions import Action, require_admin
 from accounts.selectors import audit_events
 from accounts.services import sharing_remove
 from core.ui import paginate, query_without_page, render_ui, ui_view
@@ -128,3 +130,27 @@ def share_update(request: HttpRequest, obj: Model) -> ShareForm | None:
         request, f"Shared with {data['principal_type']} {data['name']} ({data['level']})."
     )
     return None
+
+
+@ui_view
+@require_POST
+def share_view(
+    request: HttpRequest,
+    object_id: Any,
+    *,
+    fetch: Callable[[Any, Any, Action], Model],
+    detail: str,
+    refused: Callable[[HttpRequest, Any, ShareForm], HttpResponse],
+) -> HttpResponse:
+    """The sharing form of every object page (POST), one view for pipelines and connections.
+
+    The URL passes ``fetch`` (the app's ``*_for`` selector: 404 when the user
+    may not see the object, 403 unless they may share it), ``detail`` (the
+    page's URL name, where a change redirects) and ``refused`` (the page
+    again, with the form's errors, status 400).
+    """
+    obj = fetch(request.user, object_id, Action.SHARE)
+    form = share_update(request, obj)
+    if form is None:
+        return redirect(reverse(detail, args=[obj.pk]) + "#sharing")
+    return refused(request, obj, form)

@@ -2,7 +2,9 @@
 
 from django.urls import path
 
+from accounts.views import share_view
 from connectors import views
+from connectors.selectors import connection_for
 
 urlpatterns = [
     path("connections", views.connection_list, name="connection_list"),
@@ -11,7 +13,12 @@ urlpatterns = [
     path(
         "connections/<uuid:connection_id>/test", views.connection_test_view, name="connection_test"
     ),
-    path("connections/<uuid:connection_id>/share", views.connection_share, name="connection_share"),
+    path(
+        "connections/<uuid:object_id>/share",
+        share_view,
+        {"fetch": connection_for, "detail": "connection_detail", "refused": views.share_refused},
+        name="connection_share",
+    ),
     path(
         "connections/<uuid:connection_id>/delete",
         views.connection_delete_view,

@@ -8,14 +8,12 @@ from typing import Any
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
-from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts.actor import Actor
 from accounts.forms import ShareForm
 from accounts.permissions import Action, can, can_create, require_create
 from accounts.services import sharing_get
-from accounts.views import share_update
 from connectors.forms import ConnectionForm, KindForm
 from connectors.models import Connection
 from connectors.registry import KINDS
@@ -152,19 +150,10 @@ def connection_test_view(request: HttpRequest, connection_id: Any) -> HttpRespon
     return render_ui(request, "connectors/detail.html", context, fragment="test-result")
 
 
-@ui_view
-@require_POST
-def connection_share(request: HttpRequest, connection_id: Any) -> HttpResponse:
-    conn = connection_for(request.user, connection_id, Action.SHARE)
-    form = share_update(request, conn)
-    if form is None:
-        return redirect(reverse("connection_detail", args=[conn.pk]) + "#sharing")
-    return render_ui(
-        request,
-        "connectors/detail.html",
-        _detail_context(request, conn, share_form=form),
-        status=400,
-    )
+def share_refused(request: HttpRequest, conn: Connection, form: ShareForm) -> HttpResponse:
+    """The connection page with the sharing form's errors (``accounts.views.share_view``)."""
+    context = _detail_context(request, conn, share_form=form)
+    return render_ui(request, "connectors/detail.html", context, status=400)
 
 
 @ui_view

@@ -2,7 +2,9 @@
 
 from django.urls import path
 
+from accounts.views import share_view
 from pipelines import views
+from pipelines.selectors import pipeline_for
 
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
@@ -14,7 +16,12 @@ urlpatterns = [
     path("pipelines/<uuid:pipeline_id>/edit", views.pipeline_edit, name="pipeline_edit"),
     path("pipelines/<uuid:pipeline_id>/run", views.pipeline_run, name="pipeline_run"),
     path("pipelines/<uuid:pipeline_id>/enabled", views.pipeline_enable, name="pipeline_enable"),
-    path("pipelines/<uuid:pipeline_id>/share", views.pipeline_share, name="pipeline_share"),
+    path(
+        "pipelines/<uuid:object_id>/share",
+        share_view,
+        {"fetch": pipeline_for, "detail": "pipeline_detail", "refused": views.share_refused},
+        name="pipeline_share",
+    ),
     path("pipelines/<uuid:pipeline_id>/delete", views.pipeline_delete_view, name="pipeline_delete"),
     path("pipelines/<uuid:pipeline_id>/diff", views.pipeline_diff, name="pipeline_diff"),
     path("runs", views.execution_list, name="execution_list"),

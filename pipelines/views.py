@@ -27,7 +27,6 @@ from accounts.actor import Actor
 from accounts.forms import ShareForm
 from accounts.permissions import Action, can, can_create, require_create, visible
 from accounts.services import sharing_get
-from accounts.views import share_update
 from connectors.models import Connection
 from core.errors import InvalidInput, NotFound, ServiceError
 from core.ui import paginate, query_without_page, render_ui, ui_view
@@ -253,13 +252,8 @@ def pipeline_enable(request: HttpRequest, pipeline_id: Any) -> HttpResponse:
     return redirect("pipeline_detail", pipeline_id=pipeline.pk)
 
 
-@ui_view
-@require_POST
-def pipeline_share(request: HttpRequest, pipeline_id: Any) -> HttpResponse:
-    pipeline = pipeline_for(request.user, pipeline_id, Action.SHARE)
-    form = share_update(request, pipeline)
-    if form is None:
-        return redirect(reverse("pipeline_detail", args=[pipeline.pk]) + "#sharing")
+def share_refused(request: HttpRequest, pipeline: Pipeline, form: ShareForm) -> HttpResponse:
+    """The pipeline page with the sharing form's errors (``accounts.views.share_view``)."""
     context = _pipeline_context(request, pipeline, share_form=form)
     return render_ui(request, "pipelines/detail.html", context, status=400)
 
