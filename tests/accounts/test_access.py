@@ -43,11 +43,19 @@ def _want(role: str, relation: str, action: str) -> int:
     return 200 if expected(action, role, relation) else 403
 
 
-@pytest.mark.parametrize(("role", "relation"), CELLS, ids=[f"{r}-{s}" for r, s in CELLS])
+@pytest.fixture(params=CELLS, ids=[f"{r}-{s}" for r, s in CELLS])
+def cell(
+    request: pytest.FixtureRequest, world: Callable[[str, str], dict[str, Any]]
+) -> tuple[str, str, dict[str, Any]]:
+    """One cell of the table: the role, the relation, and the world built for them."""
+    role, relation = request.param
+    return role, relation, world(role, relation)
+
+
 def test_get_for_answers_404_when_invisible_and_403_when_refused(
-    world: Callable[[str, str], dict[str, Any]], role: str, relation: str
+    cell: tuple[str, str, dict[str, Any]],
 ) -> None:
-    w = world(role, relation)
+    role, relation, w = cell
     user = w["subject"]
     pipelines, connections = Pipeline.objects.all(), Connection.objects.all()
     executions = Execution.objects.all()
@@ -83,11 +91,8 @@ def test_get_for_says_what_was_refused(viewer: Any, developer: Any, sqlite_conne
         get_for(viewer, Connection.objects.all(), Action.CHANGE, pk=connection.pk)
 
 
-@pytest.mark.parametrize(("role", "relation"), CELLS, ids=[f"{r}-{s}" for r, s in CELLS])
-def test_has_perm_answers_what_can_answers(
-    world: Callable[[str, str], dict[str, Any]], role: str, relation: str
-) -> None:
-    w = world(role, relation)
+def test_has_perm_answers_what_can_answers(cell: tuple[str, str, dict[str, Any]]) -> None:
+    role, relation, w = cell
     user = w["subject"]
     perms = {
         "pipeline": ["view", "operate", "change", "delete"],
