@@ -60,6 +60,7 @@ test: install-dev
 
 lint: install-dev
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/lint-imports  # the one-way layers, [tool.importlinter] in pyproject.toml
 
 typecheck: install-dev

@@ -25,10 +25,21 @@ LOCKS = ("requirements.lock", "requirements-dev.lock")
 def audit(lock: Path) -> int:
     proc = subprocess.run(
         [
-            sys.executable, "-m", "pip_audit", "-r", str(lock), "--no-deps", "--disable-pip",
-            "--progress-spinner", "off", "--format", "json",
+            sys.executable,
+            "-m",
+            "pip_audit",
+            "-r",
+            str(lock),
+            "--no-deps",
+            "--disable-pip",
+            "--progress-spinner",
+            "off",
+            "--format",
+            "json",
         ],
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     try:
         report = json.loads(proc.stdout)

@@ -11,6 +11,7 @@ from django.urls import reverse
 
 pytestmark = pytest.mark.django_db
 
+
 def _audit_link() -> str:
     return f'href="{reverse("audit_log")}"'
 

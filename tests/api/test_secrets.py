@@ -78,9 +78,7 @@ def test_it_never_shows_a_secret_anywhere(
     )
     assert duplicate.status_code == 409
     bad_kind = keep(
-        dev.post(
-            url("connections"), {"name": "x", "kind": "oracle", "config": PG}, format="json"
-        )
+        dev.post(url("connections"), {"name": "x", "kind": "oracle", "config": PG}, format="json")
     )
     assert bad_kind.status_code == 400
     wrong_type = keep(

@@ -317,7 +317,11 @@ def test_it_runs_from_the_command_line_with_exit_codes(workers: Any, pg_target: 
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [sys.executable, "manage.py", "run_pipeline", *args, "--wait", "--timeout", "60"],
-            cwd=BASE_DIR, env=env, capture_output=True, text=True, timeout=90,
+            cwd=BASE_DIR,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=90,
         )
 
     ok = cli("cli_ok", "--param", "n=7")
