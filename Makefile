@@ -51,7 +51,7 @@ run: install
 	@echo "DataDog Platform: http://$(HOST):$(PORT)/  (admin: http://$(HOST):$(PORT)/admin/)"
 	@echo "Log in as $${DATADOG_ADMIN_USER:-admin} (password printed above on first bootstrap, or DATADOG_ADMIN_PASSWORD)"
 	@trap 'kill 0' EXIT INT TERM; \
-	  $(PY) manage.py qcluster & \
+	  $(PY) manage.py worker & \
 	  $(PY) manage.py runserver --noreload $(HOST):$(PORT)
 
 # Set up and run the whole test suite (services used when present).
