@@ -1,20 +1,26 @@
-"""Shared fixtures: users per role, factories, real worker clusters."""
+"""Shared fixtures: users per role, connections and pipelines, API and UI clients, workers."""
 
 from __future__ import annotations
 
-import copy
+import uuid
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
+from django.conf import settings as django_settings
+from django.test import Client
+from django.utils import timezone
+from rest_framework.test import APIClient
 
 from accounts.actor import Actor
 from accounts.permissions import Role
 from accounts.services import roles_setup
+from accounts.tokens import token_pair
+from pipelines.models import Execution, ExecutionStatus, Trigger
 from tests import factories
+from tests.factories import PASSWORD, sql_pipeline
 from tests.workers import WorkerCluster
-
-PASSWORD = "correct-horse-battery-staple"
 
 
 @pytest.fixture
@@ -60,23 +66,6 @@ def sqlite_connection(db: Any, settings: Any, tmp_path: Any) -> Callable[..., An
     """Factory for SQLite connections in a per-test DATA_ROOT."""
     settings.DATA_ROOT = tmp_path
     return factories.sqlite_connection
-
-
-SQL_PIPELINE: dict[str, Any] = {
-    "name": "p1",
-    "tasks": [factories.sql_task("t1")],
-}
-
-
-def sql_pipeline(
-    name: str = "p1", tasks: list[dict[str, Any]] | None = None, **extra: Any
-) -> dict[str, Any]:
-    data = copy.deepcopy(SQL_PIPELINE)
-    data["name"] = name
-    if tasks is not None:
-        data["tasks"] = tasks
-    data.update(extra)
-    return data
 
 
 @pytest.fixture
@@ -125,6 +114,100 @@ def workers(transactional_db: Any, settings: Any) -> Iterator[Callable[..., Work
     yield start
     for cluster in clusters:
         cluster.stop()
+
+
+@pytest.fixture
+def isolated_cache(settings: Any) -> None:
+    """A cache key prefix per test: throttle and lockout counters start at zero.
+
+    The cache itself is shared with other test runs (Redis, or the file cache
+    of the var dir), so it is never cleared, only namespaced.
+    """
+    caches = {name: dict(conf) for name, conf in django_settings.CACHES.items()}
+    caches["default"]["KEY_PREFIX"] = (
+        f"{caches['default'].get('KEY_PREFIX', '')}t{uuid.uuid4().hex[:8]}"
+    )
+    settings.CACHES = caches
+
+
+@pytest.fixture
+def anon() -> APIClient:
+    return APIClient()
+
+
+@pytest.fixture
+def api_client_for() -> Callable[[Any], APIClient]:
+    """An APIClient sending a fresh bearer access token of ``user``."""
+
+    def make(user: Any) -> APIClient:
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {token_pair(user)['access_token']}")
+        return client
+
+    return make
+
+
+@pytest.fixture
+def wh(sqlite_connection: Callable[..., Any], developer: Any) -> Any:
+    """The SQLite connection ``wh`` that pipelines of ``tests.factories.sql_pipeline`` use."""
+    return sqlite_connection("wh", "wh.sqlite", user=developer)
+
+
+@pytest.fixture
+def client_for() -> Callable[[Any], Client]:
+    """A test client logged in as ``user``."""
+
+    def make(user: Any) -> Client:
+        client = Client()
+        client.force_login(user)
+        return client
+
+    return make
+
+
+@pytest.fixture
+def owned(developer: Any, make_pipeline: Callable[..., Any]) -> Any:
+    """A pipeline owned by ``developer`` with two tasks (t1 → t2)."""
+    return make_pipeline(
+        "p1",
+        tasks=[
+            {"name": "t1", "type": "sql", "connection": "wh", "sql": "SELECT 1"},
+            {
+                "name": "t2",
+                "type": "sql",
+                "connection": "wh",
+                "sql": "SELECT 2",
+                "depends_on": ["t1"],
+            },
+        ],
+        user=developer,
+        parameters={"min_amount": 100},
+        tags=["sales"],
+        schedule="0 2 * * *",
+    )
+
+
+@pytest.fixture
+def many_executions(owned: Any) -> list[Execution]:
+    """1,000 executions of ``owned`` (the bound for query-count tests)."""
+    now = timezone.now()
+    version = owned.versions.first()
+    statuses = [ExecutionStatus.SUCCESS, ExecutionStatus.FAILED, ExecutionStatus.CANCELLED]
+    rows = [
+        Execution(
+            pipeline=owned,
+            version=version,
+            status=statuses[i % 3],
+            trigger=Trigger.SCHEDULE,
+            data_interval_start=now - timedelta(hours=i + 1),
+            started_at=now - timedelta(hours=i),
+            ended_at=now - timedelta(hours=i) + timedelta(seconds=5),
+            error="x" if i % 3 == 1 else "",
+            metrics={"duration_seconds": 5.0},
+        )
+        for i in range(1000)
+    ]
+    return Execution.objects.bulk_create(rows)
 
 
 def pytest_runtest_makereport(item: Any, call: Any) -> None:

@@ -2,7 +2,7 @@
 backend that makes ``user.has_perm(perm, obj)`` answer what ``can`` answers.
 
 The subjects and the expected answers are the permissions matrix's: SPEC §5
-as ``tests/api/test_permissions_matrix.py`` reads it.
+as ``tests/accounts/test_permissions_matrix.py`` reads it.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from accounts.services import sharing_set
 from connectors.models import Connection
 from core.errors import Forbidden, NotFound
 from pipelines.models import Execution, Pipeline
-from tests.api.test_permissions_matrix import CELLS, expected, world
+from tests.accounts.test_permissions_matrix import CELLS, expected, world
 
 __all__ = ["world"]  # the fixture, shared with the matrix
 

@@ -43,14 +43,12 @@ from connectors.services import connection_create
 from pipelines.engine.attempts import task_run_claim
 from pipelines.models import Execution, TaskRun
 from pipelines.services import execution_create
-from tests.api.conftest import isolated_cache  # noqa: F401  (autouse: throttles start at zero)
-from tests.api.helpers import assert_error, url
-from tests.conftest import PASSWORD
-from tests.connectors.conftest import pg_config
+from tests.factories import PASSWORD, pg_config
 from tests.fakeservers import FakeServer, pg_error
+from tests.http import assert_error, url
 from tests.services import need_postgres
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("isolated_cache")]
 
 User = get_user_model()
 

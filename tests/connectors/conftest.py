@@ -13,7 +13,6 @@ import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 import pytest
 
@@ -24,6 +23,7 @@ from connectors.mysql import MysqlConnector
 from connectors.postgresql import PostgresqlConnector
 from connectors.sqlite import SqliteConnector
 from pipelines.tasktypes.base import TaskCancelled
+from tests.factories import pg_config
 from tests.services import scratch_mysql_db, scratch_postgres_db
 
 
@@ -104,16 +104,6 @@ class FakeContext:
         """What the engine does when the run succeeds: commit the staged watermark."""
         if self.staged is not None:
             self.store[("watermark", self.task_name)] = self.staged
-
-
-def pg_config(url: str) -> dict[str, Any]:
-    parsed = urlparse(url)
-    return {
-        "host": parsed.hostname,
-        "port": parsed.port or 5432,
-        "database": parsed.path.lstrip("/"),
-        "username": parsed.username or "postgres",
-    }
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from guardian.models import UserObjectPermission
 from accounts.models import AuditEvent
 from accounts.permissions import Level
 from connectors.models import Connection
-from tests.ui.factories import share
+from tests.factories import share
 
 
 @pytest.fixture

@@ -24,10 +24,9 @@ from pipelines import runner
 
 # The API tests' fixtures: bearer-token clients, and throttle counters of
 # this test's own. (Imported fixtures are parameters below, hence F811.)
-from tests.api.conftest import client_for, isolated_cache  # noqa: F401
-from tests.api.helpers import assert_error, url
+from tests.http import assert_error, url
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("isolated_cache")]
 
 SECRET_NAME = "team_a_private_files"
 
@@ -40,18 +39,18 @@ def root(settings: Any, tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def team_a(root: Path, developer: Any, client_for: Any) -> dict[str, Any]:
+def team_a(root: Path, developer: Any, api_client_for: Any) -> dict[str, Any]:
     """Developer A's csv connection on ``team_a``, holding a file."""
     (root / "team_a" / "sub").mkdir(parents=True)
     (root / "team_a" / "customers.csv").write_text("id,email\n1,a@example.com\n")
-    response = create(client_for(developer), SECRET_NAME, "csv", "team_a")
+    response = create(api_client_for(developer), SECRET_NAME, "csv", "team_a")
     assert response.status_code == 201, response.content
     return response.json()  # type: ignore[no-any-return]
 
 
 @pytest.fixture
-def b(other_developer: Any, client_for: Any) -> Any:
-    return client_for(other_developer)
+def b(other_developer: Any, api_client_for: Any) -> Any:
+    return api_client_for(other_developer)
 
 
 def create(client: Any, name: str, kind: str, path: str) -> Any:
@@ -112,10 +111,10 @@ def test_it_refuses_a_sqlite_file_inside_another_connections_directory(
 def test_it_refuses_a_directory_around_or_beside_a_sqlite_file(
     root: Path,
     developer: Any,
-    client_for: Any,
+    api_client_for: Any,
     b: Any,
 ) -> None:
-    owner = client_for(developer)
+    owner = api_client_for(developer)
     assert create(owner, "lite", "sqlite", "dbs/shop.sqlite3").status_code == 201
     assert refused(create(b, "mine", "csv", "dbs")) == PATH_OVERLAP
     assert refused(create(b, "mine", "sqlite", "dbs/shop.sqlite3")) == PATH_OVERLAP
@@ -152,9 +151,9 @@ def test_it_refuses_moving_a_connection_onto_another_ones_path(
 def test_it_lets_a_connection_keep_or_narrow_its_own_path(
     team_a: dict[str, Any],
     developer: Any,
-    client_for: Any,
+    api_client_for: Any,
 ) -> None:
-    owner = client_for(developer)
+    owner = api_client_for(developer)
     target = url(f"connections/{team_a['id']}")
     kept = owner.patch(target, {"description": "same path"}, format="json")
     assert kept.status_code == 200, kept.content
@@ -200,7 +199,7 @@ def test_it_tests_an_overlapping_legacy_connection_without_probing_its_path(
 
 
 def test_it_refuses_the_metadata_database_when_data_root_holds_it(
-    settings: Any, tmp_path: Path, developer: Any, client_for: Any
+    settings: Any, tmp_path: Path, developer: Any, api_client_for: Any
 ) -> None:
     # A SQLite connection on the metadata file itself would need no ATTACH.
     if metadata.vendor != "sqlite":
@@ -208,7 +207,7 @@ def test_it_refuses_the_metadata_database_when_data_root_holds_it(
     database = Path(metadata.settings_dict["NAME"]).resolve()
     settings.DATA_ROOT = database.parent
     settings.VAR_DIR = tmp_path / "var"  # only the database file is at stake here
-    dev = client_for(developer)
+    dev = api_client_for(developer)
     for kind, path in [
         ("sqlite", database.name),
         ("sqlite", f"{database.name}-wal"),
@@ -221,25 +220,25 @@ def test_it_refuses_the_metadata_database_when_data_root_holds_it(
 
 
 def test_it_refuses_var_dir_when_data_root_holds_it(
-    settings: Any, tmp_path: Path, developer: Any, client_for: Any
+    settings: Any, tmp_path: Path, developer: Any, api_client_for: Any
 ) -> None:
     settings.DATA_ROOT = tmp_path / "data"
     settings.VAR_DIR = tmp_path / "data" / "var"
     settings.VAR_DIR.mkdir(parents=True)
     (settings.VAR_DIR / "fernet_key").write_text("not a real key")
-    dev = client_for(developer)
+    dev = api_client_for(developer)
     for kind, path in [("csv", "var"), ("jsonl", "var/cache"), ("sqlite", "var/fernet_key")]:
         assert refused(create(dev, "keys", kind, path)) == PATH_RESERVED
     assert create(dev, "files", "csv", "files").status_code == 201
 
 
 def test_it_lets_paths_under_the_default_data_root_inside_var_dir(
-    settings: Any, tmp_path: Path, developer: Any, client_for: Any
+    settings: Any, tmp_path: Path, developer: Any, api_client_for: Any
 ) -> None:
     settings.VAR_DIR = tmp_path / "var"
     settings.DATA_ROOT = tmp_path / "var" / "data"
     settings.DATA_ROOT.mkdir(parents=True)
-    response = create(client_for(developer), "everything", "csv", ".")
+    response = create(api_client_for(developer), "everything", "csv", ".")
     assert response.status_code == 201, response.content
 
 

@@ -23,7 +23,6 @@ from connectors.models import Connection
 from connectors.mysql import MysqlConnector
 from connectors.postgresql import PostgresqlConnector
 from connectors.services import connection_create, connection_update
-from tests.api.helpers import assert_error, url
 from tests.fakeservers import (
     FakeServer,
     mysql_caching_sha2_full_auth,
@@ -32,6 +31,7 @@ from tests.fakeservers import (
     mysql_tls,
     pg_cleartext_password,
 )
+from tests.http import assert_error, url
 from tests.net import self_signed
 
 SECRET = "Endpoint-Bound-pw-41x"

@@ -17,7 +17,7 @@ from connectors import pools
 from connectors.base import ConnectorError, check_identifier, split_table
 from connectors.postgresql import PostgresqlConnector
 from core.names import identifier_problem, table_problem
-from tests.connectors.conftest import pg_config
+from tests.factories import pg_config
 from tests.services import need_postgres, scratch_postgres_db
 
 UNSAFE_TABLES = [

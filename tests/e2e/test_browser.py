@@ -16,7 +16,7 @@ import pytest
 
 from accounts.actor import Actor
 from accounts.permissions import Role
-from tests.conftest import PASSWORD
+from tests.factories import PASSWORD
 from tests.services import need_chromium
 
 pytestmark = [pytest.mark.browser, pytest.mark.worker]
@@ -227,7 +227,7 @@ def test_it_cancels_a_long_run(
 def _seed(team: dict[str, Any]) -> list[Any]:
     """A few pipelines with runs in every state, so the pages have something to show."""
     from pipelines.services import pipeline_create
-    from tests.ui.factories import make_execution
+    from tests.factories import make_execution
 
     def sql(name: str, deps: list[str] | None = None) -> dict[str, Any]:
         task = {"name": name, "type": "sql", "connection": "wh", "sql": "SELECT 1"}

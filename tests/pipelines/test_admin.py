@@ -23,7 +23,7 @@ from accounts.permissions import Level, Role
 from accounts.services import sharing_set
 from pipelines.models import Execution, Pipeline, PipelineVersion
 from pipelines.services import execution_create
-from tests.ui.factories import share
+from tests.factories import share
 
 
 @pytest.fixture

@@ -36,7 +36,8 @@ from pipelines.services import execution_create, pipeline_create
 from pipelines.tasktypes.base import TaskCancelled
 from pipelines.tasktypes.copy import CopyTask
 from tests.connectors import data
-from tests.connectors.conftest import FakeContext, Interrupt, checksum, copy_task, diff, pg_config
+from tests.connectors.conftest import FakeContext, Interrupt, checksum, copy_task, diff
+from tests.factories import pg_config
 from tests.pipelines.test_engine_workers import finished, running, worker_pid
 from tests.services import PG_ADMIN_URL, scratch_mysql_db, scratch_postgres_db, unique_name
 from tests.workers import wait_for

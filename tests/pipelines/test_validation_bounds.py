@@ -24,7 +24,7 @@ from accounts.tokens import token_pair
 from connectors.models import Connection
 from pipelines.definition import MAX_PROBLEMS
 from pipelines.views import lines_of
-from tests.ui.factories import share
+from tests.factories import share
 
 pytestmark = pytest.mark.django_db
 
