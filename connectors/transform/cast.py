@@ -48,9 +48,8 @@ class Cast(Function):
             else d.quote(c.name)
             for c in cols
         ]
-        return f"SELECT {', '.join(exprs)} FROM ({inner}) AS _dd_t{step.index}", _after(
-            cols, targets
-        )  # nosec B608
+        select = f"SELECT {', '.join(exprs)} FROM ({inner}) AS _dd_t{step.index}"  # nosec B608 - quoted names, dialect casts
+        return select, _after(cols, targets)
 
     def batch(self, step: Step, cols: list[Column], run_params: dict[str, Any]) -> BatchOp:
         targets = _targets(step, cols)
