@@ -30,7 +30,6 @@ import json
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -125,12 +124,6 @@ def seed(executions: int) -> None:
             )
         cursor.execute(f"ANALYZE {execution_table}")
         cursor.execute(f"ANALYZE {task_table}")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def start_gunicorn(
@@ -338,7 +331,7 @@ def main() -> None:
                 :: max(1, args.executions // 2000)
             ]
         ]
-        port = free_port()
+        port = scratch.free_port()
         server = start_gunicorn(
             port, args.gunicorn_workers, args.gunicorn_threads, tmp / "gunicorn.log"
         )

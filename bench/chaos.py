@@ -56,12 +56,6 @@ FINISHED = ("success", "failed", "cancelled")
 T = TypeVar("T")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def wait_port(port: int, timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -85,7 +79,7 @@ class PrivatePostgres:
 
     def __init__(self, base: Path) -> None:
         self.dir = base / "pg"
-        self.port = free_port()
+        self.port = scratch.free_port()
         self.dir.mkdir()
         shutil.chown(self.dir, "postgres", "postgres")
         self.dir.chmod(0o700)
@@ -128,7 +122,7 @@ class PrivateRedis:
     def __init__(self, base: Path) -> None:
         self.dir = base / "redis"
         self.dir.mkdir()
-        self.port = free_port()
+        self.port = scratch.free_port()
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property

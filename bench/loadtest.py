@@ -294,7 +294,7 @@ def main() -> None:
         # The web processes only: prometheus_client's per-process files for
         # gunicorn's workers, in this run's directory (the config empties it).
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(tmp / "prometheus")
-        port = api.free_port()
+        port = scratch.free_port()
         server = api.start_gunicorn(
             port,
             args.gunicorn_workers,

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import redis
 
-from tests.deploy.stack import free_port
+from tests.net import free_port
 
 
 def _as_postgres(*argv: str) -> subprocess.CompletedProcess[str]:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import socket
 import subprocess
 import tempfile
 import time
@@ -24,6 +23,7 @@ import requests
 from cryptography.fernet import Fernet
 
 from tests.deploy.compose import Compose, ComposeError
+from tests.net import free_port
 from tests.services import PG_ADMIN_URL, REDIS_TEST_URL
 
 BASE = Path(__file__).resolve().parent.parent.parent
@@ -62,12 +62,6 @@ def env_from_example(folder: Path, **overrides: str) -> Path:
     path = folder / ".env"
     path.write_text("\n".join(lines) + "\n")
     return path
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class Stack:

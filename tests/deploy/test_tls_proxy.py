@@ -26,7 +26,8 @@ import requests
 import yaml
 
 from tests.deploy.conftest import csrf_token
-from tests.deploy.stack import ADMIN_PASSWORD, BASE, Stack, env_from_example, free_port
+from tests.deploy.stack import ADMIN_PASSWORD, BASE, Stack, env_from_example
+from tests.net import free_port
 from tests.services import missing, need_redis, scratch_postgres_db, unique_name
 
 pytestmark = [pytest.mark.postgres]

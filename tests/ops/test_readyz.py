@@ -18,6 +18,7 @@ from django.utils import timezone
 from ops import metrics
 from pipelines.models import TaskRun
 from pipelines.services import execution_create
+from tests.net import free_port
 from tests.ops.conftest import same_prefix, scrape, value
 from tests.services import missing
 from tests.workers import wait_for
@@ -26,12 +27,6 @@ from tests.workers import wait_for
 def readyz() -> tuple[int, dict[str, Any]]:
     response = Client().get("/readyz")
     return response.status_code, json.loads(response.content)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class PrivateRedis:
