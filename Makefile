@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 UV := $(shell command -v uv 2>/dev/null)
 
-.PHONY: run test install install-dev assets lint typecheck security lock migrate worker web bench-orchestration bench-copy bench-chaos bench-throughput loadtest clean
+.PHONY: run test install install-dev install-dbt assets lint typecheck security lock migrate worker web bench-orchestration bench-copy bench-chaos bench-throughput loadtest clean
 
 $(PY):
 ifdef UV
@@ -33,14 +33,23 @@ endif
 
 install-dev: $(PY) assets
 ifdef UV
-	uv pip install -q -p $(PY) -r requirements-dev.lock -e '.[dev]'
+	uv pip install -q -p $(PY) -r requirements-dev.lock -e '.[dev,dbt]'
 else
-	$(PY) -m pip install -q -r requirements-dev.lock -e '.[dev]'
+	$(PY) -m pip install -q -r requirements-dev.lock -e '.[dev,dbt]'
+endif
+
+# dbt tasks on a production install (docs/dbt.md): the product's lock plus the extra's.
+install-dbt: install
+ifdef UV
+	uv pip install -q -p $(PY) -r requirements-dbt.lock -e '.[dbt]'
+else
+	$(PY) -m pip install -q -r requirements-dbt.lock -e '.[dbt]'
 endif
 
 lock:
 	uv pip compile -q --universal -p 3.11 pyproject.toml -o requirements.lock
-	uv pip compile -q --universal -p 3.11 pyproject.toml --extra dev -o requirements-dev.lock
+	uv pip compile -q --universal -p 3.11 pyproject.toml --extra dbt -o requirements-dbt.lock
+	uv pip compile -q --universal -p 3.11 pyproject.toml --extra dev --extra dbt -o requirements-dev.lock
 
 # Set up and run the product on the embedded default (SQLite, ORM broker):
 # bootstrap, demo data, the web app and one worker.
