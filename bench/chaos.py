@@ -33,7 +33,6 @@ import os
 import random
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -48,6 +47,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[0] = str(ROOT)  # bench/copy.py must not shadow the stdlib module
 
 from bench import scratch  # noqa: E402 - after the sys.path fix
+from tests.servers import PrivatePostgres, PrivateRedis  # noqa: E402
 
 RUN = scratch.run_name("chaos")
 DATA_DB = f"{RUN}_data"
@@ -56,103 +56,11 @@ FINISHED = ("success", "failed", "cancelled")
 T = TypeVar("T")
 
 
-def wait_port(port: int, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), 0.2):
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError(f"nothing listens on {port} after {timeout}s")
-
-
 START = time.monotonic()
 
 
 def log(message: str) -> None:
     print(f"[{time.monotonic() - START:6.1f}s] {message}", flush=True)
-
-
-class PrivatePostgres:
-    """A PostgreSQL cluster of this run only: initdb, pg_ctl, as user postgres."""
-
-    def __init__(self, base: Path) -> None:
-        self.dir = base / "pg"
-        self.port = scratch.free_port()
-        self.dir.mkdir()
-        shutil.chown(self.dir, "postgres", "postgres")
-        self.dir.chmod(0o700)
-        self._as_postgres("initdb", "-D", str(self.dir), "-A", "trust", "-U", "postgres")
-
-    @property
-    def url(self) -> str:
-        return f"postgresql://postgres@127.0.0.1:{self.port}/datadog"
-
-    def _as_postgres(self, *argv: str) -> None:
-        subprocess.run(
-            ["runuser", "-u", "postgres", "--", *argv],
-            check=True,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            timeout=120,
-        )
-
-    def start(self) -> None:
-        options = (
-            f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c max_connections=100"
-        )
-        self._as_postgres(
-            "pg_ctl", "-D", str(self.dir), "-l", str(self.dir / "log"), "-o", options, "-w", "start"
-        )
-
-    def stop(self, mode: str = "immediate") -> None:
-        self._as_postgres("pg_ctl", "-D", str(self.dir), "-m", mode, "-w", "stop")
-
-    def create_database(self) -> None:
-        import psycopg
-
-        with psycopg.connect(self.url.rsplit("/", 1)[0] + "/postgres", autocommit=True) as c:
-            c.execute("CREATE DATABASE datadog")
-
-
-class PrivateRedis:
-    """A redis-server of this run only, persisting to an append-only file like compose's."""
-
-    def __init__(self, base: Path) -> None:
-        self.dir = base / "redis"
-        self.dir.mkdir()
-        self.port = scratch.free_port()
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen(
-            [
-                "redis-server",
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--dir",
-                str(self.dir),
-                "--appendonly",
-                "yes",
-                "--save",
-                "",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        wait_port(self.port)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(timeout=30)
 
 
 class Workers:
@@ -400,15 +308,15 @@ def main() -> None:
 
     base = Path(tempfile.mkdtemp(prefix="bench-chaos-"))
     base.chmod(0o755)  # postgres reaches its data directory below
-    meta = PrivatePostgres(base)
-    cache = PrivateRedis(base)
+    meta = PrivatePostgres(base / "pg")
+    cache = PrivateRedis(folder=base / "redis")
     workers = None
     try:
         meta.start()
-        meta.create_database()
+        meta.create_database("datadog")
         cache.start()
         env = scratch.scratch_env(RUN, base / "var", WORKERS="1", LOG_LEVEL="WARNING")
-        env.update(DATABASE_URL=meta.url, REDIS_URL=cache.url)
+        env.update(DATABASE_URL=meta.url(database="datadog"), REDIS_URL=cache.url())
         os.environ.update(env)
         worker_env = {**os.environ, **env}
         make_data()
@@ -557,10 +465,7 @@ def main() -> None:
 
         connections.close_all()
         cache.stop()
-        try:
-            meta.stop("fast")
-        except subprocess.CalledProcessError:
-            pass  # not running
+        meta.stop("fast")  # a stopped server is left alone
         import psycopg
 
         with psycopg.connect(scratch.PG_ADMIN, autocommit=True) as conn:

@@ -36,8 +36,8 @@ import psycopg
 import pytest
 from cryptography.fernet import Fernet
 
-from tests.deploy.servers import PrivatePostgres, PrivateRedis
 from tests.net import NetnsHosts
+from tests.servers import PrivatePostgres, PrivateRedis
 from tests.services import missing
 from tests.workers import BASE_DIR, WorkerCluster, wait_for
 
@@ -168,8 +168,11 @@ def _lab_parts() -> tuple[NetnsHosts, PrivatePostgres, PrivateRedis]:
     folder = Path(tempfile.mkdtemp(prefix="multihost-pg-"))
     postgres = redis_server = None
     try:
-        postgres = PrivatePostgres(folder, [hosts.gateway, "127.0.0.1"])
+        # The hosts connect from 10.200.0.0/16.
+        postgres = PrivatePostgres(folder, [hosts.gateway, "127.0.0.1"], ["10.200.0.0/16"])
+        postgres.start()
         redis_server = PrivateRedis([hosts.gateway, "127.0.0.1"])
+        redis_server.start()
     except BaseException:
         if postgres is not None:
             postgres.stop()

@@ -14,6 +14,8 @@ from django.test import Client
 from prometheus_client.parser import text_string_to_metric_families
 
 from ops import metrics
+from tests.servers import PrivateRedis
+from tests.services import missing
 from tests.workers import wait_for
 
 FINISHED = {"success", "failed", "cancelled"}
@@ -86,3 +88,16 @@ def sqlite_rows(path: str, table: str, rows: int) -> None:
     with sqlite3.connect(Path(settings.DATA_ROOT) / path) as conn:
         conn.execute(f"CREATE TABLE {table} (id INTEGER PRIMARY KEY, name TEXT)")
         conn.executemany(f"INSERT INTO {table} VALUES (?, ?)", [(i, f"n{i}") for i in range(rows)])
+
+
+@pytest.fixture
+def private_redis() -> Iterator[PrivateRedis]:
+    """A redis-server of this test only, to stop and start (never the shared 6379)."""
+    try:
+        server = PrivateRedis()
+    except FileNotFoundError as exc:
+        missing(f"{exc} binary")
+        raise
+    server.start()
+    yield server
+    server.kill()

@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import json
-import shutil
-import socket
-import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -18,59 +15,14 @@ from django.utils import timezone
 from ops import metrics
 from pipelines.models import TaskRun
 from pipelines.services import execution_create
-from tests.net import free_port
 from tests.ops.conftest import same_prefix, scrape, value
-from tests.services import missing
+from tests.servers import PrivateRedis
 from tests.workers import wait_for
 
 
 def readyz() -> tuple[int, dict[str, Any]]:
     response = Client().get("/readyz")
     return response.status_code, json.loads(response.content)
-
-
-class PrivateRedis:
-    """A redis-server of this test only, on its own port (never the shared 6379)."""
-
-    def __init__(self) -> None:
-        binary = shutil.which("redis-server")
-        if binary is None:
-            missing("redis-server binary")
-        self.binary = str(binary)
-        self.port = free_port()
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen(
-            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", ""],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        wait_for(self._accepts, timeout=10, what="private redis-server to accept")
-
-    def _accepts(self) -> bool:
-        try:
-            with socket.create_connection(("127.0.0.1", self.port), 0.2):
-                return True
-        except OSError:
-            return False
-
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
-
-
-@pytest.fixture
-def private_redis() -> Iterator[PrivateRedis]:
-    server = PrivateRedis()
-    server.start()
-    yield server
-    server.kill()
 
 
 def test_it_is_alive(db: Any) -> None:
@@ -90,7 +42,7 @@ def test_it_names_a_missing_worker(db: Any) -> None:
 def test_it_goes_503_when_redis_stops_and_200_when_it_returns(
     workers: Any, settings: Any, private_redis: PrivateRedis
 ) -> None:
-    settings.REDIS_URL = private_redis.url
+    settings.REDIS_URL = private_redis.url()
     workers(env=same_prefix())
     wait_for(lambda: readyz()[0] == 200, timeout=30, what="readyz 200 with a worker")
 

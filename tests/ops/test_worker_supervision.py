@@ -31,7 +31,7 @@ from ops import supervision
 from pipelines.models import Execution
 from pipelines.services import execution_create
 from tests.ops.conftest import FINISHED, same_prefix
-from tests.ops.test_readyz import PrivateRedis
+from tests.servers import PrivateRedis
 from tests.workers import BASE_DIR, WorkerCluster, wait_for
 
 pytestmark = [pytest.mark.worker, pytest.mark.timeout(180)]
@@ -150,23 +150,20 @@ def test_the_health_check_and_readyz_see_its_heartbeat(supervised: WorkerCluster
     assert check() == 1
 
 
-def test_it_rides_out_a_redis_restart(workers: Callable[..., WorkerCluster]) -> None:
+def test_it_rides_out_a_redis_restart(
+    workers: Callable[..., WorkerCluster], private_redis: PrivateRedis
+) -> None:
     """Redis down is an outage, not a death: the worker stays up and healthy again."""
-    server = PrivateRedis()
-    server.start()
-    try:
-        env = {**same_prefix(), "REDIS_URL": server.url}
-        cluster = workers(workers=1, env=env, command="worker")
-        wait_for(lambda: check(env) == 0, timeout=60, what="a healthy worker on its Redis")
-        server.kill()
-        time.sleep(5)
-        assert cluster.proc.poll() is None, cluster.output()[-3000:]
-        server.start()
-        wait_for(lambda: check(env) == 0, timeout=30, what="the worker healthy again")
-        # The pusher leaves 10 s after its broker error, on purpose, and is replaced.
-        wait_for(lambda: "reincarnated pusher" in cluster.output(), timeout=30, what="a new pusher")
-        time.sleep(3)
-        assert cluster.proc.poll() is None, cluster.output()[-3000:]
-        assert check(env) == 0
-    finally:
-        server.kill()
+    env = {**same_prefix(), "REDIS_URL": private_redis.url()}
+    cluster = workers(workers=1, env=env, command="worker")
+    wait_for(lambda: check(env) == 0, timeout=60, what="a healthy worker on its Redis")
+    private_redis.kill()
+    time.sleep(5)
+    assert cluster.proc.poll() is None, cluster.output()[-3000:]
+    private_redis.start()
+    wait_for(lambda: check(env) == 0, timeout=30, what="the worker healthy again")
+    # The pusher leaves 10 s after its broker error, on purpose, and is replaced.
+    wait_for(lambda: "reincarnated pusher" in cluster.output(), timeout=30, what="a new pusher")
+    time.sleep(3)
+    assert cluster.proc.poll() is None, cluster.output()[-3000:]
+    assert check(env) == 0
