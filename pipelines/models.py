@@ -75,6 +75,7 @@ class Trigger(models.TextChoices):
     SCHEDULE = "schedule"
     BACKFILL = "backfill"
     RERUN = "rerun"
+    ASSET = "asset"  # every asset of its schedule had an event (SPEC §8)
 
 
 class PipelineQuerySet(models.QuerySet["Pipeline"]):
@@ -83,6 +84,10 @@ class PipelineQuerySet(models.QuerySet["Pipeline"]):
 
     def scheduled(self) -> PipelineQuerySet:
         return self.enabled().exclude(schedule="")
+
+    def asset_scheduled(self) -> PipelineQuerySet:
+        """Enabled pipelines whose schedule is a list of assets."""
+        return self.enabled().exclude(schedule_assets=[])
 
 
 class Pipeline(models.Model):
@@ -101,6 +106,9 @@ class Pipeline(models.Model):
     parameters = models.JSONField(default=dict, blank=True)
     # Start of the next cron interval the scheduler has not created a run for.
     next_interval_start = models.DateTimeField(null=True, blank=True)
+    # ``schedule: {assets: [...]}``: the asset names (pipelines.assets) whose
+    # events start a run; ``schedule`` is then empty.
+    schedule_assets = models.JSONField(default=list, blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         null=True,
@@ -222,6 +230,10 @@ class Execution(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     ended_at = models.DateTimeField(null=True, blank=True)
+    # The asset events a trigger=asset execution consumed (SPEC §8).
+    triggered_by = models.ManyToManyField(
+        "AssetEvent", through="AssetTrigger", related_name="consumers", blank=True
+    )
 
     objects = ExecutionQuerySet.as_manager()
 
@@ -395,4 +407,67 @@ class IdempotencyKey(models.Model):
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["user", "pipeline", "key"], name="uniq_idempotency")
+        ]
+
+
+class Asset(models.Model):
+    """A table or file pipelines write, named ``<connection>.<schema>.<table>`` (SPEC §8).
+
+    Seen by whoever may see ``connection`` (an admin only once it is deleted).
+    Made at the first event recorded for it, or when a pipeline's schedule
+    first waits for it.
+    """
+
+    name = models.CharField(max_length=400, unique=True)
+    connection = models.ForeignKey(
+        "connectors.Connection", null=True, on_delete=models.SET_NULL, related_name="assets"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class AssetEvent(models.Model):
+    """One successful write of an asset by a task run."""
+
+    asset = models.ForeignKey(Asset, on_delete=models.CASCADE, related_name="events")
+    # What wrote it; kept (null) when the run or pipeline is deleted later.
+    pipeline = models.ForeignKey(
+        Pipeline, null=True, on_delete=models.SET_NULL, related_name="asset_events"
+    )
+    execution = models.ForeignKey(
+        Execution, null=True, on_delete=models.SET_NULL, related_name="asset_events"
+    )
+    task_run = models.ForeignKey(
+        TaskRun, null=True, on_delete=models.SET_NULL, related_name="asset_events"
+    )
+    at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        indexes = [models.Index(fields=["asset", "at"], name="assetevent_asset_at")]
+
+    def __str__(self) -> str:
+        return f"{self.asset_id} @ {self.at.isoformat()}"
+
+
+class AssetTrigger(models.Model):
+    """An event consumed by an asset-triggered execution (``Execution.triggered_by``).
+
+    A pipeline consumes an event at most once, whatever the number of
+    schedulers racing: the unique constraint makes a second execution for
+    the same events fail, not luck.
+    """
+
+    execution = models.ForeignKey(Execution, on_delete=models.CASCADE, related_name="+")
+    event = models.ForeignKey(AssetEvent, on_delete=models.CASCADE, related_name="+")
+    pipeline = models.ForeignKey(Pipeline, on_delete=models.CASCADE, related_name="+")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["pipeline", "event"], name="uniq_asset_event_consumed")
         ]
