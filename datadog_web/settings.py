@@ -85,6 +85,8 @@ ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
 ALLOWED_ORIGINS = env_list("ALLOWED_ORIGINS", ["http://localhost:3000", "http://localhost:8080"])
 DATA_ROOT = Path(env_str("DATA_ROOT", str(VAR_DIR / "data")) or "").resolve()
 DATA_ROOT.mkdir(parents=True, exist_ok=True)
+# dbt tasks run projects found under this folder only (docs/dbt.md).
+DBT_PROJECTS_ROOT = Path(env_str("DBT_PROJECTS_ROOT", str(DATA_ROOT / "dbt")) or "").resolve()
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -273,7 +275,8 @@ def _rate(name: str, default: str) -> str:
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework_simplejwt.authentication.JWTAuthentication",
+        # simplejwt's check, the user's state cached instead of read per request.
+        "accounts.tokens.CachedJWTAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -426,6 +429,12 @@ TASK_LOG_MAX_LINES = env_int("TASK_LOG_MAX_LINES", 5000, minimum=10)
 # A worker that finished a task runs one newly ready downstream task itself
 # (no broker hop) for up to this long per broker message; 0 turns it off.
 FOLLOW_DOWNSTREAM_SECONDS = env_int("FOLLOW_DOWNSTREAM_SECONDS", 60, minimum=0)
+# History retention (pipelines.services.retention, `manage.py prune`): finished
+# executions that ended this many days ago go with their task runs,
+# transitions and log lines; audit events after AUDIT_RETENTION_DAYS.
+# 0 keeps that history forever.
+RETENTION_DAYS = env_int("RETENTION_DAYS", 90, minimum=0)
+AUDIT_RETENTION_DAYS = env_int("AUDIT_RETENTION_DAYS", 365, minimum=0)
 CHECKPOINT_TTL_SECONDS = 24 * 3600
 
 LANGUAGE_CODE = "en-us"
@@ -438,11 +447,14 @@ STATIC_ROOT = VAR_DIR / "static"
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 STATICFILES_DIRS: list[Any] = [BASE_DIR / "static"]
 # htmx comes from npm at install time (`make install` runs `npm ci`); it is
-# served as static/vendor/htmx/. Added only when installed, so a checkout
-# without node_modules still starts (pages then work without live updates).
+# served as static/vendor/htmx/. Without node_modules the settings still load,
+# but `manage.py check` (ops/checks.py) fails naming the missing file and
+# `npm ci`, and a page whose script did not load says so in a banner.
 _HTMX_DIST = BASE_DIR / "node_modules" / "htmx.org" / "dist"
 if _HTMX_DIST.is_dir():
     STATICFILES_DIRS.append(("vendor/htmx", _HTMX_DIST))
+# Every static file templates/base.html loads.
+FRONTEND_ASSETS = ["vendor/htmx/htmx.min.js", "js/app.js", "css/app.css"]
 # WhiteNoise serves collected files (production: collectstatic in the image)
 # and, where nothing was collected, straight from the finders.
 WHITENOISE_USE_FINDERS = True

@@ -10,6 +10,7 @@ class OpsConfig(AppConfig):
         # command), so the receivers are connected everywhere. Imported here
         # because ops.metrics imports models, which Django loads only after
         # this module (Django's documented pattern, not a cycle dodge).
+        from ops import checks  # noqa: F401 - registers the system checks
         from ops.metrics import connect_signals
 
         connect_signals()

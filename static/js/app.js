@@ -42,6 +42,17 @@
     if (region && event.detail && event.detail.successful) region.hidden = true;
   });
 
+  // Without htmx (its file missing on the server, or blocked) nothing live
+  // on the page would ever update: say so instead of showing stale states.
+  if (!window.htmx && document.querySelector("[hx-get], [hx-post], [hx-trigger]")) {
+    var banner = document.getElementById("htmx-error");
+    if (banner) {
+      banner.textContent = "Live updates are off: this page's script (htmx) did not load. " +
+        "Reload the page; if this stays, the server is missing its front-end assets (run npm ci there).";
+      banner.hidden = false;
+    }
+  }
+
   // Confirm destructive buttons that carry data-confirm (the server still
   // asks for its own confirmation where it matters).
   document.addEventListener("submit", function (event) {

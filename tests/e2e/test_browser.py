@@ -329,3 +329,34 @@ def test_it_tests_a_connection_and_shows_every_page(
     assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
     page.goto(f"{base}/connections/{team['conn'].pk}")
     shot(page, "phone-connection")
+
+
+def test_it_says_when_live_updates_cannot_work(
+    page: Any, live_server: Any, team: dict[str, Any]
+) -> None:
+    """A missing htmx file and a failing live request each put up the banner."""
+    base = live_server.url
+    login(page, base, "dev1")
+    banner = page.locator("#htmx-error")
+
+    # The script a live page needs does not arrive (as without `npm ci`).
+    page.route("**/vendor/htmx/htmx.min.js", lambda route: route.abort())
+    page.goto(f"{base}/")
+    banner.wait_for(state="visible")
+    assert "Live updates are off" in banner.inner_text()
+    shot(page, "live-updates-no-script")
+    page.unroute("**/vendor/htmx/htmx.min.js")
+
+    # The script is there, the dashboard's own poll fails.
+    def refuse_polls(route: Any) -> None:
+        if route.request.headers.get("hx-request"):
+            route.fulfill(status=500, body="boom")
+        else:
+            route.continue_()
+
+    page.route(f"{base}/", refuse_polls)
+    page.goto(f"{base}/")
+    assert banner.is_hidden()
+    banner.wait_for(state="visible", timeout=60_000)
+    assert "(500)" in banner.inner_text()
+    shot(page, "live-updates-failing")
