@@ -9,6 +9,7 @@ import pwd
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from datetime import datetime
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -32,6 +33,7 @@ from accounts.permissions import (
     levels_up_to,
     perm_codename,
 )
+from core.batches import run_batches
 
 logger = logging.getLogger(__name__)
 
@@ -180,6 +182,32 @@ def audit_record(
     )
     logger.info("audit %s by %s on %s", action, name or "-", event.object_repr or "-")
     return event
+
+
+def audit_prune(
+    *, before: datetime, batch_size: int = 500, deadline: float | None = None, dry_run: bool = False
+) -> tuple[int, bool]:
+    """Delete audit events recorded before ``before``, oldest first (AUDIT_RETENTION_DAYS).
+
+    ``batch_size`` events per statement and transaction, through the ``at``
+    index, so the table is never locked for long. Returns the events
+    deleted (or, with ``dry_run``, that would be) and whether none is left
+    (False: ``deadline``, a ``time.monotonic()`` value, stopped it first).
+    """
+    old = AuditEvent.objects.filter(at__lt=before)
+    if dry_run:
+        return old.count(), True
+    deleted = 0
+
+    def step() -> int:
+        nonlocal deleted
+        ids = list(old.order_by("at", "id").values_list("pk", flat=True)[:batch_size])
+        if ids:
+            deleted += AuditEvent.objects.filter(pk__in=ids).delete()[0]
+        return len(ids)
+
+    complete = run_batches(step, batch_size=batch_size, deadline=deadline)
+    return deleted, complete
 
 
 # What the audit trail follows of an account: never its password (a

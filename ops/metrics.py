@@ -230,15 +230,15 @@ def _horizon(now: datetime) -> datetime:
     return min(oldest or now, now) - HORIZON_MARGIN
 
 
-def totals_now() -> Totals:
-    """Counter totals over all history: cached final part + live recent part."""
+def _advanced_base() -> tuple[Totals, datetime] | None:
+    """The stored base, built or advanced to the horizon now; None when the cache is down."""
     now = timezone.now()
     horizon = _horizon(now)
     try:
         stored = cache.get(BASE_KEY)
-    except Exception:  # the cache is down: compute everything, slower but right
+    except Exception:
         logger.warning("metrics base unavailable from the cache", exc_info=True)
-        return aggregate(None, None)
+        return None
     if stored is None:
         base, until = aggregate(None, horizon), horizon
         _store_base(base, until)
@@ -249,7 +249,32 @@ def totals_now() -> Totals:
             base = base.add(aggregate(until, horizon))
             until = horizon
             _store_base(base, until)
+    return base, until
+
+
+def totals_now() -> Totals:
+    """Counter totals over all history: cached final part + live recent part."""
+    found = _advanced_base()
+    if found is None:  # the cache is down: compute everything, slower but right
+        return aggregate(None, None)
+    base, until = found
     return base.add(aggregate(until, None))
+
+
+def covered_until() -> datetime | None:
+    """Executions created before this are counted in the stored base (advanced first).
+
+    Deleting them cannot lower a counter. None when no base is stored (the
+    cache is down or refused it): then every counter is computed from the
+    rows, and deleting any would lower it.
+    """
+    if _advanced_base() is None:
+        return None
+    try:
+        stored = cache.get(BASE_KEY)
+    except Exception:
+        return None
+    return None if stored is None else datetime.fromisoformat(stored["until"])
 
 
 def _store_base(base: Totals, until: datetime) -> None:
@@ -600,11 +625,17 @@ def _on_post_execute(sender: Any, **_: Any) -> None:
     log_context.unbind()
 
 
+def _on_prune(sender: Any, **_: Any) -> datetime | None:
+    """Executions may be pruned only once the stored base counts them."""
+    return covered_until()
+
+
 def connect_signals() -> None:
-    """Connect metrics, alerts and log-context receivers (idempotent)."""
+    """Connect metrics, alerts, prune-limit and log-context receivers (idempotent)."""
     signals.task_run_finished.connect(_on_task_run_finished, dispatch_uid="ops-last-finished")
     signals.execution_finished.connect(
         alerts.on_execution_finished, dispatch_uid="ops-failure-alert"
     )
+    signals.prune_limit.connect(_on_prune, dispatch_uid="ops-prune-limit")
     pre_execute.connect(_on_pre_execute, dispatch_uid="ops-pre-execute")
     post_execute_in_worker.connect(_on_post_execute, dispatch_uid="ops-post-execute")

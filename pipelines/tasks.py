@@ -13,6 +13,7 @@ from django_q.tasks import async_task
 from pipelines import runner
 from pipelines.engine.reaper import reap
 from pipelines.services import schedule_tick
+from pipelines.services.retention import maintenance_prune
 
 logger = logging.getLogger(__name__)
 
@@ -33,9 +34,11 @@ def run_task(task_id: str) -> str:
 
 
 def maintenance_pass() -> None:
-    """One reaper pass and one scheduler tick."""
+    """One reaper pass, one scheduler tick and a slice of history pruning."""
     reap()
     schedule_tick()
+    # Last: a slow or failing prune never delays the reaper or the scheduler.
+    maintenance_prune()
 
 
 def maintain() -> int:
