@@ -177,6 +177,10 @@ class Checker:
         self.problems: list[Problem] = []
         # Parameter names a {param: name} or %(name)s may use.
         self.parameters = parameters
+        # Every {output: [task, key]} met, as (path, task, key): whether the
+        # task is upstream is known only once every task was read, so the
+        # definition checker judges them at the end.
+        self.output_refs: list[tuple[str, str, str]] = []
 
     def add(self, path: str, message: str) -> None:
         """Record one problem."""
@@ -350,8 +354,14 @@ class Checker:
                 self.add(path, f"unknown parameter {quoted(name)} in %({name})s")
         return text
 
-    def param_ref(self, path: str, value: Any) -> dict[str, str] | None:
-        """``{param: name}`` naming a declared or built-in parameter."""
+    def param_ref(self, path: str, value: Any) -> dict[str, Any] | None:
+        """``{param: name}`` naming a declared or built-in parameter, or ``{output: [task, key]}``.
+
+        An output reference is any upstream task's output value (SPEC §8);
+        it is recorded in ``output_refs`` for the graph check.
+        """
+        if isinstance(value, dict) and "output" in value and "param" not in value:
+            return self.output_ref(path, value)
         ref = self.keys(path, value, required=("param",))
         if ref is None or "param" not in ref:
             return None
@@ -362,3 +372,22 @@ class Checker:
             self.add(at(path, "param"), f"unknown parameter {quoted(name)}")
             return None
         return {"param": name}
+
+    def output_ref(self, path: str, value: Any) -> dict[str, list[str]] | None:
+        """``{output: [task, key]}``: ``key`` of ``task``'s output (its being upstream: later)."""
+        ref = self.keys(path, value, required=("output",))
+        if ref is None or "output" not in ref:
+            return None
+        opath, pair = at(path, "output"), ref["output"]
+        if not isinstance(pair, list):
+            self.add(opath, f"expected [task, key], got {kind(pair)}")
+            return None
+        if len(pair) != 2:
+            self.add(opath, f"expected [task, key], got a list of {len(pair)} items")
+            return None
+        task = self.name(idx(opath, 0), pair[0])
+        key = self.string(idx(opath, 1), pair[1], nonempty=True)
+        if task is None or key is None:
+            return None
+        self.output_refs.append((path, task, key))
+        return {"output": [task, key]}

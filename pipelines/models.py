@@ -7,6 +7,7 @@ state, records a ``Transition`` and is safe under concurrency.
 
 from __future__ import annotations
 
+import json
 import uuid
 from typing import Any
 
@@ -314,6 +315,9 @@ class TaskRun(models.Model):
     ended_at = models.DateTimeField(null=True, blank=True)
     error = models.TextField(blank=True)
     metrics = models.JSONField(default=dict, blank=True)
+    # What the task hands downstream ({output: [task, key]}, SPEC §8): a JSON
+    # object of at most 64 KiB, set when the run succeeds; null before.
+    output = models.JSONField(null=True, blank=True)
 
     objects = TaskRunQuerySet.as_manager()
 
@@ -336,6 +340,11 @@ class TaskRun(models.Model):
     @property
     def is_finished(self) -> bool:
         return self.status in TASK_FINISHED
+
+    @property
+    def output_json(self) -> str:
+        """The output as indented JSON (for pages), or "" before the run succeeded."""
+        return "" if self.output is None else json.dumps(self.output, indent=2, ensure_ascii=False)
 
 
 class Transition(models.Model):

@@ -34,6 +34,7 @@ from pipelines.engine.attempts import (
 )
 from pipelines.engine.task_runs import task_run_heartbeat, task_run_status
 from pipelines.models import ConnectionBinding, ExecutionStatus, TaskLogLine, TaskRun, Watermark
+from pipelines.outputs import output_of, with_upstream_outputs
 from pipelines.tasktypes.base import LeaseLost, TaskCancelled, TaskFailed, TaskTimedOut
 from pipelines.tasktypes.registry import task_type
 
@@ -60,6 +61,7 @@ class RunContext:
         self.task = task_run.spec
         self.params = dict(execution.parameters)
         self.metrics: dict[str, Any] = {}
+        self.output: Any = None
         self.chunk = (
             (task_run.chunk_index, task_run.chunk_count)
             if task_run.chunk_count is not None and task_run.chunk_index is not None
@@ -260,7 +262,10 @@ def _run(
     try:
         # A cancel or timeout noticed after the work committed is not reported:
         # the task did finish, and saying "cancelled" would misstate the data.
-        task_type(task_run.task_type).run(ctx)
+        implementation = task_type(task_run.task_type)
+        ctx.task = with_upstream_outputs(task_run, ctx.task)
+        implementation.run(ctx)
+        output = output_of(implementation, ctx)
     except LeaseLost:
         logger.warning(
             "task %s attempt %s lost its lease; writing nothing", ctx.task_id, ctx.attempt
@@ -322,6 +327,7 @@ def _run(
             task_run=task_run,
             attempt=ctx.attempt,
             metrics=ctx.metrics,
+            output=output,
             log_lines=ctx.take_log(),
             watermark=ctx._watermark,
             worker=worker,

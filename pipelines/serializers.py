@@ -284,6 +284,7 @@ class TaskRunSerializer(serializers.ModelSerializer):
             "ended_at",
             "error",
             "metrics",
+            "output",
         ]
         read_only_fields = fields
 
@@ -313,6 +314,7 @@ def task_run_data(task_run: TaskRun) -> dict[str, Any]:
         "ended_at": moment(task_run.ended_at),
         "error": task_run.error,
         "metrics": task_run.metrics,
+        "output": task_run.output,
     }
 
 

@@ -27,6 +27,7 @@ from core.checker import (
 from pipelines.dag import find_cycles
 from pipelines.definition import fields
 from pipelines.definition.errors import DefinitionError
+from pipelines.definition.refs import check_output_refs
 from pipelines.definition.text import parse_text
 from pipelines.tasktypes.registry import TASK_TYPES
 
@@ -100,6 +101,7 @@ def _tasks(c: Checker, path: str, raw: Any) -> list[Any] | None:
         return None
     tasks = [_task(c, idx(path, i), item) for i, item in enumerate(items)]
     _check_graph(c, path, tasks)
+    check_output_refs(c, tasks)
     return tasks
 
 

@@ -3,11 +3,57 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from typing import Any
 
-from core.checker import at, idx
+from core.checker import Checker, at, idx, quoted
+from pipelines.definition.assets import asset_renamed
 from pipelines.definition.fields import redact_url
+
+_TASK_PATH = re.compile(r"\Atasks\[(?P<index>\d+)\]")
+
+
+def check_output_refs(c: Checker, tasks: list[dict[str, Any] | None]) -> None:
+    """Each ``{output: [task, key]}`` the checker met names an ancestor of its task.
+
+    An ancestor through ``depends_on``: only then has its output been
+    written when the task runs. Called once the whole graph is known.
+    """
+    depends = {
+        task["name"]: [d for d in task.get("depends_on") or [] if isinstance(d, str)]
+        for task in tasks
+        if task and isinstance(task.get("name"), str)
+    }
+    for path, upstream, _key in c.output_refs:
+        match = _TASK_PATH.match(path)
+        task = tasks[int(match["index"])] if match and int(match["index"]) < len(tasks) else None
+        name = task.get("name") if task else None
+        if not isinstance(name, str):
+            continue  # the task's name is the problem already reported
+        where = at(path, "output")
+        if upstream == name:
+            c.add(where, f"task {quoted(name)} cannot use its own output")
+        elif upstream not in depends:
+            c.add(where, f"unknown task {quoted(upstream)}")
+        elif upstream not in _ancestors(depends, name):
+            c.add(
+                where,
+                f"task {quoted(upstream)} is not upstream of {quoted(name)}: an output"
+                f" reference needs an ancestor through depends_on",
+            )
+
+
+def _ancestors(depends: dict[str, list[str]], name: str) -> set[str]:
+    """Every task ``name`` waits for, directly or not (cycles are reported elsewhere)."""
+    seen: set[str] = set()
+    stack = list(depends.get(name, []))
+    while stack:
+        task = stack.pop()
+        if task not in seen:
+            seen.add(task)
+            stack.extend(depends.get(task, []))
+    return seen
 
 
 def connection_refs(defn: dict[str, Any]) -> list[tuple[str, str]]:
@@ -48,4 +94,9 @@ def with_connections_renamed(defn: dict[str, Any], names: Mapping[str, str]) -> 
         for holder in [task, *(v for v in task.values() if isinstance(v, dict))]:
             if isinstance(holder.get("connection"), str):
                 holder["connection"] = names.get(holder["connection"], holder["connection"])
+        if isinstance(task.get("outlets"), list):
+            task["outlets"] = [asset_renamed(name, names) for name in task["outlets"]]
+    schedule = out.get("schedule")
+    if isinstance(schedule, dict) and isinstance(schedule.get("assets"), list):
+        schedule["assets"] = [asset_renamed(name, names) for name in schedule["assets"]]
     return out

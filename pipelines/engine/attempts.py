@@ -71,6 +71,7 @@ def task_run_succeed(
     watermark: Any = None,
     worker: str,
     follow: bool = False,
+    output: dict[str, Any] | None = None,
 ) -> TaskRun | None:
     """running → success for ``attempt``; commits the staged watermark with it.
 
@@ -91,6 +92,7 @@ def task_run_succeed(
         actor=worker,
         ended_at=timezone.now(),
         metrics=metrics,
+        output=output,
     ):
         raise LeaseLost(f"task run {task_run.pk} attempt {attempt} lost its lease")
     write_log_lines(task_run.pk, attempt, log_lines)

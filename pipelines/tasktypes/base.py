@@ -10,11 +10,12 @@ engine can fence, cancel, time out and log them uniformly.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
-from core.checker import Checker
+from core.checker import Checker, at, is_scalar, kind, quoted
 
 if TYPE_CHECKING:
     from connectors.base import Connector
@@ -58,6 +59,9 @@ class TaskContext(Protocol):
     metrics: dict[str, Any]
     # For a partitioned copy: (chunk index, chunk count) of this task run.
     chunk: tuple[int, int] | None
+    # What the run hands downstream when it succeeds (SPEC §8); None: the
+    # type's ``output_metrics`` picked from ``metrics``.
+    output: Any
 
     def connection(self, name: str) -> Connector:
         """A connector for the named connection (secrets decrypted)."""
@@ -124,6 +128,9 @@ class TaskType(ABC):
     # The type's own keys. The keys every task has (name, type, depends_on,
     # retries, retry_delay, timeout) are the definition checker's.
     keys: ClassVar[dict[str, Key]] = {}
+    # The metrics that make a successful run's output, unless ``run`` sets
+    # ``ctx.output`` itself.
+    output_metrics: ClassVar[tuple[str, ...]] = ()
 
     @classmethod
     def required(cls) -> tuple[str, ...]:
@@ -146,3 +153,110 @@ class TaskType(ABC):
     @abstractmethod
     def run(self, ctx: TaskContext) -> None:
         """Do the work. Raise TaskFailed (or let a ConnectorError escape) to fail."""
+
+
+# --- values bound beside the pipeline's parameters ------------------------
+
+_SCALAR = {"type": ["string", "number", "boolean", "null"]}
+# A value a task binds: a literal, {param: name} or {output: [task, key]}.
+VALUE_SCHEMA: dict[str, Any] = {
+    "oneOf": [
+        _SCALAR,
+        {"type": "array", "items": _SCALAR},
+        {
+            "type": "object",
+            "properties": {"param": {"type": "string"}},
+            "required": ["param"],
+            "additionalProperties": False,
+        },
+        {
+            "type": "object",
+            "properties": {
+                "output": {
+                    "type": "array",
+                    "items": {"type": "string"},
+                    "minItems": 2,
+                    "maxItems": 2,
+                }
+            },
+            "required": ["output"],
+            "additionalProperties": False,
+        },
+    ]
+}
+# ``params`` of sql and check tasks, ``kwargs`` of python tasks.
+VALUES_SCHEMA: dict[str, Any] = {"type": "object", "additionalProperties": VALUE_SCHEMA}
+
+
+def check_values(c: Checker, path: str, raw: Any, *, shadow: bool = False) -> dict[str, Any] | None:
+    """``{name: value}``: each value a literal, ``{param: name}`` or ``{output: [task, key]}``.
+
+    Names must be valid names; unless ``shadow``, not those of the
+    pipeline's parameters (a bound name beside them must not hide one).
+    """
+    values = c.mapping(path, raw)
+    if values is None:
+        return None
+    out: dict[str, Any] = {}
+    for name, value in values.items():
+        if not isinstance(name, str):
+            continue
+        vpath = at(path, name)
+        if c.name(vpath, name) is None:
+            continue
+        if not shadow and name in c.parameters:
+            c.add(vpath, f"{quoted(name)} is already a parameter of the pipeline; use another name")
+        if isinstance(value, dict):
+            out[name] = c.param_ref(vpath, value)
+        elif isinstance(value, list):
+            for i, item in enumerate(value):
+                if not is_scalar(item):
+                    c.add(
+                        f"{vpath}[{i}]",
+                        f"expected a string, number, boolean or null, got {kind(item)}",
+                    )
+            out[name] = list(value)
+        elif is_scalar(value):
+            out[name] = value
+        else:
+            c.add(
+                vpath,
+                "expected a literal, a {param: name} or an {output: [task, key]},"
+                f" got {kind(value)}",
+            )
+    return out
+
+
+@contextmanager
+def bound_beside(
+    c: Checker, path: str, task: dict[str, Any], out: dict[str, Any]
+) -> Iterator[None]:
+    """Check the task's ``params`` into ``out``; inside, SQL may use their names too."""
+    if "params" not in task:
+        yield
+        return
+    out["params"] = check_values(c, path, task["params"])
+    saved = c.parameters
+    # Known even when a value is wrong: one problem, not one per use.
+    raw = task["params"] if isinstance(task["params"], dict) else {}
+    c.parameters = saved | frozenset(name for name in raw if isinstance(name, str))
+    try:
+        yield
+    finally:
+        c.parameters = saved
+
+
+def bind_values(values: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
+    """``values`` with each ``{param: name}`` taken from ``params``.
+
+    ``{output: [task, key]}`` values were replaced by the engine before the
+    run started (``pipelines.runner``).
+    """
+    out: dict[str, Any] = {}
+    for name, value in values.items():
+        if isinstance(value, dict) and set(value) == {"param"}:
+            if value["param"] not in params:
+                raise TaskFailed(f"{name}: unknown parameter {value['param']!r}")
+            value = params[value["param"]]
+        out[name] = value
+    return out

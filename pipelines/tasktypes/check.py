@@ -12,7 +12,15 @@ from collections.abc import Callable
 from typing import Any, ClassVar
 
 from core.checker import NAME_SCHEMA, Checker, at, idx, ordered
-from pipelines.tasktypes.base import Key, TaskContext, TaskFailed, TaskType
+from pipelines.tasktypes.base import (
+    VALUES_SCHEMA,
+    Key,
+    TaskContext,
+    TaskFailed,
+    TaskType,
+    bind_values,
+    bound_beside,
+)
 
 # A row count bound: a non-negative 64-bit integer.
 _MAX_COUNT = 2**63 - 1
@@ -77,15 +85,22 @@ def _check_item(c: Checker, path: str, raw: Any) -> dict[str, Any] | None:
     return {kind: check(c, at(path, kind), item[kind])}
 
 
-def run_checks(connector: Any, table: str, checks: list[dict[str, Any]], ctx: Any) -> list[str]:
+def run_checks(
+    connector: Any,
+    table: str,
+    checks: list[dict[str, Any]],
+    ctx: Any,
+    params: dict[str, Any] | None = None,
+) -> list[str]:
     """Run every check; the failure messages (empty when all pass).
 
     Each message says which check failed and how many rows. Every check
-    runs even after one fails, so one run reports every problem.
+    runs even after one fails, so one run reports every problem. ``params``
+    are bound in ``sql`` checks (default: the run's parameters).
     """
     d = connector.dialect
     qualified = d.table(table)
-    params = dict(getattr(ctx, "params", {}) or {})
+    params = dict(params if params is not None else getattr(ctx, "params", {}) or {})
     failures: list[str] = []
 
     def count(sql: str, bound: dict[str, Any] | None = None) -> int:
@@ -136,9 +151,13 @@ def run_checks(connector: Any, table: str, checks: list[dict[str, Any]], ctx: An
 
 
 class CheckTask(TaskType):
-    """Fail when any of ``checks`` fails on ``table`` of ``connection``."""
+    """Fail when any of ``checks`` fails on ``table`` of ``connection``.
+
+    ``params`` are bound in ``sql`` checks beside the pipeline's parameters.
+    """
 
     name: ClassVar[str] = "check"
+    output_metrics: ClassVar[tuple[str, ...]] = ("checks_passed", "checks_failed")
     keys: ClassVar[dict[str, Key]] = {
         "connection": Key(NAME_SCHEMA, required=True),
         "table": Key({"type": "string"}, required=True),
@@ -156,6 +175,7 @@ class CheckTask(TaskType):
             },
             required=True,
         ),
+        "params": Key(VALUES_SCHEMA),
     }
 
     def check(self, c: Checker, path: str, task: dict[str, Any]) -> dict[str, Any]:
@@ -165,10 +185,13 @@ class CheckTask(TaskType):
             out["connection"] = c.connection(at(path, "connection"), task["connection"])
         if "table" in task:
             out["table"] = c.table(at(path, "table"), task["table"])
-        if "checks" in task:
-            cpath = at(path, "checks")
-            items = c.list_of(cpath, task["checks"], nonempty=True) or []
-            out["checks"] = [_check_item(c, idx(cpath, i), item) for i, item in enumerate(items)]
+        with bound_beside(c, at(path, "params"), task, out):
+            if "checks" in task:
+                cpath = at(path, "checks")
+                items = c.list_of(cpath, task["checks"], nonempty=True) or []
+                out["checks"] = [
+                    _check_item(c, idx(cpath, i), item) for i, item in enumerate(items)
+                ]
         return out
 
     def run(self, ctx: TaskContext) -> None:
@@ -179,7 +202,8 @@ class CheckTask(TaskType):
                 f"connection {task['connection']!r} ({connector.kind}) does not run SQL"
             )
         checks = list(task.get("checks") or [])
-        failures = run_checks(connector, task["table"], checks, ctx)
+        params = {**ctx.params, **bind_values(task.get("params") or {}, ctx.params)}
+        failures = run_checks(connector, task["table"], checks, ctx, params)
         ctx.metrics["checks_passed"] = len(checks) - len(failures) if failures else len(checks)
         ctx.metrics["checks_failed"] = len(failures)
         if failures:

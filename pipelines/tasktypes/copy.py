@@ -30,6 +30,7 @@ class CopyTask(TaskType):
     """
 
     name: ClassVar[str] = "copy"
+    output_metrics: ClassVar[tuple[str, ...]] = ("rows_read", "rows_written", "resumed_from")
     keys: ClassVar[dict[str, Key]] = {
         "source": Key(
             {

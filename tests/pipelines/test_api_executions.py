@@ -92,6 +92,7 @@ TASK_KEYS = {
     "ended_at",
     "error",
     "metrics",
+    "output",
 }
 METRIC_KEYS = {"tasks_completed", "rows_read", "rows_written", "duration_seconds"}
 
