@@ -544,10 +544,17 @@ class SqlConnector(Connector):
         return InsertWriter(self, conn, table, columns)
 
     def upsert_rows(
-        self, conn: Any, table: str, columns: list[Column], keys: list[str], rows: list[tuple]
+        self,
+        conn: Any,
+        table: str,
+        columns: list[Column],
+        keys: list[str],
+        rows: list[tuple],
+        *,
+        skip_existing: bool = False,
     ) -> None:
         """Insert ``rows``, updating those whose ``keys`` exist (unless the dialect
-        upserts through a temporary table)."""
+        upserts through a temporary table); ``skip_existing``: leaving them as they are."""
         raise NotImplementedError
 
     def fast_copy_to(self, destination: Connector) -> FastCopy | None:

@@ -35,7 +35,7 @@ def make_sink(
     if isinstance(connector, SqlConnector):
         return SqlSink(connector, table, mode, keys, unit, timeout)
     if isinstance(connector, FileConnector):
-        return FileSink(connector, table, mode, unit)
+        return FileSink(connector, table, mode, unit, keys)
     raise CopyFailed(f"{connector.kind} cannot be a copy destination")
 
 

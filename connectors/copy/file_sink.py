@@ -14,7 +14,8 @@ from connectors.base import FileConnector
 from connectors.copy.markers import FileMarkers
 from connectors.copy.sink import Sink
 from connectors.copy.spec import CopyFailed, Unit
-from connectors.types import Column
+from connectors.copy.values import parse_batch, parsers
+from connectors.types import Column, text_of
 
 
 class FileSink(Sink):
@@ -26,13 +27,25 @@ class FileSink(Sink):
     whether the rename happened.
     """
 
-    def __init__(self, connector: FileConnector, table: str, mode: str, unit: Unit) -> None:
+    def __init__(
+        self,
+        connector: FileConnector,
+        table: str,
+        mode: str,
+        unit: Unit,
+        keys: list[str] | None = None,
+    ) -> None:
         if mode == "upsert":
             raise CopyFailed(f"{connector.kind} destinations take append or replace, not upsert")
         self.c = connector
         self.path = connector.file(table)
         self.mode = mode
         self.unit = unit
+        # A keyed append skips rows whose keys the file holds already: the keys
+        # of its rows (as text) are read into memory at begin.
+        self.keys = list(keys or []) if mode == "append" else []
+        self._seen: set[tuple[str | None, ...]] = set()
+        self._key_pos: list[int] = []
         self.markers = FileMarkers(self.path)
         self.key = f"{unit.execution_id}/{unit.task_name}/{unit.index}"
         # A staged load's file: a fixed name per unit, so the next attempt finds it.
@@ -110,6 +123,15 @@ class FileSink(Sink):
         self, columns: list[Column], *, staged: bool = False, resume: dict[str, Any] | None = None
     ) -> None:
         self.columns = columns
+        names = [c.name for c in columns]
+        missing = [k for k in self.keys if k not in names]
+        if missing:
+            raise CopyFailed(
+                f"destination key {missing[0]!r} is not a column of the copied rows"
+                f" (columns: {', '.join(sorted(names))})"
+            )
+        self._key_pos = [names.index(k) for k in self.keys]
+        self._seen = set()
         # Held until commit or rollback: parallel chunks appending to one
         # file take turns instead of losing each other's rows.
         self._lock = self.markers.lock()
@@ -123,6 +145,8 @@ class FileSink(Sink):
             self._handle.truncate(int(entry["bytes"]))
             self._handle.seek(0, os.SEEK_END)
             self._first = False
+            # The stage holds the file's rows and the committed batches.
+            self._read_keys(self.stage)
             return
         if staged:
             self.markers.pop(self.batch_key)
@@ -135,11 +159,34 @@ class FileSink(Sink):
         if self.mode == "append" and self.path.exists() and self.path.stat().st_size > 0:
             self.c.copy_existing(self.path, self._handle, columns)
             self._first = False
+            self._read_keys(self.path)
         if self._first:
             self.c.write_file(self._handle, columns, [], True)
             self._first = False
 
+    def _key(self, row: tuple) -> tuple[str | None, ...]:
+        # As text: the file holds text (CSV) or JSON, the copy typed values.
+        return tuple(text_of(row[i]) for i in self._key_pos)
+
+    def _read_keys(self, path: Path) -> None:
+        if not self.keys:
+            return
+        by_name = {c.name: c for c in self.columns}
+        key_columns = [by_name[k] for k in self.keys]
+        parse = parsers(key_columns)
+        for rows in self.c.read_file(path, key_columns, 5000):
+            rows = parse_batch(rows, parse, f"{self.c.kind} {path.name}")
+            self._seen.update(tuple(text_of(v) for v in row) for row in rows)
+
     def write(self, rows: list[tuple]) -> None:
+        if self.keys and rows:
+            new = []
+            for row in rows:
+                key = self._key(row)
+                if key not in self._seen:
+                    self._seen.add(key)
+                    new.append(row)
+            rows = new
         if rows:
             self.c.write_file(self._handle, self.columns, rows, False)
 

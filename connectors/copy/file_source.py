@@ -9,7 +9,14 @@ from connectors.base import FileConnector
 from connectors.copy.partitions import chunk_range, in_chunk
 from connectors.copy.sink import Sink
 from connectors.copy.spec import CopyFailed, CopySpec
-from connectors.copy.values import from_json, json_value, parse_batch, parsers
+from connectors.copy.values import (
+    json_value,
+    newest,
+    parse_batch,
+    parsers,
+    step_back,
+    stored_value,
+)
 from connectors.transform import BatchTransformer
 
 
@@ -30,17 +37,24 @@ def copy_from_file(spec: CopySpec, source: FileConnector, sink: Sink) -> dict[st
         for rows in source.read_file(path, columns, spec.fetch_rows):
             yield parse_batch(rows, parse, f"{source.kind} {table}")
 
-    previous = watermark = None
+    # An incremental read keeps rows with low <= value (low: the watermark
+    # minus the lookback; inclusive) and, in a partitioned copy, value <= the
+    # plan's greatest value, so every chunk reads the same window.
+    stored = low = cap = None
     wm_pos = None
     if spec.incremental:
         column = spec.incremental.get("column")
         if column not in by_name:
             raise CopyFailed(f"incremental column {column!r} is not in the source")
         wm_pos = position[column]
-        previous = ctx.watermark_load()
-        if previous is not None:
-            previous = from_json(previous, by_name[column])
-        watermark = previous
+        stored = ctx.watermark_load()
+        if stored is not None:
+            low = step_back(stored_value(stored, by_name[column]), spec.lookback, str(column))
+    watermark = None
+
+    def in_window(value: Any) -> bool:
+        return value is not None and (low is None or value >= low) and (cap is None or value <= cap)
+
     bounds = None
     part_pos = None
     chunk = spec.chunk
@@ -51,21 +65,27 @@ def copy_from_file(spec: CopySpec, source: FileConnector, sink: Sink) -> dict[st
         part_pos = position[column]
 
         def compute() -> dict[str, Any]:
-            lo = hi = None
+            lo = hi = top = None
             for rows in rows_of():
                 for row in rows:
+                    if wm_pos is not None:
+                        if not in_window(row[wm_pos]):
+                            continue
+                        top = row[wm_pos] if top is None or row[wm_pos] > top else top
                     value = row[part_pos]
-                    if value is None or (
-                        wm_pos is not None
-                        and previous is not None
-                        and not (row[wm_pos] is not None and row[wm_pos] > previous)
-                    ):
+                    if value is None:
                         continue
                     lo = value if lo is None or value < lo else lo
                     hi = value if hi is None or value > hi else hi
-            return {"lo": json_value(lo), "hi": json_value(hi)}
+            plan = {"lo": json_value(lo), "hi": json_value(hi)}
+            if wm_pos is not None:
+                plan["watermark"] = json_value(top)
+            return plan
 
-        bounds = chunk_range(sink.plan(compute), chunk[0], chunk[1], by_name[column])
+        plan = sink.plan(compute)
+        bounds = chunk_range(plan, chunk[0], chunk[1], by_name[column])
+        if wm_pos is not None and plan.get("watermark") is not None:
+            cap = stored_value(plan["watermark"], columns[wm_pos])
 
     sink.begin(transformer.columns)
     read = written = 0
@@ -73,8 +93,8 @@ def copy_from_file(spec: CopySpec, source: FileConnector, sink: Sink) -> dict[st
         for rows in rows_of():
             read += len(rows)
             if wm_pos is not None:
-                if previous is not None:
-                    rows = [r for r in rows if r[wm_pos] is not None and r[wm_pos] > previous]
+                if low is not None or cap is not None:
+                    rows = [r for r in rows if in_window(r[wm_pos])]
                 for r in rows:
                     v = r[wm_pos]
                     if v is not None and (watermark is None or v > watermark):
@@ -89,7 +109,9 @@ def copy_from_file(spec: CopySpec, source: FileConnector, sink: Sink) -> dict[st
         sink.write(tail)
         written += len(tail)
         ctx.check()
-        info = {"watermark": json_value(watermark)}
+        info = {
+            "watermark": newest(watermark, stored, columns[wm_pos]) if wm_pos is not None else None
+        }
         sink.commit(written, info)
     except BaseException:
         sink.rollback()

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from connectors.base import ConnectorError
-from connectors.spec import DEFAULT_BATCH_SIZE, DESTINATION_MODES
+from connectors.spec import DEFAULT_BATCH_SIZE, DESTINATION_MODES, incremental_mode_problem
 
 # Rows held as Python objects at once on the batch path (memory bound).
 FETCH_ROWS = 5000
@@ -65,20 +65,33 @@ class CopySpec:
                 "mode replace cannot be combined with partition"
                 " (each chunk would replace the others)"
             )
+        keys = list(destination.get("keys") or [])
+        incremental = task.get("incremental") or None
+        problem = incremental_mode_problem(mode, keys) if incremental else None
+        if problem:
+            # Checked when the definition is saved; a version saved before the
+            # rule existed is refused here rather than copying rows twice.
+            raise CopyFailed(problem)
         return cls(
             ctx=ctx,
             source=task.get("source") or {},
             table=str(destination.get("table") or ""),
             mode=mode,
-            keys=list(destination.get("keys") or []),
+            keys=keys,
             transformations=list(task.get("transformations") or []),
-            incremental=task.get("incremental") or None,
+            incremental=incremental,
             partition=partition,
             chunk=chunk,
             batch_size=max(1, int(task.get("batch_size") or DEFAULT_BATCH_SIZE)),
             pushdown=pushdown,
             passthrough=passthrough,
         )
+
+    @property
+    def lookback(self) -> int | float:
+        """How far below the watermark an incremental copy reads (0: from it, inclusive)."""
+        value = (self.incremental or {}).get("lookback") or 0
+        return int(value) if float(value).is_integer() else float(value)
 
     @property
     def unit(self) -> Unit:

@@ -1,7 +1,8 @@
 """A table in a SQL database as a copy destination; the dialect says how.
 
-Per mode: ``append`` inserts; ``upsert`` inserts or updates by the keys
-(through the dialect's temporary table, or row by row); ``replace`` empties
+Per mode: ``append`` inserts (with ``keys``: only rows whose keys are not in
+the table yet); ``upsert`` inserts or updates by the keys (both through the
+dialect's temporary table, or row by row); ``replace`` empties
 and loads the table in one transaction where DDL is transactional, else
 loads a shadow table swapped in after the commit (the unit marker records
 the pending swap, so a retry finishes it). A *staged* load commits its
@@ -51,6 +52,9 @@ class SqlSink(Sink):
         self.table = table
         self.mode = mode
         self.keys = keys
+        # Rows go in by their keys: upsert updates a row whose keys exist, a
+        # keyed append skips it (an incremental copy reads such rows again).
+        self.keyed = bool(keys) and mode in ("upsert", "append")
         self.unit = unit
         self.timeout = timeout
         schema, name = split_table(table)
@@ -181,7 +185,10 @@ class SqlSink(Sink):
         names = {c.name for c in columns}
         for key in self.keys:
             if key not in names:
-                raise CopyFailed(f"upsert key {key!r} is not a column of the copied rows")
+                raise CopyFailed(
+                    f"destination key {key!r} is not a column of the copied rows"
+                    f" (columns: {', '.join(sorted(names))})"
+                )
         with self._or_rollback():
             existing = self._existing()
             create_in_txn = None
@@ -197,7 +204,7 @@ class SqlSink(Sink):
             self.columns = existing
             by_name = {c.name: c for c in existing}
             self.written_columns = [by_name[c.name] for c in columns]
-            if self.mode == "upsert":
+            if self.keyed or self.mode == "upsert":
                 self._ensure_unique_index()
             self.staged = staged
             if staged:
@@ -220,7 +227,7 @@ class SqlSink(Sink):
                 # would read the new table with its old snapshot and find it
                 # empty.)
                 cur.execute(create_in_txn or f"DELETE FROM {self.d.table(self.table)}")  # nosec B608
-            temp = self.d.upsert_temp_table(self.table) if self.mode == "upsert" else None
+            temp = self.d.upsert_temp_table(self.table) if self.keyed else None
             if temp:
                 cur.execute(temp)
             cur.close()
@@ -308,11 +315,24 @@ class SqlSink(Sink):
         names = [c.name for c in self.written_columns]
         if self.mode == "replace":
             cur.execute(self._create_final or f"DELETE FROM {table}")  # nosec B608
-        if self.mode == "upsert":
-            cur.execute(self.d.upsert_select(self.table, names, self.keys, stage))
+        if self.keyed:
+            cur.execute(self._merge_sql(stage))
             return
         cols = ", ".join(self.d.quote(n) for n in names)
         cur.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM {stage}")  # nosec B608
+
+    def _merge_sql(self, source: str) -> str:
+        """Rows of table ``source`` (quoted) into the table by the keys: upserted,
+        or for a keyed append only those whose keys are not there yet."""
+        names = [c.name for c in self.written_columns]
+        if self.mode == "upsert":
+            return self.d.upsert_select(self.table, names, self.keys, source)
+        cols = ", ".join(self.d.quote(n) for n in names)
+        # Updating only the keys is the dialect's "leave the row as it is".
+        return (
+            f"INSERT INTO {self.d.table(self.table)} ({cols}) SELECT {cols} FROM {source}"  # nosec B608
+            f"{self.d.select_conflict_guard}{self.d.upsert_clause(self.keys, self.keys)}"
+        )
 
     def _existing(self) -> list[Column] | None:
         with self._txn() as conn:
@@ -342,6 +362,7 @@ class SqlSink(Sink):
     def _ensure_unique_index(self) -> None:
         if not self.keys:
             raise CopyFailed("upsert needs keys")
+        # The conflict clause of a keyed write needs a unique index on the keys.
         wanted = sorted(self.keys)
         with self._txn() as conn:
             if any(sorted(found) == wanted for found in self.d.unique_keys(conn, self.table)):
@@ -355,8 +376,15 @@ class SqlSink(Sink):
         if not rows:
             return
         try:
-            if self.mode == "upsert" and not self._through_temp and not self.staged:
-                self.c.upsert_rows(self.conn, self.table, self.written_columns, self.keys, rows)
+            if self.keyed and not self._through_temp and not self.staged:
+                self.c.upsert_rows(
+                    self.conn,
+                    self.table,
+                    self.written_columns,
+                    self.keys,
+                    rows,
+                    skip_existing=self.mode == "append",
+                )
             else:
                 # One writer per transaction: it may read the table's types once.
                 if self._writer is None:
@@ -377,8 +405,7 @@ class SqlSink(Sink):
                 else:
                     info = {**info, "stage": self.stage}
             elif self._through_temp:
-                names = [c.name for c in self.written_columns]
-                cur.execute(self.d.upsert_select(self.table, names, self.keys, TEMP_STAGE))
+                cur.execute(self._merge_sql(TEMP_STAGE))
             if self._swapped:
                 info = {**info, "swap": True}
             self.markers.insert(cur, 0, rows, info)

@@ -42,7 +42,14 @@ from connectors.copy.resume import (
 from connectors.copy.sink import Sink
 from connectors.copy.spec import CopyFailed, CopySpec
 from connectors.copy.sql_sink import SqlSink
-from connectors.copy.values import from_json, json_value, parse_batch, parsers
+from connectors.copy.values import (
+    json_value,
+    lower_bound,
+    newest,
+    parse_batch,
+    parsers,
+    stored_value,
+)
 from connectors.transform import (
     BatchTransformer,
     TextLineTransformer,
@@ -86,24 +93,27 @@ def copy_from_sql(
             by_name = {c.name: c for c in columns}
             conditions: list[str] = []
             params = dict(base_params)
-            watermark = None
+            # An incremental read: column >= watermark - lookback (inclusive, so
+            # a row committed late at the watermark's value still comes), and
+            # <= the greatest value found when the unit started (``cap``), so
+            # the new watermark covers exactly the rows read.
+            watermark = stored = cap = None
+            max_sql = ""
             if incremental:
                 column = check_identifier(incremental.get("column"))
                 if column not in by_name:
                     raise CopyFailed(f"incremental column {column!r} is not in the source")
-                previous = ctx.watermark_load()
-                if previous is not None:
-                    conditions.append(f"{d.quote(column)} > %(_dd_wm)s")
-                    params["_dd_wm"] = previous
+                stored = ctx.watermark_load()
+                if stored is not None:
+                    conditions.append(f"{d.quote(column)} >= %(_dd_wm)s")
+                    params["_dd_wm"] = lower_bound(
+                        stored, by_name[column], spec.lookback, source.typed_values
+                    )
                 filtered = where_sql(base_sql, conditions)
-                watermark = scalar(
-                    source,
-                    conn,
-                    f"SELECT MAX({d.quote(column)}) FROM ({filtered}) AS _dd_m",  # nosec B608
-                    params,
-                )
-                if watermark is None:
-                    watermark = previous
+                max_sql = f"SELECT MAX({d.quote(column)}) FROM ({filtered}) AS _dd_m"  # nosec B608
+                if not (partition and chunk):
+                    cap = scalar(source, conn, max_sql, params)
+                    watermark = newest(cap, stored, by_name[column])
             if partition and chunk:
                 column = check_identifier(partition.get("column"))
                 if column not in by_name:
@@ -116,9 +126,19 @@ def copy_from_sql(
 
                 def compute() -> dict[str, Any]:
                     lo, hi = first_row(source, conn, bounds_sql, params)
-                    return {"lo": json_value(lo), "hi": json_value(hi)}
+                    plan = {"lo": json_value(lo), "hi": json_value(hi)}
+                    if incremental:
+                        # Every chunk reads up to the same greatest value.
+                        plan["watermark"] = json_value(scalar(source, conn, max_sql, params))
+                    return plan
 
                 plan = sink.plan(compute)
+                if incremental:
+                    wm_column = by_name[check_identifier(incremental.get("column"))]
+                    cap = plan.get("watermark")
+                    if cap is not None and source.typed_values:
+                        cap = stored_value(cap, wm_column)
+                    watermark = newest(cap, stored, wm_column)
                 bounds = chunk_range(plan, chunk[0], chunk[1], by_name[column])
                 q = d.quote(column)
                 if bounds is None:
@@ -131,6 +151,9 @@ def copy_from_sql(
                     if chunk[0] == 0:
                         cond = f"({cond} OR {q} IS NULL)"
                     conditions.append(cond)
+            if cap is not None and incremental:
+                conditions.append(f"{d.quote(incremental['column'])} <= %(_dd_wmcap)s")
+                params["_dd_wmcap"] = cap
             # A copy that can resume reads its source in ranges of its key and
             # commits each range (staged); see _resumable for when it can.
             key = resumable(spec, source, conn, by_name)
@@ -142,9 +165,9 @@ def copy_from_sql(
                     # The first attempt's watermark, and no row past it: the
                     # rows after the position are the same set the first
                     # attempt would have read (as they are now), and the
-                    # next run's `> watermark` misses none.
+                    # next run's `>= watermark - lookback` misses none.
                     column = check_identifier(incremental.get("column"))
-                    watermark = from_json(resume["watermark"], by_name[column])
+                    watermark = stored_value(resume["watermark"], by_name[column])
                     conditions.append(f"{d.quote(column)} <= %(_dd_wmhi)s")
                     params["_dd_wmhi"] = watermark
                 log_resume(ctx, resume)

@@ -471,9 +471,18 @@ class MysqlConnector(ServerConnector):
         self._insert(conn, table, columns, rows, "")
 
     def upsert_rows(
-        self, conn: Any, table: str, columns: list[Column], keys: list[str], rows: list[tuple]
+        self,
+        conn: Any,
+        table: str,
+        columns: list[Column],
+        keys: list[str],
+        rows: list[tuple],
+        *,
+        skip_existing: bool = False,
     ) -> None:
-        suffix = self.dialect.upsert_clause([c.name for c in columns], keys)
+        # Updating only the keys is the dialect's "leave the row as it is".
+        updated = keys if skip_existing else [c.name for c in columns]
+        suffix = self.dialect.upsert_clause(updated, keys)
         self._insert(conn, table, columns, rows, suffix)
 
     def _insert(

@@ -127,7 +127,9 @@ class MysqlDialect(Dialect):
         q = self.quote
         others = [c for c in columns if c not in keys]
         first = q(keys[0])
-        sets = [f"{q(c)} = VALUES({q(c)})" for c in others] or [f"{first} = {first}"]
+        # No other column: set the key to itself, a no-op ("k = k" alone is
+        # ambiguous in an INSERT … SELECT, whose source has a column k too).
+        sets = [f"{q(c)} = VALUES({q(c)})" for c in others] or [f"{first} = VALUES({first})"]
         return " ON DUPLICATE KEY UPDATE " + ", ".join(sets)
 
     def create_like(self, table: str, like: str) -> str:

@@ -6,13 +6,16 @@ import logging
 from typing import Any, ClassVar
 
 from connectors.copy import discard_stage, run_copy
-from connectors.spec import DEFAULT_BATCH_SIZE, DESTINATION_MODES
+from connectors.spec import DEFAULT_BATCH_SIZE, DESTINATION_MODES, incremental_mode_problem
 from connectors.transform import FUNCTIONS, Columns, check_transformations
-from core.checker import NAME_SCHEMA, Checker, at, ordered
+from core.checker import NAME_SCHEMA, Checker, at, kind, ordered
 from pipelines.tasktypes.base import Key, LeaseLost, TaskCancelled, TaskContext, TaskType
 
 MAX_BATCH_SIZE = 1_000_000
 MAX_CHUNKS = 256
+# An incremental copy's lookback: seconds for date and time columns, units
+# for numbers (ten years of seconds is far more than any late commit needs).
+MAX_LOOKBACK = 10 * 366 * 86_400
 
 _STRING = {"type": "string"}
 _COLUMNS = {"type": "array", "items": _STRING, "uniqueItems": True}
@@ -73,7 +76,10 @@ class CopyTask(TaskType):
         "incremental": Key(
             {
                 "type": ["object", "null"],
-                "properties": {"column": _STRING},
+                "properties": {
+                    "column": _STRING,
+                    "lookback": {"type": "number", "minimum": 0, "maximum": MAX_LOOKBACK},
+                },
                 "required": ["column"],
                 "additionalProperties": False,
             }
@@ -120,14 +126,12 @@ class CopyTask(TaskType):
                 at(path, "batch_size"), task["batch_size"], 1, MAX_BATCH_SIZE
             )
         destination = out["destination"] or {}
-        if out["incremental"] and destination.get("mode") == "replace":
-            # Each incremental run reads only new rows; replacing the table with
-            # them would silently drop everything loaded before.
-            c.add(
-                at(path, "incremental"),
-                "an incremental copy needs destination mode append or upsert "
-                "(replace would drop the rows of earlier runs)",
-            )
+        if out["incremental"] and destination.get("mode") in DESTINATION_MODES:
+            mode = destination["mode"]
+            problem = incremental_mode_problem(mode, destination.get("keys") or [])
+            if problem:
+                where = "mode" if mode == "replace" else "keys"
+                c.add(at(at(path, "destination"), where), problem)
         return out
 
     def run(self, ctx: TaskContext) -> None:
@@ -198,7 +202,11 @@ def _destination(c: Checker, path: str, raw: Any, cols: Columns) -> dict[str, An
 
 
 def _incremental(c: Checker, path: str, raw: Any) -> dict[str, Any] | None:
-    """None or ``{column}``: the watermark column.
+    """None or ``{column, lookback}``: the watermark column and how far back to read.
+
+    ``lookback`` (default 0) is subtracted from the watermark: seconds for a
+    date or time column, units for a number; the copy reads
+    ``column >= watermark - lookback``.
 
     It is a column of the *source*: the copy engine filters and takes the
     watermark in the source query, before any transformation (see
@@ -208,10 +216,18 @@ def _incremental(c: Checker, path: str, raw: Any) -> dict[str, Any] | None:
     """
     if raw is None:
         return None
-    inc = c.keys(path, raw, required=("column",))
+    inc = c.keys(path, raw, required=("column",), optional=("lookback",))
     if inc is None or "column" not in inc:
         return None
-    return {"column": c.column(at(path, "column"), inc["column"])}
+    out = {"column": c.column(at(path, "column"), inc["column"]), "lookback": 0}
+    lookback = inc.get("lookback", 0)
+    if isinstance(lookback, bool) or not isinstance(lookback, int | float):
+        c.add(at(path, "lookback"), f"expected a number of seconds or units, got {kind(lookback)}")
+    elif not 0 <= lookback <= MAX_LOOKBACK:
+        c.add(at(path, "lookback"), f"must be between 0 and {MAX_LOOKBACK}")
+    else:
+        out["lookback"] = lookback
+    return out
 
 
 def _partition(c: Checker, path: str, raw: Any) -> dict[str, Any] | None:

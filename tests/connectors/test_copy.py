@@ -80,7 +80,11 @@ def test_it_names_a_missing_file_table_or_column(jsonlc: Any, lite: Any) -> None
     with pytest.raises(CopyFailed, match="jsonl sources take a table"):
         run_copy(FakeContext(no_table), jsonlc, lite)
     bad_inc = copy_task(
-        "src", "dst", {"table": "o.jsonl"}, {"table": "x"}, incremental={"column": "nope"}
+        "src",
+        "dst",
+        {"table": "o.jsonl"},
+        {"table": "x", "keys": ["id"]},
+        incremental={"column": "nope"},
     )
     with pytest.raises(CopyFailed, match="incremental column 'nope' is not in the source"):
         run_copy(FakeContext(bad_inc), jsonlc, lite)
@@ -202,7 +206,7 @@ def test_it_partitions_a_file_on_timestamps_after_its_watermark(csvc: Any, lite:
         "src",
         "dst",
         {"table": "o.csv"},
-        {"table": "tp"},
+        {"table": "tp", "keys": ["id"]},
         partition={"column": "created_at"},
         incremental={"column": "id"},
     )
@@ -215,8 +219,9 @@ def test_it_partitions_a_file_on_timestamps_after_its_watermark(csvc: Any, lite:
         ctx = FakeContext(task, store=store, execution_id="e", chunk=(i, 2))
         total += run_copy(ctx, csvc, lite)["rows_written"]
         staged.append(ctx.staged)
-    assert total == len([r for r in rows if r[0] > 100])
-    assert sorted(r[0] for r in lite.query("SELECT id FROM tp")[1]) == list(range(101, 121))
+    # The bound is inclusive: id 100, at the watermark, is read again.
+    assert total == len([r for r in rows if r[0] >= 100])
+    assert sorted(r[0] for r in lite.query("SELECT id FROM tp")[1]) == list(range(100, 121))
     assert 120 in staged  # the chunk holding the newest row staged it
 
 
@@ -224,14 +229,19 @@ def test_it_copies_only_rows_after_the_watermark_from_a_file(jsonlc: Any, lite: 
     rows = data.orders(90)
     data.write_jsonl(jsonlc.directory() / "o.jsonl", rows[:50])
     task = copy_task(
-        "src", "dst", {"table": "o.jsonl"}, {"table": "inc"}, incremental={"column": "id"}
+        "src",
+        "dst",
+        {"table": "o.jsonl"},
+        {"table": "inc", "keys": ["id"]},
+        incremental={"column": "id"},
     )
     store: dict[str, Any] = {}
     first = run(task, {"src": jsonlc, "dst": lite}, store=store)
     assert first.metrics["rows_written"] == 50 and store[("watermark", "copy_t")] == 50
     data.write_jsonl(jsonlc.directory() / "o.jsonl", rows)
     second = run(task, {"src": jsonlc, "dst": lite}, store=store)
-    assert second.metrics["rows_read"] == 90 and second.metrics["rows_written"] == 40
+    # ids 50..90 pass the inclusive bound; 50 is in the destination already.
+    assert second.metrics["rows_read"] == 90 and second.metrics["rows_written"] == 41
     assert lite.query("SELECT count(*), count(DISTINCT id) FROM inc")[1][0] == (90, 90)
 
 
@@ -242,7 +252,11 @@ def test_it_stages_timestamp_and_decimal_watermarks_as_json_text(
     # CSV cells are parsed to datetimes and Decimals, which JSON cannot hold as such.
     rows = data.write_csv(csvc.directory() / "o.csv", data.orders(60))
     task = copy_task(
-        "src", "dst", {"table": "o.csv"}, {"table": "w"}, incremental={"column": column}
+        "src",
+        "dst",
+        {"table": "o.csv"},
+        {"table": "w", "keys": ["id"]},
+        incremental={"column": column},
     )
     store: dict[str, Any] = {}
     first = run(task, {"src": csvc, "dst": lite}, store=store)
@@ -253,5 +267,8 @@ def test_it_stages_timestamp_and_decimal_watermarks_as_json_text(
     read = dt.datetime.fromisoformat if column == "created_at" else Decimal
     assert read(staged) == newest
     assert first.metrics["rows_written"] == len(rows)
-    # The next run parses it back and finds nothing newer.
-    assert run(task, {"src": csvc, "dst": lite}, store=store).metrics["rows_written"] == 0
+    # The next run parses it back and finds nothing newer: only the rows at
+    # the watermark (inclusive), whose keys the destination has already.
+    again = run(task, {"src": csvc, "dst": lite}, store=store)
+    assert again.metrics["rows_written"] == len([r for r in rows if r[position] == newest])
+    assert lite.query("SELECT count(*) FROM w")[1][0][0] == len(rows)

@@ -100,7 +100,7 @@ def test_it_rejects_an_unknown_incremental_key() -> None:
     data = example()
     data["tasks"][0]["incremental"] = {"column": "created_at", "start": "2024-01-01"}
     assert problems(data) == [
-        "tasks[0].incremental.start: unknown key 'start' (expected one of: column)"
+        "tasks[0].incremental.start: unknown key 'start' (expected one of: column, lookback)"
     ]
 
 
@@ -108,8 +108,8 @@ def test_it_rejects_incremental_with_replace() -> None:
     task = copy_task(incremental={"column": "id"})
     task["destination"]["mode"] = "replace"
     assert problems(pipeline(task)) == [
-        "tasks[0].incremental: an incremental copy needs destination mode append or upsert "
-        "(replace would drop the rows of earlier runs)"
+        "tasks[0].destination.mode: an incremental copy cannot replace the destination"
+        " (it would drop the rows of earlier runs): use mode upsert, or append with keys"
     ]
 
 
