@@ -33,6 +33,7 @@ class TaskRunStatus(models.TextChoices):
     SUCCESS = "success"  # succeed
     FAILED = "failed"  # fail (no retries left or not retryable), or refuse
     UP_FOR_RETRY = "up_for_retry"  # retry: waits for next_retry_at
+    WAITING = "waiting"  # wait: a sensor's condition was false; waits for next_check_at
     SKIPPED = "skipped"  # skip: a rerun carries a success over
     UPSTREAM_FAILED = "upstream_failed"  # block: an upstream did not succeed
     CANCELLED = "cancelled"  # cancel (before it ran) or stop (by its worker)
@@ -61,10 +62,18 @@ TASK_ACTIVE = frozenset(
         TaskRunStatus.QUEUED,
         TaskRunStatus.RUNNING,
         TaskRunStatus.UP_FOR_RETRY,
+        TaskRunStatus.WAITING,
     }
 )
+# Not finished and past pending. A waiting sensor is in flight (its execution
+# goes on running) but holds no worker process.
 TASK_IN_FLIGHT = frozenset(
-    {TaskRunStatus.QUEUED, TaskRunStatus.RUNNING, TaskRunStatus.UP_FOR_RETRY}
+    {
+        TaskRunStatus.QUEUED,
+        TaskRunStatus.RUNNING,
+        TaskRunStatus.UP_FOR_RETRY,
+        TaskRunStatus.WAITING,
+    }
 )
 # Upstream outcomes that let a downstream task start.
 TASK_DONE_OK = frozenset({TaskRunStatus.SUCCESS, TaskRunStatus.SKIPPED})
@@ -276,7 +285,7 @@ class TaskRunQuerySet(models.QuerySet["TaskRun"]):
         return self.filter(status__in=TASK_FINISHED)
 
     def in_flight(self) -> TaskRunQuerySet:
-        """On the broker, on a worker, or waiting for its retry."""
+        """On the broker, on a worker, waiting for its retry or for its next check."""
         return self.filter(status__in=TASK_IN_FLIGHT)
 
 
@@ -311,6 +320,8 @@ class TaskRun(models.Model):
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     queued_at = models.DateTimeField(null=True, blank=True)
     next_retry_at = models.DateTimeField(null=True, blank=True)
+    # When the reaper queues a waiting sensor for its next check (SPEC §8).
+    next_check_at = models.DateTimeField(null=True, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
     ended_at = models.DateTimeField(null=True, blank=True)
     error = models.TextField(blank=True)
@@ -329,6 +340,7 @@ class TaskRun(models.Model):
             models.Index(fields=["status", "heartbeat_at"], name="taskrun_status_heartbeat"),
             models.Index(fields=["status", "queued_at"], name="taskrun_status_queued"),
             models.Index(fields=["status", "next_retry_at"], name="taskrun_status_retry"),
+            models.Index(fields=["status", "next_check_at"], name="taskrun_status_check"),
         ]
         constraints = [
             models.UniqueConstraint(fields=["execution", "task_name"], name="uniq_task_per_exec")

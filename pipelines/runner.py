@@ -31,11 +31,18 @@ from pipelines.engine.attempts import (
     task_run_claim,
     task_run_fail,
     task_run_succeed,
+    task_run_wait,
 )
 from pipelines.engine.task_runs import task_run_heartbeat, task_run_status
 from pipelines.models import ConnectionBinding, ExecutionStatus, TaskLogLine, TaskRun, Watermark
 from pipelines.outputs import output_of, with_upstream_outputs
-from pipelines.tasktypes.base import LeaseLost, TaskCancelled, TaskFailed, TaskTimedOut
+from pipelines.tasktypes.base import (
+    LeaseLost,
+    TaskCancelled,
+    TaskFailed,
+    TaskNotReady,
+    TaskTimedOut,
+)
 from pipelines.tasktypes.registry import task_type
 
 logger = logging.getLogger(__name__)
@@ -282,6 +289,19 @@ def _run(
             metrics=ctx.metrics,
         )
         return "cancelled", None
+    except TaskNotReady as not_ready:
+        # A sensor's condition is false: the run waits, and this worker is free.
+        ctx.log(f"not ready: {not_ready}; next check in {not_ready.check_in:g}s")
+        waiting = task_run_wait(
+            task_run=task_run,
+            attempt=ctx.attempt,
+            check_in=not_ready.check_in,
+            actor=worker,
+            reason=str(not_ready),
+            log_lines=ctx.take_log(),
+            metrics=ctx.metrics,
+        )
+        return str(waiting or "lease lost"), None
     except Exception as raised:  # every failure is recorded
         failure: BaseException = raised
         if ctx._stop_reason is not None and not isinstance(failure, TaskTimedOut):

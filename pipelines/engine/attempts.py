@@ -20,7 +20,7 @@ from pipelines.engine.task_runs import (
     write_log_lines,
 )
 from pipelines.engine.transitions import TaskRunEvent, task_run_move
-from pipelines.models import ExecutionStatus, TaskRun, TaskRunStatus, Watermark
+from pipelines.models import ExecutionStatus, TaskRun, TaskRunStatus, Transition, Watermark
 from pipelines.tasktypes.base import LeaseLost
 
 
@@ -180,3 +180,73 @@ def task_run_cancelled(
         write_log_lines(task_run.pk, attempt, log_lines)
         advance_after(task_run, actor=actor)
     return moved
+
+
+@transaction.atomic
+def task_run_wait(
+    *,
+    task_run: TaskRun,
+    attempt: int,
+    check_in: float,
+    actor: str,
+    reason: str,
+    log_lines: list[dict[str, Any]],
+    metrics: dict[str, Any],
+) -> TaskRunStatus | None:
+    """running → waiting until the next check of a sensor whose condition is false.
+
+    A sensor's ``timeout`` counts from its first attempt: the next check is
+    due in ``check_in`` seconds or at that deadline, whichever comes first,
+    and a check still false at the deadline fails the run without retry. A
+    run whose execution is being cancelled stops instead. No worker holds a
+    waiting run: the reaper queues it when ``next_check_at`` is due. Returns
+    the new status, or None when the attempt no longer owns the run.
+    """
+    execution = execution_lock(task_run.execution_id)
+    if execution.status != ExecutionStatus.RUNNING:
+        cancelled = task_run_cancelled(
+            task_run=task_run,
+            attempt=attempt,
+            actor=actor,
+            reason="execution cancelled",
+            log_lines=log_lines,
+            metrics=metrics,
+        )
+        return TaskRunStatus.CANCELLED if cancelled else None
+    now = timezone.now()
+    timeout = float(task_run.spec.get("timeout", 3600))
+    deadline = _first_attempt_at(task_run) + timedelta(seconds=timeout)
+    if now >= deadline:
+        return task_run_fail(
+            task_run=task_run,
+            attempt=attempt,
+            error=f"timed out after {timeout:g}s: {reason}",
+            transient=False,
+            actor=actor,
+            base_delay=0,
+            metrics=metrics,
+            log_lines=log_lines,
+        )
+    if not task_run_move(
+        task_run,
+        TaskRunEvent.WAIT,
+        fence=attempt,
+        actor=actor,
+        reason=reason[:1000],
+        next_check_at=min(now + timedelta(seconds=check_in), deadline),
+        metrics=metrics,
+    ):
+        return None
+    write_log_lines(task_run.pk, attempt, log_lines)
+    return TaskRunStatus.WAITING
+
+
+def _first_attempt_at(task_run: TaskRun) -> datetime:
+    """When the run was first claimed (its first move into running)."""
+    first = (
+        Transition.objects.filter(task_run=task_run, to_status=TaskRunStatus.RUNNING)
+        .order_by("at", "id")
+        .values_list("at", flat=True)
+        .first()
+    )
+    return first or task_run.started_at or timezone.now()

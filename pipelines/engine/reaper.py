@@ -6,7 +6,8 @@ One pass:
   or failed;
 - queued task runs nobody claimed in time: their message was lost; it is
   sent again (a duplicate is harmless: the claim is conditional);
-- task runs due for retry are enqueued;
+- task runs due for retry, and waiting sensors due for their next check,
+  are enqueued;
 - running executions whose tasks are all finished, or whose pending tasks
   became ready, are advanced (a crash between two commits cannot strand them);
 - queued executions start when their pipeline has a free slot.
@@ -15,11 +16,13 @@ One pass:
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from pipelines.engine.attempts import task_run_fail
@@ -38,13 +41,15 @@ class ReapResult:
     expired: list[str] = field(default_factory=list)
     requeued: list[str] = field(default_factory=list)
     retried: list[str] = field(default_factory=list)
+    checks: list[str] = field(default_factory=list)
     advanced: int = 0
     started: int = 0
 
     def __str__(self) -> str:
         return (
             f"expired leases {len(self.expired)}, re-sent {len(self.requeued)}, "
-            f"retries enqueued {len(self.retried)}, executions advanced {self.advanced}, "
+            f"retries enqueued {len(self.retried)}, checks enqueued {len(self.checks)}, "
+            f"executions advanced {self.advanced}, "
             f"started {self.started}"
         )
 
@@ -56,6 +61,7 @@ def reap() -> ReapResult:
     _expire_leases(now, result)
     _resend_lost(now, result)
     _enqueue_due_retries(now, result)
+    _enqueue_due_checks(now, result)
     _advance_stranded(result)
     _start_queued(result)
     if result.expired or result.requeued or result.retried:
@@ -101,17 +107,25 @@ def _resend_lost(now: datetime, result: ReapResult) -> None:
 
 
 def _enqueue_due_retries(now: datetime, result: ReapResult) -> None:
-    due = TaskRun.objects.filter(
-        status=TaskRunStatus.UP_FOR_RETRY, next_retry_at__lte=now
-    ).values_list("pk", "execution_id")
-    for task_id, execution_id in due:
+    due = TaskRun.objects.filter(status=TaskRunStatus.UP_FOR_RETRY, next_retry_at__lte=now)
+    _enqueue_due(due, result.retried, lambda task_run: f"retry {task_run.retry_count}")
+
+
+def _enqueue_due_checks(now: datetime, result: ReapResult) -> None:
+    # A waiting sensor holds no worker; its next check goes through the broker.
+    due = TaskRun.objects.filter(status=TaskRunStatus.WAITING, next_check_at__lte=now)
+    _enqueue_due(due, result.checks, lambda task_run: "next check due")
+
+
+def _enqueue_due(due: QuerySet[TaskRun], into: list[str], why: Callable[[TaskRun], str]) -> None:
+    for task_id, execution_id in due.values_list("pk", "execution_id"):
         with transaction.atomic():
             execution = Execution.objects.select_for_update().get(pk=execution_id)
             task_run = TaskRun.objects.get(pk=task_id)
             if execution.status != ExecutionStatus.RUNNING:
                 continue  # cancel already moved it
-            if task_runs_enqueue([task_run], actor=ACTOR, reason=f"retry {task_run.retry_count}"):
-                result.retried.append(str(task_id))
+            if task_runs_enqueue([task_run], actor=ACTOR, reason=why(task_run)):
+                into.append(str(task_id))
 
 
 def _advance_stranded(result: ReapResult) -> None:

@@ -45,6 +45,7 @@ class TaskRunEvent(StrEnum):
     FAIL = "fail"
     RETRY = "retry"  # failed with a transient error and retries left
     STOP = "stop"  # the worker stopped it on a cancel
+    WAIT = "wait"  # a sensor's condition was false: checked again at next_check_at
 
 
 class ExecutionEvent(StrEnum):
@@ -62,13 +63,17 @@ TASK_RUN_MOVES: dict[TaskRunEvent, Move] = {
     TaskRunEvent.SKIP: Move(frozenset({_T.PENDING}), _T.SKIPPED),
     TaskRunEvent.REFUSE: Move(frozenset({_T.PENDING}), _T.FAILED),
     TaskRunEvent.BLOCK: Move(frozenset({_T.PENDING}), _T.UPSTREAM_FAILED),
-    TaskRunEvent.ENQUEUE: Move(frozenset({_T.PENDING, _T.UP_FOR_RETRY}), _T.QUEUED),
-    TaskRunEvent.CANCEL: Move(frozenset({_T.PENDING, _T.QUEUED, _T.UP_FOR_RETRY}), _T.CANCELLED),
+    # From waiting: the reaper queues a sensor whose next check is due.
+    TaskRunEvent.ENQUEUE: Move(frozenset({_T.PENDING, _T.UP_FOR_RETRY, _T.WAITING}), _T.QUEUED),
+    TaskRunEvent.CANCEL: Move(
+        frozenset({_T.PENDING, _T.QUEUED, _T.UP_FOR_RETRY, _T.WAITING}), _T.CANCELLED
+    ),
     TaskRunEvent.CLAIM: Move(frozenset({_T.QUEUED}), _T.RUNNING, fenced=True),
     TaskRunEvent.SUCCEED: Move(frozenset({_T.RUNNING}), _T.SUCCESS, fenced=True),
     TaskRunEvent.FAIL: Move(frozenset({_T.RUNNING}), _T.FAILED, fenced=True),
     TaskRunEvent.RETRY: Move(frozenset({_T.RUNNING}), _T.UP_FOR_RETRY, fenced=True),
     TaskRunEvent.STOP: Move(frozenset({_T.RUNNING}), _T.CANCELLED, fenced=True),
+    TaskRunEvent.WAIT: Move(frozenset({_T.RUNNING}), _T.WAITING, fenced=True),
 }
 
 EXECUTION_MOVES: dict[ExecutionEvent, Move] = {

@@ -44,6 +44,19 @@ class TaskFailed(Exception):
         self.transient = transient
 
 
+class TaskNotReady(Exception):
+    """A sensor's condition is still false: check again in ``check_in`` seconds.
+
+    The engine moves the run to ``waiting``, where no worker holds it, and
+    the reaper queues it when the check is due. Past the task's ``timeout``,
+    counted from its first attempt, the run fails instead (not retried).
+    """
+
+    def __init__(self, message: str, *, check_in: float) -> None:
+        super().__init__(message)
+        self.check_in = check_in
+
+
 class TaskContext(Protocol):
     execution_id: str
     pipeline_id: str

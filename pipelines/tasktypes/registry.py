@@ -10,11 +10,13 @@ from pipelines.tasktypes.base import TaskType
 from pipelines.tasktypes.check import CheckTask
 from pipelines.tasktypes.copy import CopyTask
 from pipelines.tasktypes.sql import SqlTask
+from pipelines.tasktypes.wait import WaitTask
 
 TASK_TYPES: dict[str, TaskType] = {
     "copy": CopyTask(),
     "sql": SqlTask(),
     "check": CheckTask(),
+    "wait": WaitTask(),
 }
 
 

@@ -79,7 +79,8 @@ def test_it_leaves_a_task_with_a_fresh_heartbeat_alone(
     result = reap()
     assert result == ReapResult()
     assert str(result) == (
-        "expired leases 0, re-sent 0, retries enqueued 0, executions advanced 0, started 0"
+        "expired leases 0, re-sent 0, retries enqueued 0, checks enqueued 0, "
+        "executions advanced 0, started 0"
     )
     assert TaskRun.objects.get(pk=task_run.pk).status == TaskRunStatus.RUNNING
     assert no_broker == []

@@ -23,6 +23,7 @@ from pipelines.engine.transitions import (
 )
 from pipelines.models import (
     EXECUTION_FINISHED,
+    TASK_ACTIVE,
     TASK_FINISHED,
     Execution,
     ExecutionStatus,
@@ -47,6 +48,15 @@ def test_the_table_names_every_event_once_and_only_known_states() -> None:
         assert move.target in set(ExecutionStatus)
 
 
+def test_every_state_but_pending_is_reached_and_every_active_one_left() -> None:
+    # A state no move reaches, or an active one no move leaves (a sensor's
+    # waiting included), would strand its task runs.
+    targets = {move.target for move in TASK_RUN_MOVES.values()}
+    sources = set().union(*(move.sources for move in TASK_RUN_MOVES.values()))
+    assert targets == set(TaskRunStatus) - {TaskRunStatus.PENDING}
+    assert sources == TASK_ACTIVE
+
+
 def test_no_move_leaves_a_finished_state() -> None:
     for move in TASK_RUN_MOVES.values():
         assert not move.sources & TASK_FINISHED
@@ -62,6 +72,7 @@ def test_the_moves_of_a_worker_are_fenced_and_the_others_not() -> None:
         TaskRunEvent.FAIL,
         TaskRunEvent.RETRY,
         TaskRunEvent.STOP,
+        TaskRunEvent.WAIT,
     }
     assert not any(move.fenced for move in EXECUTION_MOVES.values())
 

@@ -155,6 +155,8 @@ VALID_TASKS = [
         "table": "t",
         "checks": [{"row_count": {"max": 9}}, {"sql": "SELECT 1 WHERE false"}],
     },
+    {"name": "w", "type": "wait", "connection": "c", "sql": "SELECT %(min_amount)s > 0"},
+    {"name": "f", "type": "wait", "connection": "c", "file": "in/*.csv", "interval": 5},
 ]
 
 
