@@ -7,7 +7,7 @@ one the user may not see.
 from django.urls import re_path
 
 from accounts.api import SharingView
-from pipelines import api
+from pipelines import api, api_watermarks
 from pipelines.models import Pipeline
 
 P = r"pipelines/(?P<pipeline_id>[^/]+)"
@@ -23,6 +23,16 @@ urlpatterns = [
         rf"^{P}/permissions/?$",
         SharingView.as_view(queryset=Pipeline.objects.all(), lookup_url_kwarg="pipeline_id"),
         name="api-pipeline-permissions",
+    ),
+    re_path(
+        rf"^{P}/watermarks/?$",
+        api_watermarks.WatermarkListView.as_view(),
+        name="api-pipeline-watermarks",
+    ),
+    re_path(
+        rf"^{P}/watermarks/(?P<task_name>[^/]+)/?$",
+        api_watermarks.WatermarkDetailView.as_view(),
+        name="api-pipeline-watermark",
     ),
     re_path(r"^executions/?$", api.ExecutionListView.as_view(), name="api-executions"),
     re_path(rf"^{E}/?$", api.ExecutionDetailView.as_view(), name="api-execution"),

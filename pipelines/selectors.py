@@ -115,3 +115,11 @@ def task_run_get(execution: Execution, task_name: str) -> TaskRun:
 def task_log(task_run: TaskRun, *, after_seq: int = -1, limit: int = 1000) -> list[TaskLogLine]:
     """Log lines after ``after_seq`` (for tailing)."""
     return list(task_run.log_lines.filter(seq__gt=after_seq).order_by("seq")[:limit])
+
+
+def watermark_list(pipeline: Pipeline) -> dict[str, dict[str, Any]]:
+    """``{task: {column, value, updated_at}}``: the pipeline's incremental copy watermarks."""
+    return {
+        mark.task_name: {"column": mark.column, "value": mark.value, "updated_at": mark.updated_at}
+        for mark in pipeline.watermarks.order_by("task_name")
+    }

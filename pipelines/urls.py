@@ -24,6 +24,11 @@ urlpatterns = [
     ),
     path("pipelines/<uuid:pipeline_id>/delete", views.pipeline_delete_view, name="pipeline_delete"),
     path("pipelines/<uuid:pipeline_id>/diff", views.pipeline_diff, name="pipeline_diff"),
+    path(
+        "pipelines/<uuid:pipeline_id>/watermarks/<str:task_name>/reset",
+        views.pipeline_watermark_reset,
+        name="pipeline_watermark_reset",
+    ),
     path("runs", views.execution_list, name="execution_list"),
     path("runs/<uuid:execution_id>", views.execution_detail, name="execution_detail"),
     path("runs/<uuid:execution_id>/cancel", views.execution_cancel_view, name="execution_cancel"),

@@ -61,6 +61,7 @@ from pipelines.selectors import (
     task_log,
     task_run_get,
     task_runs_of,
+    watermark_list,
 )
 from pipelines.services import (
     execution_cancel,
@@ -71,6 +72,7 @@ from pipelines.services import (
     pipeline_set_enabled,
     pipeline_update,
     pipeline_validate,
+    watermark_reset,
 )
 
 # Live pages poll this often (seconds) while a run is active.
@@ -189,6 +191,7 @@ def _pipeline_context(request: HttpRequest, pipeline: Pipeline, **extra: Any) ->
         "can_operate": can(user, Action.OPERATE, pipeline),
         "can_change": can(user, Action.CHANGE, pipeline),
         "can_share": can_share,
+        "watermarks": watermark_list(pipeline),
         "last_run": last,
         "graph": dag_graph(tasks, statuses),
         "task_count": len(tasks),
@@ -270,6 +273,24 @@ def pipeline_delete_view(request: HttpRequest, pipeline_id: Any) -> HttpResponse
         return redirect("pipeline_list")
     context = {"nav": "pipelines", "pipeline": pipeline, "run_count": pipeline.executions.count()}
     return render_ui(request, "pipelines/delete.html", context)
+
+
+@ui_view
+@require_http_methods(["GET", "POST"])
+def pipeline_watermark_reset(
+    request: HttpRequest, pipeline_id: Any, task_name: str
+) -> HttpResponse:
+    """GET asks for confirmation; POST forgets the task's watermark (SPEC §9)."""
+    pipeline = pipeline_for(request.user, pipeline_id, Action.CHANGE)
+    mark = watermark_list(pipeline).get(task_name)
+    if mark is None:
+        raise NotFound(f"task '{task_name}' has no watermark")
+    if request.method == "POST":
+        watermark_reset(pipeline=pipeline, task_name=task_name, actor=Actor.from_request(request))
+        messages.success(request, f"Watermark of {task_name} reset: its next run copies every row.")
+        return redirect("pipeline_detail", pipeline_id=pipeline.pk)
+    context = {"nav": "pipelines", "pipeline": pipeline, "task_name": task_name, "mark": mark}
+    return render_ui(request, "pipelines/watermark_reset.html", context)
 
 
 def _diff_lines(old: str, new: str, old_name: str, new_name: str) -> list[tuple[str, str]]:

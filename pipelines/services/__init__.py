@@ -16,6 +16,7 @@ from pipelines.services.pipeline import (
     pipeline_validate,
 )
 from pipelines.services.schedule import pipeline_backfill, schedule_tick
+from pipelines.services.watermark import watermark_reset
 
 __all__ = [
     "execution_cancel",
@@ -28,4 +29,5 @@ __all__ = [
     "pipeline_update",
     "pipeline_validate",
     "schedule_tick",
+    "watermark_reset",
 ]

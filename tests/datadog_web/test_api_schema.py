@@ -39,6 +39,8 @@ SPEC_ENDPOINTS = {
     ("post", "/api/v1/pipelines/{pipeline_id}/backfill"),
     ("get", "/api/v1/pipelines/{pipeline_id}/permissions"),
     ("put", "/api/v1/pipelines/{pipeline_id}/permissions"),
+    ("get", "/api/v1/pipelines/{pipeline_id}/watermarks"),
+    ("delete", "/api/v1/pipelines/{pipeline_id}/watermarks/{task_name}"),
     ("get", "/api/v1/executions"),
     ("get", "/api/v1/executions/{execution_id}"),
     ("get", "/api/v1/executions/{execution_id}/status"),
