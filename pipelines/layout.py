@@ -24,6 +24,7 @@ _STATUS_RANK = [
     "cancelled",
     "running",
     "up_for_retry",
+    "waiting",
     "queued",
     "pending",
     "skipped",

@@ -20,12 +20,13 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection as django_connection
-from django.db import connections
+from django.db import connections, transaction
 
 from connectors.base import ConnectorError
 from connectors.models import Connection
 from connectors.paths import connection_path_problem
 from pipelines import checkpoints
+from pipelines.assets.services import events_record
 from pipelines.engine.attempts import (
     task_run_cancelled,
     task_run_claim,
@@ -36,6 +37,7 @@ from pipelines.engine.attempts import (
 from pipelines.engine.task_runs import task_run_heartbeat, task_run_status
 from pipelines.models import ConnectionBinding, ExecutionStatus, TaskLogLine, TaskRun, Watermark
 from pipelines.outputs import output_of, with_upstream_outputs
+from pipelines.services.schedule import assets_trigger_after
 from pipelines.tasktypes.base import (
     LeaseLost,
     TaskCancelled,
@@ -343,19 +345,23 @@ def _run(
         return str(status or "lease lost"), None
     ctx.log("succeeded")
     try:
-        next_run = task_run_succeed(
-            task_run=task_run,
-            attempt=ctx.attempt,
-            metrics=ctx.metrics,
-            output=output,
-            log_lines=ctx.take_log(),
-            watermark=ctx._watermark,
-            worker=worker,
-            follow=follow,
-        )
+        with transaction.atomic():  # the asset events commit with the success, or neither
+            next_run = task_run_succeed(
+                task_run=task_run,
+                attempt=ctx.attempt,
+                metrics=ctx.metrics,
+                output=output,
+                log_lines=ctx.take_log(),
+                watermark=ctx._watermark,
+                worker=worker,
+                follow=follow,
+            )
+            events = events_record(task_run)
     except LeaseLost:
         logger.warning(
             "task %s attempt %s finished after losing its lease", ctx.task_id, ctx.attempt
         )
         return "lease lost", None
+    if events:
+        assets_trigger_after(events)
     return "success", next_run

@@ -270,6 +270,9 @@ class BackfillResultSerializer(serializers.Serializer):
 
 
 class TaskRunSerializer(serializers.ModelSerializer):
+    # When a waiting sensor is checked next (SPEC §8 "wait"); null unless waiting.
+    next_check_at = serializers.SerializerMethodField()
+
     class Meta:
         model = TaskRun
         fields = [
@@ -282,11 +285,22 @@ class TaskRunSerializer(serializers.ModelSerializer):
             "depends_on",
             "started_at",
             "ended_at",
+            "next_check_at",
             "error",
             "metrics",
             "output",
         ]
         read_only_fields = fields
+
+    @extend_schema_field(serializers.DateTimeField(allow_null=True))
+    def get_next_check_at(self, task_run: TaskRun) -> Any:
+        due = next_check_at(task_run)
+        return _DATETIME.to_representation(due) if due is not None else None
+
+
+def next_check_at(task_run: TaskRun) -> datetime | None:
+    """When the reaper queues the run for its next check, while it is waiting."""
+    return task_run.next_check_at if task_run.status == TaskRunStatus.WAITING else None
 
 
 _DATETIME = serializers.DateTimeField()
@@ -312,6 +326,7 @@ def task_run_data(task_run: TaskRun) -> dict[str, Any]:
         "depends_on": task_run.depends_on,
         "started_at": moment(task_run.started_at),
         "ended_at": moment(task_run.ended_at),
+        "next_check_at": moment(next_check_at(task_run)),
         "error": task_run.error,
         "metrics": task_run.metrics,
         "output": task_run.output,

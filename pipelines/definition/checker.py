@@ -25,7 +25,7 @@ from core.checker import (
     quoted,
 )
 from pipelines.dag import find_cycles
-from pipelines.definition import fields
+from pipelines.definition import assets, fields
 from pipelines.definition.errors import DefinitionError
 from pipelines.definition.refs import check_output_refs
 from pipelines.definition.text import parse_text
@@ -53,6 +53,8 @@ def task_schema(name: str) -> dict[str, Any]:
     }
     for key, (low, high, default) in _TASK_LIMITS.items():
         common[key] = {"type": "integer", "minimum": low, "maximum": high, "default": default}
+    if name in assets.OUTLET_TYPES:
+        common["outlets"] = assets.OUTLETS_SCHEMA
     return {
         "type": "object",
         "properties": {**common, **{key: d.schema for key, d in task_type.keys.items()}},
@@ -77,13 +79,16 @@ def _task(c: Checker, path: str, raw: Any) -> dict[str, Any] | None:
         out["type"] = c.choice(at(path, "type"), task["type"], TASK_TYPES, "task type")
     if out["type"] is not None:
         task_type = TASK_TYPES[out["type"]]
+        outlets = ("outlets",) if out["type"] in assets.OUTLET_TYPES else ()
         c.keys(
             path,
             task,
             required=task_type.required(),
-            optional=(*TASK_COMMON_KEYS, *task_type.optional()),
+            optional=(*TASK_COMMON_KEYS, *outlets, *task_type.optional()),
         )
         out.update(task_type.check(c, path, task))
+        if outlets and "outlets" in task:
+            out["outlets"] = assets.outlets(c, at(path, "outlets"), task["outlets"])
     else:
         # Without a known type the other keys cannot be judged (the type
         # problem is the one to fix first); only non-string keys are wrong.
@@ -102,6 +107,7 @@ def _tasks(c: Checker, path: str, raw: Any) -> list[Any] | None:
     tasks = [_task(c, idx(path, i), item) for i, item in enumerate(items)]
     _check_graph(c, path, tasks)
     check_output_refs(c, tasks)
+    assets.check_outlets(c, path, tasks)
     return tasks
 
 
@@ -151,7 +157,7 @@ Check = Callable[[Checker, str, Any], Any]
 _PIPELINE_FIELDS: dict[str, tuple[Check, Callable[[], Any]]] = {
     "name": (Checker.name, lambda: None),
     "description": (Checker.string, lambda: ""),
-    "schedule": (fields.schedule, lambda: None),
+    "schedule": (assets.schedule, lambda: None),
     "timezone": (fields.timezone, lambda: "UTC"),
     "catchup": (Checker.boolean, lambda: False),
     "enabled": (Checker.boolean, lambda: True),

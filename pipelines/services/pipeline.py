@@ -15,6 +15,7 @@ from connectors.models import Connection
 from core import outbound
 from core.errors import Conflict, InvalidInput
 from pipelines import definition
+from pipelines.assets.services import asset_names_resolve, assets_ensure
 from pipelines.models import ConnectionBinding, Pipeline, PipelineVersion
 
 
@@ -45,7 +46,9 @@ def _validate_and_bind_tree(
     if normalized is not None:
         current = _current_bindings(pipeline) if pipeline is not None else {}
         bindings, connection_errors = _bind_connections(normalized, user=user, current=current)
-        errors = connection_errors + _webhook_problems(normalized)
+        errors = (
+            connection_errors + _webhook_problems(normalized) + _asset_problems(normalized, user)
+        )
         # Capped like the definition's own problems: a valid definition naming
         # 10,000 unknown connections gets the same short answer.
         problems = definition.capped(
@@ -62,6 +65,21 @@ def _webhook_problems(normalized: dict[str, Any]) -> list[tuple[str, str]]:
     webhook = (normalized.get("on_failure") or {}).get("webhook")
     problem = outbound.url_validation_problem(webhook) if webhook else None
     return [("on_failure.webhook", problem)] if problem else []
+
+
+def _schedule_assets(normalized: dict[str, Any]) -> list[str]:
+    schedule = normalized.get("schedule")
+    return list(schedule.get("assets") or []) if isinstance(schedule, dict) else []
+
+
+def _asset_problems(normalized: dict[str, Any], user: Any) -> list[tuple[str, str]]:
+    """The assets of ``schedule`` written in full in ``normalized``; problems at their paths."""
+    names = _schedule_assets(normalized)
+    if not names:
+        return []
+    resolved, problems = asset_names_resolve(names, user=user)
+    normalized["schedule"] = {**normalized["schedule"], "assets": list(dict.fromkeys(resolved))}
+    return [(f"schedule.assets[{i}]", message) for i, message in problems]
 
 
 def _current_bindings(pipeline: Pipeline) -> dict[str, Any]:
@@ -144,7 +162,9 @@ def _apply(pipeline: Pipeline, normalized: dict[str, Any]) -> None:
     pipeline.description = normalized["description"]
     pipeline.definition = normalized
     pipeline.enabled = normalized["enabled"]
-    pipeline.schedule = normalized["schedule"] or ""
+    cron = normalized["schedule"]
+    pipeline.schedule = cron if isinstance(cron, str) else ""
+    pipeline.schedule_assets = _schedule_assets(normalized)
     pipeline.timezone = normalized["timezone"]
     pipeline.catchup = normalized["catchup"]
     pipeline.max_active_runs = normalized["max_active_runs"]
@@ -167,6 +187,7 @@ def _version_create(
         ConnectionBinding(version=version, name=name, connection_id=conn_id)
         for name, conn_id in sorted(bindings.items())
     )
+    assets_ensure(pipeline.schedule_assets)  # listed on the assets page before any event
     return version
 
 
@@ -216,9 +237,10 @@ def pipeline_update(
         and Pipeline.objects.filter(name=normalized["name"]).exists()
     ):
         raise Conflict("a pipeline with this name exists", [("name", "already exists")])
-    schedule_changed = (normalized["schedule"] or "") != pipeline.schedule or normalized[
-        "timezone"
-    ] != pipeline.timezone
+    schedule_changed = (
+        normalized["schedule"] != pipeline.definition.get("schedule")
+        or normalized["timezone"] != pipeline.timezone
+    )
     if schedule_changed:
         pipeline.next_interval_start = None  # the scheduler starts from now
     _version_next(pipeline, normalized, bindings, actor=actor)

@@ -1,9 +1,17 @@
-"""Cron scheduling, catchup and backfill: executions per interval.
+"""Cron scheduling, catchup and backfill: executions per interval; asset-triggered runs.
 
 Several workers may run the tick at once: the pipeline row is taken with
 ``skip_locked`` so one tick handles a pipeline at a time, and the unique
 constraint on (pipeline, data_interval_start) for scheduled runs makes a
 duplicate impossible even if two ticks overlapped.
+
+A pipeline with ``schedule: {assets: [...]}`` gets one execution (trigger
+``asset``) once every listed asset has had an event since its previous
+asset-triggered execution was created (and since the pipeline exists). The
+check runs in every tick and right after a task run records events; the
+events an execution consumed are its ``triggered_by``, and the unique
+constraint on (pipeline, event) makes a second execution for the same
+events fail however many checks race.
 """
 
 from __future__ import annotations
@@ -19,7 +27,8 @@ from django.utils.dateparse import parse_date, parse_datetime
 from accounts.actor import SYSTEM, Actor
 from core.errors import InvalidInput
 from pipelines import cron
-from pipelines.models import Execution, Pipeline, Trigger
+from pipelines.assets.selectors import asset_events_pending
+from pipelines.models import AssetEvent, AssetTrigger, Execution, Pipeline, Trigger
 from pipelines.services.execution import execution_create
 
 logger = logging.getLogger(__name__)
@@ -35,7 +44,55 @@ def schedule_tick(*, now: datetime | None = None) -> int:
     created = 0
     for pipeline_id in Pipeline.objects.scheduled().values_list("pk", flat=True):
         created += _tick_pipeline(pipeline_id, now)
+    for pipeline_id in Pipeline.objects.asset_scheduled().values_list("pk", flat=True):
+        created += int(asset_check(pipeline_id) is not None)
     return created
+
+
+def assets_trigger_after(events: list[AssetEvent]) -> int:
+    """Check the pipelines waiting for the assets of ``events``, just recorded; how many ran.
+
+    Called by the worker after the events committed, so a consumer starts
+    without waiting for the next tick; a failure here is logged, and the
+    tick checks again.
+    """
+    names = {event.asset.name for event in events}
+    started = 0
+    try:
+        for pipeline_id, waits_for in Pipeline.objects.asset_scheduled().values_list(
+            "pk", "schedule_assets"
+        ):
+            if names & set(waits_for):
+                started += int(asset_check(pipeline_id) is not None)
+    except Exception:
+        logger.exception("asset-triggered runs not checked after %s", sorted(names))
+    return started
+
+
+def asset_check(pipeline_id: Any) -> Execution | None:
+    """The asset-triggered execution of the pipeline if all its assets have new events."""
+    try:
+        with transaction.atomic():
+            pipeline = (
+                Pipeline.objects.select_for_update(skip_locked=True)
+                .filter(pk=pipeline_id, enabled=True)
+                .exclude(schedule_assets=[])
+                .first()
+            )
+            if pipeline is None:
+                return None  # paused, not asset-scheduled, or being checked by another tick
+            events = asset_events_pending(pipeline)
+            if set(pipeline.schedule_assets) - {event.asset.name for event in events}:
+                return None  # some asset has had no event since
+            execution = execution_create(pipeline=pipeline, trigger=Trigger.ASSET)
+            AssetTrigger.objects.bulk_create(
+                AssetTrigger(execution=execution, event=event, pipeline=pipeline)
+                for event in events
+            )
+            return execution
+    except IntegrityError:
+        logger.info("the asset events of pipeline %s were consumed by another run", pipeline_id)
+        return None
 
 
 def _tick_pipeline(pipeline_id: Any, now: datetime) -> int:

@@ -78,6 +78,7 @@ EXECUTION_KEYS = {
     "data_interval_start",
     "data_interval_end",
     "rerun_of",
+    "triggered_by",
     "tasks",
 }
 TASK_KEYS = {
@@ -90,6 +91,7 @@ TASK_KEYS = {
     "depends_on",
     "started_at",
     "ended_at",
+    "next_check_at",
     "error",
     "metrics",
     "output",

@@ -396,7 +396,7 @@ def test_it_rejects_keys_of_another_task_type() -> None:
     data["tasks"][1]["table"] = "x"
     assert problems(data) == [
         "tasks[1].table: unknown key 'table' (expected one of: connection, depends_on, name, "
-        "params, retries, retry_delay, sql, timeout, type)"
+        "outlets, params, retries, retry_delay, sql, timeout, type)"
     ]
 
 

@@ -19,7 +19,9 @@ from typing import Any
 
 import pytest
 from django.conf import settings
+from django.urls import reverse
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 from accounts.actor import Actor
 from connectors.services import connection_create
@@ -322,6 +324,37 @@ def test_a_sql_wait_on_a_file_connection_fails_saying_why(
     execution = execution_create(pipeline=pipeline)
     assert run_task(str(execution.tasks.get().pk)) == "failed"
     assert "does not run SQL" in execution.tasks.get().error
+
+
+@pytest.mark.usefixtures("isolated_cache")
+def test_the_api_and_the_run_page_show_waiting_and_the_next_check(
+    make_pipeline: Callable[..., Any],
+    orders: Callable[[str], None],
+    admin_user: Any,
+    api_client_for: Callable[[Any], Any],
+    client_for: Callable[[Any], Any],
+) -> None:
+    execution = execution_create(pipeline=sensor_pipeline(make_pipeline))
+    sensor = execution.tasks.get(task_name="arrived")
+    assert run_task(str(sensor.pk)) == "waiting"
+    sensor.refresh_from_db()
+    assert sensor.next_check_at is not None
+    body = api_client_for(admin_user).get(url(f"executions/{execution.pk}")).json()
+    tasks = {task["task_name"]: task for task in body["tasks"]}
+    assert tasks["arrived"]["status"] == "waiting"
+    assert parse_datetime(tasks["arrived"]["next_check_at"]) == sensor.next_check_at
+    assert tasks["after"]["next_check_at"] is None  # pending
+    page = client_for(admin_user).get(reverse("execution_detail", args=[execution.pk]))
+    html = page.content.decode()
+    row = html[html.index('<tr data-task="arrived">') :]
+    row = row[: row.index("</tr>")]
+    assert '<span class="badge s-waiting">waiting</span>' in row
+    assert f'next check <time datetime="{sensor.next_check_at.isoformat()}">' in row
+    # Once it is no longer waiting, no next check is shown.
+    make_due(sensor)
+    reap()
+    body = api_client_for(admin_user).get(url(f"executions/{execution.pk}")).json()
+    assert [t["next_check_at"] for t in body["tasks"] if t["task_name"] == "arrived"] == [None]
 
 
 # ------------------------------------------------------------ file checks
