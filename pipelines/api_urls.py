@@ -7,7 +7,7 @@ one the user may not see.
 from django.urls import re_path
 
 from accounts.api import SharingView
-from pipelines import api, api_watermarks
+from pipelines import api, api_assets, api_watermarks
 from pipelines.models import Pipeline
 
 P = r"pipelines/(?P<pipeline_id>[^/]+)"
@@ -41,5 +41,12 @@ urlpatterns = [
     re_path(rf"^{E}/rerun/?$", api.ExecutionRerunView.as_view(), name="api-execution-rerun"),
     re_path(
         rf"^{E}/tasks/(?P<task_name>[^/]+)/logs/?$", api.TaskLogView.as_view(), name="api-task-logs"
+    ),
+    re_path(r"^assets/?$", api_assets.AssetListView.as_view(), name="api-assets"),
+    # A file asset's name holds its folder's slashes: the name is all up to /events.
+    re_path(
+        r"^assets/(?P<name>.+?)/events/?$",
+        api_assets.AssetEventsView.as_view(),
+        name="api-asset-events",
     ),
 ]

@@ -366,6 +366,9 @@ def execution_metrics(execution: Execution, task_runs: list[TaskRun]) -> dict[st
     }
 
 
+_moment = serializers.DateTimeField()
+
+
 class ExecutionSerializer(serializers.ModelSerializer):
     """An execution with its task runs (prefetch ``tasks`` for lists)."""
 
@@ -377,6 +380,7 @@ class ExecutionSerializer(serializers.ModelSerializer):
     metrics = serializers.SerializerMethodField()
     tasks = serializers.SerializerMethodField()
     rerun_of = serializers.UUIDField(source="rerun_of_id", read_only=True, allow_null=True)
+    triggered_by = serializers.SerializerMethodField()
 
     class Meta:
         model = Execution
@@ -398,6 +402,7 @@ class ExecutionSerializer(serializers.ModelSerializer):
             "data_interval_start",
             "data_interval_end",
             "rerun_of",
+            "triggered_by",
             "tasks",
         ]
         read_only_fields = fields
@@ -408,6 +413,26 @@ class ExecutionSerializer(serializers.ModelSerializer):
         return sorted(
             runs, key=lambda tr: (tr.started_at is None, tr.started_at or _EPOCH, tr.task_name)
         )
+
+    @extend_schema_field(
+        {
+            "type": "array",
+            "description": "the asset events a trigger=asset execution consumed",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "event_id": {"type": "integer"},
+                    "asset": {"type": "string"},
+                    "at": {"type": "string", "format": "date-time"},
+                },
+            },
+        }
+    )
+    def get_triggered_by(self, obj: Execution) -> list[dict[str, Any]]:
+        return [
+            {"event_id": e.pk, "asset": e.asset.name, "at": _moment.to_representation(e.at)}
+            for e in obj.triggered_by.select_related("asset").order_by("at", "pk")
+        ]
 
     @extend_schema_field({"type": "string", "nullable": True})
     def get_created_by(self, obj: Execution) -> str | None:

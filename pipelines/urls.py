@@ -4,6 +4,7 @@ from django.urls import path
 
 from accounts.views import share_view
 from pipelines import views
+from pipelines.assets import views as asset_views
 from pipelines.selectors import pipeline_for
 
 urlpatterns = [
@@ -36,4 +37,7 @@ urlpatterns = [
     path(
         "runs/<uuid:execution_id>/tasks/<str:task_name>/log", views.task_log_view, name="task_log"
     ),
+    path("assets", asset_views.asset_list, name="asset_list"),
+    # A file asset's name holds its folder's slashes.
+    path("assets/<path:name>", asset_views.asset_detail, name="asset_detail"),
 ]

@@ -31,6 +31,7 @@ from connectors.models import Connection
 from core.errors import InvalidInput, NotFound, ServiceError
 from core.ui import paginate, query_without_page, render_ui, ui_view
 from pipelines import cron, definition
+from pipelines.assets.selectors import pipeline_waits_for
 from pipelines.forms import (
     NEW_PIPELINE_TEMPLATE,
     CopyTaskForm,
@@ -206,6 +207,7 @@ def _pipeline_context(request: HttpRequest, pipeline: Pipeline, **extra: Any) ->
         "reruns; edit: also changes and deletes it.",
         "sharing": sharing_get(pipeline) if can_share else None,
         "poll": POLL_SECONDS * 3,
+        "waits_for": pipeline_waits_for(user, pipeline),
     }
     context.update(extra)
     return context
