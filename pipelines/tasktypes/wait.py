@@ -18,7 +18,16 @@ from typing import Any, ClassVar
 
 from connectors.base import FileConnector, resolve_under
 from core.checker import NAME_SCHEMA, Checker, at, quoted
-from pipelines.tasktypes.base import Key, TaskContext, TaskFailed, TaskNotReady, TaskType
+from pipelines.tasktypes.base import (
+    VALUES_SCHEMA,
+    Key,
+    TaskContext,
+    TaskFailed,
+    TaskNotReady,
+    TaskType,
+    bind_values,
+    bound_beside,
+)
 
 # Seconds between checks (the reaper queues a due check at its next pass,
 # REAPER_SECONDS).
@@ -31,7 +40,9 @@ MAX_LISTED = 100
 class WaitTask(TaskType):
     """Check ``sql`` (on a SQL connection) or ``file`` (on a csv/jsonl one) every ``interval`` s.
 
-    The query's parameters are bound like a ``sql`` task's (``%(name)s``).
+    The query's parameters are bound like a ``sql`` task's (``%(name)s``, the
+    pipeline's parameters and the task's ``params``). The output names what
+    made the check true: ``{value}`` (the query's first column) or ``{files}``.
     The glob is relative to the connection's folder and never leaves it:
     absolute globs and ``..`` are refused, and a match whose real path lies
     outside the folder (through a link) does not count.
@@ -45,10 +56,11 @@ class WaitTask(TaskType):
         "interval": Key(
             {"type": "integer", "minimum": 1, "maximum": MAX_INTERVAL, "default": DEFAULT_INTERVAL}
         ),
+        "params": Key(VALUES_SCHEMA),
     }
 
     def check(self, c: Checker, path: str, task: dict[str, Any]) -> dict[str, Any]:
-        """``connection``, exactly one of ``sql`` and ``file``, ``interval``."""
+        """``connection``, exactly one of ``sql`` and ``file``, ``interval``, ``params``."""
         out: dict[str, Any] = {"connection": None, "interval": DEFAULT_INTERVAL}
         if "connection" in task:
             out["connection"] = c.connection(at(path, "connection"), task["connection"])
@@ -57,8 +69,9 @@ class WaitTask(TaskType):
             c.add(at(path, "sql"), "give 'sql' (a query) or 'file' (a glob) to wait for")
         elif len(given) > 1:
             c.add(at(path, "file"), "give either 'sql' or 'file', not both")
-        if "sql" in task:
-            out["sql"] = c.sql(at(path, "sql"), task["sql"])
+        with bound_beside(c, at(path, "params"), task, out):
+            if "sql" in task:
+                out["sql"] = c.sql(at(path, "sql"), task["sql"])
         if "file" in task:
             out["file"] = _check_glob(c, at(path, "file"), task["file"])
         if "interval" in task:
@@ -69,9 +82,9 @@ class WaitTask(TaskType):
         task = ctx.task
         connector = ctx.connection(task["connection"])
         if task.get("sql") is not None:
-            found, seen = _query_true(connector, task, ctx)
+            found, seen, ctx.output = _query_true(connector, task, ctx)
         else:
-            found, seen = _file_found(connector, task)
+            found, seen, ctx.output = _file_found(connector, task)
         ctx.log(f"check {ctx.attempt}: {seen}")
         if not found:
             raise TaskNotReady(seen, check_in=float(task["interval"]))
@@ -100,22 +113,27 @@ def _glob_problem(glob: str) -> str | None:
     return None
 
 
-def _query_true(connector: Any, task: dict[str, Any], ctx: TaskContext) -> tuple[bool, str]:
-    """Whether the first column of the query's first row is truthy, and what it saw."""
+def _query_true(
+    connector: Any, task: dict[str, Any], ctx: TaskContext
+) -> tuple[bool, str, dict[str, Any]]:
+    """Whether the first column of the query's first row is truthy, what it saw, the output."""
     if not getattr(connector, "speaks_sql", False):
         raise TaskFailed(
             f"connection {task['connection']!r} ({connector.kind}) does not run SQL; "
             "a wait on 'sql' needs a SQL connection"
         )
-    _, rows = connector.query(task["sql"], ctx.params, ctx, limit=1)
+    params = {**ctx.params, **bind_values(task.get("params") or {}, ctx.params)}
+    _, rows = connector.query(task["sql"], params, ctx, limit=1)
     if not rows or not rows[0]:
-        return False, "the query returned no row"
+        return False, "the query returned no row", {"value": None}
     value = rows[0][0]
-    return bool(value), f"the query returned {repr(value)[:200]}"
+    # Dates, decimals and the like reach the output as text.
+    plain = value if value is None or isinstance(value, bool | int | float | str) else str(value)
+    return bool(value), f"the query returned {repr(value)[:200]}", {"value": plain}
 
 
-def _file_found(connector: Any, task: dict[str, Any]) -> tuple[bool, str]:
-    """Whether a file in the connection's folder matches the task's glob, and what it saw."""
+def _file_found(connector: Any, task: dict[str, Any]) -> tuple[bool, str, dict[str, Any]]:
+    """Whether a file in the folder matches the task's glob, what it saw, the output."""
     if not isinstance(connector, FileConnector):
         raise TaskFailed(
             f"connection {task['connection']!r} ({connector.kind}) has no folder; "
@@ -128,10 +146,10 @@ def _file_found(connector: Any, task: dict[str, Any]) -> tuple[bool, str]:
     folder = connector.directory()
     # Refuses a glob whose fixed part resolves out of the folder through a link.
     resolve_under(folder, glob, what="file glob")
-    names = list(islice(_files_in(folder, glob), MAX_LISTED))
+    names = sorted(islice(_files_in(folder, glob), MAX_LISTED))
     if not names:
-        return False, f"no file matches {glob!r}"
-    return True, f"{len(names)} file(s) match {glob!r}: {', '.join(names[:10])}"
+        return False, f"no file matches {glob!r}", {"files": []}
+    return True, f"{len(names)} file(s) match {glob!r}: {', '.join(names[:10])}", {"files": names}
 
 
 def _files_in(folder: Path, glob: str) -> Iterator[str]:

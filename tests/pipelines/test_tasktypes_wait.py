@@ -194,6 +194,7 @@ def test_a_false_check_waits_without_a_worker_and_the_reaper_queues_it_when_due(
     assert run_task(str(sensor.pk)) == "success"
     sensor.refresh_from_db()
     assert (sensor.status, sensor.attempt, sensor.retry_count) == ("success", 3, 0)
+    assert sensor.output == {"value": 1}  # what made it true, for downstream tasks
     moves = [(a, b) for a, b, _ in transitions_of(sensor)]
     assert moves == [
         ("pending", "queued"),
@@ -215,6 +216,18 @@ def test_the_query_is_bound_with_the_run_parameters(
     assert run_task(str(sensor.pk)) == "waiting"
     other = execution_create(pipeline=execution.pipeline, parameters={"day": "2025-12-31"})
     assert run_task(str(other.tasks.get(task_name="arrived").pk)) == "success"
+    # The task's own params are bound beside the pipeline's, like a sql task's.
+    own = make_pipeline(
+        "own_params",
+        tasks=[
+            wait_task(
+                sql="SELECT count(*) FROM orders WHERE day = %(wanted)s AND id = %(id)s",
+                params={"wanted": {"param": "day"}, "id": 1},
+            )
+        ],
+        parameters={"day": "2025-12-31"},
+    )
+    assert run_task(str(execution_create(pipeline=own).tasks.get().pk)) == "success"
 
 
 def test_a_timed_out_sensor_fails_and_is_not_retried(
@@ -388,6 +401,7 @@ def test_a_file_wait_succeeds_once_a_matching_file_appears(
     assert run_task(str(sensor.pk)) == "success"
     log = list(TaskLogLine.objects.filter(task_run=sensor).values_list("message", flat=True))
     assert "check 2: 1 file(s) match 'incoming/orders_*.csv': incoming/orders_1.csv" in log
+    assert TaskRun.objects.get(pk=sensor.pk).output == {"files": ["incoming/orders_1.csv"]}
 
 
 def test_a_link_out_of_the_folder_does_not_count(
