@@ -18,7 +18,7 @@ from django.utils import timezone
 from accounts.actor import Actor
 from accounts.permissions import Level
 from connectors.models import Connection
-from connectors.services import connection_update
+from connectors.services import connection_create, connection_update
 from core.errors import InvalidInput
 from pipelines import definition
 from pipelines.assets.names import asset_name
@@ -267,6 +267,50 @@ def test_a_copy_records_its_destination_once_even_in_chunks(
     (event,) = events_of("wh.main.dst2")  # one event: when the last chunk succeeded
     last = execution.tasks.order_by("-ended_at").first()
     assert event.task_run_id == last.pk
+
+
+def test_a_python_task_records_its_outlets(
+    make_pipeline: Callable[..., Any], no_broker: list[Any], settings: Any
+) -> None:
+    settings.PYTHON_TASK_MODULES = ["tests.pyjobs"]
+    make_pipeline("seed")
+    task = {
+        "name": "py",
+        "type": "python",
+        "callable": "tests.pyjobs.jobs:answer",
+        "connections": ["wh"],
+        "kwargs": {"connection": "wh"},
+        "outlets": ["wh.py_answers"],
+    }
+    execution = run(pipeline_create(data={"name": "py", "tasks": [task]}), no_broker)
+    assert execution.status == ExecutionStatus.SUCCESS, execution.error
+    (event,) = events_of("wh.main.py_answers")
+    assert event.execution_id == execution.pk
+
+
+def test_a_copy_into_a_file_records_the_file_in_its_folder(
+    make_pipeline: Callable[..., Any], no_broker: list[Any], settings: Any
+) -> None:
+    make_pipeline("seed")
+    (settings.DATA_ROOT / "exports").mkdir()
+    connection_create(name="files", kind="csv", config={"path": "exports"})
+    seed = pipeline_create(
+        data=sql_pipeline(
+            "s", [sql_task("s", ["CREATE TABLE src (id int)", "INSERT INTO src VALUES (1)"])]
+        )
+    )
+    run(seed, no_broker)
+    copy = {
+        "name": "c",
+        "type": "copy",
+        "source": {"connection": "wh", "table": "src"},
+        "destination": {"connection": "files", "table": "out.csv", "mode": "replace"},
+    }
+    assert run(pipeline_create(data={"name": "tofile", "tasks": [copy]}), no_broker).status == (
+        ExecutionStatus.SUCCESS
+    )
+    (event,) = events_of("files.exports/out.csv")
+    assert event.asset.connection.name == "files"
 
 
 # ------------------------------------------------------ asset-triggered runs
