@@ -10,6 +10,7 @@ from drf_spectacular.renderers import (
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from core.api import not_found
+from pipelines.api_schema import DefinitionSchemaView
 
 urlpatterns = [
     # JSON first (plain application/json), YAML on ?format=yaml or by Accept.
@@ -24,6 +25,11 @@ urlpatterns = [
             ]
         ),
         name="api-schema",
+    ),
+    re_path(
+        r"^schema/definition\.json$",
+        DefinitionSchemaView.as_view(),
+        name="api-definition-schema",
     ),
     re_path(r"^docs/?$", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     re_path(r"", include("accounts.api_urls")),

@@ -154,7 +154,7 @@ Check = Callable[[Checker, str, Any], Any]
 
 # Top-level keys: validator and default, in the canonical order. `parameters`
 # comes before `tasks` because tasks may refer to parameters.
-_PIPELINE_FIELDS: dict[str, tuple[Check, Callable[[], Any]]] = {
+PIPELINE_FIELDS: dict[str, tuple[Check, Callable[[], Any]]] = {
     "name": (Checker.name, lambda: None),
     "description": (Checker.string, lambda: ""),
     "schedule": (assets.schedule, lambda: None),
@@ -167,17 +167,17 @@ _PIPELINE_FIELDS: dict[str, tuple[Check, Callable[[], Any]]] = {
     "on_failure": (fields.on_failure, lambda: None),
     "tasks": (_tasks, list),
 }
-_PIPELINE_REQUIRED = ("name", "tasks")
+PIPELINE_REQUIRED = ("name", "tasks")
 
 
 def _pipeline(c: Checker, data: Any) -> dict[str, Any] | None:
     """The whole document."""
-    optional = tuple(key for key in _PIPELINE_FIELDS if key not in _PIPELINE_REQUIRED)
-    doc = c.keys("", data, required=_PIPELINE_REQUIRED, optional=optional)
+    optional = tuple(key for key in PIPELINE_FIELDS if key not in PIPELINE_REQUIRED)
+    doc = c.keys("", data, required=PIPELINE_REQUIRED, optional=optional)
     if doc is None:
         return None
     out: dict[str, Any] = {}
-    for key, (check, default) in _PIPELINE_FIELDS.items():
+    for key, (check, default) in PIPELINE_FIELDS.items():
         out[key] = check(c, key, doc[key]) if key in doc else default()
     return ordered(doc, out)
 

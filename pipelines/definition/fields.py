@@ -24,7 +24,7 @@ BUILTIN_PARAMETERS = frozenset(
     {"execution_id", "logical_date", "data_interval_start", "data_interval_end"}
 )
 
-_CRON_ALIASES = {
+CRON_ALIASES = {
     "@yearly": "0 0 1 1 *",
     "@annually": "0 0 1 1 *",
     "@monthly": "0 0 1 * *",
@@ -88,7 +88,7 @@ def schedule(c: Checker, path: str, raw: Any) -> str | None:
     text = c.string(path, raw)
     if text is None:
         return None
-    expression = _CRON_ALIASES.get(text.strip().lower(), " ".join(text.split()))
+    expression = CRON_ALIASES.get(text.strip().lower(), " ".join(text.split()))
     problem = cron_problem(expression)
     if problem:
         c.add(path, f"invalid cron expression {quoted(text)}: {problem}")

@@ -60,6 +60,9 @@ SPEC_ENDPOINTS = {
     ("post", "/api/v1/auth/token"),
     ("post", "/api/v1/auth/refresh"),
     ("post", "/api/v1/auth/logout"),
+    ("get", "/api/v1/schema/definition.json"),
+    ("get", "/api/v1/assets"),
+    ("get", "/api/v1/assets/{name}/events"),
 }
 
 pytestmark = pytest.mark.usefixtures("isolated_cache")
