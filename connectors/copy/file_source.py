@@ -53,7 +53,9 @@ def copy_from_file(spec: CopySpec, source: FileConnector, sink: Sink) -> dict[st
     watermark = None
 
     def in_window(value: Any) -> bool:
-        return value is not None and (low is None or value >= low) and (cap is None or value <= cap)
+        if value is None:
+            return low is None  # a run without a watermark reads every row
+        return (low is None or value >= low) and (cap is None or value <= cap)
 
     bounds = None
     part_pos = None
@@ -71,7 +73,9 @@ def copy_from_file(spec: CopySpec, source: FileConnector, sink: Sink) -> dict[st
                     if wm_pos is not None:
                         if not in_window(row[wm_pos]):
                             continue
-                        top = row[wm_pos] if top is None or row[wm_pos] > top else top
+                        value = row[wm_pos]
+                        if value is not None and (top is None or value > top):
+                            top = value
                     value = row[part_pos]
                     if value is None:
                         continue

@@ -151,8 +151,14 @@ def copy_from_sql(
                     if chunk[0] == 0:
                         cond = f"({cond} OR {q} IS NULL)"
                     conditions.append(cond)
+
+            def at_most(column: str, name: str) -> str:
+                # A run without a watermark reads every row: NULLs too.
+                cond = f"{d.quote(column)} <= %({name})s"
+                return cond if stored is not None else f"({cond} OR {d.quote(column)} IS NULL)"
+
             if cap is not None and incremental:
-                conditions.append(f"{d.quote(incremental['column'])} <= %(_dd_wmcap)s")
+                conditions.append(at_most(incremental["column"], "_dd_wmcap"))
                 params["_dd_wmcap"] = cap
             # A copy that can resume reads its source in ranges of its key and
             # commits each range (staged); see _resumable for when it can.
@@ -168,7 +174,7 @@ def copy_from_sql(
                     # next run's `>= watermark - lookback` misses none.
                     column = check_identifier(incremental.get("column"))
                     watermark = stored_value(resume["watermark"], by_name[column])
-                    conditions.append(f"{d.quote(column)} <= %(_dd_wmhi)s")
+                    conditions.append(at_most(column, "_dd_wmhi"))
                     params["_dd_wmhi"] = watermark
                 log_resume(ctx, resume)
             first_hi = (

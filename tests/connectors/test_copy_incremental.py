@@ -89,6 +89,41 @@ def test_it_copies_a_row_committed_late_at_the_watermark(
 
 
 @pytest.mark.parametrize("kind", SOURCES)
+def test_it_copies_rows_without_a_cursor_value_once(kind: str, pg2: Any, request: Any) -> None:
+    src = _source(kind, request)
+    _insert(src, 1, "v1", 1)
+    src.execute("INSERT INTO ev (id, v, seq, updated_at) VALUES (2, 'null', 20, NULL)")
+    task = _task("upsert")
+    store: dict[str, Any] = {}
+    run(task, {"src": src, "dst": pg2}, store=store)  # no watermark yet: every row
+    assert _rows(pg2) == {1: "v1", 2: "null"}
+    src.execute("INSERT INTO ev (id, v, seq, updated_at) VALUES (3, 'null too', 30, NULL)")
+    again = run(task, {"src": src, "dst": pg2}, store=store)
+    assert again.metrics["rows_read"] == 1 and sorted(_rows(pg2)) == [1, 2]
+
+
+def test_it_partitions_a_file_with_empty_cursor_cells(csvc: Any, pg2: Any) -> None:
+    lines = ["id,v,updated_at", "1,a,2026-03-01 10:00:00", "2,b,", "3,c,2026-03-01 10:05:00"]
+    (csvc.directory() / "ev.csv").write_text("\n".join(lines) + "\n")
+    task = copy_task(
+        "src",
+        "dst",
+        {"table": "ev.csv"},
+        {"table": "ev_out", "mode": "upsert", "keys": ["id"]},
+        incremental={"column": "updated_at"},
+        partition={"column": "id", "chunks": 2},
+    )
+    store: dict[str, Any] = {}
+    staged = []
+    for i in range(2):
+        ctx = FakeContext(task, store=store, execution_id="f1", chunk=(i, 2))
+        run_copy(ctx, csvc, pg2)
+        staged.append(ctx.staged)
+    assert _counts(pg2) == (3, 3)
+    assert staged == ["2026-03-01 10:05:00", "2026-03-01 10:05:00"]
+
+
+@pytest.mark.parametrize("kind", SOURCES)
 def test_it_copies_a_late_row_inside_the_lookback_window(kind: str, pg2: Any, request: Any) -> None:
     src = _source(kind, request)
     for i in (1, 2, 3):
