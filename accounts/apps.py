@@ -7,3 +7,6 @@ class AccountsConfig(AppConfig):
 
     def ready(self) -> None:
         import accounts.checks  # noqa: F401  registers the deploy checks
+        from accounts.tokens import connect_auth_signals
+
+        connect_auth_signals()
