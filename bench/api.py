@@ -1,6 +1,7 @@
 """API load: list and detail of executions at 100,000 executions, vs a bare Django view.
 
     .venv/bin/python bench/api.py [--executions 100000] [--clients 32] [--seconds 10]
+        [--keep NAME]
 
 Makes a scratch PostgreSQL database (dropped at the end), bulk-inserts the
 executions with ``generate_series`` (two task runs each), starts gunicorn
@@ -16,6 +17,11 @@ run, on the same server:
 - status: ``GET /api/v1/executions/<id>/status``, the smallest authenticated
   read (JWT check, one visibility check, one query), for scale;
 - ``/metrics`` scrape time, cold (base built from all history) and warm.
+
+``--keep NAME`` keeps the database, named NAME, for the next run: a run
+that finds it seeded with as many executions migrates it (new indexes) and
+reuses it instead of seeding again (a million executions take minutes).
+Drop it with ``psql -c 'DROP DATABASE "NAME"'``.
 
 Prints req/s, p50 and p99 per phase and the ratio to bare. The client runs
 on the same machine and takes CPU from the server: the ratios are the
@@ -124,6 +130,28 @@ def seed(executions: int) -> None:
             )
         cursor.execute(f"ANALYZE {execution_table}")
         cursor.execute(f"ANALYZE {task_table}")
+
+
+def database_exists(name: str) -> bool:
+    import psycopg
+
+    with psycopg.connect(scratch.PG_ADMIN, autocommit=True) as conn:
+        found = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
+    return found is not None
+
+
+def reuse(executions: int) -> bool:
+    """Whether the kept database holds the seed; then the bench user gets this run's password."""
+    from django.contrib.auth import get_user_model
+
+    from pipelines.models import Execution
+
+    user = get_user_model().objects.filter(username="bench").first()
+    if user is None or Execution.objects.count() != executions // PIPELINES * PIPELINES:
+        return False
+    user.set_password(PASSWORD)
+    user.save(update_fields=["password"])
+    return True
 
 
 def start_gunicorn(
@@ -299,16 +327,18 @@ def main() -> None:
     parser.add_argument("--max-requests", type=int, default=20_000)
     parser.add_argument("--gunicorn-workers", type=int, default=2)
     parser.add_argument("--gunicorn-threads", type=int, default=4)
+    parser.add_argument(
+        "--keep", metavar="NAME", help="keep the seeded database as NAME and reuse it next time"
+    )
     args = parser.parse_args()
 
+    run = args.keep or RUN
     tmp = Path(tempfile.mkdtemp(prefix="bench-api-"))
-    scratch.scratch_env(
-        RUN,
-        tmp,
-        **scratch.LOOPBACK_WEB,
-    )
+    scratch.scratch_env(run, tmp, **scratch.LOOPBACK_WEB)
     (tmp / "data").mkdir(parents=True, exist_ok=True)
-    scratch.create_database(RUN)
+    existed = bool(args.keep) and database_exists(run)
+    if not existed:
+        scratch.create_database(run)
     server = None
     try:
         import django
@@ -317,14 +347,17 @@ def main() -> None:
         from django.core.management import call_command
 
         call_command("migrate", verbosity=0)
-        started = time.perf_counter()
-        seed(args.executions)
         from pipelines.models import Execution, TaskRun
 
-        print(
-            f"seeded {Execution.objects.count()} executions, {TaskRun.objects.count()} task runs"
-            f" in {time.perf_counter() - started:.1f}s"
-        )
+        if existed and reuse(args.executions):
+            print(f"reusing database {run}")
+        else:
+            if existed:
+                raise SystemExit(f"database {run} exists with another seed: drop it first")
+            started = time.perf_counter()
+            seed(args.executions)
+            print(f"seeded in {time.perf_counter() - started:.1f}s")
+        print(f"{Execution.objects.count()} executions, {TaskRun.objects.count()} task runs")
         ids = [
             str(pk)
             for pk in Execution.objects.values_list("pk", flat=True)[
@@ -388,7 +421,16 @@ def main() -> None:
         if server is not None:
             os.killpg(server.pid, signal.SIGKILL)
             server.wait()
-        scratch.cleanup(RUN)
+        if args.keep:
+            import redis
+            from django.db import connections
+
+            connections.close_all()
+            client = redis.Redis.from_url(scratch.REDIS)
+            for key in client.scan_iter(f"*{run}*"):
+                client.delete(key)
+        else:
+            scratch.cleanup(run)
 
 
 if __name__ == "__main__":

@@ -6,25 +6,108 @@ Every 4xx answer is ``{"detail": ..., "errors": [{"path", "message"}]}``;
 
 from __future__ import annotations
 
-from typing import Any
+import base64
+import binascii
+import json
+from datetime import datetime
+from typing import Any, NamedTuple
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.http import Http404, HttpRequest, JsonResponse
 from rest_framework import exceptions, serializers
-from rest_framework.pagination import PageNumberPagination
+from rest_framework.pagination import BasePagination, PageNumberPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
 from rest_framework.throttling import SimpleRateThrottle
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from core.errors import ServiceError
+from core.errors import InvalidInput, ServiceError
 
 
 class Pagination(PageNumberPagination):
     page_size = 50
     page_size_query_param = "page_size"
     max_page_size = 200  # caps what one request can make the server do
+
+
+class Cursor(NamedTuple):
+    """A position in a list ordered by ``(created_at, key)``, newest first.
+
+    ``older``: the page after it lists older rows (a ``next`` link); else
+    newer ones (a ``previous`` link).
+    """
+
+    older: bool
+    at: datetime
+    key: str
+
+
+def cursor_encode(cursor: Cursor) -> str:
+    raw = json.dumps(["o" if cursor.older else "n", cursor.at.isoformat(), cursor.key])
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def cursor_decode(value: str) -> Cursor:
+    """The cursor of a ``next``/``previous`` link; 400 naming ``cursor`` when it is not one."""
+    try:
+        raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
+        direction, at, key = json.loads(raw)
+        moment = datetime.fromisoformat(at)
+        if direction not in ("o", "n") or not isinstance(key, str) or moment.tzinfo is None:
+            raise ValueError(direction)
+    except (binascii.Error, ValueError, TypeError, UnicodeDecodeError):
+        raise InvalidInput(
+            "invalid input", [("cursor", "not a cursor from a next or previous link")]
+        ) from None
+    return Cursor(direction == "o", moment, key)
+
+
+class CursorQuery(serializers.Serializer):
+    """``cursor`` and ``page_size`` of a keyset-paginated list."""
+
+    cursor = serializers.CharField(required=False, max_length=500)
+    page_size = serializers.IntegerField(
+        required=False,
+        default=Pagination.page_size,
+        min_value=1,
+        max_value=Pagination.max_page_size,
+    )
+
+
+class KeysetPagination(BasePagination):
+    """The answer of a keyset list, for the schema (the view builds it).
+
+    ``{count, count_exact, next, previous, results}``: ``next``/``previous``
+    carry a ``cursor``; ``count`` is exact when ``count_exact`` is true,
+    an estimate otherwise.
+    """
+
+    def get_paginated_response_schema(self, schema: dict[str, Any]) -> dict[str, Any]:
+        link = {"type": "string", "nullable": True, "format": "uri"}
+        return {
+            "type": "object",
+            "required": ["count", "count_exact", "next", "previous", "results"],
+            "properties": {
+                "count": {"type": "integer", "description": "matches (estimated past 1,000)"},
+                "count_exact": {"type": "boolean", "description": "false: count is an estimate"},
+                "next": {**link, "description": "older rows"},
+                "previous": {**link, "description": "newer rows"},
+                "results": schema,
+            },
+        }
+
+    def get_schema_operation_parameters(self, view: Any) -> list[Any]:
+        return []  # cursor and page_size are among the view's query parameters
+
+
+def page_link(request: Request, cursor: Cursor | None) -> str | None:
+    """The list's URL with the filters kept and ``cursor`` set (None: no link)."""
+    if cursor is None:
+        return None
+    query = request.query_params.copy()
+    query["cursor"] = cursor_encode(cursor)
+    return request.build_absolute_uri(f"{request.path}?{query.urlencode()}")
 
 
 # ----------------------------------------------------------------- errors
@@ -131,10 +214,16 @@ class LoginThrottle(ScopedThrottle):
 
 __all__ = [
     "ConnectionTestThrottle",
+    "Cursor",
+    "CursorQuery",
     "ErrorSerializer",
     "ExecuteThrottle",
+    "KeysetPagination",
     "LoginThrottle",
     "Pagination",
+    "cursor_decode",
+    "cursor_encode",
     "exception_handler",
     "not_found",
+    "page_link",
 ]

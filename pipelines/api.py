@@ -12,7 +12,6 @@ import re
 import uuid
 from typing import Any
 
-from django.db.models import Prefetch
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.generics import GenericAPIView
@@ -23,10 +22,11 @@ from rest_framework.serializers import Serializer
 from accounts.actor import Actor
 from accounts.api import ObjectView
 from accounts.permissions import require_create, share_levels_prefetch
-from core.api import ExecuteThrottle
+from core.api import Cursor, ExecuteThrottle, KeysetPagination, cursor_decode, page_link
 from core.errors import InvalidInput
 from core.parsers import JSONParser
 from pipelines import selectors, services
+from pipelines.api_assets import triggered_by_data
 from pipelines.models import Execution, Pipeline, TaskRun, Trigger
 from pipelines.serializers import (
     BackfillResultSerializer,
@@ -45,6 +45,9 @@ from pipelines.serializers import (
     RerunSerializer,
     TaskLogSerializer,
     definition_from_body,
+    execution_data,
+    execution_rows,
+    task_run_rows,
 )
 
 # Visible ASCII, at most the column's length: a header is client text, and
@@ -233,19 +236,6 @@ class PipelineBackfillView(_PipelineView):
 # ------------------------------------------------------------ executions
 
 
-def _with_tasks(executions: Any) -> Any:
-    return executions.select_related("created_by").prefetch_related(
-        Prefetch(
-            "tasks",
-            # spec and downstream are the engine's; parsing their JSON for
-            # every task of every listed execution was a third of a list request.
-            queryset=TaskRun.objects.defer("spec", "downstream").order_by(
-                "started_at", "task_name"
-            ),
-        )
-    )
-
-
 def _pipeline_lookup(value: str) -> dict[str, Any]:
     """Filter executions by pipeline id, or by name when the value is no UUID."""
     try:
@@ -254,10 +244,39 @@ def _pipeline_lookup(value: str) -> dict[str, Any]:
         return {"pipeline__name": value}
 
 
+def _position(cursor: Cursor) -> tuple[Any, uuid.UUID]:
+    try:
+        return cursor.at, uuid.UUID(cursor.key)
+    except ValueError:
+        raise InvalidInput(
+            "invalid input", [("cursor", "not a cursor from a next or previous link")]
+        ) from None
+
+
+def _rendered(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Executions' rows as the API shows them, with their task runs (one query for all)."""
+    task_runs = task_run_rows([row["execution_id"] for row in rows])
+    consumed = triggered_by_data([row["execution_id"] for row in rows])
+    return [
+        {**execution_data(row, task_runs[pk]), "triggered_by": consumed[pk]}
+        for row in rows
+        for pk in [row["execution_id"]]
+    ]
+
+
+def _edge(row: dict[str, Any], *, older: bool) -> Cursor:
+    return Cursor(older, row["created_at"], str(row["execution_id"]))
+
+
 @extend_schema(tags=["executions"])
 class ExecutionListView(_JsonView):
+    """Newest first, by position: follow ``next``/``previous``; ``count`` is
+    exact up to 1,000 matches and PostgreSQL's estimate past that
+    (``count_exact`` says which)."""
+
     queryset = Execution.objects.none()
     serializer_class = ExecutionSerializer
+    pagination_class = KeysetPagination
 
     @extend_schema(parameters=[ExecutionFilterSerializer], responses=ExecutionSerializer(many=True))
     def get(self, request: Request) -> Response:
@@ -272,8 +291,35 @@ class ExecutionListView(_JsonView):
             executions = executions.filter(**_pipeline_lookup(filters["pipeline"]))
         if filters.get("trigger"):
             executions = executions.filter(trigger=filters["trigger"])
-        page = self.paginate_queryset(_with_tasks(executions))
-        return self.get_paginated_response(ExecutionSerializer(page, many=True).data)
+        cursor = cursor_decode(filters["cursor"]) if filters.get("cursor") else None
+        position = _position(cursor) if cursor else None
+        older = cursor is None or cursor.older
+        rows, more = selectors.execution_keyset(
+            execution_rows(executions),
+            before=position if older else None,
+            after=None if older else position,
+            size=filters["page_size"],
+        )
+        count, exact = selectors.count_bounded(executions)
+        # An empty page links back to where it started.
+        here = Cursor(not older, cursor.at, cursor.key) if cursor else None
+        if older:  # rows older than the cursor (or the newest)
+            next_ = _edge(rows[-1], older=True) if more else None
+            previous = _edge(rows[0], older=False) if rows else here
+        else:  # rows newer than the cursor
+            previous = _edge(rows[0], older=False) if more else None
+            next_ = _edge(rows[-1], older=True) if rows else here
+        if cursor is None:
+            previous = None
+        return Response(
+            {
+                "count": count,
+                "count_exact": exact,
+                "next": page_link(request, next_),
+                "previous": page_link(request, previous),
+                "results": _rendered(rows),
+            }
+        )
 
 
 @extend_schema(tags=["executions"])
@@ -281,11 +327,10 @@ class ExecutionDetailView(_ExecutionView):
     serializer_class = ExecutionSerializer
 
     def get(self, request: Request, execution_id: str) -> Response:
-        execution = self.get_object()
-        execution = _with_tasks(Execution.objects.select_related("pipeline", "version")).get(
-            pk=execution.pk
+        row = selectors.execution_row_for(
+            request.user, execution_id, execution_rows(Execution.objects.all())
         )
-        return Response(ExecutionSerializer(execution).data)
+        return Response(_rendered([row])[0])
 
 
 @extend_schema(tags=["executions"])
@@ -293,11 +338,18 @@ class ExecutionStatusView(_ExecutionView):
     serializer_class = ExecutionStatusSerializer
 
     def get(self, request: Request, execution_id: str) -> Response:
-        execution = self.get_object()
-        tasks = dict(selectors.task_runs_of(execution).values_list("task_name", "status"))
-        return Response(
-            {"execution_id": str(execution.pk), "status": execution.status, "tasks": tasks}
+        row = selectors.execution_row_for(
+            request.user,
+            execution_id,
+            Execution.objects.values("execution_id", "status", "pipeline_id"),
         )
+        tasks = (
+            TaskRun.objects.filter(execution_id=row["execution_id"])
+            .order_by("started_at", "task_name")
+            .values_list("task_name", "status")
+        )
+        data = {"execution_id": str(row["execution_id"]), "status": row["status"]}
+        return Response({**data, "tasks": dict(tasks)})
 
 
 @extend_schema(tags=["executions"])

@@ -254,6 +254,8 @@ class Execution(models.Model):
             models.Index(fields=["started_at"], name="exec_started_at"),
             models.Index(fields=["created_at"], name="exec_created_at"),
             models.Index(fields=["status", "created_at"], name="exec_status_created"),
+            # The runs list of one pipeline (or of the few a user sees), newest first.
+            models.Index(fields=["pipeline", "created_at"], name="exec_pipeline_created"),
         ]
         constraints = [
             # Exactly one scheduled run per pipeline and interval, whatever the

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import uuid
 from datetime import datetime
 from typing import Any
 
+from django.db import connections
 from django.db.models import OuterRef, Q, QuerySet, Subquery
 
 from accounts.permissions import Action, can, get_for, is_admin, visible
@@ -92,6 +95,99 @@ def execution_list_visible(
         .defer("pipeline__definition", "version__definition")
         .order_by("-created_at")
     )
+
+
+# ``count`` of a list is exact up to this many rows; past it, on PostgreSQL,
+# the planner's estimate (flagged as such): counting a million rows exactly
+# took longer than the rest of the request.
+COUNT_EXACT_LIMIT = 1_000
+
+
+def _planner_rows(queryset: QuerySet[Any]) -> int:
+    """PostgreSQL's estimate of the number of rows ``queryset`` returns (no rows read)."""
+    sql, params = queryset.order_by().values("pk").query.sql_with_params()
+    with connections[queryset.db].cursor() as cursor:
+        # The query is Django's own SQL with its parameters kept apart.
+        cursor.execute("EXPLAIN (FORMAT JSON) " + sql, params)  # nosec B608
+        plan = cursor.fetchone()[0]
+    plan = json.loads(plan) if isinstance(plan, str) else plan
+    return int(plan[0]["Plan"]["Plan Rows"])
+
+
+def count_bounded(queryset: QuerySet[Any]) -> tuple[int, bool]:
+    """``(count, exact)`` of ``queryset``, cheap at any size.
+
+    Exact when at most ``COUNT_EXACT_LIMIT`` rows match (counted, reading at
+    most that many index entries). Past that, on PostgreSQL, the planner's
+    estimate, never below ``COUNT_EXACT_LIMIT + 1``, and ``exact`` is False.
+    Other databases count exactly.
+    """
+    if connections[queryset.db].vendor != "postgresql":
+        return queryset.count(), True
+    bounded = queryset.order_by()[: COUNT_EXACT_LIMIT + 1].count()
+    if bounded <= COUNT_EXACT_LIMIT:
+        return bounded, True
+    return max(_planner_rows(queryset), bounded), False
+
+
+def execution_keyset(
+    executions: QuerySet[Execution],
+    *,
+    before: tuple[datetime, Any] | None = None,
+    after: tuple[datetime, Any] | None = None,
+    size: int,
+) -> tuple[list[Any], bool]:
+    """One page of ``executions``, newest first, by position instead of offset.
+
+    ``before``/``after`` are the ``(created_at, execution_id)`` of the row the
+    page starts after, going to older (``before``) or newer (``after``) runs;
+    neither: the newest. Returns the page (as the queryset yields: models or
+    ``values()`` dicts) and whether more rows lie beyond it in that direction.
+    Rows inserted meanwhile never shift a page (an offset would repeat or
+    skip rows), and the cost does not grow with the depth.
+    """
+    if after is not None:
+        at, key = after
+        # created_at >= at bounds the index scan; the OR only breaks ties.
+        rows = executions.filter(
+            Q(created_at__gt=at) | Q(created_at=at, execution_id__gt=key), created_at__gte=at
+        ).order_by("created_at", "execution_id")
+    else:
+        if before is not None:
+            at, key = before
+            executions = executions.filter(
+                Q(created_at__lt=at) | Q(created_at=at, execution_id__lt=key),
+                created_at__lte=at,
+            )
+        rows = executions.order_by("-created_at", "-execution_id")
+    page = list(rows[: size + 1])
+    more = len(page) > size
+    page = page[:size]
+    if after is not None:
+        page.reverse()
+    return page, more
+
+
+def execution_row_for(user: Any, execution_id: Any, rows: QuerySet[Any]) -> dict[str, Any]:
+    """The row of ``rows`` (``Execution`` values with ``pipeline_id``) that ``user`` may see.
+
+    NotFound (404) when it does not exist, the id is malformed, or its
+    pipeline is not visible to the user. One query for admins; the pipeline's
+    visibility check for the others.
+    """
+    try:
+        pk = uuid.UUID(str(execution_id))
+    except ValueError:
+        raise NotFound("execution not found") from None
+    row: dict[str, Any] | None = rows.filter(pk=pk).first()
+    if row is None:
+        raise NotFound("execution not found")
+    if not is_admin(user):
+        try:
+            pipeline_for(user, row["pipeline_id"])
+        except NotFound:
+            raise NotFound("execution not found") from None
+    return row
 
 
 def execution_for(user: Any, execution_id: Any, action: Action = Action.VIEW) -> Execution:
