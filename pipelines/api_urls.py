@@ -45,7 +45,7 @@ urlpatterns = [
     re_path(r"^assets/?$", api_assets.AssetListView.as_view(), name="api-assets"),
     # A file asset's name holds its folder's slashes: the name is all up to /events.
     re_path(
-        r"^assets/(?P<name>.+?)/events/?$",
+        r"^assets/(?P<name>[\s\S]+?)/events/?$",
         api_assets.AssetEventsView.as_view(),
         name="api-asset-events",
     ),

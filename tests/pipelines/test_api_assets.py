@@ -61,6 +61,7 @@ def test_the_events_are_the_history_newest_first_with_their_consumers(
     assert body["results"][1]["consumed_by"] == [str(world["consumed_by"].pk)]
     assert client.get(url("assets/wh.main.a/events/")).json() == body  # trailing slash
     assert_error(client.get(url("assets/wh.main.nothing/events")), 404)
+    assert_error(client.get(url("assets/wh.main.a%0Ab/events")), 404)  # any name: JSON 404
 
 
 def test_an_asset_is_seen_through_its_connection(
