@@ -113,6 +113,43 @@ def test_it_rejects_incremental_with_replace() -> None:
     ]
 
 
+def test_it_rejects_incremental_append_without_keys() -> None:
+    task = copy_task(incremental={"column": "updated_at"})
+    assert problems(pipeline(task)) == [
+        "tasks[0].destination.keys: an incremental copy with mode append needs destination"
+        " keys: rows read again at the watermark are skipped when their keys are already in"
+        " the destination"
+    ]
+
+
+@pytest.mark.parametrize("mode", ["append", "upsert"])
+def test_it_accepts_incremental_with_keys_and_a_lookback(mode: str) -> None:
+    task = copy_task(incremental={"column": "updated_at", "lookback": 300})
+    task["destination"].update(mode=mode, keys=["id"])
+    normalized = load(pipeline(task))["tasks"][0]  # load raises on any problem
+    assert normalized["incremental"] == {"column": "updated_at", "lookback": 300}
+    task["incremental"] = {"column": "seq", "lookback": 0.5}
+    assert load(pipeline(task))["tasks"][0]["incremental"]["lookback"] == 0.5
+    del task["incremental"]["lookback"]
+    assert load(pipeline(task))["tasks"][0]["incremental"] == {"column": "seq", "lookback": 0}
+
+
+@pytest.mark.parametrize(
+    ("lookback", "message"),
+    [
+        (-1, "must be between 0 and 316224000"),
+        (316224001, "must be between 0 and 316224000"),
+        ("60", "expected a number of seconds or units, got string"),
+        (True, "expected a number of seconds or units, got boolean"),
+        (None, "expected a number of seconds or units, got null"),
+    ],
+)
+def test_it_rejects_a_bad_lookback(lookback: Any, message: str) -> None:
+    task = copy_task(incremental={"column": "updated_at", "lookback": lookback})
+    task["destination"].update(mode="upsert", keys=["id"])
+    assert problems(pipeline(task)) == [f"tasks[0].incremental.lookback: {message}"]
+
+
 @pytest.mark.parametrize(
     ("chunks", "message"),
     [
