@@ -91,8 +91,11 @@ def data_root(explicit: str | os.PathLike[str] | None = None) -> Path:
     return Path(os.environ.get("DATA_ROOT", "var/data")).resolve()
 
 
-def resolve_under(root: Path, relative: Any, *, what: str) -> Path:
-    """``root / relative``, refusing absolute paths, ``..`` and links out of ``root``."""
+def resolve_under(root: Path, relative: Any, *, what: str, root_name: str = "DATA_ROOT") -> Path:
+    """``root / relative``, refusing absolute paths, ``..`` and links out of ``root``.
+
+    ``root_name`` names the root in the refusal.
+    """
     if not isinstance(relative, str) or not relative or "\x00" in relative:
         raise ConnectorError(f"{what} must be a non-empty relative path")
     if os.path.isabs(relative) or relative.startswith("~"):
@@ -101,7 +104,7 @@ def resolve_under(root: Path, relative: Any, *, what: str) -> Path:
         raise ConnectorError(f"{what} {relative!r}: '..' is refused")
     candidate = (root / relative).resolve()  # follows symlinks
     if candidate != root and root not in candidate.parents:
-        raise ConnectorError(f"{what} {relative!r} resolves outside DATA_ROOT; refused")
+        raise ConnectorError(f"{what} {relative!r} resolves outside {root_name}; refused")
     return candidate
 
 

@@ -7,13 +7,14 @@ containing it would bypass sharing: such paths are refused.
 
 Paths are compared as the connectors resolve them (symlinks followed, ``.``
 and doubled slashes normalised), which is also the only filesystem access
-here: whether a path exists changes no answer, so a refusal tells nothing
-about another team's files. The message never names the other connection
-either.
+here: whether a path exists changes no answer (but for the operator's
+DBT_PROJECTS_ROOT, below), so a refusal tells nothing about another team's
+files. The message never names the other connection either.
 
 The platform's own files are never a connection's: the embedded metadata
-database (a SQLite connection on it would need no ATTACH) and VAR_DIR with
-its generated keys, when DATA_ROOT is configured around them.
+database (a SQLite connection on it would need no ATTACH), VAR_DIR with
+its generated keys, when DATA_ROOT is configured around them, and
+DBT_PROJECTS_ROOT (dbt projects are code the workers run).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from connectors.sqlite import sqlite_files
 __all__ = ["PATH_OVERLAP", "PATH_RESERVED", "connection_path_problem", "lock_paths"]
 
 PATH_OVERLAP = "overlaps another connection's path under DATA_ROOT"
-PATH_RESERVED = "overlaps the platform's own files (metadata database, keys)"
+PATH_RESERVED = "overlaps the platform's own files (metadata database, keys, dbt projects)"
 
 # Any constant: the key of the PostgreSQL advisory lock that serialises path
 # claims ("ddpaths" in ASCII).
@@ -91,6 +92,12 @@ def _platform_paths() -> list[Path]:
     # it reaches VAR_DIR's other files. Any other layout is checked.
     if var_dir not in root.parents:
         paths.append(var_dir)
+    # dbt projects are code the workers run (docs/dbt.md): no copy may write
+    # there. Only once the folder exists, so that a connection on DATA_ROOT
+    # itself stays valid where dbt is not used.
+    dbt_root = Path(settings.DBT_PROJECTS_ROOT).resolve()
+    if dbt_root.is_dir():
+        paths.append(dbt_root)
     return paths
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pipelines.tasktypes.base import TaskType
 from pipelines.tasktypes.check import CheckTask
 from pipelines.tasktypes.copy import CopyTask
+from pipelines.tasktypes.dbt import DbtTask
 from pipelines.tasktypes.sql import SqlTask
 from pipelines.tasktypes.wait import WaitTask
 
@@ -17,6 +18,7 @@ TASK_TYPES: dict[str, TaskType] = {
     "sql": SqlTask(),
     "check": CheckTask(),
     "wait": WaitTask(),
+    "dbt": DbtTask(),
 }
 
 

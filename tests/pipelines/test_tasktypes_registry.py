@@ -157,6 +157,15 @@ VALID_TASKS = [
     },
     {"name": "w", "type": "wait", "connection": "c", "sql": "SELECT %(min_amount)s > 0"},
     {"name": "f", "type": "wait", "connection": "c", "file": "in/*.csv", "interval": 5},
+    {
+        "name": "d",
+        "type": "dbt",
+        "connection": "c",
+        "project": "shop",
+        "command": "build",
+        "select": "tag:nightly",
+        "vars": {"n": 1, "day": {"param": "logical_date"}, "tags": ["a", "b"]},
+    },
 ]
 
 
