@@ -16,6 +16,8 @@ run, on the same server:
 - detail: ``GET /api/v1/executions/<id>`` of random executions;
 - status: ``GET /api/v1/executions/<id>/status``, the smallest authenticated
   read (JWT check, one visibility check, one query), for scale;
+- the UI's runs page and dashboard, one signed-in client, sequentially
+  (their latency: the pages are for people, not for 32 clients);
 - ``/metrics`` scrape time, cold (base built from all history) and warm.
 
 ``--keep NAME`` keeps the database, named NAME, for the next run: a run
@@ -280,6 +282,43 @@ def load(
     }
 
 
+def ui_timings(port: int, requests: int = 20) -> dict[str, float]:
+    """Median and worst latency of the runs page and the dashboard, signed in as the bench user."""
+    from django.conf import settings
+    from django.contrib.auth import (
+        BACKEND_SESSION_KEY,
+        HASH_SESSION_KEY,
+        SESSION_KEY,
+        get_user_model,
+    )
+    from django.contrib.sessions.backends.db import SessionStore
+
+    user = get_user_model().objects.get(username="bench")
+    session = SessionStore()
+    session[SESSION_KEY] = str(user.pk)
+    session[BACKEND_SESSION_KEY] = settings.AUTHENTICATION_BACKENDS[0]
+    session[HASH_SESSION_KEY] = user.get_session_auth_hash()
+    session.save()
+    cookie = f"{settings.SESSION_COOKIE_NAME}={session.session_key}"
+    out: dict[str, float] = {}
+    pages = (("runs page", "/runs"), ("runs page 3", "/runs?page=3"), ("dashboard", "/"))
+    for label, path in pages:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        times = []
+        for _ in range(requests):
+            started = time.perf_counter()
+            conn.request("GET", path, headers={"Cookie": cookie})
+            response = conn.getresponse()
+            response.read()
+            assert response.status == 200, (path, response.status)
+            times.append((time.perf_counter() - started) * 1000)
+        conn.close()
+        times.sort()
+        out[f"{label} ({path}), ms median"] = times[len(times) // 2]
+        out[f"{label} ({path}), ms worst of {requests}"] = times[-1]
+    return out
+
+
 def metrics_timings(port: int) -> dict[str, float]:
     """Scrape times: in-process aggregates, then /metrics through gunicorn."""
     from django.core.cache import cache
@@ -415,6 +454,8 @@ def main() -> None:
                 f"{r['p50']:>8.1f} {r['p99']:>8.1f} {r['rps'] / bare_rps:>7.0%}"
             )
         print()
+        for label, ms in ui_timings(port).items():
+            print(f"{label:<50} {ms:>8.1f}")
         for label, ms in metrics_timings(port).items():
             print(f"{label:<50} {ms:>8.1f}")
     finally:
