@@ -436,6 +436,9 @@ FOLLOW_DOWNSTREAM_SECONDS = env_int("FOLLOW_DOWNSTREAM_SECONDS", 60, minimum=0)
 RETENTION_DAYS = env_int("RETENTION_DAYS", 90, minimum=0)
 AUDIT_RETENTION_DAYS = env_int("AUDIT_RETENTION_DAYS", 365, minimum=0)
 CHECKPOINT_TTL_SECONDS = 24 * 3600
+# Packages whose functions python tasks may call (docs/python-tasks.md):
+# comma separated, matched by dotted path; empty turns python tasks off.
+PYTHON_TASK_MODULES = env_list("PYTHON_TASK_MODULES", [])
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"

@@ -10,11 +10,13 @@ flag at its next ``ctx.check()`` and stops, rolling back its current batch.
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import os
 import socket
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -50,6 +52,8 @@ from pipelines.tasktypes.registry import task_type
 logger = logging.getLogger(__name__)
 
 WATCH_INTERVAL = 1.0  # seconds between status polls: bounds cancel latency
+# The exit status of a worker process ended because its task ignored a stop.
+EXIT_STUCK = 75
 
 
 def worker_name() -> str:
@@ -85,6 +89,7 @@ class RunContext:
         self._log: list[dict[str, Any]] = []
         self._log_seq = 0
         self._stop_reason: BaseException | None = None
+        self._stopped_at: float | None = None
         self._cancel_hooks: list[Any] = []
         self._watermark: Any = None
         self._connectors: list[Any] = []
@@ -174,6 +179,7 @@ class RunContext:
         if self._stop_reason is not None:
             return
         self._stop_reason = reason
+        self._stopped_at = time.monotonic()
         for hook in list(self._cancel_hooks):
             try:
                 hook()
@@ -196,16 +202,30 @@ class RunContext:
 
 
 class Watchdog(threading.Thread):
-    def __init__(self, ctx: RunContext) -> None:
+    def __init__(
+        self,
+        ctx: RunContext,
+        *,
+        grace: float | None = None,
+        on_stuck: Callable[[], None] | None = None,
+    ) -> None:
+        """``on_stuck`` is called when the run is still going ``grace`` seconds after a stop."""
         super().__init__(daemon=True, name=f"watchdog-{ctx.task_id}")
         self.ctx = ctx
         self.done = threading.Event()
+        self.grace = grace
+        self.on_stuck = on_stuck
 
     def run(self) -> None:
         last_beat = time.monotonic()
         try:
             while not self.done.wait(WATCH_INTERVAL):
                 ctx = self.ctx
+                stopped = ctx._stopped_at
+                if self.grace is not None and stopped is not None and self.on_stuck is not None:
+                    if time.monotonic() - stopped >= self.grace:
+                        self.on_stuck()  # records the end; in a worker, never returns
+                        return
                 if ctx.seconds_left() <= 0:
                     ctx.stop(TaskTimedOut(f"timed out after {ctx._timeout:g}s"))
                 if time.monotonic() - last_beat >= settings.HEARTBEAT_SECONDS:
@@ -254,7 +274,10 @@ def run_task(task_id: str) -> str:
 def _run_one(task_run: TaskRun, worker: str, *, follow: bool) -> tuple[str, TaskRun | None]:
     ctx = RunContext(task_run)
     ctx.log(f"attempt {ctx.attempt} started on {worker}")
-    watchdog = Watchdog(ctx)
+    grace = task_type(task_run.task_type).stop_grace
+    watchdog = Watchdog(
+        ctx, grace=grace, on_stuck=lambda: _end_stuck(ctx, task_run, worker, grace or 0)
+    )
     watchdog.start()
     try:
         return _run(ctx, task_run, worker, follow=follow)
@@ -262,6 +285,58 @@ def _run_one(task_run: TaskRun, worker: str, *, follow: bool) -> tuple[str, Task
         watchdog.done.set()
         watchdog.join(timeout=5)
         ctx.close()
+
+
+def _end_stuck(ctx: RunContext, task_run: TaskRun, worker: str, grace: float) -> None:
+    """A run told to stop ``grace`` s ago still runs (code that ignores ``cancelled()``).
+
+    Its end is recorded as the stop says (cancelled, or failed by its
+    timeout and retried per ``retries``), then this worker process is ended:
+    nothing else stops a thread running code that is not ours. django-q2's
+    sentinel starts a new worker process. Outside a worker process (a test
+    calling ``run_task`` itself) the process is left running; the run's
+    later reports are refused, its end being recorded.
+    """
+    reason = ctx._stop_reason
+    pid = os.getpid()
+    ending = multiprocessing.parent_process() is not None
+    ctx.log(
+        f"still running {grace:g}s after it was told to stop"
+        + (f": ending worker process {pid}" if ending else ""),
+        "ERROR",
+    )
+    why = f"{reason}; the task ignored it for {grace:g}s and its worker process was ended"
+    try:
+        if isinstance(reason, TaskCancelled):
+            task_run_cancelled(
+                task_run=task_run,
+                attempt=ctx.attempt,
+                actor=worker,
+                reason=why,
+                log_lines=ctx.take_log(),
+                metrics=ctx.metrics,
+            )
+        elif isinstance(reason, TaskTimedOut):
+            task_run_fail(
+                task_run=task_run,
+                attempt=ctx.attempt,
+                error=why,
+                transient=True,
+                actor=worker,
+                base_delay=float(ctx.task.get("retry_delay", 10)),
+                metrics=ctx.metrics,
+                log_lines=ctx.take_log(),
+            )
+        # LeaseLost: another attempt owns the run; this one writes nothing.
+    except Exception:
+        logger.exception("could not record the end of stuck task %s", ctx.task_id)
+    finally:
+        if ending:
+            logger.error(
+                "task %s ignored its stop for %ss: ending process %s", ctx.task_id, grace, pid
+            )
+            connections.close_all()
+            os._exit(EXIT_STUCK)
 
 
 def _run(

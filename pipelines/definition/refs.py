@@ -61,14 +61,18 @@ def connection_refs(defn: dict[str, Any]) -> list[tuple[str, str]]:
 
     A task names a connection with a ``connection`` key, on the task itself
     (sql, check) or on one of its object-valued keys (copy's source and
-    destination). Lists are not searched: a ``connection`` key inside a
-    rename mapping is a column, not a connection.
+    destination), or lists them in ``connections`` (python). Other lists are
+    not searched: a ``connection`` key inside a rename mapping is a column,
+    not a connection.
     """
     refs: list[tuple[str, str]] = []
     for i, task in enumerate(defn.get("tasks") or []):
         path = idx("tasks", i)
         if isinstance(task.get("connection"), str):
             refs.append((at(path, "connection"), task["connection"]))
+        for j, name in enumerate(_listed(task)):
+            if isinstance(name, str):
+                refs.append((idx(at(path, "connections"), j), name))
         for key, value in task.items():
             if isinstance(value, dict) and isinstance(value.get("connection"), str):
                 refs.append((at(at(path, key), "connection"), value["connection"]))
@@ -94,9 +98,19 @@ def with_connections_renamed(defn: dict[str, Any], names: Mapping[str, str]) -> 
         for holder in [task, *(v for v in task.values() if isinstance(v, dict))]:
             if isinstance(holder.get("connection"), str):
                 holder["connection"] = names.get(holder["connection"], holder["connection"])
+        if _listed(task):
+            task["connections"] = [
+                names.get(n, n) if isinstance(n, str) else n for n in _listed(task)
+            ]
         if isinstance(task.get("outlets"), list):
             task["outlets"] = [asset_renamed(name, names) for name in task["outlets"]]
     schedule = out.get("schedule")
     if isinstance(schedule, dict) and isinstance(schedule.get("assets"), list):
         schedule["assets"] = [asset_renamed(name, names) for name in schedule["assets"]]
     return out
+
+
+def _listed(task: dict[str, Any]) -> list[Any]:
+    """A task's ``connections`` list (python tasks), or []."""
+    listed = task.get("connections")
+    return listed if isinstance(listed, list) else []

@@ -144,6 +144,10 @@ class TaskType(ABC):
     # The metrics that make a successful run's output, unless ``run`` sets
     # ``ctx.output`` itself.
     output_metrics: ClassVar[tuple[str, ...]] = ()
+    # Seconds a cancelled or timed-out run may go on ignoring it before the
+    # engine ends its worker process; None: the type always stops at its
+    # next ``ctx.check()``, so it never needs to.
+    stop_grace: ClassVar[float | None] = None
 
     @classmethod
     def required(cls) -> tuple[str, ...]:

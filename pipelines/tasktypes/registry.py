@@ -10,6 +10,7 @@ from pipelines.tasktypes.base import TaskType
 from pipelines.tasktypes.check import CheckTask
 from pipelines.tasktypes.copy import CopyTask
 from pipelines.tasktypes.dbt import DbtTask
+from pipelines.tasktypes.python import PythonTask
 from pipelines.tasktypes.sql import SqlTask
 from pipelines.tasktypes.wait import WaitTask
 
@@ -17,6 +18,7 @@ TASK_TYPES: dict[str, TaskType] = {
     "copy": CopyTask(),
     "sql": SqlTask(),
     "check": CheckTask(),
+    "python": PythonTask(),
     "wait": WaitTask(),
     "dbt": DbtTask(),
 }

@@ -17,13 +17,14 @@ import pytest
 
 from core.checker import Checker, at
 from pipelines.definition import load, task_schema
-from pipelines.models import Execution, ExecutionStatus, TaskLogLine, TaskRunStatus
+from pipelines.models import ExecutionStatus, TaskRunStatus
 from pipelines.outputs import OUTPUT_MAX_BYTES
 from pipelines.runner import run_task
 from pipelines.services import execution_create, execution_rerun
 from pipelines.tasktypes.base import Key, TaskContext, TaskType
 from pipelines.tasktypes.registry import TASK_TYPES
 from tests.pipelines.definition_examples import pipeline, problems
+from tests.pipelines.inprocess import log_messages, run_all
 
 
 def sql(name: str, statement: str, **extra: Any) -> dict[str, Any]:
@@ -202,15 +203,6 @@ def data(make_pipeline: Callable[..., Any], settings: Any) -> Path:
     return Path(settings.DATA_ROOT)
 
 
-def run_all(execution: Execution, sent: list[Any]) -> Execution:
-    """Run the execution's task runs as the broker would hand them out, until none is left."""
-    sent[:] = [tr.pk for tr in execution.tasks.filter(status=TaskRunStatus.QUEUED)]
-    while sent:
-        run_task(str(sent.pop(0)))
-    execution.refresh_from_db()
-    return execution
-
-
 def rows(path: Path, query: str) -> list[tuple[Any, ...]]:
     with sqlite3.connect(path / "wh.sqlite") as db:
         return list(db.execute(query))
@@ -346,8 +338,7 @@ def test_it_fails_a_task_whose_output_is_not_an_object_or_too_big(
     assert run_task(str(task_run.pk)) == "failed"
     task_run.refresh_from_db()
     assert task_run.error == error and task_run.output is None
-    log = list(TaskLogLine.objects.filter(task_run=task_run).values_list("message", flat=True))
-    assert f"failed: {error}" in log
+    assert f"failed: {error}" in log_messages(task_run)
 
 
 @pytestmark_db

@@ -158,6 +158,13 @@ VALID_TASKS = [
     {"name": "w", "type": "wait", "connection": "c", "sql": "SELECT %(min_amount)s > 0"},
     {"name": "f", "type": "wait", "connection": "c", "file": "in/*.csv", "interval": 5},
     {
+        "name": "py",
+        "type": "python",
+        "callable": "tests.pyjobs.jobs:add",
+        "connections": ["c"],
+        "kwargs": {"a": {"param": "min_amount"}, "b": 2},
+    },
+    {
         "name": "d",
         "type": "dbt",
         "connection": "c",
@@ -170,7 +177,10 @@ VALID_TASKS = [
 
 
 @pytest.mark.parametrize("task", VALID_TASKS, ids=lambda t: f"{t['type']}-{t['name']}")
-def test_it_describes_each_type_by_a_schema_its_valid_tasks_fit(task: dict[str, Any]) -> None:
+def test_it_describes_each_type_by_a_schema_its_valid_tasks_fit(
+    task: dict[str, Any], settings: Any
+) -> None:
+    settings.PYTHON_TASK_MODULES = ["tests.pyjobs"]  # python tasks call tests/pyjobs
     schema = task_schema(task["type"])
     jsonschema.Draft202012Validator.check_schema(schema)
     jsonschema.validate(task, schema)
