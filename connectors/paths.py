@@ -30,7 +30,13 @@ from connectors.models import Connection
 from connectors.registry import KINDS, connector_class
 from connectors.sqlite import sqlite_files
 
-__all__ = ["PATH_OVERLAP", "PATH_RESERVED", "connection_path_problem", "lock_paths"]
+__all__ = [
+    "PATH_OVERLAP",
+    "PATH_RESERVED",
+    "connection_path_problem",
+    "connection_path_problem_at_use",
+    "lock_paths",
+]
 
 PATH_OVERLAP = "overlaps another connection's path under DATA_ROOT"
 PATH_RESERVED = "overlaps the platform's own files (metadata database, keys, dbt projects)"
@@ -67,6 +73,30 @@ def connection_path_problem(*, kind: str, config: Any, exclude: Any = None) -> s
         if any(_nested(a, b) for a in mine for b in theirs):
             return PATH_OVERLAP
     return None
+
+
+# Connections whose path this process found clear, as they were then:
+# (id, updated_at, DATA_ROOT, VAR_DIR). See connection_path_problem_at_use.
+_CLEAR: set[tuple[Any, Any, str, str]] = set()
+
+
+def connection_path_problem_at_use(conn: Connection) -> str | None:
+    """``connection_path_problem`` for a stored connection about to be used.
+
+    Every save through the connection services is checked (and path claims
+    serialised), so a connection found clear stays clear until it changes:
+    only a connection saved past the rule (before it existed) can overlap.
+    That legacy check runs once per process and connection version; a clear
+    answer is remembered, a refusal never is (it is asked again, and stays
+    refused until one of the overlapping connections changes).
+    """
+    key = (conn.pk, conn.updated_at, str(settings.DATA_ROOT), str(settings.VAR_DIR))
+    if key in _CLEAR:
+        return None
+    problem = connection_path_problem(kind=conn.kind, config=conn.config, exclude=conn.pk)
+    if problem is None:
+        _CLEAR.add(key)
+    return problem
 
 
 def lock_paths() -> None:

@@ -26,7 +26,7 @@ from django.db import connections, transaction
 
 from connectors.base import ConnectorError
 from connectors.models import Connection
-from connectors.paths import connection_path_problem
+from connectors.paths import connection_path_problem_at_use
 from pipelines import checkpoints
 from pipelines.assets.services import events_record
 from pipelines.engine.attempts import (
@@ -108,7 +108,7 @@ class RunContext:
             raise TaskFailed(ConnectionBinding.gone(name))
         # A file connection saved before paths were isolated may overlap
         # another's (SPEC §10): it reaches nothing until that is resolved.
-        overlap = connection_path_problem(kind=conn.kind, config=conn.config, exclude=conn.pk)
+        overlap = connection_path_problem_at_use(conn)
         if overlap:
             raise TaskFailed(f"connection {name!r}: config.path {overlap}")
         connector = conn.connector()

@@ -14,41 +14,38 @@ from django.utils import timezone
 
 from pipelines.engine.executions import advance_after
 from pipelines.engine.task_runs import (
-    claim,
     execution_lock,
     retry_delay_seconds,
     write_log_lines,
 )
-from pipelines.engine.transitions import TaskRunEvent, task_run_move
+from pipelines.engine.transitions import (
+    TaskRunEvent,
+    task_run_claim_queued,
+    task_run_move,
+    transitions_batched,
+)
 from pipelines.models import ExecutionStatus, TaskRun, TaskRunStatus, Transition, Watermark
 from pipelines.tasktypes.base import LeaseLost
 
 
-@transaction.atomic
 def task_run_claim(*, task_id: Any, worker: str) -> TaskRun | None:
     """queued → running for a new attempt; None when this message is stale.
 
-    A duplicate message (re-sent by the reaper) or a run cancelled meanwhile
-    finds the row no longer ``queued`` and does nothing.
+    One ``UPDATE … RETURNING`` claims the run while its execution is
+    running. Otherwise: a duplicate message (re-sent by the reaper) finds
+    the row no longer ``queued`` and does nothing; a queued run of an
+    execution cancelled meanwhile is cancelled here.
     """
-    # The pipeline's definition can be large (hundreds of tasks); the task's
-    # own part is in ``spec``, so it is not loaded and parsed per claim.
-    task_run = (
-        TaskRun.objects.select_related("execution__pipeline")
-        .defer(
-            "execution__pipeline__definition",
-            "execution__pipeline__parameters",
-            "execution__pipeline__description",
-            "execution__pipeline__tags",
-        )
-        .filter(pk=task_id)
-        .first()
-    )
-    if task_run is None or task_run.status != TaskRunStatus.QUEUED:
-        return None
-    if task_run.execution.status != ExecutionStatus.RUNNING:
+    claimed = task_run_claim_queued(task_id, worker=worker)
+    if claimed is not None:
+        return claimed
+    with transaction.atomic(), transitions_batched():
+        task_run = TaskRun.objects.filter(pk=task_id).first()
+        if task_run is None or task_run.status != TaskRunStatus.QUEUED:
+            return None
+        if execution_lock(task_run.execution_id).status == ExecutionStatus.RUNNING:
+            return None  # no longer queued when claimed: another worker has it
         # Cancelled (or cancelling) executions never start a queued task.
-        execution_lock(task_run.execution_id)
         if task_run_move(
             task_run,
             TaskRunEvent.CANCEL,
@@ -58,10 +55,10 @@ def task_run_claim(*, task_id: Any, worker: str) -> TaskRun | None:
         ):
             advance_after(task_run, actor=worker)
         return None
-    return task_run if claim(task_run, worker=worker) else None
 
 
 @transaction.atomic
+@transitions_batched()
 def task_run_succeed(
     *,
     task_run: TaskRun,
@@ -106,6 +103,7 @@ def task_run_succeed(
 
 
 @transaction.atomic
+@transitions_batched()
 def task_run_fail(
     *,
     task_run: TaskRun,
@@ -156,6 +154,7 @@ def task_run_fail(
 
 
 @transaction.atomic
+@transitions_batched()
 def task_run_cancelled(
     *,
     task_run: TaskRun,

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.db import transaction
-from django.db.models import F
+from django.db.models import Count, Q
 from django.utils import timezone
 
 from core.errors import Conflict
@@ -19,20 +19,26 @@ from pipelines.definition import connection_refs
 from pipelines.engine.task_runs import (
     NOT_OK,
     block_downstream_of_failures,
-    claim,
+    downstream_release,
     execution_lock,
+    send_after_commit,
     task_runs_enqueue,
 )
 from pipelines.engine.transitions import (
+    EXECUTION_MOVES,
     TASK_RUN_MOVES,
     ExecutionEvent,
     TaskRunEvent,
     execution_move,
     record,
+    record_task_run,
+    task_run_claim_queued,
     task_run_move,
+    transitions_batched,
 )
 from pipelines.models import (
     EXECUTION_FINISHED,
+    EXECUTION_HOLDING_SLOT,
     TASK_DONE_OK,
     Execution,
     ExecutionStatus,
@@ -95,35 +101,63 @@ def task_runs_for(
 
 def execution_open(
     execution: Execution,
-    definition: dict[str, Any],
+    task_runs: list[TaskRun],
     *,
     skip: set[str],
     actor: str,
     reason: str,
     skip_reason: str = "",
-) -> list[TaskRun]:
-    """A saved execution gets its task runs and its first transition (→ queued).
+    start: bool = False,
+) -> None:
+    """Save a new execution, its task runs (``task_runs_for``) and its first transition (→ queued).
 
-    The runs named in ``skip`` are carried over as skipped; the others are
-    returned.
+    The runs named in ``skip`` are carried over as skipped. With ``start``
+    (the caller, holding the pipeline's lock, found a free slot and no
+    older queued execution) it is also started at once: saved running, its
+    runs waiting for nothing saved queued, the same transition rows as a
+    later start (queued → running; pending → queued), all rows in one
+    INSERT per table, and their messages sent after commit.
     """
-    task_runs = task_runs_for(definition, execution, skip)
+    start = start and not skip
+    now = timezone.now()
+    roots = [tr for tr in task_runs if tr.waiting_for == 0] if start else []
+    if roots:
+        execution.status = EXECUTION_MOVES[ExecutionEvent.START].target
+        execution.started_at = now
+        for tr in roots:
+            tr.status, tr.queued_at = TASK_RUN_MOVES[TaskRunEvent.ENQUEUE].target, now
+    execution.save(force_insert=True)
     TaskRun.objects.bulk_create(task_runs)
-    record(
-        execution_id=execution.pk,
-        task_run=None,
-        from_status="",
-        to_status=ExecutionStatus.QUEUED,
-        actor=actor,
-        reason=reason,
-    )
-    if skip:
-        now = timezone.now()
-        for task_run in TaskRun.objects.filter(execution=execution, task_name__in=skip):
-            task_run_move(
-                task_run, TaskRunEvent.SKIP, actor=actor, reason=skip_reason, ended_at=now
+    with transitions_batched():
+        record(
+            execution_id=execution.pk,
+            task_run=None,
+            from_status="",
+            to_status=ExecutionStatus.QUEUED,
+            actor=actor,
+            reason=reason,
+        )
+        if roots:
+            record(
+                execution_id=execution.pk,
+                task_run=None,
+                from_status=ExecutionStatus.QUEUED,
+                to_status=execution.status,
+                actor="scheduler",
             )
-    return [tr for tr in task_runs if tr.task_name not in skip]
+            for tr in roots:
+                record_task_run(
+                    tr,
+                    TaskRunStatus.PENDING,
+                    actor="scheduler",
+                    reason="no upstream left to wait for",
+                )
+            send_after_commit([tr.pk for tr in roots])
+        if skip:
+            for task_run in TaskRun.objects.filter(execution=execution, task_name__in=skip):
+                task_run_move(
+                    task_run, TaskRunEvent.SKIP, actor=actor, reason=skip_reason, ended_at=now
+                )
 
 
 def execution_refuse(execution: Execution, refused: dict[str, str], *, actor: str) -> None:
@@ -162,39 +196,64 @@ def executions_start_queued(*, pipeline: Pipeline) -> list[Execution]:
 
     The caller holds the pipeline's row lock.
     """
+    waiting = list(
+        Execution.objects.for_pipeline(pipeline)
+        .queued()
+        .order_by("created_at")[: pipeline.max_active_runs]
+    )
+    if not waiting:
+        return []
     running = Execution.objects.for_pipeline(pipeline).holding_slot().count()
     free = pipeline.max_active_runs - running
-    if free <= 0:
-        return []
     started = []
-    for execution in (
-        Execution.objects.for_pipeline(pipeline).queued().order_by("created_at")[:free]
-    ):
+    for execution in waiting[: max(free, 0)]:
         if _execution_start(execution):
             started.append(execution)
     return started
 
 
+def execution_slot_free(pipeline: Pipeline) -> bool:
+    """A new execution of ``pipeline`` may start at once: a slot is free and none is queued.
+
+    One statement. The caller holds the pipeline's row lock.
+    """
+    counts = (
+        Execution.objects.for_pipeline(pipeline)
+        .filter(status__in=[ExecutionStatus.QUEUED, *EXECUTION_HOLDING_SLOT])
+        .aggregate(
+            queued=Count("pk", filter=Q(status=ExecutionStatus.QUEUED)),
+            holding=Count("pk", filter=Q(status__in=EXECUTION_HOLDING_SLOT)),
+        )
+    )
+    return counts["queued"] == 0 and counts["holding"] < pipeline.max_active_runs
+
+
 def _execution_start(execution: Execution) -> bool:
     """queued → running; enqueue the tasks that wait for nothing."""
-    if not execution_move(
-        execution, ExecutionEvent.START, actor="scheduler", started_at=timezone.now()
-    ):
-        return False
-    execution_lock(execution.pk)
-    _advance(execution.pk, actor="scheduler")
+    with transitions_batched():
+        if not execution_move(
+            execution, ExecutionEvent.START, actor="scheduler", started_at=timezone.now()
+        ):
+            return False
+        _advance(execution.pk, actor="scheduler", execution=execution_lock(execution.pk))
     return True
 
 
-def execution_finish(*, execution: Execution, actor: str) -> None:
+def execution_finish(*, execution: Execution, actor: str, current: bool = False) -> None:
     """running|cancelling → success|failed|cancelled once every task finished.
 
-    The caller holds the execution's row lock.
+    The caller holds the execution's row lock; ``current`` says
+    ``execution`` was read under it (else it is read again).
     """
-    execution.refresh_from_db()
+    if not current:
+        execution.refresh_from_db()
     if execution.status in EXECUTION_FINISHED:
         return
-    runs = list(execution.tasks.all())
+    runs = list(
+        TaskRun.objects.filter(execution_id=execution.pk).only(
+            "task_name", "status", "metrics", "error"
+        )
+    )
     statuses = {tr.status for tr in runs}
     if execution.status == ExecutionStatus.CANCELLING:
         event = ExecutionEvent.STOP
@@ -229,7 +288,12 @@ def execution_finish(*, execution: Execution, actor: str) -> None:
 def _after_finish(pipeline_id: Any, execution_id: Any) -> None:
     """Free the slot for queued runs; notify (metrics, alerts) after commit."""
     with transaction.atomic():
-        pipeline = Pipeline.objects.select_for_update().filter(pk=pipeline_id).first()
+        pipeline = (
+            Pipeline.objects.select_for_update()
+            .only("pk", "max_active_runs")
+            .filter(pk=pipeline_id)
+            .first()
+        )
         if pipeline is not None:
             executions_start_queued(pipeline=pipeline)
     signals.execution_finished.send(sender=Execution, execution_id=execution_id)
@@ -257,7 +321,7 @@ def execution_cancel_moves(*, execution: Execution, actor: str, reason: str = ""
             reason="execution cancelled",
             ended_at=now,
         )
-    _advance(locked.pk, actor=actor)
+    _advance(locked.pk, actor=actor, execution=locked)
     return True
 
 
@@ -283,37 +347,29 @@ def _advance(
     enqueued: list[TaskRun] = []
     if changed is not None and changed.status in TASK_DONE_OK:
         if changed.downstream:
-            runs.filter(task_name__in=changed.downstream).update(waiting_for=F("waiting_for") - 1)
             # Not checking the execution's state here is deliberate (no read, no
             # lock): a task enqueued for a cancelled execution is cancelled by
             # its claim, and a cancel cancels queued tasks too.
-            if execution is None or execution.status == ExecutionStatus.RUNNING:
-                ready = list(
-                    runs.filter(
-                        task_name__in=changed.downstream,
-                        status=TaskRunStatus.PENDING,
-                        waiting_for=0,
-                    )
-                )
-                keep = None
-                if follow and ready and _running(execution_id, execution):
-                    keep = ready[0]
-                enqueued = task_runs_enqueue(
-                    ready, actor=actor, reason="upstream tasks succeeded", keep=keep
-                )
-                if keep is not None and keep in enqueued and claim(keep, worker=actor):
-                    keep.execution = changed.execution  # same execution, already loaded
-                    return keep
+            enqueued = downstream_release(changed, actor=actor)
+            # The claim takes a run only while the execution is running.
+            keep = (
+                task_run_claim_queued(enqueued[0].pk, worker=actor) if follow and enqueued else None
+            )
+            send_after_commit([tr.pk for tr in enqueued if keep is None or tr.pk != keep.pk])
+            if keep is not None:
+                return keep
     else:
         if execution is None:
-            execution = Execution.objects.only("status").get(pk=execution_id)
+            execution = Execution.objects.get(pk=execution_id)
         block_downstream_of_failures(execution_id, actor=actor)
         if execution.status == ExecutionStatus.RUNNING:
             ready = list(runs.filter(status=TaskRunStatus.PENDING, waiting_for=0))
             enqueued = task_runs_enqueue(ready, actor=actor, reason="no upstream left to wait for")
     # Something was just enqueued: the execution cannot be finished yet.
     if not enqueued and not runs.active().exists():
-        execution_finish(execution=Execution.objects.get(pk=execution_id), actor=actor)
+        if execution is None:
+            execution = Execution.objects.get(pk=execution_id)
+        execution_finish(execution=execution, actor=actor, current=True)
     return None
 
 
@@ -330,14 +386,7 @@ def advance_after(
     )
 
 
-def _running(execution_id: Any, execution: Execution | None) -> bool:
-    if execution is not None:
-        return execution.status == ExecutionStatus.RUNNING
-    return Execution.objects.filter(pk=execution_id, status=ExecutionStatus.RUNNING).exists()
-
-
 def advance(*, execution_id: Any, actor: str) -> None:
     """Re-evaluate an execution under its lock (used by the reaper and on start)."""
-    with transaction.atomic():
-        execution_lock(execution_id)
-        _advance(execution_id, actor=actor)
+    with transaction.atomic(), transitions_batched():
+        _advance(execution_id, actor=actor, execution=execution_lock(execution_id))

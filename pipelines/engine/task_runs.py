@@ -11,11 +11,18 @@ import random
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from pipelines import dag
-from pipelines.engine.transitions import TaskRunEvent, task_run_move
+from pipelines.engine.transitions import (
+    TASK_RUN_MOVES,
+    TaskRunEvent,
+    record_task_run,
+    sql_column,
+    sql_field,
+    task_run_move,
+)
 from pipelines.models import Execution, TaskLogLine, TaskRun, TaskRunStatus
 from pipelines.queue import enqueue_task_runs
 from pipelines.tasktypes.base import LeaseLost
@@ -23,53 +30,131 @@ from pipelines.tasktypes.base import LeaseLost
 NOT_OK = frozenset({TaskRunStatus.FAILED, TaskRunStatus.UPSTREAM_FAILED, TaskRunStatus.CANCELLED})
 
 
+# Ids per conditional UPDATE of many task runs (well under SQLite's limit
+# of bound parameters).
+_IDS_PER_STATEMENT = 500
+
+
 def execution_lock(execution_id: Any) -> Execution:
-    return Execution.objects.select_for_update().only("status").get(pk=execution_id)
+    """The execution's row, locked until the transaction ends (the whole row: it is current)."""
+    return Execution.objects.select_for_update().get(pk=execution_id)
 
 
-def task_runs_enqueue(
-    task_runs: list[TaskRun], *, actor: str, reason: str = "", keep: TaskRun | None = None
-) -> list[TaskRun]:
-    """pending/up_for_retry → queued, then send their messages after commit.
+def send_after_commit(task_ids: list[Any]) -> None:
+    """Send the messages of queued task runs once the transaction commits."""
+    if task_ids:
+        transaction.on_commit(lambda: enqueue_task_runs(task_ids))
 
-    ``keep`` is queued without a message: the calling worker runs it next. If
-    that worker dies first, the reaper sends the message like any lost one.
+
+def task_runs_enqueue(task_runs: list[TaskRun], *, actor: str, reason: str = "") -> list[TaskRun]:
+    """pending/up_for_retry/waiting → queued, then send their messages after commit.
+
+    One conditional ``UPDATE … RETURNING`` per 500 runs; the runs it did
+    not move (no longer in a source state) are left out of the answer.
     """
+    move = TASK_RUN_MOVES[TaskRunEvent.ENQUEUE]
     now = timezone.now()
-    queued = [
-        tr
-        for tr in task_runs
-        if task_run_move(
-            tr,
-            TaskRunEvent.ENQUEUE,
-            actor=actor,
-            reason=reason,
-            queued_at=now,
-            next_retry_at=None,
+    quote = connection.ops.quote_name
+    table = quote(TaskRun._meta.db_table)
+
+    def c(name: str) -> str:
+        return sql_column(TaskRun, name)
+
+    sources = sorted(move.sources)
+    pk = TaskRun._meta.pk
+    assert pk is not None  # nosec B101 - type narrowing
+    moved: set[Any] = set()
+    for start in range(0, len(task_runs), _IDS_PER_STATEMENT):
+        chunk = task_runs[start : start + _IDS_PER_STATEMENT]
+        sql = (
+            f"UPDATE {table} SET {c('status')} = %s, {c('queued_at')} = %s,"  # nosec B608 - names from model metadata, values bound
+            f" {c('next_retry_at')} = NULL"
+            f" WHERE {c('task_id')} IN ({', '.join(['%s'] * len(chunk))})"
+            f" AND {c('status')} IN ({', '.join(['%s'] * len(sources))})"
+            f" RETURNING {c('task_id')}"
         )
-    ]
-    ids = [tr.pk for tr in queued if keep is None or tr.pk != keep.pk]
-    if ids:
-        transaction.on_commit(lambda: enqueue_task_runs(ids))
+        params = [
+            move.target,
+            connection.ops.adapt_datetimefield_value(now),
+            *(pk.get_db_prep_value(tr.pk, connection) for tr in chunk),
+            *sources,
+        ]
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            moved.update(pk.to_python(row[0]) for row in cursor.fetchall())
+    queued = [tr for tr in task_runs if tr.pk in moved]
+    for tr in queued:
+        source = tr.status
+        tr.status, tr.queued_at, tr.next_retry_at = move.target, now, None
+        record_task_run(tr, source, actor=actor, reason=reason)
+    send_after_commit([tr.pk for tr in queued])
     return queued
 
 
-def claim(task_run: TaskRun, *, worker: str) -> bool:
-    """queued → running with the next attempt number, for ``worker``."""
+def downstream_release(changed: TaskRun, *, actor: str) -> list[TaskRun]:
+    """After ``changed`` succeeded: count it off its downstream runs, queue those now ready.
+
+    One ``UPDATE … RETURNING`` decrements ``waiting_for`` and moves the
+    pending runs whose count reaches zero to queued. Each decrement takes
+    the downstream row's lock, so exactly one upstream sees a count reach
+    zero. A run whose count was above zero is pending or already finished
+    (skipped, blocked, cancelled): a run only leaves pending for queued at
+    zero, so a queued row at zero after this statement was moved by it.
+    Returns the moved runs (not yet sent: see ``send_after_commit``).
+    """
+    move = TASK_RUN_MOVES[TaskRunEvent.ENQUEUE]
     now = timezone.now()
-    # Matching the attempt read before makes the new attempt number exact.
-    return task_run_move(
-        task_run,
-        TaskRunEvent.CLAIM,
-        actor=worker,
-        fence=task_run.attempt,
-        attempt=task_run.attempt + 1,
-        worker=worker[:200],
-        heartbeat_at=now,
-        started_at=now,
-        ended_at=None,
-        error="",
+    quote = connection.ops.quote_name
+    table = quote(TaskRun._meta.db_table)
+
+    def c(name: str) -> str:
+        return sql_column(TaskRun, name)
+
+    names = list(changed.downstream)
+    in_names = ", ".join(["%s"] * len(names))
+    ready = f"{c('waiting_for')} = 1 AND {c('status')} = %s"
+    sql = (
+        f"UPDATE {table} SET {c('waiting_for')} = {c('waiting_for')} - 1,"  # nosec B608 - names from model metadata, values bound
+        f" {c('status')} = CASE WHEN {ready} THEN %s ELSE {c('status')} END,"
+        f" {c('queued_at')} = CASE WHEN {ready} THEN %s ELSE {c('queued_at')} END"
+        f" WHERE {c('execution_id')} = %s AND {c('task_name')} IN ({in_names})"
+        f" RETURNING {c('task_id')}, {c('task_name')}, {c('status')}, {c('waiting_for')},"
+        f" {c('attempt')}"
     )
+    pending = TaskRunStatus.PENDING
+    params = [
+        pending,
+        move.target,
+        pending,
+        connection.ops.adapt_datetimefield_value(now),
+        sql_field(TaskRun, "execution_id").get_db_prep_value(changed.execution_id, connection),
+        *names,
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    pk = TaskRun._meta.pk
+    assert pk is not None  # nosec B101 - type narrowing
+    moved = sorted(
+        (
+            TaskRun(
+                task_id=pk.to_python(task_id),
+                execution_id=changed.execution_id,
+                task_name=name,
+                status=move.target,
+                waiting_for=0,
+                attempt=attempt,
+                queued_at=now,
+            )
+            for task_id, name, status, waiting_for, attempt in rows
+            if status == move.target and waiting_for == 0
+        ),
+        key=lambda tr: tr.task_name,
+    )
+    for tr in moved:
+        tr._state.adding, tr._state.db = False, connection.alias
+        record_task_run(tr, pending, actor=actor, reason="upstream tasks succeeded")
+    return moved
 
 
 def task_run_heartbeat(*, task_id: Any, attempt: int, log_lines: list[dict[str, Any]]) -> str:

@@ -4,21 +4,30 @@ A move is a conditional ``UPDATE ... WHERE status IN <from-states>`` (and,
 for a fenced move, ``AND attempt = <fence>``) whose row count says whether
 it happened, plus one ``Transition`` row. A move not in the table, or from
 a state the row is no longer in, writes nothing.
+
+Inside ``transitions_batched()`` the rows of every move are written at its
+end in one multi-row INSERT, in the order of the moves (same transaction).
+A claim is one ``UPDATE … RETURNING`` (``task_run_claim_queued``).
 """
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from django.db import transaction
+from django.db import connection, models, transaction
+from django.utils import timezone
 
 from pipelines import signals
 from pipelines.models import (
     TASK_FINISHED,
     Execution,
     ExecutionStatus,
+    Pipeline,
     TaskRun,
     TaskRunStatus,
     Transition,
@@ -97,7 +106,7 @@ def record(
     attempt: int = 0,
 ) -> None:
     """The ``Transition`` row of a move (or of an execution's creation)."""
-    Transition.objects.create(
+    row = Transition(
         execution_id=execution_id,
         task_run=task_run,
         from_status=from_status,
@@ -106,6 +115,57 @@ def record(
         reason=reason,
         attempt=attempt,
     )
+    batch = getattr(_batch, "rows", None)
+    if batch is None:
+        row.save(force_insert=True)
+    else:
+        batch.append(row)
+
+
+def record_task_run(task_run: TaskRun, from_status: str, *, actor: str, reason: str = "") -> None:
+    """The transition row of ``task_run``'s move from ``from_status`` to its status now."""
+    record(
+        execution_id=task_run.execution_id,
+        task_run=task_run,
+        from_status=from_status,
+        to_status=task_run.status,
+        actor=actor,
+        reason=reason,
+        attempt=task_run.attempt,
+    )
+
+
+_batch = threading.local()
+
+
+@contextmanager
+def transitions_batched() -> Iterator[None]:
+    """Collect the transition rows recorded inside; write them in one INSERT at the end.
+
+    Use it inside the transaction of the moves (nothing is written when the
+    block raises, and the transaction rolls back anyway). Nested blocks join
+    the outermost one. Nothing in the engine reads transition rows back
+    within the transaction that records them.
+    """
+    if getattr(_batch, "rows", None) is not None:
+        yield
+        return
+    rows: list[Transition] = []
+    _batch.rows = rows
+    try:
+        yield
+    finally:
+        _batch.rows = None
+    if rows:
+        Transition.objects.bulk_create(rows)
+
+
+def transitions_flush() -> None:
+    """Write the rows batched so far now (a move recorded by other means follows them)."""
+    rows = getattr(_batch, "rows", None)
+    if rows:
+        Transition.objects.bulk_create(rows)
+        rows.clear()
 
 
 def _make(
@@ -178,3 +238,147 @@ def execution_move(
     move = EXECUTION_MOVES[event]
     query = Execution.objects.filter(pk=execution.pk, status__in=move.sources)
     return _make(query, execution, move.target, fields, actor=actor, reason=reason)
+
+
+def sql_field(model: type[models.Model], name: str) -> models.Field[Any, Any]:
+    """``model``'s concrete field ``name`` (or attname), for hand-written statements."""
+    field = model._meta.get_field(name)
+    assert isinstance(field, models.Field)  # nosec B101 - type narrowing
+    return field
+
+
+def sql_column(model: type[models.Model], name: str) -> str:
+    """The quoted column of ``model``'s field ``name``."""
+    return str(connection.ops.quote_name(str(sql_field(model, name).column)))
+
+
+def _sql_columns(model: type[models.Model], alias: str) -> tuple[list[str], str]:
+    """The attnames of ``model``'s concrete fields and their quoted columns as ``alias.col``."""
+    quote = connection.ops.quote_name
+    fields = model._meta.concrete_fields
+    return [f.attname for f in fields], ", ".join(f"{alias}.{quote(f.column)}" for f in fields)
+
+
+def _loaded(model: type[models.Model], names: list[str], values: Any) -> Any:
+    """A model instance from raw column values, converted as the ORM would."""
+    converted = []
+    for name, value in zip(names, values, strict=True):
+        field = sql_field(model, name)
+        col = field.get_col(model._meta.db_table)
+        field_converters = field.get_db_converters(connection)  # type: ignore[attr-defined]
+        for convert in connection.ops.get_db_converters(col) + field_converters:
+            value = convert(value, col, connection)
+        converted.append(value)
+    # from_db takes a subset of the fields in the model's own field order.
+    given = dict(zip(names, converted, strict=True))
+    ordered = [f.attname for f in model._meta.concrete_fields if f.attname in given]
+    return model.from_db(connection.alias, ordered, [given[name] for name in ordered])
+
+
+def _prep(model: type[models.Model], name: str, value: Any) -> Any:
+    return sql_field(model, name).get_db_prep_value(value, connection)
+
+
+def task_run_claim_queued(task_id: Any, *, worker: str) -> TaskRun | None:
+    """queued → running with the next attempt, in one ``UPDATE … RETURNING``; None if not claimed.
+
+    Claims only while the execution is running; returns the task run with
+    its execution (status, parameters, pipeline, version) and the
+    pipeline's name loaded, as the runner needs them. On PostgreSQL the
+    transition row is inserted by the same statement (a data-modifying CTE);
+    on SQLite by a second one in the same transaction. None when the row is
+    no longer queued (a duplicate or stale message) or the execution is not
+    running (the caller decides what that means).
+    """
+    transitions_flush()  # the moves before this claim keep their order
+    quote = connection.ops.quote_name
+
+    def r(name: str) -> str:
+        return sql_column(TaskRun, name)
+
+    def e(name: str) -> str:
+        return "e." + sql_column(Execution, name)
+
+    run_table, exec_table = quote(TaskRun._meta.db_table), quote(Execution._meta.db_table)
+    names, columns = _sql_columns(TaskRun, run_table)
+    now = timezone.now()
+    worker = worker[:200]
+    in_execution = (
+        f"FROM {exec_table} e WHERE {e('execution_id')} = {run_table}.{r('execution_id')}"
+    )
+    execution_fields = ["status", "parameters", "pipeline_id", "version_id"]
+    extra = ", ".join(
+        f"(SELECT {e(name)} {in_execution}) AS {quote('x_' + name)}" for name in execution_fields
+    )
+    pipeline_name = (
+        f"(SELECT p.{sql_column(Pipeline, 'name')} FROM {quote(Pipeline._meta.db_table)} p"  # nosec B608 - names from model metadata, values bound
+        f" JOIN {exec_table} e ON p.{sql_column(Pipeline, 'pipeline_id')} = {e('pipeline_id')}"
+        f" WHERE {e('execution_id')} = {run_table}.{r('execution_id')})"
+    )
+    update = (
+        f"UPDATE {run_table} SET {r('status')} = %s, {r('attempt')} = {r('attempt')} + 1,"  # nosec B608 - names from model metadata, values bound
+        f" {r('worker')} = %s, {r('heartbeat_at')} = %s, {r('started_at')} = %s,"
+        f" {r('ended_at')} = NULL, {r('error')} = ''"
+        f" WHERE {r('task_id')} = %s AND {r('status')} = %s"
+        f" AND EXISTS (SELECT 1 {in_execution} AND {e('status')} = %s)"
+        f" RETURNING {columns}, {extra}, {pipeline_name} AS {quote('x_pipeline_name')}"
+    )
+    at = connection.ops.adapt_datetimefield_value(now)
+    params: list[Any] = [
+        TaskRunStatus.RUNNING,
+        worker,
+        at,
+        at,
+        _prep(TaskRun, "task_id", task_id),
+        TaskRunStatus.QUEUED,
+        ExecutionStatus.RUNNING,
+    ]
+    claim = TASK_RUN_MOVES[TaskRunEvent.CLAIM]
+    if connection.vendor == "postgresql":
+        recorded = ", ".join(
+            sql_column(Transition, name)
+            for name in [
+                "execution_id",
+                "task_run_id",
+                "from_status",
+                "to_status",
+                "actor",
+                "reason",
+                "attempt",
+                "at",
+            ]
+        )
+        sql = (
+            f"WITH claimed AS ({update}), recorded AS ("  # nosec B608 - names from model metadata, values bound
+            f"INSERT INTO {quote(Transition._meta.db_table)} ({recorded})"
+            f" SELECT {r('execution_id')}, {r('task_id')}, %s, %s, %s, '', {r('attempt')}, %s"
+            f" FROM claimed) SELECT * FROM claimed"
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [*params, TaskRunStatus.QUEUED, claim.target, worker, at])
+            row = cursor.fetchone()
+        return _claimed(names, row)
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute(update, params)
+            row = cursor.fetchone()
+        task_run = _claimed(names, row)
+        if task_run is not None:
+            record_task_run(task_run, TaskRunStatus.QUEUED, actor=worker)
+    return task_run
+
+
+def _claimed(names: list[str], row: Any) -> TaskRun | None:
+    if row is None:
+        return None
+    task_run: TaskRun = _loaded(TaskRun, names, row[: len(names)])
+    status, parameters, pipeline_id, version_id, pipeline_name = row[len(names) :]
+    execution: Execution = _loaded(
+        Execution,
+        ["execution_id", "status", "parameters", "pipeline_id", "version_id"],
+        [row[names.index("execution_id")], status, parameters, pipeline_id, version_id],
+    )
+    pipeline: Pipeline = _loaded(Pipeline, ["pipeline_id", "name"], [pipeline_id, pipeline_name])
+    execution.pipeline = pipeline
+    task_run.execution = execution
+    return task_run

@@ -24,7 +24,9 @@ from pipelines.engine.executions import (
     execution_cancel_moves,
     execution_open,
     execution_refuse,
+    execution_slot_free,
     executions_start_queued,
+    task_runs_for,
 )
 from pipelines.models import (
     EXECUTION_FINISHED,
@@ -90,7 +92,12 @@ def execution_create(
     """
     # The pipeline row lock serializes creations per pipeline, which makes the
     # idempotency check and the max_active_runs count race-free.
-    pipeline = Pipeline.objects.select_for_update().get(pk=pipeline.pk)
+    # The version holds the definition: the pipeline's copy is not read.
+    pipeline = (
+        Pipeline.objects.select_for_update()
+        .defer("definition", "parameters", "description", "tags")
+        .get(pk=pipeline.pk)
+    )
     user = actor.user
     if idempotency_key and user is not None:
         existing = (
@@ -125,14 +132,22 @@ def execution_create(
         "data_interval_start": start.isoformat(),
         "data_interval_end": end.isoformat(),
     }
-    execution.save()
-    to_run = execution_open(
+    skip = skip_tasks or set()
+    task_runs = task_runs_for(definition, execution, skip)
+    to_run = [tr for tr in task_runs if tr.task_name not in skip]
+    refused = _connections_refused(pipeline, version, to_run)
+    # Started at once (one write per table) when nothing is refused, a slot
+    # is free and no older run waits; otherwise queued, and started below
+    # (or later) in order.
+    start_now = not skip and not refused and execution_slot_free(pipeline)
+    execution_open(
         execution,
-        definition,
-        skip=skip_tasks or set(),
+        task_runs,
+        skip=skip,
         actor=actor_of(actor, default=trigger),
         reason=f"trigger {trigger}",
         skip_reason=f"succeeded in execution {rerun_of.pk if rerun_of else '-'}",
+        start=start_now,
     )
     if idempotency_key and user is not None:
         IdempotencyKey.objects.create(
@@ -147,7 +162,8 @@ def execution_create(
             by=actor,
             details={"execution_id": str(execution.pk), "trigger": str(trigger)},
         )
-    refused = _connections_refused(pipeline, version, to_run)
+    if start_now:
+        return execution
     if refused:
         execution_refuse(execution, refused, actor=actor_of(actor, default=trigger))
     executions_start_queued(pipeline=pipeline)
