@@ -75,7 +75,11 @@ class PipelineDefinitionSerializer(serializers.Serializer):
 
     name = serializers.CharField(max_length=100, help_text="[A-Za-z_][A-Za-z0-9_-]{0,99}, unique")
     description = serializers.CharField(required=False, allow_blank=True)
-    schedule = serializers.CharField(required=False, allow_null=True, help_text="5-field cron")
+    schedule = serializers.JSONField(
+        required=False,
+        allow_null=True,
+        help_text="5-field cron, or {assets: [connection.schema.table, ...]}",
+    )
     timezone = serializers.CharField(required=False, help_text="IANA name, default UTC")
     catchup = serializers.BooleanField(required=False)
     enabled = serializers.BooleanField(required=False)
@@ -137,8 +141,22 @@ class PipelineSerializer(serializers.ModelSerializer):
     def get_tasks(self, obj: Pipeline) -> list[Any]:
         return list(obj.definition.get("tasks", []))
 
-    @extend_schema_field({"type": "string", "nullable": True})
-    def get_schedule(self, obj: Pipeline) -> str | None:
+    @extend_schema_field(
+        {
+            "oneOf": [
+                {"type": "string", "description": "5-field cron"},
+                {
+                    "type": "object",
+                    "properties": {"assets": {"type": "array", "items": {"type": "string"}}},
+                    "description": "runs when every listed asset has had an event",
+                },
+            ],
+            "nullable": True,
+        }
+    )
+    def get_schedule(self, obj: Pipeline) -> str | dict[str, list[str]] | None:
+        if obj.schedule_assets:
+            return {"assets": list(obj.schedule_assets)}
         return obj.schedule or None
 
     @extend_schema_field({"type": "string", "nullable": True})

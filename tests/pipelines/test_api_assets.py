@@ -145,3 +145,28 @@ def test_an_asset_triggered_execution_lists_the_events_it_consumed(
     assert [e["triggered_by"] for e in listed["results"]] == [detail["triggered_by"]]
     other = client.get(url(f"executions/{world['run'].pk}")).json()
     assert other["triggered_by"] == []
+
+
+def test_a_pipeline_is_scheduled_on_assets_through_the_api(
+    api_client_for: Any, developer: Any, wh: Any
+) -> None:
+    client = api_client_for(developer)
+    body = {
+        "name": "reader",
+        "schedule": {"assets": ["wh.a", "wh.main.b"]},
+        "tasks": [{"name": "t", "type": "sql", "connection": "wh", "sql": "SELECT 1"}],
+    }
+    created = client.post(url("pipelines"), body, format="json")
+    assert created.status_code == 201, created.content
+    assert created.json()["schedule"] == {"assets": ["wh.main.a", "wh.main.b"]}
+    shown = client.get(url(f"pipelines/{created.json()['pipeline_id']}")).json()
+    assert shown["schedule"] == {"assets": ["wh.main.a", "wh.main.b"]}
+    body["name"] = "bad"
+    body["schedule"] = {"assets": ["nowhere.a"], "every": 5}
+    refused = assert_error(client.post(url("pipelines"), body, format="json"), 400)
+    assert [e["path"] for e in refused["errors"]] == ["schedule.every"]
+    body["schedule"] = {"assets": ["nowhere.a"]}
+    refused = assert_error(client.post(url("pipelines"), body, format="json"), 400)
+    assert refused["errors"] == [
+        {"path": "schedule.assets[0]", "message": "unknown connection 'nowhere'"}
+    ]

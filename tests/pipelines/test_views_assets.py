@@ -79,3 +79,10 @@ def test_the_run_page_of_an_asset_triggered_run_names_its_events(
     page = text(client_for(developer).get(f"/runs/{world['consumed_by'].pk}"))
     assert "asset run of v1" in page
     assert 'after events of <a href="/assets/wh.main.a">wh.main.a</a>' in page
+
+
+def test_the_pipeline_list_says_a_pipeline_runs_after_its_assets(
+    world: Any, client_for: Any, developer: Any
+) -> None:
+    page = text(client_for(developer).get("/pipelines"))
+    assert 'after 1 asset <span class="muted small">(wh.main.a)</span>' in page
