@@ -8,7 +8,7 @@ task's next run copies every row. 404 for a pipeline the caller may not see,
 
 from __future__ import annotations
 
-from drf_spectacular.utils import extend_schema, inline_serializer
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -28,7 +28,25 @@ class WatermarkSerializer(serializers.Serializer):
     updated_at = serializers.DateTimeField()
 
 
+# ``{task: watermark}``: a map, which a serializer cannot describe.
+WATERMARKS_SCHEMA = {
+    "type": "object",
+    "description": "task name → its watermark",
+    "additionalProperties": {
+        "type": "object",
+        "properties": {
+            "column": {"type": "string", "description": "the incremental column"},
+            "value": {"description": "the greatest value copied (dates and decimals as text)"},
+            "updated_at": {"type": "string", "format": "date-time"},
+        },
+        "required": ["column", "value", "updated_at"],
+    },
+}
+
+
 class _WatermarkView(ObjectView):
+    """A pipeline's watermarks: fetched and checked through the pipeline's sharing."""
+
     parser_classes = [JSONParser]
     pagination_class = None
     queryset = Pipeline.objects.all()
@@ -38,11 +56,9 @@ class _WatermarkView(ObjectView):
 
 @extend_schema(tags=["pipelines"])
 class WatermarkListView(_WatermarkView):
-    @extend_schema(
-        responses=inline_serializer(
-            "Watermarks", {"<task>": WatermarkSerializer()}, help_text="one entry per task"
-        )
-    )
+    """The watermark of each incremental copy task: ``{task: {column, value, updated_at}}``."""
+
+    @extend_schema(responses={200: WATERMARKS_SCHEMA})
     def get(self, request: Request, pipeline_id: str) -> Response:
         marks = selectors.watermark_list(self.get_object())
         return Response({task: WatermarkSerializer(m).data for task, m in marks.items()})
@@ -50,6 +66,8 @@ class WatermarkListView(_WatermarkView):
 
 @extend_schema(tags=["pipelines"])
 class WatermarkDetailView(_WatermarkView):
+    """Forget one task's watermark (edit right; audited): its next run copies every row."""
+
     @extend_schema(responses={204: None})
     def delete(self, request: Request, pipeline_id: str, task_name: str) -> Response:
         services.watermark_reset(
