@@ -44,7 +44,8 @@ def test_it_reports_nothing_changed_when_every_run_is_healthy(
     no_broker.clear()
     before = Transition.objects.count()
     assert reap() == (
-        "expired leases 0, re-sent 0, retries enqueued 0, executions advanced 0, started 0"
+        "expired leases 0, re-sent 0, retries enqueued 0, checks enqueued 0, "
+        "executions advanced 0, started 0"
     )
     assert Transition.objects.count() == before and no_broker == []
     assert TaskRun.objects.get(pk=running.pk).status == TaskRunStatus.RUNNING
@@ -64,7 +65,8 @@ def test_it_repairs_a_lost_worker_and_a_lost_message_and_reports_the_counts(
     TaskRun.objects.filter(pk=unsent.pk).update(queued_at=long_ago)
     no_broker.clear()
     assert reap() == (
-        "expired leases 1, re-sent 1, retries enqueued 0, executions advanced 0, started 0"
+        "expired leases 1, re-sent 1, retries enqueued 0, checks enqueued 0, "
+        "executions advanced 0, started 0"
     )
     assert TaskRun.objects.get(pk=dead.pk).status == TaskRunStatus.UP_FOR_RETRY
     assert Transition.objects.filter(

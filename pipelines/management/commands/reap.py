@@ -13,7 +13,7 @@ AUDIT_IDS = 100
 
 
 class Command(AuditedCommand):
-    help = "Run one reaper pass (expired leases, lost messages, due retries)."
+    help = "Run one reaper pass (expired leases, lost messages, due retries and sensor checks)."
 
     def handle(self, *args: Any, **options: Any) -> None:
         result = reap()
