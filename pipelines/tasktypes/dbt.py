@@ -51,6 +51,8 @@ INSTALL_HINT = "dbt is not installed on this host: install the extra with pip in
 # the database) before its process group is killed.
 STOP_GRACE_SECONDS = 10.0
 MAX_SELECT_LENGTH = 2000
+# ``nodes`` in the output at most (a task output holds 64 KiB; see ``summary``).
+NODES_MAX_BYTES = 60 * 1024
 # dbt's statuses (run_results.json) that fail the task / that are skips.
 FAILED = frozenset({"error", "fail", "runtime error"})
 SKIPPED = frozenset({"skipped"})
@@ -192,16 +194,25 @@ def command_line(
 
 
 def summary(results: dict[str, Any]) -> dict[str, Any]:
-    """``{nodes: {unique_id: status}, passed, failed, skipped}`` from run_results.json."""
+    """``{nodes: {unique_id: status}, passed, failed, skipped}`` from run_results.json.
+
+    When ``nodes`` would take more than NODES_MAX_BYTES of JSON (a task's
+    output holds 64 KiB), it keeps only the nodes that did not end
+    ``success`` or ``pass``, and ``nodes_omitted`` counts the others.
+    """
     nodes = {str(r.get("unique_id")): str(r.get("status")) for r in results.get("results") or []}
     failed = sum(1 for status in nodes.values() if status in FAILED)
     skipped = sum(1 for status in nodes.values() if status in SKIPPED)
-    return {
+    out: dict[str, Any] = {
         "nodes": nodes,
         "passed": len(nodes) - failed - skipped,
         "failed": failed,
         "skipped": skipped,
     }
+    if len(json.dumps(nodes, ensure_ascii=False).encode()) > NODES_MAX_BYTES:
+        out["nodes"] = {k: v for k, v in nodes.items() if v not in ("success", "pass")}
+        out["nodes_omitted"] = len(nodes) - len(out["nodes"])
+    return out
 
 
 def failures(results: dict[str, Any]) -> list[str]:

@@ -162,3 +162,24 @@ def test_no_file_connection_may_write_into_the_projects_root(
     for kind, path in [("csv", "dbt/shop"), ("jsonl", "dbt"), ("sqlite", "dbt/x.db"), ("csv", ".")]:
         assert refused(create(dev, "into_dbt", kind, path)) == PATH_RESERVED
     assert create(dev, "beside", "csv", "files").status_code == 201
+
+
+def test_its_output_keeps_within_a_task_outputs_size() -> None:
+    """A large project's passed nodes give way to the others, counted."""
+    results = {
+        "results": [
+            {"unique_id": f"model.big.model_number_{i:05d}", "status": "success"}
+            for i in range(3000)
+        ]
+        + [{"unique_id": "model.big.late", "status": "warn"}]
+    }
+    out = dbt.summary(results)
+    assert out == {
+        "nodes": {"model.big.late": "warn"},
+        "passed": 3001,
+        "failed": 0,
+        "skipped": 0,
+        "nodes_omitted": 3000,
+    }
+    small = dbt.summary({"results": results["results"][:10]})
+    assert len(small["nodes"]) == 10 and "nodes_omitted" not in small
