@@ -148,9 +148,11 @@ def executions_prune(
                 return 0
             # Children first, each one statement through its index; the
             # collector below then finds none of these left to load.
-            result.log_lines += TaskLogLine.objects.filter(task_run__execution_id__in=ids).delete()[
-                0
-            ]
+            # task_run IN (a subquery), not task_run__execution: Django would
+            # write that join as "id IN (SELECT id ... JOIN)", one more index
+            # probe per log line.
+            task_runs = TaskRun.objects.filter(execution_id__in=ids).values("pk")
+            result.log_lines += TaskLogLine.objects.filter(task_run__in=task_runs).delete()[0]
             result.transitions += Transition.objects.filter(execution_id__in=ids).delete()[0]
             _, counts = Execution.objects.filter(pk__in=ids).delete()
         result.executions += counts.get(Execution._meta.label, 0)
