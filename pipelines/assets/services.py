@@ -94,9 +94,9 @@ def _chunks_done(task_run: TaskRun) -> bool:
 def events_record(task_run: TaskRun) -> list[AssetEvent]:
     """Record an event for each asset ``task_run`` wrote; call it as its success commits.
 
-    The asset row is locked first: two chunks of one copy finishing at once
-    are serialized, so the second sees the first's success and exactly one
-    of them records the event.
+    For a chunk of a partitioned copy the asset row is locked first: two
+    chunks finishing at once are serialized, so the second sees the first's
+    success and exactly one of them records the event.
     """
     writes = produced(task_run)
     if not writes:
@@ -116,7 +116,8 @@ def events_record(task_run: TaskRun) -> list[AssetEvent]:
             continue
         name = asset_name(conn.name, conn.kind, conn.config, table)
         asset, _ = Asset.objects.get_or_create(name=name, defaults={"connection": conn})
-        asset = Asset.objects.select_for_update().get(pk=asset.pk)
+        if task_run.chunk_count is not None:  # see _chunks_done: one chunk at a time
+            asset = Asset.objects.select_for_update().get(pk=asset.pk)
         if asset.connection_id != conn.pk:  # deleted and made again under its name
             asset.connection = conn
             asset.save(update_fields=["connection"])

@@ -108,3 +108,26 @@ def test_a_pipeline_waiting_for_two_assets_runs_once_both_are_written(
     with psycopg.connect(pg_target) as conn:
         assert conn.execute("SELECT n FROM totals").fetchall() == [(30,)]
     assert Execution.objects.filter(pipeline=totals).count() == 1  # and no second one
+
+
+def test_a_partitioned_copy_on_several_workers_records_one_event(
+    workers: Any, pg_target: str
+) -> None:
+    workers(workers=4)
+    with psycopg.connect(pg_target) as conn:
+        conn.execute("CREATE TABLE big (id int PRIMARY KEY, v text)")
+        conn.execute("INSERT INTO big SELECT i, md5(i::text) FROM generate_series(1, 20000) i")
+    copy = {
+        "name": "copy",
+        "type": "copy",
+        "source": {"connection": "pg", "table": "big"},
+        "destination": {"connection": "pg", "table": "big_copy"},
+        "partition": {"column": "id", "chunks": 8},
+    }
+    pipeline = pipeline_create(data={"name": "chunks", "tasks": [copy]})
+    for _ in range(2):
+        execution = finished(execution_create(pipeline=pipeline))
+        assert execution.status == ExecutionStatus.SUCCESS, execution.error
+        assert len({tr.worker for tr in execution.tasks.all()}) > 1  # chunks ran side by side
+        (event,) = AssetEvent.objects.filter(execution=execution)
+        assert event.asset.name == "pg.public.big_copy"
