@@ -231,3 +231,21 @@ def test_it_lists_runs_in_four_queries_whatever_the_page(
         body = follow(client, first["next"])
     assert len(body["results"]) == 200
     assert body["results"][0]["status"] in {s.value for s in ExecutionStatus}
+
+
+def test_it_answers_a_non_admin_in_bounded_queries(
+    many_executions: Any,
+    developer: Any,
+    api_client_for: Any,
+    django_assert_max_num_queries: Any,
+) -> None:
+    client = api_client_for(developer)
+    client.get(url("executions"))  # the user's state is cached from here on
+    execution = many_executions[500]
+    # The visible pipelines' ids, then as for an admin.
+    with django_assert_max_num_queries(5):
+        assert len(client.get(url("executions?page_size=100")).json()["results"]) == 100
+    # The row, whether its pipeline is visible, the task runs.
+    with django_assert_max_num_queries(3):
+        status = client.get(url(f"executions/{execution.pk}/status"))
+    assert status.json()["status"] == execution.status
