@@ -27,7 +27,7 @@ from core.errors import InvalidInput
 from core.parsers import JSONParser
 from pipelines import selectors, services
 from pipelines.api_assets import triggered_by_data
-from pipelines.models import Execution, Pipeline, TaskRun, Trigger
+from pipelines.models import Execution, Pipeline, Trigger
 from pipelines.serializers import (
     BackfillResultSerializer,
     BackfillSerializer,
@@ -338,18 +338,17 @@ class ExecutionStatusView(_ExecutionView):
     serializer_class = ExecutionStatusSerializer
 
     def get(self, request: Request, execution_id: str) -> Response:
-        row = selectors.execution_row_for(
+        # One query: the execution joined to its task runs, a row each.
+        rows = selectors.execution_rows_for(
             request.user,
             execution_id,
-            Execution.objects.values("execution_id", "status", "pipeline_id"),
+            Execution.objects.order_by("tasks__started_at", "tasks__task_name").values(
+                "execution_id", "status", "pipeline_id", "tasks__task_name", "tasks__status"
+            ),
         )
-        tasks = (
-            TaskRun.objects.filter(execution_id=row["execution_id"])
-            .order_by("started_at", "task_name")
-            .values_list("task_name", "status")
-        )
-        data = {"execution_id": str(row["execution_id"]), "status": row["status"]}
-        return Response({**data, "tasks": dict(tasks)})
+        tasks = {r["tasks__task_name"]: r["tasks__status"] for r in rows if r["tasks__task_name"]}
+        data = {"execution_id": str(rows[0]["execution_id"]), "status": rows[0]["status"]}
+        return Response({**data, "tasks": tasks})
 
 
 @extend_schema(tags=["executions"])

@@ -175,8 +175,9 @@ def execution_keyset(
     return page, more
 
 
-def execution_row_for(user: Any, execution_id: Any, rows: QuerySet[Any]) -> dict[str, Any]:
-    """The row of ``rows`` (``Execution`` values with ``pipeline_id``) that ``user`` may see.
+def execution_rows_for(user: Any, execution_id: Any, rows: QuerySet[Any]) -> list[dict[str, Any]]:
+    """The rows of ``rows`` (``Execution`` values with ``pipeline_id``) of one
+    execution that ``user`` may see: one, or one per joined row (its task runs).
 
     NotFound (404) when it does not exist, the id is malformed, or its
     pipeline is not visible to the user. One query for admins, one more
@@ -186,14 +187,19 @@ def execution_row_for(user: Any, execution_id: Any, rows: QuerySet[Any]) -> dict
         pk = uuid.UUID(str(execution_id))
     except ValueError:
         raise NotFound("execution not found") from None
-    row: dict[str, Any] | None = rows.filter(pk=pk).first()
-    if row is None:
+    found: list[dict[str, Any]] = list(rows.filter(pk=pk))
+    if not found:
         raise NotFound("execution not found")
     if not is_admin(user):
-        pipeline = Pipeline.objects.filter(pk=row["pipeline_id"])
+        pipeline = Pipeline.objects.filter(pk=found[0]["pipeline_id"])
         if not visible(user, pipeline).exists():
             raise NotFound("execution not found")
-    return row
+    return found
+
+
+def execution_row_for(user: Any, execution_id: Any, rows: QuerySet[Any]) -> dict[str, Any]:
+    """The one row of ``execution_rows_for``."""
+    return execution_rows_for(user, execution_id, rows)[0]
 
 
 def execution_for(user: Any, execution_id: Any, action: Action = Action.VIEW) -> Execution:
