@@ -17,6 +17,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable
+from contextlib import nullcontext
 from datetime import UTC, datetime
 from typing import Any
 
@@ -28,7 +29,7 @@ from connectors.base import ConnectorError
 from connectors.models import Connection
 from connectors.paths import connection_path_problem_at_use
 from pipelines import checkpoints
-from pipelines.assets.services import events_record
+from pipelines.assets.services import events_record, produced
 from pipelines.engine.attempts import (
     task_run_cancelled,
     task_run_claim,
@@ -420,7 +421,8 @@ def _run(
         return str(status or "lease lost"), None
     ctx.log("succeeded")
     try:
-        with transaction.atomic():  # the asset events commit with the success, or neither
+        # A task that writes assets: their events commit with the success, or neither.
+        with transaction.atomic() if produced(task_run) else nullcontext():
             next_run = task_run_succeed(
                 task_run=task_run,
                 attempt=ctx.attempt,

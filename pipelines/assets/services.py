@@ -6,7 +6,6 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
-from django.db import transaction
 from django.utils import timezone
 
 from accounts.permissions import Action, can
@@ -90,9 +89,8 @@ def _chunks_done(task_run: TaskRun) -> bool:
     )
 
 
-@transaction.atomic
 def events_record(task_run: TaskRun) -> list[AssetEvent]:
-    """Record an event for each asset ``task_run`` wrote; call it as its success commits.
+    """Record an event for each asset ``task_run`` wrote, in the transaction of its success.
 
     For a chunk of a partitioned copy the asset row is locked first: two
     chunks finishing at once are serialized, so the second sees the first's
