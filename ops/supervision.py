@@ -20,7 +20,9 @@ cluster that cannot heal itself, and also checks, every second, that the
 sentinel keeps its full set of processes and that its status report
 (``Stat``) is fresh; the ``worker`` command exits non-zero when one fails so
 that its supervisor starts a new cluster. A pusher that leaves on its own
-after a broker error (it does, 10 s into a Redis outage) is not a death.
+after a broker error (it does, 10 s into a Redis outage) is not a death,
+nor is a task worker that ends itself because its task (a python task)
+ignored a cancel or timeout for 10 s: both leave while holding no lock.
 
 Each ``worker`` command also publishes a heartbeat in the shared cache (the
 last time it saw its cluster healthy); ``/readyz`` lists the ones that went
@@ -42,6 +44,8 @@ import psutil
 from django.core.cache import cache
 from django_q.brokers import Broker
 from django_q.status import Stat
+
+from pipelines.runner import ENDING_STUCK_WORKER
 
 logger = logging.getLogger(__name__)
 
@@ -95,9 +99,11 @@ class DeathReports(logging.Handler):
     """
 
     MARKERS = ("after death", "after sudden death")
-    # The pusher's own record before it exits on purpose: a broker error, then
-    # 10 s later a clean exit, outside any queue lock (django_q/pusher.py).
-    LEAVING = "Failed to pull task from broker"
+    # A process's own record before it exits on purpose, outside any queue
+    # lock: the pusher after a broker error (10 s later a clean exit,
+    # django_q/pusher.py), and a task worker whose task ignored a stop for
+    # 10 s (pipelines.runner: it is inside a task, so it holds no queue lock).
+    LEAVING = ("Failed to pull task from broker", ENDING_STUCK_WORKER)
 
     def __init__(self) -> None:
         super().__init__(logging.ERROR)

@@ -53,8 +53,11 @@ from pipelines.tasktypes.registry import task_type
 logger = logging.getLogger(__name__)
 
 WATCH_INTERVAL = 1.0  # seconds between status polls: bounds cancel latency
-# The exit status of a worker process ended because its task ignored a stop.
+# The exit status of a worker process ended because its task ignored a stop,
+# and the start of the record it leaves on django-q2's logger first: the
+# supervised worker (ops.supervision) then knows it is no death to restart for.
 EXIT_STUCK = 75
+ENDING_STUCK_WORKER = "Ending this worker process: its task ignored a stop"
 
 
 def worker_name() -> str:
@@ -333,8 +336,8 @@ def _end_stuck(ctx: RunContext, task_run: TaskRun, worker: str, grace: float) ->
         logger.exception("could not record the end of stuck task %s", ctx.task_id)
     finally:
         if ending:
-            logger.error(
-                "task %s ignored its stop for %ss: ending process %s", ctx.task_id, grace, pid
+            logging.getLogger("django-q").error(
+                "%s (task run %s, %gs, pid %s)", ENDING_STUCK_WORKER, ctx.task_id, grace, pid
             )
             connections.close_all()
             os._exit(EXIT_STUCK)

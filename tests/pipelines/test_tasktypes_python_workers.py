@@ -16,6 +16,7 @@ from typing import Any
 import psutil
 import pytest
 
+from ops.supervision import heartbeats
 from pipelines.models import Execution, ExecutionStatus, TaskLogLine, TaskRun, TaskRunStatus
 from pipelines.services import execution_cancel, execution_create, pipeline_create
 from tests.workers import WorkerCluster, wait_for
@@ -76,7 +77,7 @@ def stubborn_run(tmp_path: Path, name: str, **extra: Any) -> tuple[Execution, Ta
     return execution, wait_for(running, timeout=60, what="the stubborn function to start"), marker
 
 
-def next_task_runs(cluster: WorkerCluster, old_pid: int) -> None:
+def next_task_runs(cluster: WorkerCluster, old_pid: int) -> TaskRun:
     """Another python task runs to success after the process was ended."""
     execution = execution_create(
         pipeline=pipeline_create(
@@ -88,6 +89,7 @@ def next_task_runs(cluster: WorkerCluster, old_pid: int) -> None:
     assert execution.status == ExecutionStatus.SUCCESS, (task_run.error, cluster.output()[-3000:])
     assert task_run.output == {"sum": 42}
     assert worker_pid(task_run) != old_pid
+    return task_run
 
 
 def ended_worker(task_run: TaskRun, cluster: WorkerCluster, before: set[int]) -> int:
@@ -106,9 +108,9 @@ def ended_worker(task_run: TaskRun, cluster: WorkerCluster, before: set[int]) ->
     return pid
 
 
-def started(workers: Any) -> tuple[WorkerCluster, set[int]]:
+def started(workers: Any, **kwargs: Any) -> tuple[WorkerCluster, set[int]]:
     """One task worker process (and the maintenance one), python tasks allowed."""
-    cluster = workers(workers=1, env=ENV)
+    cluster = workers(workers=1, env=ENV, **kwargs)
     wait_for(lambda: len(worker_pids(cluster)) == 2, timeout=60, what="the cluster to start")
     return cluster, worker_pids(cluster)
 
@@ -144,3 +146,28 @@ def test_it_ends_the_worker_of_a_function_that_ignores_a_cancel(
     pid = ended_worker(task_run, cluster, before)
     assert pid != os.getpid()
     next_task_runs(cluster, pid)
+
+
+def test_the_supervised_worker_keeps_its_cluster_when_a_stuck_task_ends_its_process(
+    workers: Any, tmp_path: Path
+) -> None:
+    """``manage.py worker`` restarts its whole cluster on a death; this one is on purpose."""
+    cluster, before = started(workers, command="worker")
+    execution, task_run, _marker = stubborn_run(tmp_path, "stuck_supervised", timeout=2)
+    finished(execution, timeout=40)
+    task_run.refresh_from_db()
+    assert task_run.status == TaskRunStatus.FAILED
+    pid = ended_worker(task_run, cluster, before)
+    assert "reincarnated worker" in cluster.output()  # the sentinel did see it go
+    after = next_task_runs(cluster, pid)
+    # The command checks its cluster every second: a check well after the
+    # death was reported (the next task ran on the replacement) found it healthy.
+    since = after.started_at.timestamp() + 2
+
+    def checked() -> bool:
+        return cluster.proc.poll() is not None or any(
+            beat.pid == cluster.proc.pid and beat.healthy_at > since for beat in heartbeats()
+        )
+
+    wait_for(checked, timeout=30, what="the worker command to check its cluster again")
+    assert cluster.proc.poll() is None, cluster.output()[-3000:]  # no cluster restart
