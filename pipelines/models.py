@@ -483,10 +483,11 @@ class AssetTrigger(models.Model):
 
     A pipeline consumes an event at most once, whatever the number of
     schedulers racing: the unique constraint makes a second execution for
-    the same events fail, not luck.
+    the same events fail, not luck. The row outlives its execution (pruned
+    by retention): the pipeline has still consumed the event.
     """
 
-    execution = models.ForeignKey(Execution, on_delete=models.CASCADE, related_name="+")
+    execution = models.ForeignKey(Execution, null=True, on_delete=models.SET_NULL, related_name="+")
     event = models.ForeignKey(AssetEvent, on_delete=models.CASCADE, related_name="+")
     pipeline = models.ForeignKey(Pipeline, on_delete=models.CASCADE, related_name="+")
 

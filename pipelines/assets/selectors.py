@@ -92,11 +92,12 @@ def consumers(names: list[str]) -> dict[str, list[Pipeline]]:
 
 
 def consumed_by(events: list[AssetEvent]) -> dict[int, list[Execution]]:
-    """``{event id: executions that consumed it}``."""
+    """``{event id: executions that consumed it}`` (those retention has not deleted)."""
     out: dict[int, list[Execution]] = {}
-    rows = AssetTrigger.objects.filter(event__in=events).select_related("execution")
-    for row in rows:
-        out.setdefault(row.event_id, []).append(row.execution)
+    rows = AssetTrigger.objects.filter(event__in=events, execution__isnull=False)
+    for row in rows.select_related("execution"):
+        if row.execution is not None:
+            out.setdefault(row.event_id, []).append(row.execution)
     return out
 
 
@@ -109,21 +110,25 @@ def asset_events_pending(pipeline: Pipeline) -> list[AssetEvent]:
     visible just after an execution was created, with an ``at`` older than
     it. So "since" reaches back LATE_EVENT_WINDOW before the previous
     execution, and what that one consumed is left out by its AssetTrigger
-    rows; no event is lost, none is consumed twice.
+    rows; no event is lost, none is consumed twice. The newest event it
+    consumed bounds "since" the same way once retention has deleted the
+    execution itself (its AssetTrigger rows stay).
     """
+    consumed = AssetTrigger.objects.filter(pipeline=pipeline)
     previous = (
         Execution.objects.filter(pipeline=pipeline, trigger=Trigger.ASSET)
         .order_by("-created_at")
         .values_list("created_at", flat=True)
         .first()
     )
+    newest = consumed.aggregate(at=Max("event__at"))["at"]
     since = pipeline.created_at
-    if previous is not None:
-        since = max(since, previous - LATE_EVENT_WINDOW)
-    consumed = AssetTrigger.objects.filter(pipeline=pipeline).values("event_id")
+    for moment in (previous, newest):
+        if moment is not None:
+            since = max(since, moment - LATE_EVENT_WINDOW)
     return list(
         AssetEvent.objects.filter(asset__name__in=pipeline.schedule_assets, at__gt=since)
-        .filter(~Q(pk__in=consumed))
+        .filter(~Q(pk__in=consumed.values("event_id")))
         .select_related("asset")
         .order_by("at", "pk")
     )

@@ -374,6 +374,23 @@ def test_the_tick_starts_what_the_worker_did_not(
     assert schedule_tick() == 0
 
 
+def test_a_deleted_asset_run_does_not_give_its_events_back(
+    make_pipeline: Callable[..., Any], no_broker: list[Any]
+) -> None:
+    make_pipeline("seed")
+    c = consumer("c", "wh.a")
+    writes = pipeline_create(data=writer("wa", "a"))
+    run(writes, no_broker)
+    (first,) = asset_runs(c)
+    drain(first, no_broker)
+    Execution.objects.filter(pk=first.pk).delete()  # as retention deletes old runs
+    assert AssetTrigger.objects.filter(pipeline=c, execution=None).count() == 1
+    assert schedule_tick() == 0  # the event stays consumed
+    run(writes, no_broker)
+    (second,) = asset_runs(c)
+    assert [e.pk for e in second.triggered_by.all()] == [events_of("wh.main.a")[-1].pk]
+
+
 def test_an_event_is_consumed_once_per_pipeline_by_constraint(
     make_pipeline: Callable[..., Any], no_broker: list[Any]
 ) -> None:
