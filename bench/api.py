@@ -207,6 +207,29 @@ def request(
     return response.status, response.read()
 
 
+def server_cpu(pgid: int, database: str) -> float:
+    """CPU seconds used so far by the server: gunicorn's processes and the database's backends.
+
+    Other sessions on the machine take CPU too; the CPU each request costs
+    the server is the figure their load does not change much.
+    """
+    import psycopg
+
+    with psycopg.connect(scratch.PG_ADMIN, autocommit=True) as conn:
+        backends = conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = %s", [database]
+        ).fetchall()
+    ticks = sum(int(f[11]) + int(f[12]) for _, f in scratch.group_stat(pgid))
+    for (pid,) in backends:
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 def load(
     port: int,
     paths: Callable[[random.Random], str],
@@ -216,9 +239,16 @@ def load(
     max_requests: int,
     token: str,
     warmup: float = 2.0,
+    cpu: Callable[[], float] | None = None,
 ) -> dict[str, float]:
-    """``clients`` threads on keep-alive connections; latencies after the warmup."""
+    """``clients`` threads on keep-alive connections; latencies after the warmup.
+
+    ``cpu``: the server's CPU seconds so far; the phase's CPU per request
+    (warm-up included) is then reported too.
+    """
+    cpu_before = cpu() if cpu else 0.0
     latencies: list[float] = []
+    everything = [0]
     errors = [0]
     lock = threading.Lock()
     start = time.monotonic()
@@ -246,6 +276,8 @@ def load(
                 conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
                 ok = False
             done = time.monotonic()
+            with lock:
+                everything[0] += 1
             if done < measure_from:
                 continue
             if not ok:
@@ -268,6 +300,7 @@ def load(
     for thread in threads:
         thread.join()
     elapsed = min(time.monotonic(), stop_at) - measure_from
+    cpu_ms = (cpu() - cpu_before) * 1000 / max(1, everything[0]) if cpu else float("nan")
     latencies.sort()
 
     def pct(p: float) -> float:
@@ -279,6 +312,7 @@ def load(
         "rps": len(latencies) / elapsed if elapsed > 0 else 0.0,
         "p50": pct(0.50) if latencies else float("nan"),
         "p99": pct(0.99) if latencies else float("nan"),
+        "cpu_ms": cpu_ms,
     }
 
 
@@ -428,7 +462,9 @@ def main() -> None:
         def status_of(rng: random.Random) -> str:
             return f"/api/v1/executions/{rng.choice(ids)}/status"
 
+        pgid = server.pid  # its own session: the group's id is its pid
         common = {
+            "cpu": lambda: server_cpu(pgid, run),
             "clients": args.clients,
             "seconds": args.seconds,
             "max_requests": args.max_requests,
@@ -446,13 +482,20 @@ def main() -> None:
             f"{args.gunicorn_workers} workers x {args.gunicorn_threads} threads, "
             f"load average {os.getloadavg()[0]:.2f}"
         )
+        bare_cpu = (results["bare (before)"]["cpu_ms"] + results["bare (after)"]["cpu_ms"]) / 2
         header = ("phase", "requests", "errors", "req/s", "p50 ms", "p99 ms", "vs bare")
+        header += ("CPU ms", "CPU vs bare")
         print(f"{header[0]:<14}" + "".join(f" {h:>8}" for h in header[1:]))
         for name, r in results.items():
             print(
                 f"{name:<14} {r['requests']:>9} {r['errors']:>7} {r['rps']:>8.1f} "
-                f"{r['p50']:>8.1f} {r['p99']:>8.1f} {r['rps'] / bare_rps:>7.0%}"
+                f"{r['p50']:>8.1f} {r['p99']:>8.1f} {r['rps'] / bare_rps:>7.0%} "
+                f"{r['cpu_ms']:>8.2f} {bare_cpu / r['cpu_ms']:>10.0%}"
             )
+        print(
+            "CPU ms: server CPU (gunicorn + the database's backends) per request;"
+            " CPU vs bare: bare's CPU per request / the phase's"
+        )
         print()
         for label, ms in ui_timings(port).items():
             print(f"{label:<50} {ms:>8.1f}")
