@@ -14,11 +14,12 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import jsonschema
+import psycopg
 import pytest
 from django.db import connections
 
@@ -35,6 +36,7 @@ from pipelines.tasktypes.python import refusal
 from tests import factories
 from tests.pipelines.definition_examples import pipeline, problems
 from tests.pipelines.inprocess import log_messages, run_all
+from tests.services import scratch_postgres_db
 from tests.workers import BASE_DIR
 
 ALLOWED = ["tests.pyjobs"]
@@ -385,3 +387,53 @@ def test_it_tells_the_function_to_stop_and_ends_the_run_as_the_stop_says(
     else:
         assert outcome == "failed" and task_run.error == "timed out after 2s"
     assert task_run.output is None  # returned, but told to stop: not a success
+
+
+@pytest.fixture
+def pg(transactional_db: Any) -> Iterator[str]:
+    """A scratch PostgreSQL database behind a connection named ``pg``."""
+    with scratch_postgres_db() as url:
+        factories.postgresql_connection("pg", url)
+        yield url
+
+
+@pytestmark_db
+def test_it_gives_a_postgresql_connection_in_a_transaction(pg: str, no_broker: list[Any]) -> None:
+    pipe = pipeline_create(
+        data=pipeline(py("ask", "answer", connections=["pg"], kwargs={"connection": "pg"}))
+    )
+    execution = run_all(execution_create(pipeline=pipe), no_broker)
+    assert execution.tasks.get().output == {"rows": 1}, execution.tasks.get().error
+    with psycopg.connect(pg) as db:
+        assert db.execute("SELECT n FROM py_answers").fetchall() == [(42,)]  # committed
+
+
+@pytestmark_db
+def test_it_stops_the_running_statement_in_postgresql_on_cancel(
+    pg: str, no_broker: list[Any]
+) -> None:
+    task = py("nap", "sleep_in_database", connections=["pg"], kwargs={"connection": "pg"})
+    execution = execution_create(pipeline=pipeline_create(data=pipeline(task)))
+    task_run = execution.tasks.get()
+
+    def cancel() -> None:
+        time.sleep(1.5)
+        try:
+            execution_cancel(execution=Execution.objects.get(pk=execution.pk), reason="by test")
+        finally:
+            connections.close_all()
+
+    threading.Thread(target=cancel, daemon=True).start()
+    assert run_task(str(task_run.pk)) == "cancelled"
+    # pg_sleep(60) was cancelled in the server: the function returned at once,
+    # not after the 10 s the watchdog grants before it steps in.
+    assert log_messages(task_run)[1:] == [
+        "calling tests.pyjobs.jobs:sleep_in_database",
+        "cancelled: execution cancelled",  # no "still running 10s after it was told to stop"
+    ]
+    with psycopg.connect(pg) as db:
+        active = db.execute(
+            "SELECT count(*) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND query LIKE 'SELECT pg_sleep%%'"
+        ).fetchone()
+    assert active == (0,)

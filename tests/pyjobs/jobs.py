@@ -85,3 +85,11 @@ def stubborn(ctx: Any, marker: str, seconds: float = 120) -> dict[str, Any]:
             told = True
         time.sleep(0.1)
     return {"finished": True}
+
+
+def sleep_in_database(ctx: Any, connection: str, seconds: int = 60) -> dict[str, Any]:
+    """One long statement: a cancel must stop it in the database, not wait for it."""
+    with ctx.connection(connection) as conn:
+        cur = conn.cursor()
+        cur.execute("SELECT pg_sleep(%(s)s)", {"s": seconds})
+    return {"slept": seconds}
