@@ -147,7 +147,10 @@ def pipeline_backfill(
 ) -> list[Execution]:
     """One execution per cron interval starting in [start, end] (both inclusive)."""
     if not pipeline.schedule:
-        raise InvalidInput("pipeline has no schedule", [("schedule", "required for backfill")])
+        why = "a backfill needs a cron schedule"
+        if pipeline.schedule_assets:
+            why += " (this pipeline runs when its assets have events)"
+        raise InvalidInput("pipeline has no cron schedule", [("schedule", why)])
     if end < start:
         raise InvalidInput("invalid range", [("end", "must not be before start")])
     intervals = []

@@ -170,3 +170,22 @@ def test_a_pipeline_is_scheduled_on_assets_through_the_api(
     assert refused["errors"] == [
         {"path": "schedule.assets[0]", "message": "unknown connection 'nowhere'"}
     ]
+
+
+def test_a_pipeline_on_assets_has_no_intervals_to_backfill(
+    api_client_for: Any, developer: Any, make_pipeline: Any, wh: Any
+) -> None:
+    pipeline = make_pipeline("reader", user=developer, schedule={"assets": ["wh.a"]})
+    response = api_client_for(developer).post(
+        url(f"pipelines/{pipeline.pk}/backfill"),
+        {"start": "2026-01-01", "end": "2026-01-02"},
+        format="json",
+    )
+    body = assert_error(response, 400, "schedule")
+    assert body["errors"] == [
+        {
+            "path": "schedule",
+            "message": "a backfill needs a cron schedule "
+            "(this pipeline runs when its assets have events)",
+        }
+    ]
