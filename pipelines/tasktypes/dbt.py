@@ -314,6 +314,8 @@ class DbtTask(TaskType):
         dbt_vars = bind_values(task.get("vars") or {}, ctx.params)
         # Checks the host with the outbound policy now (ConnectorError when refused).
         kwargs = connector.checked_kwargs()  # type: ignore[attr-defined]
+        # dbt's sessions carry this name, so a stop can end those still running.
+        kwargs["application_name"] = f"datadog-dbt-{ctx.task_id}"[:63]
         with tempfile.TemporaryDirectory(prefix="datadog-dbt-") as tmp:
             folder = Path(tmp)
             folder.chmod(0o700)
@@ -323,9 +325,13 @@ class DbtTask(TaskType):
                 yaml.safe_dump(profile(kwargs), handle, sort_keys=False)
             argv = command_line(task, project, folder, dbt_vars)
             ctx.log(f"dbt {task['command']} in project {task['project']!r}")
-            code, tail = _run(
-                ctx, argv, environment(kwargs, folder), folder, kwargs.get("password")
-            )
+            try:
+                code, tail = _run(
+                    ctx, argv, environment(kwargs, folder), folder, kwargs.get("password")
+                )
+            except BaseException:
+                _end_sessions(ctx, connector, kwargs["application_name"])
+                raise
             results_file = folder / "target" / "run_results.json"
             results = json.loads(results_file.read_text()) if results_file.is_file() else None
         self._report(ctx, task["command"], code, tail, results)
@@ -352,6 +358,26 @@ class DbtTask(TaskType):
         if code != 0:
             raise TaskFailed(f"dbt {command} failed (exit code {code}): " + " | ".join(tail))
         ctx.output = out
+
+
+def _end_sessions(ctx: TaskContext, connector: Any, application_name: str) -> None:
+    """End dbt's sessions still in the database after dbt was stopped.
+
+    dbt cancels its queries on SIGINT, but not always within the grace
+    period; a killed client leaves its query running on the server.
+    """
+    try:
+        with connector.connect() as conn:
+            ended = conn.execute(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                " WHERE application_name = %s AND pid <> pg_backend_pid()",
+                [application_name],
+            ).fetchone()[0]
+    except Exception as exc:  # noqa: BLE001 - the stop itself is what gets reported
+        ctx.log(f"could not end dbt's sessions: {type(exc).__name__}", "WARNING")
+        return
+    if ended:
+        ctx.log(f"ended {ended} session(s) dbt left in the database", "WARNING")
 
 
 def _check_libpq() -> None:
