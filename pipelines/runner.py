@@ -299,7 +299,9 @@ def _end_stuck(ctx: RunContext, task_run: TaskRun, worker: str, grace: float) ->
     nothing else stops a thread running code that is not ours. django-q2's
     sentinel starts a new worker process. Outside a worker process (a test
     calling ``run_task`` itself) the process is left running; the run's
-    later reports are refused, its end being recorded.
+    later reports are refused, its end being recorded. When the record is
+    refused, the run already left ``running``: the code returned meanwhile
+    and its own report won, so the process is not ended.
     """
     reason = ctx._stop_reason
     pid = os.getpid()
@@ -309,10 +311,13 @@ def _end_stuck(ctx: RunContext, task_run: TaskRun, worker: str, grace: float) ->
         + (f": ending worker process {pid}" if ending else ""),
         "ERROR",
     )
-    why = f"{reason}; the task ignored it for {grace:g}s and its worker process was ended"
+    why = f"{reason}; the task ignored it for {grace:g}s" + (
+        " and its worker process was ended" if ending else ""
+    )
+    refused = False
     try:
         if isinstance(reason, TaskCancelled):
-            task_run_cancelled(
+            refused = not task_run_cancelled(
                 task_run=task_run,
                 attempt=ctx.attempt,
                 actor=worker,
@@ -321,21 +326,24 @@ def _end_stuck(ctx: RunContext, task_run: TaskRun, worker: str, grace: float) ->
                 metrics=ctx.metrics,
             )
         elif isinstance(reason, TaskTimedOut):
-            task_run_fail(
-                task_run=task_run,
-                attempt=ctx.attempt,
-                error=why,
-                transient=True,
-                actor=worker,
-                base_delay=float(ctx.task.get("retry_delay", 10)),
-                metrics=ctx.metrics,
-                log_lines=ctx.take_log(),
+            refused = (
+                task_run_fail(
+                    task_run=task_run,
+                    attempt=ctx.attempt,
+                    error=why,
+                    transient=True,
+                    actor=worker,
+                    base_delay=float(ctx.task.get("retry_delay", 10)),
+                    metrics=ctx.metrics,
+                    log_lines=ctx.take_log(),
+                )
+                is None
             )
         # LeaseLost: another attempt owns the run; this one writes nothing.
     except Exception:
         logger.exception("could not record the end of stuck task %s", ctx.task_id)
     finally:
-        if ending:
+        if ending and not refused:
             logging.getLogger("django-q").error(
                 "%s (task run %s, %gs, pid %s)", ENDING_STUCK_WORKER, ctx.task_id, grace, pid
             )

@@ -437,3 +437,21 @@ def test_it_stops_the_running_statement_in_postgresql_on_cancel(
             " WHERE datname = current_database() AND query LIKE 'SELECT pg_sleep%%'"
         ).fetchone()
     assert active == (0,)
+
+
+@pytestmark_db
+def test_it_records_the_end_of_a_stuck_function_but_leaves_a_non_worker_process_alone(
+    make_pipeline: Callable[..., Any], data: Path, no_broker: list[Any], tmp_path: Path
+) -> None:
+    """In this process (not a worker) the watchdog records the timeout after 10 s and
+    does not end the process; the function's own late report is then refused."""
+    marker = tmp_path / "stuck.marker"
+    kwargs = {"marker": str(marker), "seconds": 13}
+    pipe = make_pipeline("pystuck", tasks=[py("s", "stubborn", kwargs=kwargs, timeout=1)])
+    task_run = execution_create(pipeline=pipe).tasks.get()
+    assert run_task(str(task_run.pk)) == "lease lost"  # its end was recorded before it returned
+    task_run.refresh_from_db()
+    assert task_run.status == TaskRunStatus.FAILED
+    assert task_run.error == "timed out after 1s; the task ignored it for 10s"
+    assert marker.read_text() == "told to stop"
+    assert "still running 10s after it was told to stop" in log_messages(task_run)
