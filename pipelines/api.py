@@ -256,9 +256,11 @@ def _position(cursor: Cursor) -> tuple[Any, uuid.UUID]:
 def _rendered(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Executions' rows as the API shows them, with their task runs (one query for all)."""
     task_runs = task_run_rows([row["execution_id"] for row in rows])
-    consumed = triggered_by_data([row["execution_id"] for row in rows])
+    # Only asset-triggered runs consumed events: no query for the others.
+    asset_runs = [row["execution_id"] for row in rows if row["trigger"] == Trigger.ASSET]
+    consumed = triggered_by_data(asset_runs) if asset_runs else {}
     return [
-        {**execution_data(row, task_runs[pk]), "triggered_by": consumed[pk]}
+        {**execution_data(row, task_runs[pk]), "triggered_by": consumed.get(pk, [])}
         for row in rows
         for pk in [row["execution_id"]]
     ]
