@@ -231,6 +231,19 @@ def data(make_pipeline: Callable[..., Any], settings: Any) -> Path:
     return Path(settings.DATA_ROOT)
 
 
+def cancel_soon(execution: Execution) -> None:
+    """Cancel ``execution`` from another thread (its own database connection) in 1.5 s."""
+
+    def cancel() -> None:
+        time.sleep(1.5)
+        try:
+            execution_cancel(execution=Execution.objects.get(pk=execution.pk), reason="by test")
+        finally:
+            connections.close_all()
+
+    threading.Thread(target=cancel, daemon=True).start()
+
+
 @pytestmark_db
 def test_it_calls_the_function_with_ctx_and_kwargs_and_keeps_its_return_value(
     make_pipeline: Callable[..., Any], data: Path, no_broker: list[Any]
@@ -370,15 +383,8 @@ def test_it_tells_the_function_to_stop_and_ends_the_run_as_the_stop_says(
     execution = execution_create(pipeline=pipe)
     task_run = execution.tasks.get()
 
-    def cancel() -> None:
-        time.sleep(1.5)
-        try:
-            execution_cancel(execution=Execution.objects.get(pk=execution.pk), reason="by test")
-        finally:
-            connections.close_all()
-
     if how == "cancel":
-        threading.Thread(target=cancel, daemon=True).start()
+        cancel_soon(execution)
     outcome = run_task(str(task_run.pk))
     task_run.refresh_from_db()
     assert "stopping as asked" in log_messages(task_run)
@@ -416,14 +422,7 @@ def test_it_stops_the_running_statement_in_postgresql_on_cancel(
     execution = execution_create(pipeline=pipeline_create(data=pipeline(task)))
     task_run = execution.tasks.get()
 
-    def cancel() -> None:
-        time.sleep(1.5)
-        try:
-            execution_cancel(execution=Execution.objects.get(pk=execution.pk), reason="by test")
-        finally:
-            connections.close_all()
-
-    threading.Thread(target=cancel, daemon=True).start()
+    cancel_soon(execution)
     assert run_task(str(task_run.pk)) == "cancelled"
     # pg_sleep(60) was cancelled in the server: the function returned at once,
     # not after the 10 s the watchdog grants before it steps in.
