@@ -18,6 +18,8 @@ from django_redis import get_redis_connection
 
 CONNECTION = "noop"
 TASK = {"type": "sql", "connection": CONNECTION, "sql": "SELECT 1"}
+# The python no-op: needs PYTHON_TASK_MODULES to allow the package ``bench``.
+PYTHON_TASK = {"type": "python", "callable": "bench.noop:python_noop"}
 
 
 def make_connection() -> None:
@@ -26,6 +28,10 @@ def make_connection() -> None:
 
     Path(os.environ["DATA_ROOT"]).mkdir(parents=True, exist_ok=True)
     connection_create(name=CONNECTION, kind="sqlite", config={"path": "noop.sqlite"})
+
+
+def python_noop(ctx: object) -> None:
+    """``PYTHON_TASK``'s function: returns at once."""
 
 
 def chain_step(key: str, left: int) -> None:

@@ -1,13 +1,14 @@
 """Orchestration overhead: no-op tasks end to end through Redis and 2 workers.
 
-    .venv/bin/python bench/orchestration.py [--chain 100] [--fanout 1000]
+    .venv/bin/python bench/orchestration.py [--chain 100] [--fanout 1000] [--types sql,python]
 
 Needs PostgreSQL (metadata, a scratch database made and dropped here) and
 Redis. Measures, in the same run:
 
-- product: a chain of N no-op ``sql`` tasks (``SELECT 1`` on an SQLite
-  connection) and a fan-out of M independent ones, from execution_create to
-  the execution's success, through real qcluster workers;
+- product: a chain of N no-op tasks and a fan-out of M independent ones,
+  from execution_create to the execution's success, through real qcluster
+  workers, for each task type: ``sql`` (``SELECT 1`` on an SQLite
+  connection) and ``python`` (a function that returns at once);
 - baseline: django-q2 itself running the same number of bare no-op
   functions (for the chain, each function enqueues the next one).
 
@@ -17,9 +18,11 @@ Prints ms/task and the ratio product / baseline.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -29,6 +32,7 @@ sys.path[0] = str(ROOT)
 
 from bench import scratch  # noqa: E402 - after the sys.path fix
 from bench.scratch import wait  # noqa: E402
+from bench.throughput import group_cpu, own_cpu  # noqa: E402
 
 RUN = scratch.run_name("orch")
 
@@ -96,40 +100,65 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--chain", type=int, default=100)
     parser.add_argument("--fanout", type=int, default=1000)
+    parser.add_argument("--types", default="sql,python", help="no-op task types to measure")
     args = parser.parse_args()
-    with scratch.deployment(RUN, WORKERS="2") as tmp:
+    # bench/noop.py's python no-op is in the package ``bench``.
+    with scratch.deployment(RUN, WORKERS="2", PYTHON_TASK_MODULES="bench") as tmp:
         from bench import noop  # imports django-q2's models: after django.setup()
 
         noop.make_connection()
-        with scratch.qcluster(tmp):
-            report(args.chain, args.fanout, noop.TASK)
+        tasks = {"sql": noop.TASK, "python": noop.PYTHON_TASK}
+        with scratch.qcluster(tmp) as cluster:
+            report(
+                args.chain, args.fanout, {t: tasks[t] for t in args.types.split(",")}, cluster.pid
+            )
 
 
-def report(chain_length: int, fanout: int, task: dict) -> None:  # type: ignore[type-arg]
-    """Run both cases, product and baseline, and print the table."""
-    chain = [
-        {**task, "name": f"t{i}", **({"depends_on": [f"t{i - 1}"]} if i else {})}
-        for i in range(chain_length)
-    ]
-    fan = [{**task, "name": f"t{i}"} for i in range(fanout)]
-    product([{**task, "name": "w"}], "warmup")
+def measured(run: Callable[[], float], cluster: int) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of the cluster's processes and this one) of ``run``."""
+    before = group_cpu(cluster) + own_cpu()
+    wall = run()
+    return wall, group_cpu(cluster) + own_cpu() - before
+
+
+def report(chain_length: int, fanout: int, tasks: dict[str, dict], cluster: int) -> None:  # type: ignore[type-arg]
+    """Run both cases per task type, product and baseline, and print the table.
+
+    Beside wall time per task, the CPU time per task of the cluster's
+    processes and of this one (which submits): on a machine shared with
+    other work the wall-clock ratio swings with the load, the CPU ratio
+    much less. PostgreSQL's and Redis's own CPU is in neither.
+    """
+    for kind, task in tasks.items():
+        product([{**task, "name": "w"}], f"warmup_{kind}")
     baseline_chain(5)
     rows = []
-    for label, tasks, count, base in (
-        (f"chain of {chain_length}", chain, chain_length, baseline_chain),
-        (f"fan-out of {fanout}", fan, fanout, baseline_fanout),
-    ):
-        ours = product(tasks, label.replace(" ", "_").replace("-", "_"))
-        bare = base(count)
-        rows.append((label, ours / count * 1000, bare / count * 1000))
+    for kind, task in tasks.items():
+        chain = [
+            {**task, "name": f"t{i}", **({"depends_on": [f"t{i - 1}"]} if i else {})}
+            for i in range(chain_length)
+        ]
+        fan = [{**task, "name": f"t{i}"} for i in range(fanout)]
+        for label, steps, count, base in (
+            (f"{kind} chain of {chain_length}", chain, chain_length, baseline_chain),
+            (f"{kind} fan-out of {fanout}", fan, fanout, baseline_fanout),
+        ):
+            name = label.replace(" ", "_").replace("-", "_")
+            ours, ours_cpu = measured(lambda s=steps, n=name: product(s, n), cluster)
+            bare, bare_cpu = measured(lambda b=base, c=count: b(c), cluster)
+            per = 1000 / count
+            rows.append((label, ours * per, bare * per, ours_cpu * per, bare_cpu * per))
+    print(f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print(
-        f"{'case':<20} {'product ms/task':>16} {'bare django-q2 ms/task':>24} {'ratio':>7}"
+        f"{'case':<27} {'product ms/task':>16} {'bare ms/task':>13} {'ratio':>6}"
+        f" {'product CPU ms/task':>20} {'bare CPU ms/task':>17} {'CPU ratio':>9}"
         f" {'mean queue wait ms':>19} {'mean claim→success ms':>22}"
     )
-    for label, ours_ms, bare_ms in rows:
+    for label, ours_ms, bare_ms, ours_cpu, bare_cpu in rows:
         wait, run = BREAKDOWN[label.replace(" ", "_").replace("-", "_")]
         print(
-            f"{label:<20} {ours_ms:>16.2f} {bare_ms:>24.2f} {ours_ms / bare_ms:>7.2f}"
+            f"{label:<27} {ours_ms:>16.2f} {bare_ms:>13.2f} {ours_ms / bare_ms:>6.2f}"
+            f" {ours_cpu:>20.2f} {bare_cpu:>17.2f} {ours_cpu / bare_cpu:>9.2f}"
             f" {wait:>19.2f} {run:>22.2f}"
         )
 

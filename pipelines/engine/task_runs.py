@@ -18,6 +18,7 @@ from pipelines import dag
 from pipelines.engine.transitions import (
     TASK_RUN_MOVES,
     TaskRunEvent,
+    insert_rows,
     record_task_run,
     sql_column,
     sql_field,
@@ -186,9 +187,14 @@ def write_log_lines(task_id: Any, attempt: int, lines: list[dict[str, Any]]) -> 
     """Insert buffered lines; each carries its ``seq`` (numbered per attempt by the worker)."""
     if lines:
         base = attempt * TaskLogLine.SEQ_PER_ATTEMPT
-        TaskLogLine.objects.bulk_create(
-            TaskLogLine(task_run_id=task_id, attempt=attempt, **{"seq": base + i, **line})
-            for i, line in enumerate(lines)
+        insert_rows(
+            TaskLogLine,
+            ["task_run_id", "attempt", "seq", "at", "level", "message"],
+            [
+                (task_id, attempt, line.get("seq", base + i), line["at"])
+                + (line["level"], line["message"])
+                for i, line in enumerate(lines)
+            ],
         )
 
 

@@ -12,6 +12,7 @@ A claim is one ``UPDATE … RETURNING`` (``task_run_claim_queued``).
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,7 +20,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from django.db import connection, models, transaction
+from django.db import DEFAULT_DB_ALIAS, connection, connections, models, transaction
 from django.utils import timezone
 
 from pipelines import signals
@@ -119,6 +120,7 @@ def record(
     if batch is None:
         row.save(force_insert=True)
     else:
+        row.at = timezone.now()  # when the move was made, not when its row is written
         batch.append(row)
 
 
@@ -156,16 +158,65 @@ def transitions_batched() -> Iterator[None]:
         yield
     finally:
         _batch.rows = None
-    if rows:
-        Transition.objects.bulk_create(rows)
+    _transitions_insert(rows)
 
 
 def transitions_flush() -> None:
     """Write the rows batched so far now (a move recorded by other means follows them)."""
     rows = getattr(_batch, "rows", None)
     if rows:
-        Transition.objects.bulk_create(rows)
+        _transitions_insert(rows)
         rows.clear()
+
+
+_TRANSITION_COLUMNS = [
+    "execution_id",
+    "task_run_id",
+    "from_status",
+    "to_status",
+    "actor",
+    "reason",
+    "attempt",
+    "at",
+]
+
+
+def _transitions_insert(rows: list[Transition]) -> None:
+    insert_rows(
+        Transition,
+        _TRANSITION_COLUMNS,
+        [
+            (r.execution_id, r.task_run_id, r.from_status, r.to_status, r.actor, r.reason)
+            + (r.attempt, r.at)
+            for r in rows
+        ],
+    )
+
+
+_ROWS_PER_INSERT = 1000
+
+
+def insert_rows(model: type[models.Model], names: list[str], rows: list[tuple[Any, ...]]) -> None:
+    """Multi-row INSERTs of ``rows`` (values of the fields ``names``), 1,000 rows per statement.
+
+    What ``bulk_create`` does for rows nobody reads back, for a fraction of
+    its CPU time: values are prepared by their fields, nothing is returned.
+    """
+    fields = [sql_field(model, name) for name in names]
+    one = "(" + ", ".join(["%s"] * len(names)) + ")"
+    head = (
+        f"INSERT INTO {connection.ops.quote_name(model._meta.db_table)}"  # nosec B608 - names from model metadata, values bound
+        f" ({', '.join(sql_column(model, name) for name in names)}) VALUES "
+    )
+    with connection.cursor() as cursor:
+        for start in range(0, len(rows), _ROWS_PER_INSERT):
+            chunk = rows[start : start + _ROWS_PER_INSERT]
+            params = [
+                field.get_db_prep_save(value, connection)
+                for row in chunk
+                for field, value in zip(fields, row, strict=True)
+            ]
+            cursor.execute(head + ", ".join([one] * len(chunk)), params)
 
 
 def _make(
@@ -249,6 +300,11 @@ def sql_field(model: type[models.Model], name: str) -> models.Field[Any, Any]:
 
 def sql_column(model: type[models.Model], name: str) -> str:
     """The quoted column of ``model``'s field ``name``."""
+    return _quoted_column(model, name, connection.vendor)
+
+
+@functools.cache
+def _quoted_column(model: type[models.Model], name: str, vendor: str) -> str:
     return str(connection.ops.quote_name(str(sql_field(model, name).column)))
 
 
@@ -261,18 +317,28 @@ def _sql_columns(model: type[models.Model], alias: str) -> tuple[list[str], str]
 
 def _loaded(model: type[models.Model], names: list[str], values: Any) -> Any:
     """A model instance from raw column values, converted as the ORM would."""
+    db = connections[DEFAULT_DB_ALIAS]  # this thread's connection (its converters)
     converted = []
-    for name, value in zip(names, values, strict=True):
-        field = sql_field(model, name)
-        col = field.get_col(model._meta.db_table)
-        field_converters = field.get_db_converters(connection)  # type: ignore[attr-defined]
-        for convert in connection.ops.get_db_converters(col) + field_converters:
-            value = convert(value, col, connection)
+    for (col, converters), value in zip(_converters(model, tuple(names), db), values, strict=True):
+        for convert in converters:
+            value = convert(value, col, db)
         converted.append(value)
     # from_db takes a subset of the fields in the model's own field order.
     given = dict(zip(names, converted, strict=True))
     ordered = [f.attname for f in model._meta.concrete_fields if f.attname in given]
-    return model.from_db(connection.alias, ordered, [given[name] for name in ordered])
+    return model.from_db(db.alias, ordered, [given[name] for name in ordered])
+
+
+@functools.lru_cache(maxsize=64)
+def _converters(model: type[models.Model], names: tuple[str, ...], db: Any) -> list[Any]:
+    """(column, converters) per field, as the ORM applies them on ``db``'s rows."""
+    out = []
+    for name in names:
+        field = sql_field(model, name)
+        col = field.get_col(model._meta.db_table)
+        field_converters = field.get_db_converters(db)  # type: ignore[attr-defined]
+        out.append((col, db.ops.get_db_converters(col) + field_converters))
+    return out
 
 
 def _prep(model: type[models.Model], name: str, value: Any) -> Any:
