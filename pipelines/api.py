@@ -282,6 +282,11 @@ class ExecutionListView(_JsonView):
 
     @extend_schema(parameters=[ExecutionFilterSerializer], responses=ExecutionSerializer(many=True))
     def get(self, request: Request) -> Response:
+        if "page" in request.query_params:
+            # A client counting pages would get the first one again and again.
+            raise InvalidInput(
+                "invalid input", [("page", "executions page by cursor: follow next or previous")]
+            )
         filters = _query(ExecutionFilterSerializer, request)
         executions = selectors.execution_list_visible(
             request.user,

@@ -112,6 +112,7 @@ def test_it_refuses_a_cursor_it_did_not_make(
     not_a_uuid = cursor_encode(Cursor(True, timezone.now(), "x"))
     for bad in ["garbage", "e30", not_a_uuid, "W10"]:
         assert_error(client.get(url(f"executions?cursor={bad}")), 400, "cursor")
+    assert_error(client.get(url("executions?page=2")), 400, "page")  # no page numbers
     assert_error(client.get(url("executions?page_size=0")), 400, "page_size")
     assert_error(client.get(url("executions?page_size=201")), 400, "page_size")
 
