@@ -25,6 +25,9 @@ FIELD_ORDER = [
     "connect_timeout",
     "path",
     "options",
+    "base_url",
+    "headers",
+    "auth",
 ]
 # Config keys the form does not show: a connection's description is its own field.
 HIDDEN_KEYS = {"description"}
@@ -39,12 +42,29 @@ LABELS = {
     "connect_timeout": "Connect timeout (s)",
     "path": "Path",
     "options": "Options (JSON)",
+    "base_url": "Base URL",
+    "headers": "Headers (JSON)",
+    "auth": "Authentication (JSON)",
 }
+# Secret config keys holding a JSON object (http headers and auth).
+JSON_SECRET_KEYS = {"headers", "auth"}
 HELP = {
     "path": "Relative to the data directory (DATA_ROOT): a file for sqlite, "
     "a directory for csv/jsonl.",
     "options": 'A JSON object, e.g. <code>{"statement_timeout": 30}</code>.',
+    "base_url": "http:// or https://; loopback and private networks only when the operator "
+    "lists them in OUTBOUND_ALLOW_NETWORKS.",
+    "headers": 'A JSON object, e.g. <code>{"X-Api-Key": "…"}</code>.',
+    "auth": '<code>{"type": "bearer", "token": "…"}</code> or '
+    '<code>{"type": "basic", "username": "…", "password": "…"}</code>.',
 }
+
+
+class SecretTextarea(forms.Textarea):
+    """A textarea that never renders a value (not even the one just submitted)."""
+
+    def format_value(self, value: Any) -> None:
+        return None
 
 
 class KindForm(forms.Form):
@@ -100,6 +120,17 @@ class ConnectionForm(forms.Form):
                 if stored
                 else "not set"
             )
+            if key in JSON_SECRET_KEYS:
+                # Never given an initial value: a blank field keeps the stored one.
+                return forms.CharField(
+                    required=False,
+                    label=label,
+                    strip=True,
+                    widget=SecretTextarea(
+                        attrs={"rows": 2, "class": "code-small", "autocomplete": "off"}
+                    ),
+                    help_text=f"{HELP[key]} Write-only: {state}.",
+                )
             return forms.CharField(
                 required=False,
                 label=label,
@@ -135,6 +166,24 @@ class ConnectionForm(forms.Form):
             if self.kind == "postgresql":
                 return text  # libpq options string
             raise forms.ValidationError("must be a JSON object") from None
+
+    def _clean_json_secret(self, key: str) -> Any:
+        text = (self.cleaned_data.get(key) or "").strip()
+        if not text:
+            return None
+        try:
+            value = json.loads(text)
+        except ValueError:
+            raise forms.ValidationError("must be a JSON object") from None
+        if not isinstance(value, dict):
+            raise forms.ValidationError("must be a JSON object")
+        return value
+
+    def clean_headers(self) -> Any:
+        return self._clean_json_secret("headers")
+
+    def clean_auth(self) -> Any:
+        return self._clean_json_secret("auth")
 
     def config(self) -> dict[str, Any]:
         """The config to save: blank values dropped, so blank secrets keep theirs."""

@@ -66,6 +66,10 @@ class Connection(models.Model):
         """
         if kind != self.kind:
             return True
+        # A kind without host keys (http: its base URL) says what its endpoint is.
+        endpoint = getattr(connector_class(kind), "endpoint", None)
+        if endpoint is not None:
+            return bool(endpoint(self.config) != endpoint(config))
         default_port = getattr(connector_class(kind), "default_port", None)
         for key in ENDPOINT_KEYS:
             old, new = self.config.get(key), config.get(key)

@@ -19,6 +19,7 @@ CONNECTORS: dict[str, str] = {
     "sqlite": "connectors.sqlite.SqliteConnector",
     "csv": "connectors.csv.CsvConnector",
     "jsonl": "connectors.jsonl.JsonlConnector",
+    "http": "connectors.http.HttpConnector",
 }
 
 KINDS = tuple(CONNECTORS)
