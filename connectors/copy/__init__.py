@@ -11,7 +11,8 @@ Modules, each importing only those above it: ``spec`` (the unit and its
 ``CopySpec``), ``values`` (parsing, JSON), ``partitions`` (chunk ranges),
 ``markers``, ``query``, ``sink`` (the destination interface), ``sql_sink``
 and ``file_sink``, ``resume`` (key ranges of a resumable copy),
-``sql_source`` and ``file_source`` (the two ways of reading), ``engine``
+``sql_source``, ``file_source`` and ``http_source`` (the ways of reading;
+an http source spools its pages and shares the file sources' batch path), ``engine``
 (``run_copy``, ``discard_stage``). What differs between SQL kinds is asked
 of their dialect (``connectors/<kind>/dialect.py``), never tested by kind.
 """

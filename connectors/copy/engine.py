@@ -15,11 +15,13 @@ from typing import Any
 from connectors.base import Connector, FileConnector, SqlConnector
 from connectors.copy.file_sink import FileSink
 from connectors.copy.file_source import copy_from_file
+from connectors.copy.http_source import copy_from_http
 from connectors.copy.resume import checkpoint
 from connectors.copy.sink import Sink
 from connectors.copy.spec import CopyFailed, CopySpec, Unit, check_mode
 from connectors.copy.sql_sink import SqlSink
 from connectors.copy.sql_source import copy_from_sql
+from connectors.http import HttpConnector
 
 
 def make_sink(
@@ -77,6 +79,8 @@ def run_copy(
         result = copy_from_sql(spec, source, destination, sink)
     elif isinstance(source, FileConnector):
         result = copy_from_file(spec, source, sink)
+    elif isinstance(source, HttpConnector):
+        result = copy_from_http(spec, source, sink)
     else:
         raise CopyFailed(f"{source.kind} cannot be a copy source")
     ctx.metrics["rows_read"] = ctx.metrics.get("rows_read", 0) + result["rows_read"]

@@ -1,8 +1,11 @@
-"""Copying from a CSV or JSONL file: read in batches, filtered and transformed in Python."""
+"""Copying from a CSV or JSONL file: read in batches, filtered and transformed in Python.
+
+``copy_batches`` is the batch path itself, shared with the http source.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from connectors.base import FileConnector
@@ -18,24 +21,41 @@ from connectors.copy.values import (
     stored_value,
 )
 from connectors.transform import BatchTransformer
+from connectors.types import Column
 
 
 def copy_from_file(spec: CopySpec, source: FileConnector, sink: Sink) -> dict[str, Any]:
     """Copy the unit of ``spec`` from file ``source`` into ``sink`` (one transaction)."""
-    ctx = spec.ctx
     table = spec.source.get("table")
     if not table:
         raise CopyFailed(f"{source.kind} sources take a table (a file name)")
     path = source.file(table)
     columns = source.describe(table=table)
-    by_name = {c.name: c for c in columns}
-    position = {c.name: i for i, c in enumerate(columns)}
     parse = parsers(columns)
-    transformer = BatchTransformer(columns, spec.transformations, spec.params)
 
     def rows_of() -> Iterator[list[tuple]]:
         for rows in source.read_file(path, columns, spec.fetch_rows):
             yield parse_batch(rows, parse, f"{source.kind} {table}")
+
+    return copy_batches(spec, columns, rows_of, sink)
+
+
+def copy_batches(
+    spec: CopySpec,
+    columns: list[Column],
+    rows_of: Callable[[], Iterator[list[tuple]]],
+    sink: Sink,
+) -> dict[str, Any]:
+    """Copy the rows ``rows_of()`` yields (typed, in ``columns`` order) into ``sink``.
+
+    Filtered (incremental window, partition chunk) and transformed in Python,
+    in one destination transaction. ``rows_of`` may be called twice (a
+    partitioned copy's plan reads every row once first).
+    """
+    ctx = spec.ctx
+    by_name = {c.name: c for c in columns}
+    position = {c.name: i for i, c in enumerate(columns)}
+    transformer = BatchTransformer(columns, spec.transformations, spec.params)
 
     # An incremental read keeps rows with low <= value (low: the watermark
     # minus the lookback; inclusive) and, in a partitioned copy, value <= the

@@ -6,6 +6,8 @@ import logging
 from typing import Any, ClassVar
 
 from connectors.copy import discard_stage, run_copy
+from connectors.copy.http_spec import HTTP_SOURCE_KEYS as _HTTP_SOURCE_KEYS
+from connectors.copy.http_spec import check_http_source
 from connectors.spec import DEFAULT_BATCH_SIZE, DESTINATION_MODES, incremental_mode_problem
 from connectors.transform import FUNCTIONS, Columns, check_transformations
 from core.checker import NAME_SCHEMA, Checker, at, kind, ordered
@@ -38,7 +40,16 @@ class CopyTask(TaskType):
         "source": Key(
             {
                 "type": "object",
-                "properties": {"connection": NAME_SCHEMA, "table": _STRING, "query": _STRING},
+                "properties": {
+                    "connection": NAME_SCHEMA,
+                    "table": _STRING,
+                    "query": _STRING,
+                    # http sources (SPEC §8)
+                    "path": _STRING,
+                    "params": {"type": "object"},
+                    "records": _STRING,
+                    "paginate": {"type": "object"},
+                },
                 "required": ["connection"],
                 "additionalProperties": False,
             },
@@ -164,15 +175,26 @@ class CopyTask(TaskType):
 
 
 def _source(c: Checker, path: str, raw: Any) -> dict[str, Any] | None:
-    """``{connection, table}`` or ``{connection, query}``."""
-    source = c.keys(path, raw, required=("connection",), optional=("table", "query"))
+    """``{connection, table}``, ``{connection, query}`` or an http source's
+    ``{connection, path, params, records, paginate}``."""
+    source = c.keys(
+        path, raw, required=("connection",), optional=("table", "query", *_HTTP_SOURCE_KEYS)
+    )
     if source is None:
         return None
     if "table" in source and "query" in source:
         c.add(path, "give either table or query, not both")
-    elif "table" not in source and "query" not in source:
+    elif "path" in source and ("table" in source or "query" in source):
+        c.add(at(path, "path"), "is for http sources: give a path or a table or query, not both")
+    elif not {"table", "query", "path"} & set(source):
         c.add(path, "needs a table or a query")
+    elif "path" not in source:
+        for key in _HTTP_SOURCE_KEYS[1:]:
+            if key in source:
+                c.add(at(path, key), "is for http sources (with a path), not with a table or query")
     out: dict[str, Any] = {}
+    if "path" in source:
+        out.update(check_http_source(c, path, source))
     if "connection" in source:
         out["connection"] = c.connection(at(path, "connection"), source["connection"])
     if "table" in source:

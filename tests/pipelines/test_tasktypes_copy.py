@@ -37,7 +37,8 @@ def test_it_rejects_unknown_source_keys() -> None:
     data = example()
     data["tasks"][0]["source"]["schema"] = "public"
     assert problems(data) == [
-        "tasks[0].source.schema: unknown key 'schema' (expected one of: connection, query, table)"
+        "tasks[0].source.schema: unknown key 'schema'"
+        " (expected one of: connection, paginate, params, path, query, records, table)"
     ]
 
 
