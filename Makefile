@@ -52,7 +52,9 @@ lock:
 	uv pip compile -q --universal -p 3.11 pyproject.toml --extra dev --extra dbt -o requirements-dev.lock
 
 # Set up and run the product on the embedded default (SQLite, ORM broker):
-# bootstrap, demo data, the web app and one worker.
+# bootstrap, demo data, the web app and one worker. Python tasks may call the
+# demo's package (datadog_demo) unless PYTHON_TASK_MODULES says otherwise.
+run: export PYTHON_TASK_MODULES ?= datadog_demo
 run: install
 	$(PY) manage.py bootstrap --noinput
 	$(PY) manage.py demo

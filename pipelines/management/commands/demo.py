@@ -14,6 +14,9 @@ from connectors.models import Connection
 from connectors.services import connection_create
 from pipelines.models import Pipeline
 from pipelines.services import pipeline_create, pipeline_update
+from pipelines.tasktypes.python import SETTING, refusal
+
+DEMO_PACKAGE = "datadog_demo"
 
 ORDERS_DAILY: dict[str, Any] = {
     "name": "demo_orders_daily",
@@ -94,6 +97,64 @@ EXPORT_CSV: dict[str, Any] = {
     ],
 }
 
+# A sensor waits for a file in the inbox, a copy loads it, a python step
+# (datadog_demo.jobs, allowed by PYTHON_TASK_MODULES) summarizes it and
+# records an asset event, which starts DROP_EXPORT.
+DROP_ZONE: dict[str, Any] = {
+    "name": "demo_drop_zone",
+    "description": "Wait for a file of orders in the inbox, load it, summarize it in Python",
+    "tags": ["demo"],
+    "tasks": [
+        {
+            "name": "orders_dropped",
+            "type": "wait",
+            "connection": "demo_inbox",
+            "file": "orders_drop.csv",
+            "interval": 5,
+            "timeout": 3600,
+        },
+        {
+            "name": "load_drop",
+            "type": "copy",
+            "source": {"connection": "demo_inbox", "table": "orders_drop.csv"},
+            "destination": {
+                "connection": "demo_warehouse",
+                "table": "drop_orders",
+                "mode": "replace",
+            },
+            "depends_on": ["orders_dropped"],
+        },
+        {
+            "name": "summarize",
+            "type": "python",
+            "callable": f"{DEMO_PACKAGE}.jobs:summarize_drop",
+            "connections": ["demo_warehouse"],
+            "kwargs": {"rows": {"output": ["load_drop", "rows_written"]}},
+            "outlets": ["demo_warehouse.main.drop_summary"],
+            "depends_on": ["load_drop"],
+        },
+    ],
+}
+
+DROP_EXPORT: dict[str, Any] = {
+    "name": "demo_drop_export",
+    "description": "Export the drop summary to CSV each time the python step rewrites it",
+    "tags": ["demo"],
+    "schedule": {"assets": ["demo_warehouse.main.drop_summary"]},
+    "tasks": [
+        {
+            "name": "export_summary",
+            "type": "copy",
+            "source": {"connection": "demo_warehouse", "table": "drop_summary"},
+            "destination": {
+                "connection": "demo_files",
+                "table": "drop_summary.csv",
+                "mode": "replace",
+            },
+        }
+    ],
+}
+
 
 def _make_shop(path: Any, rows: int) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -120,30 +181,67 @@ def _make_shop(path: Any, rows: int) -> None:
         )
 
 
+def _write_drop(path: Any) -> None:
+    """The file the drop-zone sensor waits for: a few orders, as CSV."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = ["id,email,amount,status"] + [
+        f"{i},buyer{i}@example.com,{10 * i}.50,{('paid', 'refunded')[i % 2]}" for i in range(1, 21)
+    ]
+    path.write_text("\n".join(lines) + "\n")
+
+
 class Command(AuditedCommand):
-    help = "Create demo connections (SQLite, CSV) and two demo pipelines. Idempotent."
+    help = (
+        "Create demo connections (SQLite, CSV) and the demo pipelines. Idempotent. "
+        "--drop puts the file the demo_drop_zone sensor waits for into its inbox."
+    )
 
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("--rows", type=int, default=5000)
+        parser.add_argument(
+            "--drop",
+            action="store_true",
+            help="only write demo/inbox/orders_drop.csv (what demo_drop_zone waits for)",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         root = settings.DATA_ROOT / "demo"
+        if options["drop"]:
+            _write_drop(root / "inbox" / "orders_drop.csv")
+            self.stdout.write("dropped demo/inbox/orders_drop.csv: demo_drop_zone goes on")
+            return
         _make_shop(root / "shop.sqlite", options["rows"])
-        (root / "out").mkdir(parents=True, exist_ok=True)
+        for folder in ("out", "inbox"):
+            (root / folder).mkdir(parents=True, exist_ok=True)
         for name, kind, path in [
             ("demo_shop", "sqlite", "demo/shop.sqlite"),
             ("demo_warehouse", "sqlite", "demo/warehouse.sqlite"),
             ("demo_files", "csv", "demo/out"),
+            ("demo_inbox", "csv", "demo/inbox"),
         ]:
             if not Connection.objects.filter(name=name).exists():
                 connection_create(name=name, kind=kind, config={"path": path})
-        for spec in (ORDERS_DAILY, EXPORT_CSV):
+        specs = [ORDERS_DAILY, EXPORT_CSV]
+        python_off = refusal(f"{DEMO_PACKAGE}.jobs")
+        if python_off is None:
+            specs += [DROP_ZONE, DROP_EXPORT]
+        for spec in specs:
             existing = Pipeline.objects.filter(name=spec["name"]).first()
             if existing:
                 pipeline_update(pipeline=existing, data=spec)
             else:
                 pipeline_create(data=spec)
         self.stdout.write(
-            "demo ready: connections demo_shop, demo_warehouse, demo_files; "
-            "pipelines demo_orders_daily, demo_export_csv"
+            "demo ready: connections demo_shop, demo_warehouse, demo_files, demo_inbox; "
+            "pipelines " + ", ".join(spec["name"] for spec in specs)
         )
+        if python_off is None:
+            self.stdout.write(
+                "demo_drop_zone waits for a file: run it, then `manage.py demo --drop`; "
+                "its python step then starts demo_drop_export through an asset"
+            )
+        else:
+            self.stdout.write(
+                f"demo_drop_zone and demo_drop_export left out: {python_off}; "
+                f"set {SETTING}={DEMO_PACKAGE} to add them"
+            )
