@@ -241,7 +241,7 @@ class Execution(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     ended_at = models.DateTimeField(null=True, blank=True)
     # The asset events a trigger=asset execution consumed (SPEC §8).
-    triggered_by = models.ManyToManyField(
+    triggered_by: models.ManyToManyField[AssetEvent, AssetTrigger] = models.ManyToManyField(
         "AssetEvent", through="AssetTrigger", related_name="consumers", blank=True
     )
 
