@@ -14,8 +14,11 @@ import pytest
 from connectors.base import ConnectorError
 from connectors.copy import CopyFailed
 from connectors.http import HttpConnector
+from pipelines.definition import validate
 from pipelines.tasktypes.base import TaskCancelled
 from tests.connectors.conftest import FakeContext, copy_task, run
+from tests.pipelines.definition_examples import copy_task as definition_copy_task
+from tests.pipelines.definition_examples import pipeline, problems
 from tests.rest_api import PAGE, RestApi, sample
 
 STYLES = {
@@ -230,3 +233,76 @@ def test_spooled_records_are_read_back_in_batches(
 
     CopyTask().run(ctx)
     assert lite.query("SELECT COUNT(*) FROM items")[1] == [(40,)]
+
+
+# ------------------------------------------------------- checked at save
+
+
+def _problems(source: dict[str, Any]) -> list[str]:
+    return problems(pipeline(definition_copy_task(source={"connection": "api", **source})))
+
+
+def test_a_valid_http_source_is_kept_as_written() -> None:
+    source = {
+        "connection": "api",
+        "path": "/v1/orders",
+        "params": {"status": "paid", "page[size]": 50, "ids": [1, 2], "since": {"param": "ds"}},
+        "records": "data.items",
+        "paginate": {"type": "offset", "param": "offset", "limit_param": "limit", "limit": 100},
+    }
+    data = pipeline(definition_copy_task(source=source))
+    data["parameters"] = {"ds": "2026-01-01"}
+    normalized, found = validate(data)
+    assert found == [], found
+    assert normalized is not None
+    assert normalized["tasks"][0]["source"] == source
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        (
+            {"path": "https://evil.example/x"},
+            "tasks[0].source.path: must be a path under the connection's base URL, not a URL",
+        ),
+        ({"path": "/a/../b"}, "tasks[0].source.path: must not contain '..'"),
+        ({"path": "/a?x=1"}, "tasks[0].source.path: must not hold a query: give it as params"),
+        (
+            {"path": "/a", "table": "t"},
+            "tasks[0].source.path: is for http sources: give a path or a table or query, not both",
+        ),
+        (
+            {"table": "t", "records": "data"},
+            "tasks[0].source.records: is for http sources (with a path), not with a table or query",
+        ),
+        (
+            {"path": "/a", "paginate": {"type": "pages"}},
+            "tasks[0].source.paginate.type: unknown pagination type 'pages' (did you mean 'page'?)",
+        ),
+        (
+            {"path": "/a", "paginate": {"type": "cursor", "param": "c"}},
+            "tasks[0].source.paginate.path: missing required key 'path'",
+        ),
+        (
+            {"path": "/a", "paginate": {"type": "offset", "param": "o", "limit_param": "l"}},
+            "tasks[0].source.paginate.limit: missing required key 'limit'",
+        ),
+        (
+            {"path": "/a", "records": "data..x"},
+            "tasks[0].source.records: must be a dotted path such as data or meta.next_cursor",
+        ),
+        (
+            {"path": "/a", "params": {"since": {"param": "nope"}}},
+            "tasks[0].source.params.since.param: unknown parameter 'nope'",
+        ),
+        (
+            {"path": "/a", "params": {"x": [{"a": 1}]}},
+            "tasks[0].source.params.x: expected a literal, a list, {param: name}"
+            " or {output: [task, key]}, got list",
+        ),
+    ],
+)
+def test_a_wrong_http_source_is_refused_with_its_path(
+    source: dict[str, Any], expected: str
+) -> None:
+    assert _problems(source) == [expected]
