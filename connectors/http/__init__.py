@@ -40,6 +40,9 @@ from core import outbound
 __all__ = ["HttpClient", "HttpConnector"]
 
 logger = logging.getLogger(__name__)
+# httpx logs every request's URL at INFO: a line per page in the workers' log.
+# The task's own log says what a copy fetched (records, requests, each retry).
+logging.getLogger("httpx").setLevel(logging.WARNING)
 
 # One page's body is held in memory while its records are spooled.
 MAX_PAGE_BYTES = 64 * 1024 * 1024
