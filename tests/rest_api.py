@@ -8,6 +8,7 @@ misbehave on purpose. Every request is recorded (path, query, headers).
 from __future__ import annotations
 
 import json
+import ssl
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -19,7 +20,12 @@ PAGE = 3
 class RestApi:
     """``http://127.0.0.1:<port>/api/...``; close() when done (a context manager)."""
 
-    def __init__(self, records: list[dict[str, Any]], address: str = "127.0.0.1") -> None:
+    def __init__(
+        self,
+        records: list[dict[str, Any]],
+        address: str = "127.0.0.1",
+        tls: ssl.SSLContext | None = None,
+    ) -> None:
         self.records = records
         self.requests: list[dict[str, Any]] = []
         # Failures to give before answering: path -> [status, ...]
@@ -36,8 +42,10 @@ class RestApi:
                 api.handle(self)
 
         self.server = ThreadingHTTPServer((address, 0), Handler)
+        if tls is not None:
+            self.server.socket = tls.wrap_socket(self.server.socket, server_side=True)
         self.port = self.server.server_address[1]
-        self.base_url = f"http://{address}:{self.port}/api"
+        self.base_url = f"{'https' if tls else 'http'}://{address}:{self.port}/api"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 

@@ -22,6 +22,7 @@ import email.utils
 import json
 import logging
 import re
+import ssl
 import time
 from collections.abc import Iterable
 from typing import Any
@@ -223,7 +224,9 @@ class _PinnedTransport(httpx.HTTPTransport):
     def __init__(self, target: outbound.Target) -> None:
         super().__init__(trust_env=False)
         self._pool = httpcore.ConnectionPool(
-            ssl_context=httpx.create_ssl_context(trust_env=False),
+            # The system's trust store (SSL_CERT_FILE / SSL_CERT_DIR honoured),
+            # as for webhooks: a private CA is the operator's to add there.
+            ssl_context=ssl.create_default_context(),
             max_connections=4,
             network_backend=_PinnedBackend(target),
         )

@@ -6,7 +6,9 @@ OUTBOUND_ALLOW_NETWORKS lists it: tests that talk to it set the list.
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,7 +18,7 @@ from connectors.base import test_connection as try_connection
 from connectors.http import HttpConnector
 from pipelines.tasktypes.base import TaskCancelled
 from tests.connectors.conftest import FakeContext
-from tests.net import Listener, RebindingDns
+from tests.net import Listener, RebindingDns, self_signed
 from tests.rest_api import RestApi, sample
 
 
@@ -252,3 +254,27 @@ def test_an_error_status_is_named(allow_loopback: None, api: RestApi) -> None:
     with c.client() as client:
         with pytest.raises(ConnectorError, match=r"not found \(HTTP 404\)"):
             client.get(c.url("/nothing-here"))
+
+
+def test_https_goes_to_the_checked_address_and_verifies_the_name(
+    allow_loopback: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # A certificate for the name only: it verifies only if TLS checks the
+    # URL's name while the socket goes to the checked address.
+    cert, key = self_signed(tmp_path, "api.rebind.test")
+    server_tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_tls.load_cert_chain(cert, key)
+    names: list[str | None] = []
+    server_tls.sni_callback = lambda sock, name, ctx: names.append(name)  # type: ignore[assignment]
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))  # the client's trust store
+    with RestApi(sample(2), tls=server_tls) as api:
+        dns = RebindingDns(monkeypatch, "api.rebind.test", ["127.0.0.1", "127.0.0.2"])
+        c = connector(f"https://api.rebind.test:{api.port}/api")
+        with c.client() as client:
+            assert len(client.get(c.url("/all"))) == 2
+        assert dns.lookups == 1 and names == ["api.rebind.test"]
+        # Another name on the same address: the certificate does not match.
+        RebindingDns(monkeypatch, "other.rebind.test", ["127.0.0.1"])
+        result = try_connection(connector(f"https://other.rebind.test:{api.port}/api"))
+        assert result["error"] == "http other.rebind.test: TLS certificate verification failed"
+        assert len(api.requests) == 1
