@@ -159,3 +159,16 @@ def test_the_form_takes_headers_and_auth_as_json(
     assert stored.secret_keys_set() == ["auth", "headers"]
     edit = client.get(f"/connections/{stored.pk}").content.decode()
     assert KEY not in edit and TOKEN not in edit and "Write-only: set" in edit
+
+
+def test_the_list_shows_the_base_url(
+    client_for: Any, developer: Any, settings: Any, api: RestApi
+) -> None:
+    settings.OUTBOUND_ALLOW_NETWORKS = ["127.0.0.1/32"]
+    browser = client_for(developer)
+    created = browser.post(
+        "/connections/new", {"kind": "http", "name": "shop_api", "base_url": api.base_url}
+    )
+    assert created.status_code == 302
+    page = browser.get("/connections").content.decode()
+    assert f'<code class="small">{api.base_url}</code>' in page
