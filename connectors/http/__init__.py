@@ -34,7 +34,7 @@ import httpx
 # httpcore's own socket wrapper (what SyncBackend returns; not exported by name).
 from httpcore._backends.sync import SyncStream
 
-from connectors.base import Connector, ConnectorError, connect_failure
+from connectors.base import MAX_CONNECT_TIMEOUT_S, Connector, ConnectorError, connect_failure
 from connectors.types import Column
 from core import outbound
 
@@ -163,13 +163,13 @@ class HttpConnector(Connector):
         base = str(self.config.get("base_url") or "")
         return base.rstrip("/") + "/" + path.lstrip("/") if path else base
 
-    def client(self, ctx: Any = None) -> HttpClient:
+    def client(self, ctx: Any = None, *, read_timeout: float = READ_TIMEOUT_S) -> HttpClient:
         """An ``HttpClient`` for this connection; close it (a context manager)."""
-        return HttpClient(self, ctx)
+        return HttpClient(self, ctx, read_timeout=read_timeout)
 
     def test(self) -> None:
-        """A GET of ``base_url``: any answer below 400 passes."""
-        with self.client() as client:
+        """A GET of ``base_url``: any answer below 400 passes (within 30 s: a web request waits)."""
+        with self.client(read_timeout=MAX_CONNECT_TIMEOUT_S) as client:
             client.get(self.url(""), attempts=1)
 
     def describe(self, table: str | None = None, query: str | None = None) -> list[Column]:
@@ -240,7 +240,9 @@ class HttpClient:
     stops a wait for ``Retry-After`` or a backoff at once.
     """
 
-    def __init__(self, connector: HttpConnector, ctx: Any = None) -> None:
+    def __init__(
+        self, connector: HttpConnector, ctx: Any = None, *, read_timeout: float = READ_TIMEOUT_S
+    ) -> None:
         self.connector = connector
         self.ctx = ctx
         self.where = connector.where()
@@ -270,7 +272,7 @@ class HttpClient:
             auth=auth,
             follow_redirects=False,
             trust_env=False,
-            timeout=httpx.Timeout(READ_TIMEOUT_S, connect=CONNECT_TIMEOUT_S),
+            timeout=httpx.Timeout(read_timeout, connect=CONNECT_TIMEOUT_S),
         )
 
     def __enter__(self) -> HttpClient:
