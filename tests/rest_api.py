@@ -105,15 +105,23 @@ class RestApi:
             return self.send(h, 302, {}, {"Location": target})
         if route == "/hop":
             return self.send(h, 302, {}, {"Location": "/api/all"})
+        if route == "/badgzip":  # a body that does not decode as it says
+            return self.send(h, 200, {"not": "gzip"}, {"Content-Encoding": "gzip"})
+        if route == "/text":
+            return self.send(h, 200, "x", raw=b"<html>not json</html>")
         if route in ("", "/"):
             return self.send(h, 200, {"ok": True})
         return self.send(h, 404, {"error": "no such thing"})
 
     @staticmethod
     def send(
-        h: BaseHTTPRequestHandler, status: int, body: Any, headers: dict[str, str] | None = None
+        h: BaseHTTPRequestHandler,
+        status: int,
+        body: Any,
+        headers: dict[str, str] | None = None,
+        raw: bytes | None = None,
     ) -> None:
-        data = json.dumps(body).encode()
+        data = json.dumps(body).encode() if raw is None else raw
         h.send_response(status)
         h.send_header("Content-Type", "application/json")
         h.send_header("Content-Length", str(len(data)))

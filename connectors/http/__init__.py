@@ -199,7 +199,7 @@ class _PinnedBackend(httpcore.SyncBackend):
         local_address: str | None = None,
         socket_options: Iterable[Any] | None = None,
     ) -> httpcore.NetworkStream:
-        if host.lower() != self.target.host.lower() or port != self.target.port:
+        if host.lower() != _ascii_host(self.target.host) or port != self.target.port:
             raise httpcore.ConnectError(f"host {host!r} was not checked; refused")
         try:
             sock = outbound.open_socket(self.target, timeout)
@@ -313,6 +313,9 @@ class HttpClient:
                     raise ConnectorError(f"{self.where}: {phrase}", transient=True) from None
                 self._wait(_backoff(attempt), f"{phrase}; retrying")
                 continue
+            except httpx.HTTPError as exc:
+                # Not the network (a body that does not decode, say): named by its class only.
+                raise ConnectorError(f"{self.where}: {type(exc).__name__}") from None
             if status in (301, 302, 303, 307, 308) and location:
                 redirects += 1
                 if redirects > MAX_REDIRECTS:
@@ -387,6 +390,14 @@ class HttpClient:
             self._check()
             time.sleep(min(0.25, remaining))
         self._check()
+
+
+def _ascii_host(host: str) -> str:
+    """The host as httpcore names it: lowercase, IDNA for a non-ASCII name."""
+    try:
+        return host.encode("idna").decode("ascii").lower()
+    except UnicodeError:
+        return host.lower()
 
 
 def _backoff(attempt: int) -> float:

@@ -278,3 +278,14 @@ def test_https_goes_to_the_checked_address_and_verifies_the_name(
         result = try_connection(connector(f"https://other.rebind.test:{api.port}/api"))
         assert result["error"] == "http other.rebind.test: TLS certificate verification failed"
         assert len(api.requests) == 1
+
+
+def test_a_body_that_is_not_json_or_does_not_decode_is_named(
+    allow_loopback: None, api: RestApi
+) -> None:
+    c = connector(api.base_url)
+    with c.client() as client:
+        with pytest.raises(ConnectorError, match=r"^http 127.0.0.1: the answer is not JSON$"):
+            client.get(c.url("/text"))
+        with pytest.raises(ConnectorError, match=r"^http 127.0.0.1: DecodingError$"):
+            client.get(c.url("/badgzip"))
