@@ -63,6 +63,7 @@ def setup(
                         "source": {
                             "connection": "shop_api",
                             "path": "/cursor",
+                            "params": {"since": {"param": "data_interval_start"}},
                             "records": "data",
                             "paginate": {
                                 "type": "cursor",
@@ -97,6 +98,10 @@ def test_a_worker_copies_pages_through_throttling_and_keeps_the_watermark(
         assert conn.execute("SELECT COUNT(*), MAX(id) FROM items").fetchone() == (10, 10)
     run = TaskRun.objects.get(execution=execution)
     assert run.output == {"rows_read": 10, "rows_written": 10}
+    # The run's interval went out as a query parameter, with the token.
+    since = execution.parameters["data_interval_start"]
+    assert {r["query"]["since"] for r in api.requests} == {since}
+    assert {r["headers"]["Authorization"] for r in api.requests} == {f"Bearer {TOKEN}"}
     # A second run reads every page again, writes from the watermark (10) on.
     api.records.append(sample(1, start=11)[0])
     second = finished(execution_create(pipeline=pipeline))
