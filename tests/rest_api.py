@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import ssl
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -42,6 +43,10 @@ class RestApi:
                 api.handle(self)
 
         self.server = ThreadingHTTPServer((address, 0), Handler)
+        # A handler still sleeping (/slow) must not hold close() up.
+        self.server.daemon_threads = True
+        self.server.block_on_close = False
+        self.slow_answered = threading.Event()
         if tls is not None:
             self.server.socket = tls.wrap_socket(self.server.socket, server_side=True)
         self.port = self.server.server_address[1]
@@ -105,6 +110,10 @@ class RestApi:
             return self.send(h, 302, {}, {"Location": target})
         if route == "/hop":
             return self.send(h, 302, {}, {"Location": "/api/all"})
+        if route == "/slow":  # answers after 20 s
+            time.sleep(20)
+            self.slow_answered.set()
+            return self.send(h, 200, [])
         if route == "/badgzip":  # a body that does not decode as it says
             return self.send(h, 200, {"not": "gzip"}, {"Content-Encoding": "gzip"})
         if route == "/text":

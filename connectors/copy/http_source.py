@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from typing import IO, Any
 from urllib.parse import urljoin
 
+from connectors.base import Watchdog
 from connectors.copy.file_source import copy_batches
 from connectors.copy.sink import Sink
 from connectors.copy.spec import CopyFailed, CopySpec
@@ -206,16 +207,18 @@ def copy_from_http(spec: CopySpec, source: HttpConnector, sink: Sink) -> dict[st
     params = _source_params(spec)
     inference = Inference()
     count = 0
-    with tempfile.TemporaryFile("w+", encoding="utf-8") as spool, source.client(ctx) as client:
-        for found in pages(
-            client, source.url(path), params, src.get("records"), src.get("paginate")
-        ):
-            for record in found:
-                inference.add(record)
-                spool.write(json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n")
-            count += len(found)
-            ctx.check()
-        ctx.log(f"{source.where()}: {count} records in {client.requests} requests")
+    with tempfile.TemporaryFile("w+", encoding="utf-8") as spool:
+        # A cancel or timeout aborts the client: a request in flight ends at once.
+        with source.client(ctx) as client, Watchdog(ctx, client.abort):
+            pager = pages(client, source.url(path), params, src.get("records"), src.get("paginate"))
+            for found in pager:
+                for record in found:
+                    inference.add(record)
+                    spool.write(json.dumps(record, ensure_ascii=False, separators=(",", ":")))
+                    spool.write("\n")
+                count += len(found)
+                ctx.check()
+            ctx.log(f"{source.where()}: {count} records in {client.requests} requests")
         if not count:
             # No record: no column is known, so nothing is written (a replace keeps the table).
             return {

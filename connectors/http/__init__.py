@@ -22,8 +22,10 @@ import email.utils
 import json
 import logging
 import re
+import socket
 import ssl
 import time
+import weakref
 from collections.abc import Iterable
 from typing import Any
 from urllib.parse import urljoin, urlsplit
@@ -190,6 +192,21 @@ class _PinnedBackend(httpcore.SyncBackend):
 
     def __init__(self, target: outbound.Target) -> None:
         self.target = target
+        self.sockets: weakref.WeakSet[socket.socket] = weakref.WeakSet()
+        self.aborted = False
+
+    def abort(self) -> None:
+        """End every open connection now, a read in progress included (any thread).
+
+        ``close`` from another thread does not wake a blocked ``recv``;
+        ``shutdown`` does.
+        """
+        self.aborted = True
+        for sock in list(self.sockets):
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:  # already closed
+                pass
 
     def connect_tcp(
         self,
@@ -209,7 +226,31 @@ class _PinnedBackend(httpcore.SyncBackend):
             raise httpcore.ConnectError(str(exc)) from exc
         for option in socket_options or ():
             sock.setsockopt(*option)
-        return SyncStream(sock)
+        stream = _Stream(sock, self.sockets)
+        if self.aborted:
+            sock.shutdown(socket.SHUT_RDWR)
+        return stream
+
+
+class _Stream(SyncStream):
+    """httpcore's socket stream, recording its socket (and its TLS socket) for ``abort``."""
+
+    def __init__(self, sock: socket.socket, sockets: weakref.WeakSet[socket.socket]) -> None:
+        super().__init__(sock)
+        self._sockets = sockets
+        sockets.add(sock)
+
+    def start_tls(
+        self,
+        ssl_context: ssl.SSLContext,
+        server_hostname: str | None = None,
+        timeout: float | None = None,
+    ) -> httpcore.NetworkStream:
+        stream = super().start_tls(ssl_context, server_hostname, timeout)
+        tls_sock = stream.get_extra_info("socket")
+        if tls_sock is not None:
+            self._sockets.add(tls_sock)
+        return stream
 
 
 class _PinnedTransport(httpx.HTTPTransport):
@@ -223,12 +264,13 @@ class _PinnedTransport(httpx.HTTPTransport):
 
     def __init__(self, target: outbound.Target) -> None:
         super().__init__(trust_env=False)
+        self.backend = _PinnedBackend(target)
         self._pool = httpcore.ConnectionPool(
             # The system's trust store (SSL_CERT_FILE / SSL_CERT_DIR honoured),
             # as for webhooks: a private CA is the operator's to add there.
             ssl_context=ssl.create_default_context(),
             max_connections=4,
-            network_backend=_PinnedBackend(target),
+            network_backend=self.backend,
         )
 
 
@@ -266,8 +308,9 @@ class HttpClient:
         elif spec.get("type") == "basic":
             auth = httpx.BasicAuth(spec.get("username", ""), spec.get("password", ""))
         self.requests = 0
+        self._transport = _PinnedTransport(target)
         self._client = httpx.Client(
-            transport=_PinnedTransport(target),
+            transport=self._transport,
             headers=headers,
             auth=auth,
             follow_redirects=False,
@@ -283,6 +326,10 @@ class HttpClient:
 
     def close(self) -> None:
         self._client.close()
+
+    def abort(self) -> None:
+        """Stop a request in flight from another thread (a cancel hook)."""
+        self._transport.backend.abort()
 
     def _same_origin(self, url: str) -> None:
         if origin(url) != self.origin:

@@ -6,6 +6,7 @@ and 5xx on the way, incremental, transformations and destination modes.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -306,3 +307,32 @@ def test_a_wrong_http_source_is_refused_with_its_path(
     source: dict[str, Any], expected: str
 ) -> None:
     assert _problems(source) == [expected]
+
+
+class StoppableContext(FakeContext):
+    """A run whose cancel arrives from another thread (as the engine's watchdog sees it)."""
+
+    stopped = False
+
+    def check(self) -> None:
+        super().check()
+        if self.stopped:
+            raise TaskCancelled("cancelled")
+
+
+def test_a_cancel_ends_a_request_in_flight(api: RestApi, rest: HttpConnector, lite: Any) -> None:
+    ctx = StoppableContext(task({"path": "/slow"}), {"api": rest, "dst": lite})
+
+    def stop() -> None:
+        ctx.stopped = True
+
+    timer = threading.Timer(0.3, stop)
+    timer.start()
+    from pipelines.tasktypes.copy import CopyTask
+
+    with pytest.raises(TaskCancelled):
+        CopyTask().run(ctx)
+    timer.join()
+    # The copy ended while the server was still working on its answer.
+    assert not api.slow_answered.is_set()
+    assert api.paths() == ["/api/slow"]

@@ -7,6 +7,7 @@ OUTBOUND_ALLOW_NETWORKS lists it: tests that talk to it set the list.
 from __future__ import annotations
 
 import ssl
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -273,11 +274,20 @@ def test_https_goes_to_the_checked_address_and_verifies_the_name(
         with c.client() as client:
             assert len(client.get(c.url("/all"))) == 2
         assert dns.lookups == 1 and names == ["api.rebind.test"]
+        # abort() (a cancel hook) ends a TLS request in flight.
+        RebindingDns(monkeypatch, "api.rebind.test", ["127.0.0.1"])
+        with c.client() as client:
+            timer = threading.Timer(0.3, client.abort)
+            timer.start()
+            with pytest.raises(ConnectorError, match="could not connect"):
+                client.get(c.url("/slow"), attempts=1)
+            timer.join()
+        assert not api.slow_answered.is_set()
         # Another name on the same address: the certificate does not match.
         RebindingDns(monkeypatch, "other.rebind.test", ["127.0.0.1"])
         result = try_connection(connector(f"https://other.rebind.test:{api.port}/api"))
         assert result["error"] == "http other.rebind.test: TLS certificate verification failed"
-        assert len(api.requests) == 1
+        assert len(api.requests) == 2
 
 
 def test_a_body_that_is_not_json_or_does_not_decode_is_named(
