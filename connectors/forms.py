@@ -115,11 +115,12 @@ class ConnectionForm(forms.Form):
     def _field(self, key: str, *, required: bool, stored: bool) -> forms.Field:
         label = LABELS.get(key, key.replace("_", " ").capitalize())
         if key in self.secret_keys:
-            state = (
-                "set — leave blank to keep it (a new host, port, database or user name clears it)"
-                if stored
-                else "not set"
+            endpoint = (
+                "another scheme, host or port in the base URL"
+                if hasattr(connector_class(self.kind), "endpoint")
+                else "a new host, port, database or user name"
             )
+            state = f"set — leave blank to keep it ({endpoint} clears it)" if stored else "not set"
             if key in JSON_SECRET_KEYS:
                 # Never given an initial value: a blank field keeps the stored one.
                 return forms.CharField(

@@ -159,6 +159,7 @@ def test_the_form_takes_headers_and_auth_as_json(
     assert stored.secret_keys_set() == ["auth", "headers"]
     edit = client.get(f"/connections/{stored.pk}").content.decode()
     assert KEY not in edit and TOKEN not in edit and "Write-only: set" in edit
+    assert "another scheme, host or port in the base URL clears it" in edit
 
 
 def test_the_list_shows_the_base_url(
