@@ -314,6 +314,16 @@ class Connector(ABC):
     def describe(self, table: str | None = None, query: str | None = None) -> list[Column]:
         """The columns of a table (file) or of a query's result."""
 
+    # ----- browsing (the connection page, SPEC §6): read-only, bounded
+
+    def list_tables(self, limit: int) -> list[str]:
+        """At most ``limit`` table (file) names, sorted, with their schema if the kind has any."""
+        raise ConnectorError(f"{self.kind} connections cannot be browsed")
+
+    def sample(self, table: str, max_columns: int, rows: int) -> tuple[list[Column], list[tuple]]:
+        """The first ``max_columns`` columns of ``table`` and its first ``rows`` rows."""
+        raise ConnectorError(f"{self.kind} connections cannot be browsed")
+
 
 class Dialect:
     """How one SQL kind spells things. Subclasses override what differs."""
@@ -539,6 +549,44 @@ class SqlConnector(Connector):
     @abstractmethod
     def map_error(self, exc: BaseException) -> ConnectorError:
         """A ConnectorError for a driver exception: host + cause, transient or not."""
+
+    # ----- browsing: one read-only snapshot per call, every statement under ``timeout_s``
+
+    # The kind's tables (one text column, sorted); "" when it cannot list them.
+    tables_sql: ClassVar[str] = ""
+    browse_timeout_s: ClassVar[float] = 10.0
+
+    def list_tables(self, limit: int) -> list[str]:
+        if not self.tables_sql:
+            return super().list_tables(limit)
+        try:
+            with self.connect(read_only=True, timeout_s=self.browse_timeout_s) as conn:
+                first = next(iter(self.iter_batches(conn, self.tables_sql, {}, limit)), [])
+        except Exception as exc:
+            raise self._browse_error(exc) from None
+        return [str(row[0]) for row in first[:limit]]
+
+    def sample(self, table: str, max_columns: int, rows: int) -> tuple[list[Column], list[tuple]]:
+        quoted = self.dialect.table(table)  # checks the name before any connection
+        try:
+            with self.connect(read_only=True, timeout_s=self.browse_timeout_s) as conn:
+                columns = self.table_columns(conn, table)
+                if columns is None:
+                    raise ConnectorError(f"{self.kind} {self.name}: table {table!r} does not exist")
+                columns = columns[:max_columns]
+                names = ", ".join(self.dialect.quote(c.name) for c in columns)
+                sql = f"SELECT {names} FROM {quoted} LIMIT {int(rows)}"  # nosec B608 - quoted, an int
+                first = next(iter(self.iter_batches(conn, sql, {}, rows)), [])
+        except Exception as exc:
+            raise self._browse_error(exc) from None
+        return columns, list(first[:rows])
+
+    def _browse_error(self, exc: Exception) -> Exception:
+        if isinstance(exc, ConnectorError):
+            return exc
+        if is_driver_error(exc):
+            return self.map_error(exc)
+        return exc
 
     # ----- the copy engine's hooks (defaults)
 
@@ -868,6 +916,24 @@ class FileConnector(Connector):
             )
         if not os.access(directory, os.R_OK | os.W_OK):
             raise ConnectorError(f"{self.kind} {self.name}: directory is not readable and writable")
+
+    def list_tables(self, limit: int) -> list[str]:
+        directory = self.directory()
+        if not directory.is_dir():
+            raise ConnectorError(
+                f"{self.kind} {self.name}: directory {self.config.get('path')!r} does not exist"
+            )
+        names = sorted(
+            entry.name
+            for entry in directory.iterdir()
+            if entry.name.endswith(self.extension) and entry.is_file() and not entry.is_symlink()
+        )
+        return names[:limit]
+
+    def sample(self, table: str, max_columns: int, rows: int) -> tuple[list[Column], list[tuple]]:
+        columns = self.describe(table)[:max_columns]
+        first = next(iter(self.read_file(self.file(table), columns, rows)), [])
+        return columns, first[:rows]
 
     @abstractmethod
     def read_file(self, path: Path, columns: list[Column], size: int) -> Iterator[list[tuple]]:

@@ -3,7 +3,7 @@
 from django.urls import path
 
 from accounts.views import share_view
-from connectors import views
+from connectors import views, views_browse
 from connectors.selectors import connection_for
 
 urlpatterns = [
@@ -12,6 +12,11 @@ urlpatterns = [
     path("connections/<uuid:connection_id>", views.connection_detail, name="connection_detail"),
     path(
         "connections/<uuid:connection_id>/test", views.connection_test_view, name="connection_test"
+    ),
+    path(
+        "connections/<uuid:connection_id>/browse",
+        views_browse.connection_browse_view,
+        name="connection_browse",
     ),
     path(
         "connections/<uuid:object_id>/share",

@@ -88,6 +88,7 @@ def _detail_context(request: HttpRequest, conn: Connection, **extra: Any) -> dic
         "form": ConnectionForm(kind=conn.kind, instance=conn),
         "can_change": can(request.user, Action.CHANGE, conn),
         "can_test": can(request.user, Action.OPERATE, conn),
+        "can_browse": can(request.user, Action.USE, conn),
         "can_share": can_share,
         "sharing": sharing_get(conn) if can_share else None,
         "share_form": ShareForm(),

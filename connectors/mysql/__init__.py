@@ -217,6 +217,11 @@ class MysqlConnector(ServerConnector):
     kind = "mysql"
     default_port = 3306
     dialect = MysqlDialect()
+    # The connection's database only: its grants may show others.
+    tables_sql = (
+        "SELECT table_name FROM information_schema.tables"
+        " WHERE table_schema = DATABASE() ORDER BY table_name"
+    )
     multiline_fields = frozenset({"options.sslrootcert"})
 
     @classmethod

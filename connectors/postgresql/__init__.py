@@ -57,6 +57,11 @@ class PostgresqlConnector(ServerConnector):
     kind = "postgresql"
     default_port = 5432
     dialect = PostgresDialect()
+    tables_sql = (
+        "SELECT table_schema || '.' || table_name FROM information_schema.tables"
+        " WHERE table_schema NOT IN ('pg_catalog', 'information_schema')"
+        " AND table_schema NOT LIKE 'pg\\_%' ORDER BY table_schema, table_name"
+    )
     # libpq's words for why a connect failed (first match wins); see connect_failure.
     connect_markers = (
         ("cleartext password", "server asked for a cleartext password; refused"),

@@ -57,6 +57,10 @@ class SqliteConnector(SqlConnector):
     # SQLite stores text for dates, decimals and booleans as integers: the
     # copy engine parses values by their declared type.
     typed_values = False
+    tables_sql = (
+        "SELECT name FROM sqlite_master WHERE type IN ('table', 'view')"
+        " AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name"
+    )
 
     def file(self) -> Path:
         return resolve_under(self.data_root, self.config.get("path"), what="sqlite path")
