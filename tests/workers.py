@@ -138,3 +138,32 @@ def wait_for(
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}")
         time.sleep(interval)
+
+
+FINISHED = frozenset({"success", "failed", "cancelled"})
+
+
+def finished(execution: Any, timeout: float = 60) -> Any:
+    """``execution`` once a worker has finished it (re-read from the database)."""
+
+    def done() -> bool:
+        execution.refresh_from_db()
+        return execution.status in FINISHED
+
+    wait_for(done, timeout=timeout, what=f"execution {execution.pk} to finish")
+    return execution
+
+
+def running(execution: Any, name: str, timeout: float = 30) -> Any:
+    """The task run ``name`` of ``execution`` once a worker has claimed it."""
+
+    def claimed() -> Any:
+        task_run = execution.tasks.get(task_name=name)
+        return task_run if task_run.status == "running" else None
+
+    return wait_for(claimed, timeout=timeout, what=f"{name} to run")
+
+
+def worker_pid(task_run: Any) -> int:
+    """The pid of the worker process that holds ``task_run`` (``worker:host:pid``)."""
+    return int(task_run.worker.rsplit(":", 1)[1])

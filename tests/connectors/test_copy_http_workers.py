@@ -17,9 +17,9 @@ from accounts.actor import Actor
 from connectors.services import connection_create
 from pipelines.models import ExecutionStatus, TaskRun
 from pipelines.services import execution_create, pipeline_create
-from tests.pipelines.test_engine_workers import finished
 from tests.rest_api import RestApi, sample
 from tests.services import scratch_postgres_db
+from tests.workers import finished
 
 pytestmark = [pytest.mark.worker, pytest.mark.timeout(180)]
 

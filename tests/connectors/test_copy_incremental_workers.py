@@ -14,8 +14,8 @@ from connectors.services import connection_create
 from pipelines.models import ExecutionStatus
 from pipelines.services import execution_create, pipeline_create
 from tests.http import url
-from tests.pipelines.test_engine_workers import finished
 from tests.services import scratch_postgres_db
+from tests.workers import finished
 
 pytestmark = [pytest.mark.worker, pytest.mark.timeout(180)]
 

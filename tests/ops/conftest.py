@@ -16,9 +16,6 @@ from prometheus_client.parser import text_string_to_metric_families
 from ops import metrics
 from tests.servers import PrivateRedis
 from tests.services import missing
-from tests.workers import wait_for
-
-FINISHED = {"success", "failed", "cancelled"}
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
@@ -72,15 +69,6 @@ def value(samples: Samples, name: str, **labels: str) -> float | None:
 
 def named(samples: Samples, name: str) -> dict[frozenset[tuple[str, str]], float]:
     return {labels: v for (n, labels), v in samples.items() if n == name}
-
-
-def finished(execution: Any, timeout: float = 60) -> Any:
-    def done() -> bool:
-        execution.refresh_from_db()
-        return execution.status in FINISHED
-
-    wait_for(done, timeout=timeout, what=f"execution {execution.pk} to finish")
-    return execution
 
 
 def sqlite_rows(path: str, table: str, rows: int) -> None:

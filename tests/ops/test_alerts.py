@@ -19,9 +19,9 @@ from pipelines.models import Execution, TaskRun
 from pipelines.services import execution_create, pipeline_create
 from tests.factories import postgresql_connection
 from tests.net import RebindingDns, self_signed
-from tests.ops.conftest import finished, same_prefix
+from tests.ops.conftest import same_prefix
 from tests.services import need_postgres
-from tests.workers import wait_for
+from tests.workers import finished, wait_for
 
 SECRET_PASSWORD = "hunter2-secret-pw"
 HOOK_PATH = "/services/T000/B000/TOKENsecretpath"

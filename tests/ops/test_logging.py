@@ -17,8 +17,8 @@ from ops import metrics
 from pipelines import tasks
 from pipelines.alerts import send_failure_alert
 from pipelines.services import execution_create
-from tests.ops.conftest import finished, same_prefix
-from tests.workers import wait_for
+from tests.ops.conftest import same_prefix
+from tests.workers import finished, wait_for
 
 
 @pytest.fixture

@@ -17,9 +17,9 @@ from ops import metrics
 from pipelines.models import Execution, TaskRun
 from pipelines.services import execution_create
 from tests.factories import pg_config
-from tests.ops.conftest import finished, named, same_prefix, scrape, sqlite_rows, value
+from tests.ops.conftest import named, same_prefix, scrape, sqlite_rows, value
 from tests.services import scratch_mysql_db, scratch_postgres_db
-from tests.workers import wait_for
+from tests.workers import finished, wait_for
 
 
 @pytest.fixture

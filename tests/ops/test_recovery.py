@@ -25,9 +25,9 @@ from cryptography.fernet import Fernet
 from pipelines.models import Execution, TaskRunStatus, Transition
 from pipelines.services import execution_create, pipeline_create
 from tests.factories import pg_config, postgresql_connection
-from tests.ops.conftest import FINISHED, named, same_prefix, scrape
+from tests.ops.conftest import named, same_prefix, scrape
 from tests.services import missing, need_postgres, scratch_postgres_db
-from tests.workers import BASE_DIR, WorkerCluster, wait_for
+from tests.workers import BASE_DIR, FINISHED, WorkerCluster, wait_for
 
 PASSWORD = "restore-me-s3cret"
 

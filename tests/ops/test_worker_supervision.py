@@ -30,9 +30,9 @@ from django.test import Client
 from ops import supervision
 from pipelines.models import Execution
 from pipelines.services import execution_create
-from tests.ops.conftest import FINISHED, same_prefix
+from tests.ops.conftest import same_prefix
 from tests.servers import PrivateRedis
-from tests.workers import BASE_DIR, WorkerCluster, wait_for
+from tests.workers import BASE_DIR, FINISHED, WorkerCluster, wait_for
 
 pytestmark = [pytest.mark.worker, pytest.mark.timeout(180)]
 

@@ -17,7 +17,7 @@ from pipelines.models import AssetEvent, Execution, ExecutionStatus, Trigger
 from pipelines.services import execution_create, pipeline_create
 from tests.factories import postgresql_connection
 from tests.services import scratch_postgres_db
-from tests.workers import wait_for
+from tests.workers import finished, wait_for
 
 pytestmark = [pytest.mark.worker, pytest.mark.timeout(180)]
 
@@ -28,15 +28,6 @@ def pg_target(transactional_db: Any) -> Iterator[str]:
     with scratch_postgres_db() as url:
         postgresql_connection("pg", url)
         yield url
-
-
-def finished(execution: Execution, timeout: float = 60) -> Execution:
-    def done() -> bool:
-        execution.refresh_from_db()
-        return execution.is_finished
-
-    wait_for(done, timeout=timeout, what=f"execution {execution.pk} to finish")
-    return execution
 
 
 def test_a_pipeline_waiting_for_two_assets_runs_once_both_are_written(

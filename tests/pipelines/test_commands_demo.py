@@ -18,8 +18,7 @@ from django.core.management import call_command
 
 from pipelines.models import Execution, Pipeline, TaskRunStatus, Trigger
 from pipelines.services import execution_create
-from tests.pipelines.test_engine_workers import finished
-from tests.workers import wait_for
+from tests.workers import finished, wait_for
 
 ALL = {"demo_orders_daily", "demo_export_csv", "demo_drop_zone", "demo_drop_export"}
 

@@ -15,8 +15,8 @@ import pytest
 from connectors.services import connection_create
 from pipelines.models import ExecutionStatus, TaskRunStatus
 from pipelines.services import execution_create, pipeline_create
-from tests.pipelines.test_engine_workers import finished, running, worker_pid
 from tests.services import scratch_postgres_db
+from tests.workers import finished, running, worker_pid
 
 pytestmark = [pytest.mark.worker, pytest.mark.timeout(180)]
 

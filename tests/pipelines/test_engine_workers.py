@@ -23,11 +23,9 @@ from connectors.services import connection_create
 from pipelines.models import Execution, ExecutionStatus, TaskRun, TaskRunStatus, Transition
 from pipelines.services import execution_cancel, execution_create, pipeline_create
 from tests.services import scratch_postgres_db
-from tests.workers import wait_for
+from tests.workers import finished, running, wait_for, worker_pid
 
 pytestmark = [pytest.mark.worker, pytest.mark.timeout(120)]
-
-FINISHED = {"success", "failed", "cancelled"}
 
 
 @pytest.fixture
@@ -56,29 +54,8 @@ def make(name: str, tasks: list[dict[str, Any]], **extra: Any) -> Any:
     return pipeline_create(data={"name": name, "tasks": tasks, **extra})
 
 
-def finished(execution: Execution, timeout: float = 60) -> Execution:
-    def done() -> bool:
-        execution.refresh_from_db()
-        return execution.status in FINISHED
-
-    wait_for(done, timeout=timeout, what=f"execution {execution.pk} to finish")
-    return execution
-
-
 def task(execution: Execution, name: str) -> TaskRun:
     return execution.tasks.get(task_name=name)
-
-
-def worker_pid(task_run: TaskRun) -> int:
-    return int(task_run.worker.rsplit(":", 1)[1])
-
-
-def running(execution: Execution, name: str, timeout: float = 30) -> TaskRun:
-    def claimed() -> TaskRun | None:
-        tr = task(execution, name)
-        return tr if tr.status == TaskRunStatus.RUNNING else None
-
-    return wait_for(claimed, timeout=timeout, what=f"{name} to run")
 
 
 def test_it_runs_a_diamond_in_dependency_order(workers: Any, pg_target: str) -> None:

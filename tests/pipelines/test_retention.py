@@ -32,10 +32,9 @@ from pipelines.services.retention import IDLE_KEY, executions_prune, prune, rete
 from pipelines.signals import prune_limit
 from pipelines.tasks import maintenance_pass
 from tests.factories import make_execution
-from tests.workers import wait_for
+from tests.workers import FINISHED, wait_for
 
 DAY = 86400
-FINISHED = {"success", "failed", "cancelled"}
 CHAIN = [
     {"name": "t1", "type": "sql", "connection": "wh", "sql": "SELECT 1"},
     {"name": "t2", "type": "sql", "connection": "wh", "sql": "SELECT 2", "depends_on": ["t1"]},

@@ -26,11 +26,10 @@ from pipelines.runner import run_task
 from pipelines.services import execution_cancel, execution_create, pipeline_create
 from tests.factories import postgresql_connection
 from tests.pipelines.definition_examples import pipeline
-from tests.pipelines.test_engine_workers import finished
 from tests.pipelines.test_runner import later
 from tests.pipelines.test_tasktypes_dbt import FAILING_TEST, PROJECTS, SHOP, STG_NODES, dbt_task
 from tests.services import scratch_postgres_db
-from tests.workers import wait_for
+from tests.workers import finished, wait_for
 
 pytestmark = [pytest.mark.postgres, pytest.mark.timeout(240)]
 

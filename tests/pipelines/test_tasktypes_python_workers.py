@@ -19,7 +19,7 @@ import pytest
 from ops.supervision import heartbeats
 from pipelines.models import Execution, ExecutionStatus, TaskLogLine, TaskRun, TaskRunStatus
 from pipelines.services import execution_cancel, execution_create, pipeline_create
-from tests.workers import WorkerCluster, wait_for
+from tests.workers import WorkerCluster, finished, wait_for
 
 pytestmark = [pytest.mark.worker, pytest.mark.timeout(180)]
 
@@ -37,15 +37,6 @@ def py(name: str, function: str, **extra: Any) -> dict[str, Any]:
 
 def worker_pid(task_run: TaskRun) -> int:
     return int(task_run.worker.rsplit(":", 1)[1])
-
-
-def finished(execution: Execution, timeout: float) -> Execution:
-    def done() -> bool:
-        execution.refresh_from_db()
-        return execution.status in {"success", "failed", "cancelled"}
-
-    wait_for(done, timeout=timeout, what=f"execution {execution.pk} to finish")
-    return execution
 
 
 def worker_pids(cluster: WorkerCluster) -> set[int]:

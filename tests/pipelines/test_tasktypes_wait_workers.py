@@ -21,8 +21,7 @@ from connectors.services import connection_create
 from pipelines.models import Execution, ExecutionStatus, TaskRun, TaskRunStatus, Transition
 from pipelines.services import execution_cancel, execution_create
 from tests.factories import sql_task
-from tests.pipelines.test_engine_workers import finished
-from tests.workers import wait_for
+from tests.workers import finished, wait_for
 
 pytestmark = [pytest.mark.worker, pytest.mark.timeout(180)]
 
