@@ -3,7 +3,7 @@
 from django.urls import path
 
 from accounts.views import share_view
-from pipelines import views
+from pipelines import views, views_operations
 from pipelines.assets import views as asset_views
 from pipelines.selectors import pipeline_for
 
@@ -26,14 +26,25 @@ urlpatterns = [
     path("pipelines/<uuid:pipeline_id>/delete", views.pipeline_delete_view, name="pipeline_delete"),
     path("pipelines/<uuid:pipeline_id>/diff", views.pipeline_diff, name="pipeline_diff"),
     path(
+        "pipelines/<uuid:pipeline_id>/backfill",
+        views_operations.pipeline_backfill_view,
+        name="pipeline_backfill",
+    ),
+    path(
         "pipelines/<uuid:pipeline_id>/watermarks/<str:task_name>/reset",
         views.pipeline_watermark_reset,
         name="pipeline_watermark_reset",
     ),
     path("runs", views.execution_list, name="execution_list"),
+    path("runs/bulk", views_operations.execution_bulk, name="execution_bulk"),
     path("runs/<uuid:execution_id>", views.execution_detail, name="execution_detail"),
     path("runs/<uuid:execution_id>/cancel", views.execution_cancel_view, name="execution_cancel"),
     path("runs/<uuid:execution_id>/rerun", views.execution_rerun_view, name="execution_rerun"),
+    path(
+        "runs/<uuid:execution_id>/history",
+        views_operations.execution_history,
+        name="execution_history",
+    ),
     path(
         "runs/<uuid:execution_id>/tasks/<str:task_name>/log", views.task_log_view, name="task_log"
     ),

@@ -23,6 +23,15 @@
     stickToBottom(log || (target.querySelector && target.querySelector(".log")));
   });
 
+  // A form marked data-swap-400 shows its 400 answer: the fields' errors.
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    var elt = event.detail && event.detail.requestConfig && event.detail.requestConfig.elt;
+    if (event.detail.xhr.status === 400 && elt && elt.closest && elt.closest("[data-swap-400]")) {
+      event.detail.shouldSwap = true;
+      event.detail.isError = false;
+    }
+  });
+
   // HTMX leaves error answers unswapped: say so instead of doing nothing.
   document.addEventListener("htmx:responseError", function (event) {
     var region = document.getElementById("htmx-error");
