@@ -2,6 +2,8 @@
 FROM node:20-slim AS assets
 WORKDIR /app
 COPY package.json package-lock.json ./
+COPY frontend ./frontend
+# npm ci also builds build/static/bundle/ (the package's "prepare" script).
 RUN npm ci --no-audit --no-fund --loglevel=error
 
 FROM python:3.11-slim
@@ -18,6 +20,7 @@ COPY templates ./templates
 COPY static ./static
 COPY manage.py ./
 COPY --from=assets /app/node_modules/htmx.org/dist ./node_modules/htmx.org/dist
+COPY --from=assets /app/build/static ./build/static
 RUN pip install --no-cache-dir uv && uv pip install --system --no-cache -r requirements.lock . \
     && mkdir -p /var/lib/datadog /data && useradd -r -u 1000 datadog \
     && chown -R datadog /var/lib/datadog /data

@@ -20,7 +20,13 @@ endif
 node_modules/.package-lock.json: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 
-assets: node_modules/.package-lock.json
+# The editor and graph bundles (CodeMirror, dagre) built by esbuild from
+# node_modules into build/static/ (git-ignored); `npm ci` builds them too
+# (the package's "prepare" script), this rebuilds after a change in frontend/.
+build/static/bundle/editor.js: node_modules/.package-lock.json $(wildcard frontend/*)
+	npm run build --silent
+
+assets: node_modules/.package-lock.json build/static/bundle/editor.js
 
 # Dependencies come from the lock files (exact versions, audited in CI);
 # `make lock` regenerates them from pyproject.toml's ranges.

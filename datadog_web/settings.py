@@ -456,8 +456,19 @@ STATICFILES_DIRS: list[Any] = [BASE_DIR / "static"]
 _HTMX_DIST = BASE_DIR / "node_modules" / "htmx.org" / "dist"
 if _HTMX_DIST.is_dir():
     STATICFILES_DIRS.append(("vendor/htmx", _HTMX_DIST))
-# Every static file templates/base.html loads.
-FRONTEND_ASSETS = ["vendor/htmx/htmx.min.js", "js/app.js", "css/app.css"]
+# The editor (CodeMirror 6) and the graphs (dagre) are bundled from npm by
+# `npm run build` (make assets) into build/static/, served as bundle/.
+_BUNDLES = BASE_DIR / "build" / "static"
+if _BUNDLES.is_dir():
+    STATICFILES_DIRS.append(_BUNDLES)
+# Every static file the pages load (base.html; bundle/: the editor and graph pages).
+FRONTEND_ASSETS = [
+    "vendor/htmx/htmx.min.js",
+    "js/app.js",
+    "css/app.css",
+    "bundle/editor.js",
+    "bundle/dag.js",
+]
 # WhiteNoise serves collected files (production: collectstatic in the image)
 # and, where nothing was collected, straight from the finders.
 WHITENOISE_USE_FINDERS = True

@@ -1,8 +1,8 @@
 """Geometry of the pages' pictures: the DAG drawn as SVG and the run's Gantt bars.
 
 Pure functions of their arguments (no request, no database): the views pass
-them what they read, the templates draw what they return, so pages need no
-chart library and work without JavaScript.
+them what they read, the templates draw what they return, so pages work
+without JavaScript; with it, frontend/dag.js (dagre) re-lays out the graph.
 """
 
 from __future__ import annotations
@@ -47,6 +47,9 @@ def dag_graph(
 
     Columns are ``dag.layers`` (roots first); each column is centred
     vertically. Never raises, so the editor can draw half-written definitions.
+    This is the drawing without JavaScript; in the browser frontend/dag.js
+    lays the same boxes out again with dagre (each edge names its ``from``
+    and ``to`` task for that) and adds pan and zoom.
     """
     statuses = statuses or {}
     graph = {name: deps for name, deps in tasks}
@@ -82,7 +85,8 @@ def dag_graph(
                 (x1, y1), (x2, y2) = pos[dep], pos[name]
                 x1, y1, y2 = x1 + NODE_W, y1 + NODE_H // 2, y2 + NODE_H // 2
                 bend = max(COL_GAP // 2, (x2 - x1) // 2)
-                edges.append(f"M{x1},{y1} C{x1 + bend},{y1} {x2 - bend},{y2} {x2 - 4},{y2}")
+                d = f"M{x1},{y1} C{x1 + bend},{y1} {x2 - bend},{y2} {x2 - 4},{y2}"
+                edges.append({"d": d, "from": dep, "to": name})
     width = PAD * 2 + len(layers) * NODE_W + max(len(layers) - 1, 0) * COL_GAP
     height = PAD * 2 + tallest * NODE_H + max(tallest - 1, 0) * ROW_GAP
     return {

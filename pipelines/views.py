@@ -468,6 +468,17 @@ def _editor_context(
         "preview_tasks": PREVIEW_TASKS,
         "copy_form": copy_form or CopyTaskForm(connections=connections, prefix="copy"),
         "connections": connections,
+        # The current version's text, for the diff shown before saving (the
+        # template calls it: only full pages, never the live check, pay for it).
+        "original_definition": (
+            (
+                lambda: definition.dump_yaml(
+                    definition_for(request.user, pipeline, pipeline.definition)
+                )
+            )
+            if pipeline is not None
+            else ""
+        ),
     }
 
 

@@ -134,8 +134,9 @@ def test_it_builds_runs_watches_and_shares_a_pipeline(
     # Editor: a typo in depends_on is reported at its path, as the user types.
     page.goto(f"{base}/pipelines/new")
     editor = page.get_by_label("Definition (YAML or JSON)")
-    editor.fill("")
-    editor.type(BAD_DEFINITION[:-1])  # keystrokes, so the debounced keyup check fires
+    # The label names the CodeMirror editor (bundle/editor.js); every change
+    # of its text runs the debounced check (tests/e2e/test_browser_editor.py types).
+    editor.fill(BAD_DEFINITION[:-1])
     problem = page.locator('#problems li[data-path="tasks[1].depends_on[0]"]')
     problem.wait_for()
     assert "unknown task" in problem.inner_text()
