@@ -53,13 +53,13 @@ class BackfillForm(forms.Form):
     start = forms.CharField(
         label="From",
         max_length=40,
-        help_text="A date or a datetime (UTC unless it names a zone).",
+        help_text="A date or datetime, UTC.",
         widget=forms.TextInput(attrs={"placeholder": "2026-01-01", "autocomplete": "off"}),
     )
     end = forms.CharField(
         label="To (inclusive)",
         max_length=40,
-        help_text="A date means the whole day.",
+        help_text="A date: the whole day.",
         widget=forms.TextInput(attrs={"placeholder": "2026-01-31", "autocomplete": "off"}),
     )
 
@@ -90,6 +90,16 @@ def _intervals(pipeline: Pipeline, start: datetime, end: datetime) -> list[tuple
     return list(islice(found, BACKFILL_LIMIT + 1))
 
 
+def _as_previewed(request: HttpRequest, intervals: list[tuple[Any, Any]]) -> bool:
+    """Whether the range still gives the intervals its preview showed (same count, same first).
+
+    A create without a preview (``expect`` absent: a script, the form without
+    JavaScript) is taken as it is.
+    """
+    expect = request.POST.get("expect")
+    return expect is None or expect == f"{len(intervals)}@{intervals[0][0].isoformat()}"
+
+
 def _field_of(path: str) -> str | None:
     return path if path in ("start", "end") else None
 
@@ -113,7 +123,7 @@ def pipeline_backfill_view(request: HttpRequest, pipeline_id: Any) -> HttpRespon
                 form.add_error("end", f"more than {BACKFILL_LIMIT} intervals; pick a shorter range")
             elif not intervals:
                 form.add_error("end", "no interval of the schedule starts in this range")
-            elif request.POST.get("op") == "create":
+            elif request.POST.get("op") == "create" and _as_previewed(request, intervals):
                 try:
                     runs = pipeline_backfill(
                         pipeline=pipeline,
@@ -133,14 +143,16 @@ def pipeline_backfill_view(request: HttpRequest, pipeline_id: Any) -> HttpRespon
                         return HttpResponseClientRedirect(url)
                     return redirect(url)
             else:
+                if request.POST.get("op") == "create":
+                    form.add_error(None, "the range changed since its preview: check it again")
                 status = 200
                 preview = {
                     "count": len(intervals),
                     "shown": intervals[:PREVIEW_SHOWN],
                     "last": intervals[-1] if len(intervals) > PREVIEW_SHOWN else None,
                     "more": len(intervals) - PREVIEW_SHOWN - 1,
-                    "start": form.data.get("start"),
-                    "end": form.data.get("end"),
+                    "start": start,
+                    "end": end,
                 }
     context = {
         "nav": "pipelines",

@@ -23,8 +23,18 @@ pytestmark = pytest.mark.django_db
 # ------------------------------------------------------------------ backfill
 
 
-def _backfill(client: Any, pipeline: Any, start: str, end: str, op: str, **extra: Any) -> Any:
+def _backfill(
+    client: Any,
+    pipeline: Any,
+    start: str,
+    end: str,
+    op: str,
+    expect: str | None = None,
+    **extra: Any,
+) -> Any:
     data = {"backfill-start": start, "backfill-end": end, "op": op}
+    if expect is not None:
+        data["expect"] = expect
     return client.post(f"/pipelines/{pipeline.pk}/backfill", data, **extra)
 
 
@@ -51,6 +61,23 @@ def test_backfill_previews_then_creates_one_run_per_interval(
     assert all(r.created_by == developer for r in runs)
     plain = _backfill(client, owned, "2026-02-01", "2026-02-01", "create")
     assert plain.status_code == 302 and plain["Location"] == "/runs?pipeline=p1"
+
+
+def test_a_range_changed_after_its_preview_is_previewed_again(
+    owned: Any, developer: Any, client_for: Any
+) -> None:
+    client = client_for(developer)
+    preview = _backfill(client, owned, "2026-01-01", "2026-01-05", "preview").content.decode()
+    expect = preview.split('name="expect" value="')[1].split('"')[0]
+    assert expect == "5@2026-01-01T02:00:00+00:00"
+    changed = _backfill(client, owned, "2026-01-01", "2026-01-09", "create", expect=expect)
+    body = changed.content.decode()
+    assert changed.status_code == 200 and "the range changed since its preview" in body
+    assert "<strong>9</strong> intervals" in body and 'value="9@2026-01-01T02:00' in body
+    assert not Execution.objects.filter(pipeline=owned).exists()
+    same = _backfill(client, owned, "2026-01-01", "2026-01-05", "create", expect=expect)
+    assert same.status_code == 302
+    assert Execution.objects.filter(pipeline=owned).count() == 5
 
 
 def test_a_long_preview_shows_the_first_intervals_and_the_last(
