@@ -303,8 +303,13 @@ function setup() {
   label && label.addEventListener("click", () => view.focus());
   window.datadogEditor = view;
 
+  // The mode in use, on the editor's element (json or yaml).
+  const mode = (text) => (languageFor(text).language.name === "json" ? "json" : "yaml");
+  view.dom.dataset.mode = mode(textarea.value);
   if (select) select.addEventListener("change", () => {
-    view.dispatch({ effects: language.reconfigure(languageFor(view.state.doc.toString())) });
+    const text = view.state.doc.toString();
+    view.dispatch({ effects: language.reconfigure(languageFor(text)) });
+    view.dom.dataset.mode = mode(text);
   });
 
   // After each check, its problems become diagnostics on their lines.

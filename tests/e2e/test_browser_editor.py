@@ -130,6 +130,15 @@ def test_it_completes_task_types_and_connection_names(
     # The textarea (what the form posts) follows the editor.
     assert page.locator("textarea[name=definition]").input_value() == editor_text(page)
 
+    # JSON: the format select switches the mode; values complete there too.
+    page.get_by_label("Format", exact=True).select_option("json")
+    page.locator('.cm-editor[data-mode="json"]').wait_for()
+    set_text(page, '{"name": "j", "tasks": [{"name": "a", "type": "')
+    page.keyboard.press("Control+Space")
+    assert "sql" in options(page)
+    page.get_by_label("Format", exact=True).select_option("yaml")
+    page.locator('.cm-editor[data-mode="yaml"]').wait_for()
+
 
 def test_a_bad_definition_shows_a_diagnostic_on_its_line(
     page: Any, live_server: Any, team: dict[str, Any]

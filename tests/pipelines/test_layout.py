@@ -25,7 +25,16 @@ def test_it_lays_out_the_dag_in_layers() -> None:
     graph = dag_graph([("a", []), ("b", ["a"]), ("c", ["a"]), ("d", ["b", "c"])], {"a": "success"})
     x = {n["name"]: n["x"] for n in graph["nodes"]}
     assert x["a"] < x["b"] == x["c"] < x["d"]
-    assert len(graph["edges"]) == 4
+    # Each edge names its ends (the browser's dagre layout redraws it from them),
+    # once per dependency even when listed twice.
+    assert sorted((e["from"], e["to"]) for e in graph["edges"]) == [
+        ("a", "b"),
+        ("a", "c"),
+        ("b", "d"),
+        ("c", "d"),
+    ]
+    assert all(e["d"].startswith("M") for e in graph["edges"])
+    assert [e["to"] for e in dag_graph([("a", []), ("b", ["a", "a"])])["edges"]] == ["b"]
     assert graph["nodes"][0]["status"] == "success"
     # A cycle or unknown dependency still draws.
     assert len(dag_graph([("a", ["b"]), ("b", ["a"]), ("c", ["zzz"])])["nodes"]) == 3
