@@ -156,9 +156,12 @@ function completer(connections) {
     const ctx = isJson ? { path: [], taskType: null } : yamlContext(context.state.doc, line.number);
     const options = [];
     if (value || listValue) {
-      const key = value ? value[1] : ctx.path[ctx.path.length - 1] === "[]" ? ctx.path[ctx.path.length - 2] : ctx.path[ctx.path.length - 1];
+      // The key whose value this is: on this line ("key: va", "key: [a, b"),
+      // else the list above ("key:\n  - va").
+      const inline = !value && /^\s*(?:-\s+)?([\w$.-]+)\s*:\s*\[/.exec(before);
+      const key = value ? value[1] : inline ? inline[1] : ctx.path[ctx.path.length - 1] === "[]" ? ctx.path[ctx.path.length - 2] : ctx.path[ctx.path.length - 1];
       const word = value ? value[2] : listValue[1];
-      if (listValue && !value && /^\s*-\s+/.test(before) && !["depends_on", "connections", "keys", "tags", "assets", "outlets"].includes(key)) {
+      if (listValue && !value && !inline && /^\s*-\s+/.test(before) && !["depends_on", "connections", "keys", "tags", "assets", "outlets"].includes(key)) {
         // "- " starts a new list item: complete its first key below.
       } else {
         if (key === "connection" || key === "connections") for (const c of connections) options.push({ label: c, type: "variable", detail: "connection" });

@@ -126,6 +126,11 @@ def test_it_completes_task_types_and_connection_names(
     page.keyboard.press("Control+Space")
     assert {"filter", "select", "rename"} <= set(options(page))
     page.keyboard.press("Escape")
+    # depends_on offers the tasks of the text.
+    page.keyboard.insert_text("\n    depends_on: [")
+    page.keyboard.press("Control+Space")
+    assert {"first", "load"} <= set(options(page))
+    page.keyboard.press("Escape")
     snap(page, "editor-completion")
     # The textarea (what the form posts) follows the editor.
     assert page.locator("textarea[name=definition]").input_value() == editor_text(page)
