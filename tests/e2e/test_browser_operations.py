@@ -20,6 +20,7 @@ import pytest
 from accounts.actor import Actor
 from tests.e2e import test_browser as shared
 from tests.e2e.test_browser import LAPTOP, PHONE, SLOW_SQL, login
+from tests.e2e.test_browser_editor import serious_violations
 
 # The browser suite's fixtures: Chromium, a logged-out page, the team and its connection.
 browser = shared.browser
@@ -82,6 +83,7 @@ def test_backfill_with_a_preview_then_the_runs_history(
     assert intervals.locator("li").count() == 3
     assert not Execution.objects.filter(trigger=Trigger.BACKFILL).exists()
     snap(page, "backfill-preview")
+    assert serious_violations(page) == []
 
     page.get_by_role("button", name="Create 3 runs").click()
     page.wait_for_url(re.compile(r".*/runs\?pipeline=nightly$"))
@@ -99,6 +101,7 @@ def test_backfill_with_a_preview_then_the_runs_history(
     assert "worker:" in text and "success" in text and "running" in text
     assert page.locator("#attempts tbody tr").count() == 1
     snap(page, "run-history")
+    assert serious_violations(page) == []
 
 
 def test_the_connection_browser_shows_sample_rows(
@@ -123,6 +126,7 @@ def test_the_connection_browser_shows_sample_rows(
     assert "customer 20" in page.locator("#sample-rows").inner_text()
     assert "customer 21" not in page.locator("#sample-rows").inner_text()
     snap(page, "connection-browser")
+    assert serious_violations(page) == []
 
     # A viewer the connection is shared with sees it, but no browser.
     from accounts.permissions import Level
@@ -145,9 +149,10 @@ def test_bulk_cancel_with_a_confirmation(
     slow = _pipeline(team, "slow", SLOW_SQL)
     quick = _pipeline(team, "quick", "SELECT 1")
     workers()
-    spinning = execution_create(pipeline=slow, trigger=Trigger.MANUAL, actor=Actor.of(team["dev"]))
+    # One after the other: both use the one SQLite file, whose write lock the slow task holds.
     done = execution_create(pipeline=quick, trigger=Trigger.MANUAL, actor=Actor.of(team["dev"]))
     wait_for(lambda: Execution.objects.get(pk=done.pk).status == "success")
+    spinning = execution_create(pipeline=slow, trigger=Trigger.MANUAL, actor=Actor.of(team["dev"]))
     wait_for(lambda: spinning.tasks.filter(status="running").exists())
     base = live_server.url
     login(page, base, "dev1")
@@ -156,6 +161,7 @@ def test_bulk_cancel_with_a_confirmation(
         page.locator(f'input.run-select[value="{run.pk}"]').check()
     page.get_by_label("With the selected runs").select_option("cancel")
     snap(page, "runs-selected")
+    assert serious_violations(page) == []
     page.get_by_role("button", name="Review…").click()
     results = page.locator("#bulk-results")
     results.wait_for()
@@ -166,9 +172,11 @@ def test_bulk_cancel_with_a_confirmation(
     )
     assert Execution.objects.get(pk=spinning.pk).status == "running"
     snap(page, "bulk-confirm")
+    assert serious_violations(page) == []
     page.get_by_role("button", name="Cancel: 1 run").click()
     page.get_by_role("heading", name="Cancel: results").wait_for()
     assert results.locator(f'tr[data-run="{spinning.pk}"] .result').inner_text() == "done"
     wait_for(lambda: Execution.objects.get(pk=spinning.pk).status == "cancelled", 30)
     assert Execution.objects.get(pk=done.pk).status == "success"
     snap(page, "bulk-results")
+    assert serious_violations(page) == []
