@@ -180,6 +180,19 @@ def test_the_history_shows_transitions_and_attempts_with_errors(
     assert client_for(viewer).get(f"/runs/{execution.pk}/history").status_code == 200
 
 
+def test_the_pages_stand_on_their_own_without_htmx(
+    owned: Any, developer: Any, client_for: Any, no_broker: list[Any]
+) -> None:
+    client = client_for(developer)
+    backfill = client.get(f"/pipelines/{owned.pk}/backfill").content.decode()
+    assert "<html" in backfill and "<h1>Backfill p1</h1>" in backfill
+    execution = execution_create(pipeline=owned, trigger=Trigger.MANUAL, actor=Actor.of(developer))
+    history = client.get(f"/runs/{execution.pk}/history").content.decode()
+    assert "<html" in history and 'data-to="queued"' in history
+    # Active: the history polls itself while the run goes on.
+    assert f'hx-get="/runs/{execution.pk}/history" hx-trigger="every 3s"' in history
+
+
 def test_the_history_names_who_cancelled_and_why(
     owned: Any, developer: Any, client_for: Any, no_broker: list[Any]
 ) -> None:
