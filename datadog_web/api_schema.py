@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from drf_spectacular.contrib.rest_framework_simplejwt import SimpleJWTScheme
 from drf_spectacular.openapi import AutoSchema as SpectacularAutoSchema
 
 from core.api import ErrorSerializer
@@ -44,3 +45,13 @@ def strip_trailing_slashes(result: dict[str, Any], **kwargs: Any) -> dict[str, A
         (path.rstrip("/") or "/"): item for path, item in result.get("paths", {}).items()
     }
     return result
+
+
+class CachedJWTScheme(SimpleJWTScheme):
+    """The bearer scheme of ``accounts.tokens.CachedJWTAuthentication`` (simplejwt's, cached).
+
+    drf-spectacular matches authentication classes exactly; without this it
+    warns on every operation, and ``check --deploy`` fails on the warnings.
+    """
+
+    target_class = "accounts.tokens.CachedJWTAuthentication"
