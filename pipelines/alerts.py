@@ -60,20 +60,24 @@ ERROR_MAX_CHARS = 500
 
 
 # --- Enqueue (signal receiver) ---------------------------------------------
-def on_execution_finished(sender: Any, execution_id: Any, **_: Any) -> None:
+def on_execution_finished(
+    sender: Any, execution_id: Any, status: str | None = None, **_: Any
+) -> None:
     """``execution_finished`` receiver: enqueue an alert for a failed run.
 
+    ``status``, when the sender gives it, spares a read for a run that did
+    not fail; for a failed one only the definition's ``on_failure`` is read.
     Never raises: the run it reports on is finished and committed.
     """
+    if status is not None and status != ExecutionStatus.FAILED:
+        return
     try:
         row = (
             Execution.objects.filter(pk=execution_id)
-            .values_list("status", "pipeline__definition")
+            .values_list("status", "pipeline__definition__on_failure")
             .first()
         )
-        if row is None or row[0] != ExecutionStatus.FAILED:
-            return
-        if not (row[1] or {}).get("on_failure"):
+        if row is None or row[0] != ExecutionStatus.FAILED or not row[1]:
             return
         async_task(
             SEND_TASK,

@@ -38,6 +38,7 @@ from pipelines.engine.attempts import (
     task_run_wait,
 )
 from pipelines.engine.task_runs import task_run_heartbeat, task_run_status
+from pipelines.engine.transitions import model_loaded, sql_column, sql_columns, sql_field
 from pipelines.models import ConnectionBinding, ExecutionStatus, TaskLogLine, TaskRun, Watermark
 from pipelines.outputs import output_of, with_upstream_outputs
 from pipelines.services.schedule import assets_trigger_after
@@ -62,6 +63,35 @@ ENDING_STUCK_WORKER = "Ending this worker process: its task ignored a stop"
 
 def worker_name() -> str:
     return f"worker:{socket.gethostname()}:{os.getpid()}"
+
+
+def bound_connection(version_pk: Any, name: str) -> Connection | None:
+    """The connection that version ``version_pk`` bound as ``name``, read now; None if gone.
+
+    One hand-written statement (the ORM built this join per task, ~2 ms of
+    CPU). Nothing is cached: an edit, rename or delete made since the last
+    task is seen by the next one.
+    """
+    quote = django_connection.ops.quote_name
+    names, columns = sql_columns(Connection, "c")
+    binding = quote(ConnectionBinding._meta.db_table)
+    sql = (
+        f"SELECT {columns} FROM {binding} b"  # nosec B608 - names from model metadata, values bound
+        f" JOIN {quote(Connection._meta.db_table)} c"
+        f" ON c.{sql_column(Connection, 'id')} = b.{sql_column(ConnectionBinding, 'connection_id')}"
+        f" WHERE b.{sql_column(ConnectionBinding, 'version_id')} = %s"
+        f" AND b.{sql_column(ConnectionBinding, 'name')} = %s"
+    )
+    version = sql_field(ConnectionBinding, "version_id").get_db_prep_value(
+        version_pk, django_connection
+    )
+    with django_connection.cursor() as cursor:
+        cursor.execute(sql, [version, name])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    conn: Connection = model_loaded(Connection, names, row)
+    return conn
 
 
 class RunContext:
@@ -105,9 +135,7 @@ class RunContext:
         Never looked up by name: a connection renamed since is still found,
         and one deleted and made again under the same name is not used.
         """
-        conn = Connection.objects.filter(
-            pipeline_bindings__version_id=self._version_pk, pipeline_bindings__name=name
-        ).first()
+        conn = bound_connection(self._version_pk, name)
         if conn is None:
             raise TaskFailed(ConnectionBinding.gone(name))
         # A file connection saved before paths were isolated may overlap

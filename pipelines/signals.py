@@ -2,7 +2,8 @@
 
 from django.dispatch import Signal
 
-# Sent after commit when an execution reached a finished state; kwarg execution_id.
+# Sent after commit when an execution reached a finished state; kwargs
+# execution_id, status (the state it reached).
 execution_finished = Signal()
 # Sent after commit when a task run finished or failed into up_for_retry;
 # kwargs task_id, task_type, status.

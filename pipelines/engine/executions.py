@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Count, Q
 from django.utils import timezone
 
@@ -32,6 +32,8 @@ from pipelines.engine.transitions import (
     execution_move,
     record,
     record_task_run,
+    sql_column,
+    sql_field,
     task_run_claim_queued,
     task_run_move,
     transitions_batched,
@@ -128,6 +130,12 @@ def execution_open(
             tr.status, tr.queued_at = TASK_RUN_MOVES[TaskRunEvent.ENQUEUE].target, now
     execution.save(force_insert=True)
     TaskRun.objects.bulk_create(task_runs)
+    if not roots:
+        # Queued (or to be refused): a run finishing meanwhile does not wait
+        # for this commit to free its slot (``_after_finish``), so look again
+        # once it is committed.
+        pipeline_id = execution.pipeline_id
+        transaction.on_commit(lambda: start_queued_after_commit(pipeline_id))
     with transitions_batched():
         record(
             execution_id=execution.pk,
@@ -280,13 +288,39 @@ def execution_finish(*, execution: Execution, actor: str, current: bool = False)
         execution, event, actor=actor, ended_at=now, metrics=metrics, error=error
     ):
         return
-    pipeline_id = execution.pipeline_id
-    execution_id = execution.pk
-    transaction.on_commit(lambda: _after_finish(pipeline_id, execution_id))
+    pipeline_id, execution_id, status = execution.pipeline_id, execution.pk, execution.status
+    transaction.on_commit(lambda: _after_finish(pipeline_id, execution_id, status))
 
 
-def _after_finish(pipeline_id: Any, execution_id: Any) -> None:
-    """Free the slot for queued runs; notify (metrics, alerts) after commit."""
+def _after_finish(pipeline_id: Any, execution_id: Any, status: str) -> None:
+    """Free the slot for queued runs; notify (metrics, alerts) after commit.
+
+    The pipeline's lock is taken only when a run is queued. A run queued
+    by a creation that commits after this look is started by that
+    creation's own look after its commit (``execution_open``), which then
+    sees this finish.
+    """
+    if executions_queued(pipeline_id):
+        start_queued_after_commit(pipeline_id)
+    signals.execution_finished.send(sender=Execution, execution_id=execution_id, status=status)
+
+
+def executions_queued(pipeline_id: Any) -> bool:
+    """``pipeline_id`` has a queued execution (committed), in one statement, no lock."""
+    quote = connection.ops.quote_name
+    sql = (
+        f"SELECT 1 FROM {quote(Execution._meta.db_table)}"  # nosec B608 - names from model metadata, values bound
+        f" WHERE {sql_column(Execution, 'pipeline_id')} = %s"
+        f" AND {sql_column(Execution, 'status')} = %s LIMIT 1"
+    )
+    pipeline = sql_field(Execution, "pipeline_id").get_db_prep_value(pipeline_id, connection)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [pipeline, ExecutionStatus.QUEUED])
+        return cursor.fetchone() is not None
+
+
+def start_queued_after_commit(pipeline_id: Any) -> None:
+    """Under the pipeline's lock, start its queued executions while slots are free."""
     with transaction.atomic():
         pipeline = (
             Pipeline.objects.select_for_update()
@@ -296,7 +330,6 @@ def _after_finish(pipeline_id: Any, execution_id: Any) -> None:
         )
         if pipeline is not None:
             executions_start_queued(pipeline=pipeline)
-    signals.execution_finished.send(sender=Execution, execution_id=execution_id)
 
 
 def execution_cancel_moves(*, execution: Execution, actor: str, reason: str = "") -> bool:

@@ -308,14 +308,14 @@ def _quoted_column(model: type[models.Model], name: str, vendor: str) -> str:
     return str(connection.ops.quote_name(str(sql_field(model, name).column)))
 
 
-def _sql_columns(model: type[models.Model], alias: str) -> tuple[list[str], str]:
+def sql_columns(model: type[models.Model], alias: str) -> tuple[list[str], str]:
     """The attnames of ``model``'s concrete fields and their quoted columns as ``alias.col``."""
     quote = connection.ops.quote_name
     fields = model._meta.concrete_fields
     return [f.attname for f in fields], ", ".join(f"{alias}.{quote(f.column)}" for f in fields)
 
 
-def _loaded(model: type[models.Model], names: list[str], values: Any) -> Any:
+def model_loaded(model: type[models.Model], names: list[str], values: Any) -> Any:
     """A model instance from raw column values, converted as the ORM would."""
     db = connections[DEFAULT_DB_ALIAS]  # this thread's connection (its converters)
     converted = []
@@ -366,7 +366,7 @@ def task_run_claim_queued(task_id: Any, *, worker: str) -> TaskRun | None:
         return "e." + sql_column(Execution, name)
 
     run_table, exec_table = quote(TaskRun._meta.db_table), quote(Execution._meta.db_table)
-    names, columns = _sql_columns(TaskRun, run_table)
+    names, columns = sql_columns(TaskRun, run_table)
     now = timezone.now()
     worker = worker[:200]
     in_execution = (
@@ -437,14 +437,16 @@ def task_run_claim_queued(task_id: Any, *, worker: str) -> TaskRun | None:
 def _claimed(names: list[str], row: Any) -> TaskRun | None:
     if row is None:
         return None
-    task_run: TaskRun = _loaded(TaskRun, names, row[: len(names)])
+    task_run: TaskRun = model_loaded(TaskRun, names, row[: len(names)])
     status, parameters, pipeline_id, version_id, pipeline_name = row[len(names) :]
-    execution: Execution = _loaded(
+    execution: Execution = model_loaded(
         Execution,
         ["execution_id", "status", "parameters", "pipeline_id", "version_id"],
         [row[names.index("execution_id")], status, parameters, pipeline_id, version_id],
     )
-    pipeline: Pipeline = _loaded(Pipeline, ["pipeline_id", "name"], [pipeline_id, pipeline_name])
+    pipeline: Pipeline = model_loaded(
+        Pipeline, ["pipeline_id", "name"], [pipeline_id, pipeline_name]
+    )
     execution.pipeline = pipeline
     task_run.execution = execution
     return task_run

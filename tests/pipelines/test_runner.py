@@ -22,6 +22,8 @@ from typing import Any
 import pytest
 from django.db import connections
 
+from connectors.models import Connection
+from connectors.services import connection_update
 from pipelines.engine.attempts import task_run_claim
 from pipelines.models import (
     ConnectionBinding,
@@ -208,6 +210,21 @@ def test_it_fails_a_task_whose_connection_binding_is_gone(
     assert run_task(str(task_run.pk)) == "failed"
     task_run.refresh_from_db()
     assert task_run.error == ConnectionBinding.gone("wh")
+
+
+def test_it_uses_the_connection_as_edited_since_this_process_last_used_it(
+    make_pipeline: Callable[..., Any], data: Path
+) -> None:
+    pipeline = make_pipeline("edited", tasks=[sql("t", "CREATE TABLE runs AS SELECT 1 AS x")])
+    first = execution_create(pipeline=pipeline)
+    assert run_task(str(first.tasks.get().pk)) == "success"
+    connection_update(connection=Connection.objects.get(name="wh"), config={"path": "moved.sqlite"})
+    second = execution_create(pipeline=pipeline)
+    # Same process, same version: the edit is seen (else "table runs already exists").
+    assert run_task(str(second.tasks.get().pk)) == "success"
+    for path in (data / "wh.sqlite", data / "moved.sqlite"):
+        with sqlite3.connect(path) as db:
+            assert db.execute("SELECT x FROM runs").fetchall() == [(1,)]
 
 
 # ------------------------------------------------------------ the context itself
