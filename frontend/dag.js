@@ -17,17 +17,20 @@ const READABLE = 0.55; // the first view never shrinks boxes below this
 const layouts = new Map(); // signature -> {pos, edges, width, height}
 const views = new Map(); // graph id -> {x, y, w, h} (the viewBox the reader left)
 const viewOf = new Map(); // graph id -> the signature its kept view belongs to
+const touched = new Set(); // graph ids the reader panned or zoomed: their view is kept
 
+// The graph's identity, whatever order the server listed it in (a run's
+// tasks may come in another order on the next poll).
 function signature(nodes, edges) {
-  return nodes.map((n) => n.name).join("\u0001") + "\u0002" +
-    edges.map((e) => e.from + "\u0001" + e.to).join("\u0002");
+  return nodes.map((n) => n.name).sort().join("\u0001") + "\u0002" +
+    edges.map((e) => e.from + "\u0001" + e.to).sort().join("\u0002");
 }
 
 function computeLayout(nodes, edges, w, h) {
   const g = new dagre.graphlib.Graph();
   g.setGraph({ rankdir: "LR", ranksep: RANK_SEP, nodesep: NODE_SEP, marginx: 8, marginy: 8 });
   g.setDefaultEdgeLabel(() => ({}));
-  for (const n of nodes) g.setNode(n.name, { width: w, height: h });
+  for (const n of [...nodes].sort((a, b) => (a.name < b.name ? -1 : 1))) g.setNode(n.name, { width: w, height: h });
   for (const e of edges) if (g.hasNode(e.from) && g.hasNode(e.to)) g.setEdge(e.from, e.to);
   dagre.layout(g);
   const pos = new Map();
@@ -46,7 +49,8 @@ function computeLayout(nodes, edges, w, h) {
   return { pos, paths, width: Math.ceil(graph.width), height: Math.ceil(graph.height) };
 }
 
-function setViewBox(svg, v) {
+function setViewBox(svg, v, byReader = true) {
+  if (byReader) touched.add(svg.dataset.dag);
   svg.setAttribute("viewBox", [v.x, v.y, v.w, v.h].map((n) => Math.round(n * 10) / 10).join(" "));
   views.set(svg.dataset.dag, v);
 }
@@ -66,24 +70,24 @@ function zoom(svg, layout, factor, cx, cy) {
   if (clampScale(svg, next)) setViewBox(svg, next);
 }
 
-function fit(svg, layout) {
+function fit(svg, layout, byReader = true) {
   const box = svg.getBoundingClientRect();
   const ratio = box.height / Math.max(box.width, 1);
   let w = layout.width;
   let h = w * ratio;
   if (h < layout.height) { h = layout.height; w = h / ratio; }
-  setViewBox(svg, { x: (layout.width - w) / 2, y: (layout.height - h) / 2, w, h });
+  setViewBox(svg, { x: (layout.width - w) / 2, y: (layout.height - h) / 2, w, h }, byReader);
 }
 
 function firstView(svg, layout) {
   const box = svg.getBoundingClientRect();
   const scale = Math.min(box.width / layout.width, box.height / layout.height);
-  if (scale >= READABLE) return fit(svg, layout);
+  if (scale >= READABLE) return fit(svg, layout, false);
   // Too large to read whole: start at a readable size on the roots (left),
   // centred on the middle of the first column; the reader pans from there.
   const w = box.width / READABLE;
   const h = box.height / READABLE;
-  setViewBox(svg, { x: 0, y: Math.max(0, Math.min(layout.height - h, layout.height / 2 - h / 2)), w, h });
+  setViewBox(svg, { x: 0, y: Math.max(0, Math.min(layout.height - h, layout.height / 2 - h / 2)), w, h }, false);
 }
 
 function svgPoint(svg, clientX, clientY) {
@@ -230,8 +234,10 @@ function enhance(svg) {
   svg.setAttribute("role", "group");
   svg.setAttribute("aria-roledescription", "pannable graph");
   const kept = views.get(svg.dataset.dag);
-  if (kept && viewOf.get(svg.dataset.dag) === sig) setViewBox(svg, kept);
-  else firstView(svg, layout);
+  // The same graph again (a poll), or one the reader moved: their view stays.
+  if (kept && (viewOf.get(svg.dataset.dag) === sig || touched.has(svg.dataset.dag))) {
+    setViewBox(svg, kept, touched.has(svg.dataset.dag));
+  } else firstView(svg, layout);
   viewOf.set(svg.dataset.dag, sig);
   if (!wrap.previousElementSibling || !wrap.previousElementSibling.classList.contains("dag-controls")) {
     wrap.parentElement.insertBefore(controls(svg, layout), wrap);

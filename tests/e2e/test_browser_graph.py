@@ -175,8 +175,9 @@ def test_states_update_live_on_a_run_and_the_view_stays(
 ) -> None:
     from pipelines.services import pipeline_create
 
+    # Seconds of SQLite work: the page sees "slow" running across several polls.
     slow = (
-        "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 8000000) "
+        "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 30000000) "
         "SELECT count(*) FROM c"
     )
     pipeline = pipeline_create(
