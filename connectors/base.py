@@ -316,6 +316,11 @@ class Connector(ABC):
 
     # ----- browsing (the connection page, SPEC §6): read-only, bounded
 
+    @classmethod
+    def browsable(cls) -> bool:
+        """Whether the kind lists tables and samples rows (the page offers it only then)."""
+        return False
+
     def list_tables(self, limit: int) -> list[str]:
         """At most ``limit`` table (file) names, sorted, with their schema if the kind has any."""
         raise ConnectorError(f"{self.kind} connections cannot be browsed")
@@ -555,6 +560,10 @@ class SqlConnector(Connector):
     # The kind's tables (one text column, sorted); "" when it cannot list them.
     tables_sql: ClassVar[str] = ""
     browse_timeout_s: ClassVar[float] = 10.0
+
+    @classmethod
+    def browsable(cls) -> bool:
+        return bool(cls.tables_sql)
 
     def list_tables(self, limit: int) -> list[str]:
         if not self.tables_sql:
@@ -888,6 +897,10 @@ class FileConnector(Connector):
     allowed_fields = frozenset({"path", "description"})
     extension: ClassVar[str] = ""
     typed_values: ClassVar[bool] = False
+
+    @classmethod
+    def browsable(cls) -> bool:
+        return True
 
     def directory(self) -> Path:
         """The connection's directory, checked to lie under DATA_ROOT."""

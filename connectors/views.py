@@ -16,7 +16,7 @@ from accounts.permissions import Action, can, can_create, require_create
 from accounts.services import sharing_get
 from connectors.forms import ConnectionForm, KindForm
 from connectors.models import Connection
-from connectors.registry import KINDS
+from connectors.registry import KINDS, connector_class
 from connectors.selectors import connection_for, connection_list_visible
 from connectors.services import (
     connection_create,
@@ -88,7 +88,8 @@ def _detail_context(request: HttpRequest, conn: Connection, **extra: Any) -> dic
         "form": ConnectionForm(kind=conn.kind, instance=conn),
         "can_change": can(request.user, Action.CHANGE, conn),
         "can_test": can(request.user, Action.OPERATE, conn),
-        "can_browse": can(request.user, Action.USE, conn),
+        "can_browse": connector_class(conn.kind).browsable()
+        and can(request.user, Action.USE, conn),
         "can_share": can_share,
         "sharing": sharing_get(conn) if can_share else None,
         "share_form": ShareForm(),

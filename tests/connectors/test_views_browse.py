@@ -205,3 +205,16 @@ def test_an_unreachable_server_is_named_without_secrets(developer: Any, client_f
     answer = client_for(developer).get(_url(conn), **HTMX)
     assert answer.status_code == 200 and b"Could not read" in answer.content
     assert SECRET.encode() not in answer.content
+
+
+def test_kinds_without_tables_offer_no_browser(developer: Any, client_for: Any) -> None:
+    conn = connection_create(
+        name="api",
+        kind="http",
+        config={"base_url": "https://api.example.com"},
+        actor=Actor.of(developer),
+    )
+    client = client_for(developer)
+    assert b"browse-connection" not in client.get(f"/connections/{conn.pk}").content
+    answer = client.get(_url(conn), **HTMX)
+    assert b"http connections cannot be browsed" in answer.content
