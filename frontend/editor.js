@@ -304,6 +304,7 @@ function setup() {
   textarea.removeAttribute("required"); // the editor shows an empty text; the server still refuses it
   if (label) label.removeAttribute("for");
   label && label.addEventListener("click", () => view.focus());
+  if (window.datadogEditor) window.datadogEditor.destroy();
   window.datadogEditor = view;
 
   // The mode in use, on the editor's element (json or yaml).
@@ -315,20 +316,6 @@ function setup() {
     view.dom.dataset.mode = mode(text);
   });
 
-  // After each check, its problems become diagnostics on their lines.
-  document.body.addEventListener("htmx:afterSettle", (event) => {
-    if (!document.getElementById("feedback") || !event.detail || !event.detail.elt) return;
-    const feedback = document.getElementById("feedback");
-    if (!feedback.contains(event.detail.elt) && event.detail.elt !== feedback && event.detail.target !== feedback) return;
-    view.dispatch(setDiagnostics(view.state, problemsToDiagnostics(view.state)));
-  });
-  // The copy helper replaces the form with new text: take it over.
-  document.body.addEventListener("htmx:afterSwap", (event) => {
-    if (event.detail && event.detail.target && event.detail.target.id === "editor-form") {
-      const fresh = document.querySelector("#editor-form textarea[name=definition]");
-      if (fresh && !fresh.dataset.enhanced) { view.destroy(); setup(); }
-    }
-  });
   if (document.querySelector("#problems li")) view.dispatch(setDiagnostics(view.state, problemsToDiagnostics(view.state)));
 
   // Saving a change to an existing pipeline shows the diff first.
@@ -344,6 +331,19 @@ function setup() {
 
   loadSchema();
 }
+
+// After each check, its problems become diagnostics on their lines.
+document.addEventListener("htmx:afterSettle", () => {
+  const view = window.datadogEditor;
+  if (!view || !document.getElementById("feedback")) return;
+  view.dispatch(setDiagnostics(view.state, problemsToDiagnostics(view.state)));
+});
+// The copy helper replaces the form (and its textarea) with new text: the
+// editor moves onto the new textarea.
+document.addEventListener("htmx:load", () => {
+  const fresh = document.querySelector("#editor-form textarea[name=definition]");
+  if (fresh && !fresh.dataset.enhanced) setup();
+});
 
 if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", setup);
 else setup();

@@ -176,6 +176,19 @@ def test_a_bad_definition_shows_a_diagnostic_on_its_line(
     assert page.locator("#editor-form .cm-lintRange-error").count() == 0
 
     assert serious_violations(page) == []
+
+    # The copy helper (htmx) replaces the form: the editor comes back on the new text.
+    page.get_by_text("Add a copy task…").click()
+    page.get_by_label("Task name").fill("copy_totals")
+    page.get_by_label("Source connection").select_option("wh")
+    page.get_by_label("Source table").fill("totals")
+    page.get_by_label("Destination connection").select_option("wh")
+    page.get_by_label("Destination table").fill("totals_copy")
+    page.get_by_role("button", name="Add copy task to the definition").click()
+    page.get_by_text("Copy task added").wait_for()
+    page.locator("#editor-form .cm-content").wait_for()
+    assert "name: copy_totals" in editor_text(page)
+    assert page.locator("#editor-form .cm-editor").count() == 1
     page.get_by_role("button", name="Create pipeline").click()
     page.wait_for_url(re.compile(r".*/pipelines/[0-9a-f-]{36}$"))
 
