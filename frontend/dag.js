@@ -76,6 +76,8 @@ function fit(svg, layout, byReader = true) {
   let w = layout.width;
   let h = w * ratio;
   if (h < layout.height) { h = layout.height; w = h / ratio; }
+  // Never larger than life: a small graph is drawn at its size, centred.
+  if (w < box.width) { w = box.width; h = box.height; }
   setViewBox(svg, { x: (layout.width - w) / 2, y: (layout.height - h) / 2, w, h }, byReader);
 }
 

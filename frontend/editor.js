@@ -235,8 +235,8 @@ function showDiff(original, current, onSave) {
   dialog.setAttribute("aria-labelledby", "diff-dialog-h");
   dialog.innerHTML = '<h2 id="diff-dialog-h">Review the change</h2>' +
     '<p class="small muted">Left: the current version. Right: what saving makes the new version.</p>' +
-    '<div class="merge-labels" aria-hidden="true"><span>Current version</span><span>New version</span></div>' +
-    '<div class="merge-host"></div>' +
+    '<div class="merge-host"><div class="merge-labels" aria-hidden="true"><span>Current version</span>' +
+    '<span>New version</span></div><div class="merge-body"></div></div>' +
     '<div class="form-actions"><button type="button" class="btn btn-primary" data-act="save">Save new version</button> ' +
     '<button type="button" class="btn" data-act="back">Back to editing</button></div>';
   document.body.appendChild(dialog);
@@ -245,7 +245,7 @@ function showDiff(original, current, onSave) {
   const merge = new MergeView({
     a: { doc: original, extensions: [...readOnly, named("Current version")] },
     b: { doc: current, extensions: [...readOnly, named("New version")] },
-    parent: dialog.querySelector(".merge-host"),
+    parent: dialog.querySelector(".merge-body"),
     collapseUnchanged: { margin: 3, minSize: 6 },
     gutter: true,
   });
