@@ -170,6 +170,7 @@ def test_a_200_wide_fan_out_is_readable_and_its_200_task_timeline_scrolls(
     assert serious_violations(page) == []
 
 
+@pytest.mark.worker
 def test_states_update_live_on_a_run_and_the_view_stays(
     page: Any, live_server: Any, workers: Callable[..., Any], team: dict[str, Any]
 ) -> None:
