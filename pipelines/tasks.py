@@ -7,13 +7,17 @@ import time
 
 from django.conf import settings
 from django.core.cache import cache
+from django.db.models import Max
 from django_q.models import Schedule
 from django_q.tasks import async_task
 
 from pipelines import runner
 from pipelines.engine.reaper import reap
+from pipelines.engine.task_runs import write_log_lines
+from pipelines.models import TaskLogLine, TaskRun
 from pipelines.services import schedule_tick
 from pipelines.services.retention import maintenance_prune
+from pipelines.tasktypes.registry import task_type
 
 logger = logging.getLogger(__name__)
 
@@ -35,10 +39,47 @@ def run_task(task_id: str) -> str:
 
 def maintenance_pass() -> None:
     """One reaper pass, one scheduler tick and a slice of history pruning."""
-    reap()
+    abandoned_sweep(reap().abandoned)
     schedule_tick()
     # Last: a slow or failing prune never delays the reaper or the scheduler.
     maintenance_prune()
+
+
+def abandoned_sweep(task_ids: list[str]) -> None:
+    """Clean what the killed last attempts of these failed task runs left (``TaskType.abandon``).
+
+    The reaper failed them for good when their lease expired: the worker
+    died without running its own cleanup (a copy's stage table, say). A
+    cleanup that fails is logged on the run and not tried again.
+    """
+    for task_id in task_ids:
+        try:
+            _abandon(task_id)
+        except Exception:
+            # Never in the way of the scheduler tick and pruning after it.
+            logger.exception("cleanup of task run %s failed", task_id)
+
+
+def _abandon(task_id: str) -> None:
+    task_run = TaskRun.objects.select_related("execution__pipeline").get(pk=task_id)
+    ctx = runner.RunContext(task_run)
+    try:
+        task_type(task_run.task_type).abandon(ctx)
+    except Exception as exc:
+        logger.warning("cleanup of task run %s failed", task_id, exc_info=True)
+        ctx.log(f"cleanup after the killed attempt failed: {exc}", "WARNING")
+    finally:
+        ctx.close()
+    lines = ctx.take_log()
+    if lines:
+        # After the killed attempt's own lines, in its attempt.
+        last = TaskLogLine.objects.filter(
+            task_run_id=task_run.pk, attempt=task_run.attempt
+        ).aggregate(seq=Max("seq"))["seq"]
+        first = task_run.attempt * TaskLogLine.SEQ_PER_ATTEMPT if last is None else last + 1
+        for i, line in enumerate(lines):
+            line["seq"] = first + i
+        write_log_lines(task_run.pk, task_run.attempt, lines)
 
 
 def maintain() -> int:

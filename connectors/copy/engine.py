@@ -90,6 +90,9 @@ def run_copy(
     if "resumed_from" in result:
         # The task's output (its metrics): rows an earlier attempt committed.
         ctx.metrics["resumed_from"] = result["resumed_from"]
+    elif result.get("not_resumable"):
+        # Said in the output: a killed attempt of this copy starts again.
+        ctx.metrics["not_resumable"] = result["not_resumable"]
     checkpoint(ctx, {"unit": unit.index, "committed": True, "rows_written": result["rows_written"]})
     return result
 

@@ -26,24 +26,29 @@ WHOLE_SET_STEPS = ("aggregate", "dedupe")
 
 def resumable(
     spec: CopySpec, source: SqlConnector, conn: Any, by_name: dict[str, Column]
-) -> list[str] | None:
-    """The key a copy reads its source in order of, when it can resume; else None.
+) -> tuple[list[str] | None, str]:
+    """The key a copy reads its source in order of, when it can resume; else (None, why not).
 
     Only an unpartitioned copy of a source *table* with a primary key,
     through row-by-row steps: the key orders the rows totally and
     stays with a row when it is updated, so "after the last committed key"
     is the same set of rows in every attempt (a query has no such key, and
-    ctid/rowid move on update or VACUUM).
+    ctid/rowid move on update or VACUUM). The reason goes to the task's
+    output (``not_resumable``): a killed attempt's retry starts again from
+    row 0 there (still exactly once: nothing was committed to the table).
     """
     table = spec.source.get("table")
-    if spec.chunk is not None or not table:
-        return None
-    if any(t.get("function") in WHOLE_SET_STEPS for t in spec.transformations):
-        return None
+    if spec.chunk is not None:
+        return None, "a partitioned copy commits each chunk once: a killed chunk starts again"
+    if not table:
+        return None, "a query source has no key that orders it the same way in every attempt"
+    for step in spec.transformations:
+        if step.get("function") in WHOLE_SET_STEPS:
+            return None, f"step {step['function']!r} needs the whole source in one attempt"
     key = source.dialect.primary_key(conn, str(table))
     if not key or any(k not in by_name for k in key):
-        return None
-    return key
+        return None, f"table {table!r} has no primary key to read it in order of"
+    return key, ""
 
 
 def _key_params(prefix: str, values: list[Any]) -> dict[str, Any]:

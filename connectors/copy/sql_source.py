@@ -161,8 +161,8 @@ def copy_from_sql(
                 conditions.append(at_most(incremental["column"], "_dd_wmcap"))
                 params["_dd_wmcap"] = cap
             # A copy that can resume reads its source in ranges of its key and
-            # commits each range (staged); see _resumable for when it can.
-            key = resumable(spec, source, conn, by_name)
+            # commits each range (staged); see resumable for when it can.
+            key, not_resumable = resumable(spec, source, conn, by_name)
             resume = sink.resume_point() if key else None
             position = None
             if resume is not None and key:
@@ -315,6 +315,8 @@ def copy_from_sql(
             }
             if stage is not None:
                 result["resumed_from"] = resumed_from
+            elif not_resumable:
+                result["not_resumable"] = not_resumable
             return result
     except ConnectorError:
         raise

@@ -3,7 +3,8 @@
 One pass:
 - running task runs whose heartbeat is older than the lease: their worker
   died or hung; they are retried (attempt fencing keeps a late worker out)
-  or failed;
+  or failed (``abandoned``: no attempt ran any code at its end, so what it
+  left is cleaned by ``pipelines.tasks.abandoned_sweep``);
 - queued task runs nobody claimed in time: their message was lost; it is
   sent again (a duplicate is harmless: the claim is conditional);
 - task runs due for retry, and waiting sensors due for their next check,
@@ -39,6 +40,8 @@ ACTOR = "reaper"
 @dataclass
 class ReapResult:
     expired: list[str] = field(default_factory=list)
+    # Of ``expired``: failed for good (no retry left), their last attempt killed.
+    abandoned: list[str] = field(default_factory=list)
     requeued: list[str] = field(default_factory=list)
     retried: list[str] = field(default_factory=list)
     checks: list[str] = field(default_factory=list)
@@ -88,6 +91,8 @@ def _expire_leases(now: datetime, result: ReapResult) -> None:
         )
         if status is not None:
             result.expired.append(str(task_run.pk))
+            if status == TaskRunStatus.FAILED:
+                result.abandoned.append(str(task_run.pk))
 
 
 def _resend_lost(now: datetime, result: ReapResult) -> None:

@@ -171,6 +171,14 @@ class TaskType(ABC):
     def run(self, ctx: TaskContext) -> None:
         """Do the work. Raise TaskFailed (or let a ConnectorError escape) to fail."""
 
+    def abandon(self, ctx: TaskContext) -> None:  # noqa: B027 - most types leave nothing
+        """Clean up after a run whose last attempt was killed (no code ran at its end).
+
+        Called by the maintenance pass once the reaper failed the run for
+        good (lease expired, no retry left); ``ctx`` is the run's context, as
+        its attempts had it. Most types leave nothing behind.
+        """
+
 
 # --- values bound beside the pipeline's parameters ------------------------
 

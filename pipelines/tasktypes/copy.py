@@ -35,7 +35,12 @@ class CopyTask(TaskType):
     """
 
     name: ClassVar[str] = "copy"
-    output_metrics: ClassVar[tuple[str, ...]] = ("rows_read", "rows_written", "resumed_from")
+    output_metrics: ClassVar[tuple[str, ...]] = (
+        "rows_read",
+        "rows_written",
+        "resumed_from",
+        "not_resumable",
+    )
     keys: ClassVar[dict[str, Key]] = {
         "source": Key(
             {
@@ -172,6 +177,11 @@ class CopyTask(TaskType):
             # Also in the run's metrics (its output): see connectors.copy.run_copy.
             how += f"; resumed after {result['resumed_from']} rows an earlier attempt committed"
         ctx.log(f"copied {result['rows_read']} rows read, {result['rows_written']} written; {how}")
+
+    def abandon(self, ctx: TaskContext) -> None:
+        """The last attempt was killed (SIGKILL, lost host): drop the stage it left."""
+        discard_stage(ctx, ctx.connection(ctx.task["destination"]["connection"]))
+        ctx.log("the killed last attempt's stage (if it left one) is dropped")
 
 
 def _source(c: Checker, path: str, raw: Any) -> dict[str, Any] | None:

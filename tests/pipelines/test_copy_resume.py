@@ -38,9 +38,8 @@ from pipelines.tasktypes.copy import CopyTask
 from tests.connectors import data
 from tests.connectors.conftest import FakeContext, Interrupt, checksum, copy_task, diff
 from tests.factories import pg_config
-from tests.pipelines.test_engine_workers import finished, running, worker_pid
 from tests.services import PG_ADMIN_URL, scratch_mysql_db, scratch_postgres_db, unique_name
-from tests.workers import wait_for
+from tests.workers import finished, running, wait_for, worker_pid
 
 # attrs left out: JSON comes back spelled differently per kind.
 COLS = data.COLUMNS[:-1]
@@ -309,11 +308,46 @@ def _query_source(pg: Any, pg2: Any) -> None:
             passthrough=False,
         )
     assert _stages(pg2) == []
-    result = run_copy(FakeContext(task, store=store, execution_id="q", attempt=2), pg, pg2)
+    second = FakeContext(task, store=store, execution_id="q", attempt=2)
+    result = run_copy(second, pg, pg2)
     assert "resumed_from" not in result
+    # The output says why a killed attempt starts again from row 0.
+    assert second.metrics["not_resumable"] == result["not_resumable"]
+    assert result["not_resumable"].startswith("a query source has no key")
     assert checksum(pg2.query(f"SELECT {ALL} FROM t")[1]) == checksum(
         [r[: len(COLS)] for r in rows]
     )
+
+
+@pytest.mark.parametrize("kind", ["postgresql", "mysql", "sqlite"])
+def test_it_starts_a_keyless_table_again_and_says_so(kind: str, pg: Any, tmp_path: Path) -> None:
+    """No primary key (MySQL: no row address at all): the retry copies from row 0, once."""
+    with _dest(kind, tmp_path) as src:
+        src.execute("CREATE TABLE orders_k (id INTEGER NOT NULL, name VARCHAR(40))")
+        rows = [(i, f"name {i}") for i in range(1, 301)]
+        with src.connect() as conn:
+            cur = conn.cursor()
+            for i, name in rows:
+                cur.execute("INSERT INTO orders_k VALUES (%(i)s, %(n)s)", {"i": i, "n": name})
+            cur.close()
+        task = copy_task("src", "dst", {"table": "orders_k"}, {"table": "t"}, batch_size=40)
+        store: dict[str, Any] = {}
+        with pytest.raises(Interrupt):
+            run_copy(
+                FakeContext(task, store=store, execution_id="k", fail_after_checks=3),
+                src,
+                pg,
+                passthrough=False,
+            )
+        assert _stages(pg) == [] and pg.query("SELECT COUNT(*) FROM t")[1] == [(0,)]
+        second = FakeContext(task, store=store, execution_id="k", attempt=2)
+        result = run_copy(second, src, pg)
+        assert "resumed_from" not in result and result["rows_read"] == len(rows)
+        assert (
+            second.metrics["not_resumable"]
+            == "table 'orders_k' has no primary key to read it in order of"
+        )
+        assert sorted(pg.query("SELECT id, name FROM t")[1]) == rows
 
 
 def test_it_keeps_the_first_attempts_watermark_when_it_resumes(pg: Any, tmp_path: Path) -> None:
@@ -458,14 +492,14 @@ def destination(
         )
 
 
-def _copy_pipeline(name: str) -> Any:
+def _copy_pipeline(name: str, retries: int = 1) -> Any:
     task = {
         "name": "copy",
         "type": "copy",
         "source": {"connection": "src", "table": "src"},
         "destination": {"connection": "dst", "table": "dst", "mode": "append"},
         "batch_size": BATCH,
-        "retries": 1,
+        "retries": retries,
         "retry_delay": 0,
     }
     return pipeline_create(data={"name": name, "tasks": [task]})
@@ -501,6 +535,15 @@ def _log(run: Any, *, attempt: int) -> str:
     return "\n".join(lines.values_list("message", flat=True))
 
 
+def _killed_after(batches: int, name: str, check: Any, retries: int = 1) -> tuple[Any, Any]:
+    """A copy run whose worker was SIGKILLed after ``batches`` committed batches."""
+    execution = execution_create(pipeline=_copy_pipeline(name, retries))
+    run = running(execution, "copy")
+    wait_for(lambda: _committed_batches(check) >= batches, timeout=60, what="committed batches")
+    os.kill(worker_pid(run), signal.SIGKILL)
+    return execution, run
+
+
 @pytest.mark.worker
 @pytest.mark.timeout(180)
 @pytest.mark.parametrize("destination", ["postgresql", "mysql", "sqlite"], indirect=True)
@@ -509,10 +552,7 @@ def test_it_resumes_after_its_worker_is_sigkilled_mid_copy(
 ) -> None:
     _, check = destination
     workers()
-    execution = execution_create(pipeline=_copy_pipeline("resume"))
-    run = running(execution, "copy")
-    wait_for(lambda: _committed_batches(check) >= 3, timeout=60, what="three committed batches")
-    os.kill(worker_pid(run), signal.SIGKILL)
+    execution, run = _killed_after(3, "resume", check)
     # Nothing reached the table readers see: the batches wait in the stage.
     assert check.query("SELECT COUNT(*) FROM dst")[1][0][0] == 0
     finished(execution, timeout=120)
@@ -528,6 +568,30 @@ def test_it_resumes_after_its_worker_is_sigkilled_mid_copy(
         got, _source_rows(slow_source)
     )
     assert len({r[0] for r in got}) == ROWS
+
+
+@pytest.mark.worker
+@pytest.mark.timeout(180)
+@pytest.mark.parametrize("destination", ["postgresql", "mysql", "sqlite"], indirect=True)
+def test_the_maintenance_pass_drops_the_stage_a_killed_last_attempt_left(
+    workers: Any, slow_source: str, destination: tuple[str, Any]
+) -> None:
+    """A SIGKILLed worker runs no cleanup: the reaper fails the run, the sweeper drops its stage."""
+    _, check = destination
+    workers()
+    execution, run = _killed_after(2, "swept", check, retries=0)
+    assert _stages(check), "the killed attempt left its stage"
+    finished(execution, timeout=120)
+    assert execution.status == ExecutionStatus.FAILED
+    run.refresh_from_db()
+    assert run.attempt == 1 and "no heartbeat" in run.error
+    wait_for(
+        lambda: "stage (if it left one) is dropped" in _log(run, attempt=1),
+        timeout=60,
+        what="the sweeper's log line",
+    )
+    assert _stages(check) == [] and _committed_batches(check) == 0
+    assert check.query("SELECT COUNT(*) FROM dst")[1][0][0] == 0  # readers never saw a row
 
 
 def _position(check: Any) -> int:

@@ -7,6 +7,7 @@ from typing import Any
 from accounts.commands import AuditedCommand
 from accounts.services import audit_record
 from pipelines.engine.reaper import reap
+from pipelines.tasks import abandoned_sweep
 
 # Task run ids named in the audit event at most (the counts are always whole).
 AUDIT_IDS = 100
@@ -17,6 +18,7 @@ class Command(AuditedCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         result = reap()
+        abandoned_sweep(result.abandoned)
         # The scheduled pass runs every minute and its moves are already in
         # each task run's transition rows; a pass started by hand is someone's
         # action on runs, so it is audited when it changed any.
