@@ -120,7 +120,7 @@ function controls(svg, layout) {
   }
   const hint = document.createElement("span");
   hint.className = "small muted";
-  hint.textContent = "Drag or arrow keys to pan, ctrl+wheel or +/− to zoom";
+  hint.textContent = "Drag or arrow keys to pan, ctrl+wheel, pinch or +/− to zoom";
   bar.appendChild(hint);
   return bar;
 }
@@ -128,12 +128,34 @@ function controls(svg, layout) {
 function interact(svg, layout) {
   let drag = null;
   let moved = false;
+  // Two fingers pinch to zoom around their midpoint.
+  const touches = new Map();
+  let pinch = null;
   svg.addEventListener("pointerdown", (event) => {
+    if (event.pointerType === "touch") touches.set(event.pointerId, event);
+    if (touches.size === 2) {
+      const [a, b] = Array.from(touches.values());
+      pinch = { d: Math.hypot(a.clientX - b.clientX, a.clientY - b.clientY), v: { ...views.get(svg.dataset.dag) } };
+      drag = null;
+      return;
+    }
     if (event.button !== 0) return;
     drag = { x: event.clientX, y: event.clientY, v: { ...views.get(svg.dataset.dag) } };
     moved = false;
   });
   svg.addEventListener("pointermove", (event) => {
+    if (pinch && touches.has(event.pointerId)) {
+      touches.set(event.pointerId, event);
+      const [a, b] = Array.from(touches.values());
+      const d = Math.hypot(a.clientX - b.clientX, a.clientY - b.clientY);
+      if (d > 0 && pinch.d > 0) {
+        views.set(svg.dataset.dag, pinch.v);
+        const p = svgPoint(svg, (a.clientX + b.clientX) / 2, (a.clientY + b.clientY) / 2);
+        zoom(svg, layout, d / pinch.d, p.x, p.y);
+      }
+      moved = true;
+      return;
+    }
     if (!drag) return;
     const dx = event.clientX - drag.x;
     const dy = event.clientY - drag.y;
@@ -145,7 +167,12 @@ function interact(svg, layout) {
     const k = drag.v.w / rect.width;
     setViewBox(svg, { ...drag.v, x: drag.v.x - dx * k, y: drag.v.y - dy * k });
   });
-  const end = () => { drag = null; svg.classList.remove("panning"); };
+  const end = (event) => {
+    drag = null;
+    svg.classList.remove("panning");
+    touches.delete(event.pointerId);
+    if (touches.size < 2) pinch = null;
+  };
   svg.addEventListener("pointerup", end);
   svg.addEventListener("pointercancel", end);
   // A drag that ends on a task is not a click on it.

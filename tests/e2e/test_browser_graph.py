@@ -15,14 +15,8 @@ from typing import Any
 import pytest
 
 from accounts.actor import Actor
-from tests.e2e import test_browser as shared
-from tests.e2e.test_browser import login
-from tests.e2e.test_browser_editor import SHOTS, serious_violations, snap
-
-# The browser suite's fixtures: Chromium, a logged-out page, the team and its connection.
-browser = shared.browser
-page = shared.page
-team = shared.team
+from tests.e2e.conftest import UI_SHOTS as SHOTS
+from tests.e2e.conftest import login, serious_violations, snap
 
 pytestmark = [pytest.mark.browser]
 
@@ -33,6 +27,20 @@ BOXES = """(sel) => {
     const b = r.getBBox();
     return [r.closest('.node').dataset.task, b.x, b.y, b.width, b.height];
   });
+}"""
+
+
+# Two touch pointers 100 px apart move to 200 px apart around the box's centre.
+PINCH = """(sel) => {
+  const svg = document.querySelector(sel);
+  const r = svg.getBoundingClientRect();
+  const cx = r.left + r.width / 2, cy = r.top + r.height / 2;
+  const fire = (type, id, x) => svg.dispatchEvent(new PointerEvent(type, {
+    pointerId: id, pointerType: 'touch', isPrimary: id === 1, clientX: x, clientY: cy,
+    bubbles: true, cancelable: true, button: 0}));
+  fire('pointerdown', 1, cx - 50); fire('pointerdown', 2, cx + 50);
+  fire('pointermove', 1, cx - 100); fire('pointermove', 2, cx + 100);
+  fire('pointerup', 1, cx - 100); fire('pointerup', 2, cx + 100);
 }"""
 
 
@@ -114,6 +122,10 @@ def test_no_boxes_overlap_at_60_tasks_and_pan_zoom_move_the_view(
     page.mouse.wheel(0, 200)
     page.keyboard.up("Control")
     assert viewbox(page, svg)[2] > panned[2]
+    # Two fingers moving apart (touch pointer events) zoom in.
+    before_pinch = viewbox(page, svg)
+    page.evaluate(PINCH, svg)
+    assert viewbox(page, svg)[2] == pytest.approx(before_pinch[2] / 2, rel=0.02)
     page.get_by_role("button", name="Fit the whole graph").click()
     fitted = viewbox(page, svg)
     right = max(b[1] + b[3] for b in boxes)
