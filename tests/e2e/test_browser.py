@@ -8,117 +8,15 @@ artifact) so someone can look at them.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from accounts.actor import Actor
-from accounts.permissions import Role
-from tests.factories import PASSWORD
-from tests.services import need_chromium
+from tests.e2e.conftest import BAD_DEFINITION, PHONE, SLOW_SQL, login, logout, shot
 
 pytestmark = [pytest.mark.browser, pytest.mark.worker]
-
-SHOTS = Path(__file__).parent / "screenshots"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-LAPTOP = {"width": 1366, "height": 900}
-PHONE = {"width": 390, "height": 844}
-
-# A task that keeps SQLite busy for many seconds (to be cancelled).
-SLOW_SQL = (
-    "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 2000000000) "
-    "SELECT count(*) FROM c"
-)
-
-BAD_DEFINITION = """\
-name: orders_daily
-description: Two SQL steps on the warehouse
-tags: [sales]
-parameters: {min_amount: 100}
-tasks:
-  - name: prepare
-    type: sql
-    connection: wh
-    sql: CREATE TABLE IF NOT EXISTS totals (amount INTEGER)
-  - name: load
-    type: sql
-    connection: wh
-    sql: INSERT INTO totals VALUES (%(min_amount)s)
-    depends_on: [prepar]
-"""
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    executable = need_chromium()
-    from django.contrib.staticfiles import finders
-    from playwright.sync_api import sync_playwright
-
-    # Live updates need htmx, which `make install` takes from npm.
-    assert finders.find("vendor/htmx/htmx.min.js"), "htmx missing: run `make assets` (npm ci)"
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=executable, headless=True, args=CHROMIUM_ARGS
-        )
-        yield browser
-        browser.close()
-
-
-@pytest.fixture
-def page(browser: Any) -> Iterator[Any]:
-    context = browser.new_context(viewport=LAPTOP)
-    context.set_default_timeout(20_000)
-    page = context.new_page()
-    page.on("dialog", lambda dialog: dialog.accept())
-    yield page
-    context.close()
-
-
-def shot(page: Any, name: str, *, full: bool = True) -> None:
-    SHOTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=full)
-
-
-def login(page: Any, base: str, username: str) -> None:
-    page.goto(f"{base}/login")
-    page.get_by_label("Username").fill(username)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Log in").click()
-    page.wait_for_url(f"{base}/")
-
-
-def logout(page: Any) -> None:
-    page.get_by_role("button", name="Log out").click()
-    page.wait_for_url(re.compile(r".*/login$"))
-
-
-@pytest.fixture
-def team(make_user: Callable[..., Any], sqlite_connection: Callable[..., Any]) -> dict[str, Any]:
-    """A developer who owns an SQLite connection ``wh``, a viewer, and an admin."""
-    dev = make_user("dev1", Role.DEVELOPER)
-    viewer = make_user("view1", Role.VIEWER)
-    admin = make_user("admin1", Role.ADMIN)
-    conn = sqlite_connection("wh", "wh.sqlite", user=dev)
-    # The browser logs in from 127.0.0.1, like every other suite's failed
-    # logins: lift any lockout they left in the shared cache.
-    from django.test import RequestFactory
-
-    from accounts.lockout import lockout_reset
-
-    local = RequestFactory().get("/", REMOTE_ADDR="127.0.0.1")
-    for user in (dev, viewer, admin):
-        lockout_reset(local, user.get_username())
-    return {"dev": dev, "viewer": viewer, "admin": admin, "conn": conn}
 
 
 def test_it_builds_runs_watches_and_shares_a_pipeline(

@@ -9,49 +9,14 @@ to a temporary folder (never committed): ``$TMPDIR/datadog-ui-shots``.
 from __future__ import annotations
 
 import re
-import tempfile
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from accounts.actor import Actor
-from tests.e2e import test_browser as shared
-from tests.e2e.test_browser import BAD_DEFINITION, LAPTOP, PHONE, login
-
-# The browser suite's fixtures: Chromium, a logged-out page, the team and its connection.
-browser = shared.browser
-page = shared.page
-team = shared.team
+from tests.e2e.conftest import BAD_DEFINITION, login, serious_violations, snap
 
 pytestmark = [pytest.mark.browser]
-
-SHOTS = Path(tempfile.gettempdir()) / "datadog-ui-shots"
-AXE = Path(__file__).resolve().parents[2] / "node_modules" / "axe-core" / "axe.min.js"
-WIDE = {"width": 1400, "height": 900}
-
-
-def snap(page: Any, name: str) -> None:
-    """A screenshot at 1400x900 and one at phone width (the viewport is put back)."""
-    SHOTS.mkdir(exist_ok=True)
-    size = page.viewport_size
-    for label, viewport in (("wide", WIDE), ("phone", PHONE)):
-        page.set_viewport_size(viewport)
-        page.wait_for_timeout(150)
-        page.screenshot(path=str(SHOTS / f"{name}-{label}.png"), full_page=True)
-    page.set_viewport_size(size or LAPTOP)
-
-
-def serious_violations(page: Any) -> list[str]:
-    """axe-core's serious and critical violations on the page, one line each."""
-    assert AXE.is_file(), "axe-core missing: run `npm ci`"
-    page.add_script_tag(path=str(AXE))
-    result = page.evaluate("axe.run(document, {resultTypes: ['violations']})")
-    return [
-        f"{v['id']} ({v['impact']}): {v['help']} — {[n['target'] for n in v['nodes'][:3]]}"
-        for v in result["violations"]
-        if v["impact"] in ("serious", "critical")
-    ]
 
 
 def set_text(page: Any, text: str) -> None:

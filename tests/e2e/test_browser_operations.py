@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 import sqlite3
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -18,30 +17,17 @@ from typing import Any
 import pytest
 
 from accounts.actor import Actor
-from tests.e2e import test_browser as shared
-from tests.e2e.test_browser import LAPTOP, PHONE, SLOW_SQL, login
-from tests.e2e.test_browser_editor import serious_violations
-
-# The browser suite's fixtures: Chromium, a logged-out page, the team and its connection.
-browser = shared.browser
-page = shared.page
-team = shared.team
+from tests.e2e import conftest as shared
+from tests.e2e.conftest import SLOW_SQL, UI_SHOTS, login, serious_violations
 
 pytestmark = [pytest.mark.browser, pytest.mark.worker]
 
-SHOTS = Path(tempfile.gettempdir()) / "datadog-ui-shots" / "operations"
-WIDE = {"width": 1400, "height": 900}
+SHOTS = UI_SHOTS / "operations"
 
 
 def snap(page: Any, name: str) -> None:
-    """The page at 1400x900 and at phone width (the viewport is put back)."""
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    size = page.viewport_size
-    for label, viewport in (("wide", WIDE), ("phone", PHONE)):
-        page.set_viewport_size(viewport)
-        page.wait_for_timeout(150)
-        page.screenshot(path=str(SHOTS / f"{name}-{label}.png"), full_page=True)
-    page.set_viewport_size(size or LAPTOP)
+    """The page at 1400x900 and at phone width, under ``SHOTS``."""
+    shared.snap(page, name, SHOTS)
 
 
 def wait_for(check: Callable[[], bool], seconds: float = 60) -> None:
