@@ -174,26 +174,64 @@ class BenchContext:
         pass
 
 
+def _connector(side: str | dict[str, Any]) -> Any:
+    """A connector: a PostgreSQL database name, or ``{kind, config, data_root}`` (matrix)."""
+    from connectors.csv import CsvConnector
+    from connectors.mysql import MysqlConnector
+    from connectors.postgresql import PostgresqlConnector
+    from connectors.sqlite import SqliteConnector
+
+    if isinstance(side, str):
+        side = {"kind": "postgresql", "config": _pg_config(side)}
+    kinds = {
+        "postgresql": PostgresqlConnector,
+        "mysql": MysqlConnector,
+        "sqlite": SqliteConnector,
+        "csv": CsvConnector,
+    }
+    return kinds[side["kind"]](
+        name=side["kind"], config=side["config"], data_root=side.get("data_root")
+    )
+
+
+def _pg_config(db: str) -> dict[str, Any]:
+    return {"host": "127.0.0.1", "port": 5432, "database": db, "username": "postgres"}
+
+
+def _mysql_config(db: str) -> dict[str, Any]:
+    return {"host": "127.0.0.1", "port": 3306, "database": db, "username": "root"}
+
+
 def child(spec: dict[str, Any]) -> None:
     """Run one copy (one or more chunks, sequentially) and print its timing as JSON."""
+    import resource
+
     started = time.perf_counter()
     from connectors.copy import run_copy
-    from connectors.postgresql import PostgresqlConnector
 
-    def connector(db: str) -> PostgresqlConnector:
-        return PostgresqlConnector(
-            name=db,
-            config={"host": "127.0.0.1", "port": 5432, "database": db, "username": "postgres"},
-        )
+    if spec.get("mysql_writer") == "insert":
+        # The multi-row INSERT writer (the one before LOAD DATA), to compare.
+        from connectors.base import InsertWriter, SqlConnector
+        from connectors.mysql import MysqlConnector
 
-    src, dst = connector(spec["src"]), connector(spec["dst"])
+        MysqlConnector.row_writer = SqlConnector.row_writer  # type: ignore[method-assign]
+        assert InsertWriter  # nosec B101 - the writer SqlConnector.row_writer gives
+
+    src, dst = _connector(spec["src"]), _connector(spec["dst"])
+    profiler = None
+    if spec.get("profile"):
+        import cProfile
+
+        profiler = cProfile.Profile()
+        profiler.enable()
     imported = time.perf_counter()
+    base_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     rows = 0
     for chunk in spec["chunks"] or [None]:
         task = {
             "name": "bench_copy",
             "type": "copy",
-            "source": {"connection": "src", "table": "src"},
+            "source": {"connection": "src", "table": spec.get("src_table", "src")},
             "transformations": spec["transformations"],
             "destination": {"connection": "dst", "table": "dst", "mode": "append", "keys": []},
             "incremental": None,
@@ -204,7 +242,20 @@ def child(spec: dict[str, Any]) -> None:
         result = run_copy(ctx, src, dst, pushdown=spec["pushdown"], passthrough=spec["passthrough"])
         rows += result["rows_written"]
     done = time.perf_counter()
-    print(json.dumps({"rows": rows, "copy_s": done - imported, "import_s": imported - started}))
+    if profiler is not None:
+        profiler.disable()
+        profiler.dump_stats(spec["profile"])
+    growth = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base_kib) / 1024
+    print(
+        json.dumps(
+            {
+                "rows": rows,
+                "copy_s": done - imported,
+                "import_s": imported - started,
+                "growth_mib": growth,
+            }
+        )
+    )
 
 
 # ------------------------------------------------------------ parent side
@@ -237,6 +288,7 @@ def run_children(specs: list[dict[str, Any]]) -> dict[str, Any]:
         "rows": sum(o["rows"] for o in outputs),
         "copy_s": max(o["copy_s"] for o in outputs),
         "peak_mib": peak_kib / 1024,
+        "growth_mib": max(o["growth_mib"] for o in outputs),
     }
 
 
@@ -272,9 +324,17 @@ def main() -> None:
     )
     parser.add_argument("--write-results", action="store_true")
     parser.add_argument("--child")
+    parser.add_argument(
+        "--matrix", action="store_true", help="every pair of kinds against its native baseline"
+    )
+    parser.add_argument("--only", help="matrix: the pairs whose name contains this text")
+    parser.add_argument("--profile", help="matrix: cProfile each product copy into DIR/<pair>.prof")
     args = parser.parse_args()
     if args.child:
         child(json.loads(args.child))
+        return
+    if args.matrix:
+        matrix(args)
         return
 
     # Byte-compile the modules once, as a deployed worker has them.
@@ -403,21 +463,273 @@ def report(results: dict[str, list[dict[str, Any]]], rows: int, args: Any) -> No
     text = "\n".join(lines)
     print(text)
     if args.write_results:
-        path = Path(_HERE) / "RESULTS.md"
-        existing = path.read_text() if path.exists() else "# Benchmarks\n"
-        section = (
-            "## Copy\n\n"
-            f"Command: `.venv/bin/python bench/copy.py --runs {args.runs} --write-results`"
-            f" ({time.strftime('%Y-%m-%d')}, {os.cpu_count()} CPUs)\n\n{text}\n"
+        write_section(
+            "Copy", f".venv/bin/python bench/copy.py --runs {args.runs} --write-results", text
         )
-        if "## Copy\n" in existing:
-            head, _, rest = existing.partition("## Copy\n")
-            tail = rest[rest.find("\n## ") + 1 :] if "\n## " in rest else ""
-            existing = head + section + ("\n" + tail if tail else "")
-        else:
-            existing = existing.rstrip() + "\n\n" + section
-        path.write_text(existing)
-        print(f"written to {path}")
+
+
+# ---------------------------------------------------------------- matrix
+
+MAT_SELECT = f"CREATE TABLE mat AS {SELECT}"
+MAT_COLUMNS = "order_id, customer_id, customer_name, contact_email, total, ordered_at"
+MYSQL_DST_DDL = (
+    "CREATE TABLE {t} (order_id int, customer_id bigint, customer_name text,"
+    " contact_email varchar(120), total decimal(12,2), ordered_at datetime(6))"
+)
+SQLITE_DDL = (
+    "CREATE TABLE mat (order_id INTEGER, customer_id INTEGER, customer_name TEXT,"
+    " contact_email TEXT, total DECIMAL(12,2), ordered_at TIMESTAMP)"
+)
+
+
+def _mysql(db: str | None, sql: str) -> None:
+    subprocess.run(
+        [
+            "mysql",
+            "-h",
+            "127.0.0.1",
+            "-u",
+            "root",
+            "--local-infile=1",
+            *([db] if db else []),
+            "-e",
+            sql,
+        ],
+        check=True,
+    )
+
+
+def _shell(command: str) -> float:
+    """Run a native baseline (a shell pipe of the databases' own clients); wall seconds."""
+    started = time.perf_counter()
+    subprocess.run(["bash", "-o", "pipefail", "-c", command], check=True, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - started
+
+
+def matrix(args: Any) -> None:
+    """Each pair of kinds: the product (a child process) against its native pipe, same run."""
+    import shutil
+    import tempfile
+
+    tag = uuid.uuid4().hex[:8]
+    src, dst, mdb = f"dd_bench_src_{tag}", f"dd_bench_dst_{tag}", f"dd_bench_{tag}"
+    root = Path(tempfile.mkdtemp(prefix="dd_bench_"))
+    psql = f"psql -X -q -d {_url(src)}"
+    psql_dst = f"psql -X -q -d {_url(dst)}"
+    mysql = f"mysql -h 127.0.0.1 -u root --local-infile=1 {mdb}"
+    _sql("postgres", f'CREATE DATABASE "{src}"')
+    _sql("postgres", f'CREATE DATABASE "{dst}"')
+    _mysql(None, f"CREATE DATABASE `{mdb}`")
+    try:
+        print(f"loading {args.source_sql} …", flush=True)
+        _psql(src, "-f", args.source_sql)
+        _sql(src, MAT_SELECT)
+        rows = _sql(src, "SELECT COUNT(*) FROM mat")[0][0]
+        utc_ts = "ordered_at AT TIME ZONE 'UTC'"
+        utc = f"SELECT {MAT_COLUMNS.replace('ordered_at', utc_ts)} FROM mat"
+        _mysql(mdb, MYSQL_DST_DDL.format(t="mat") + "; " + MYSQL_DST_DDL.format(t="dst"))
+        _shell(
+            f'{psql} -c "COPY ({utc}) TO STDOUT" | {mysql} -e'
+            " \"LOAD DATA LOCAL INFILE '/dev/stdin' INTO TABLE mat\""
+        )
+        _shell(f'{psql} -c "COPY ({utc}) TO STDOUT (FORMAT csv, HEADER)" > {root}/mat.csv')
+        subprocess.run(["sqlite3", str(root / "mat.db"), SQLITE_DDL], check=True)
+        subprocess.run(
+            ["sqlite3", str(root / "mat.db"), f".import --csv --skip 1 {root}/mat.csv mat"],
+            check=True,
+        )
+        pg_dst = {"kind": "postgresql", "config": _pg_config(dst)}
+        pairs: list[tuple[str, dict[str, Any], dict[str, Any], str, str, dict[str, Any]]] = [
+            (
+                "PG→PG",
+                {"kind": "postgresql", "config": _pg_config(src)},
+                pg_dst,
+                "mat",
+                f'{psql} -c "COPY mat TO STDOUT (FORMAT binary)"'
+                f' | {psql_dst} -c "COPY dst FROM STDIN (FORMAT binary)"',
+                {},
+            ),
+            (
+                "PG→MySQL",
+                {"kind": "postgresql", "config": _pg_config(src)},
+                {"kind": "mysql", "config": _mysql_config(mdb)},
+                "mat",
+                f'{psql} -c "COPY ({utc}) TO STDOUT" | {mysql} -e'
+                " \"LOAD DATA LOCAL INFILE '/dev/stdin' INTO TABLE dst\"",
+                {},
+            ),
+            (
+                "PG→MySQL (INSERT writer)",
+                {"kind": "postgresql", "config": _pg_config(src)},
+                {"kind": "mysql", "config": _mysql_config(mdb)},
+                "mat",
+                "",
+                {"mysql_writer": "insert"},
+            ),
+            (
+                "MySQL→PG",
+                {"kind": "mysql", "config": _mysql_config(mdb)},
+                pg_dst,
+                "mat",
+                f'{mysql} -N -B --quick -e "SELECT * FROM mat"'
+                f' | {psql_dst} -c "COPY dst FROM STDIN"',
+                {},
+            ),
+            (
+                "SQLite→PG",
+                {"kind": "sqlite", "config": {"path": "mat.db"}, "data_root": str(root)},
+                pg_dst,
+                "mat",
+                f'sqlite3 -csv {root}/mat.db "SELECT * FROM mat"'
+                f' | {psql_dst} -c "COPY dst FROM STDIN (FORMAT csv)"',
+                {},
+            ),
+            (
+                "CSV→PG",
+                {"kind": "csv", "config": {"path": "."}, "data_root": str(root)},
+                pg_dst,
+                "mat.csv",
+                f'{psql_dst} -c "COPY dst FROM STDIN (FORMAT csv, HEADER)" < {root}/mat.csv',
+                {},
+            ),
+        ]
+        results: dict[str, dict[str, list[dict[str, Any]]]] = {}
+
+        def reset_pair(side: dict[str, Any]) -> None:
+            if side["kind"] == "mysql":
+                _mysql(
+                    mdb,
+                    "DROP TABLE IF EXISTS dst; DROP TABLE IF EXISTS _datadog_copy_markers; "
+                    + MYSQL_DST_DDL.format(t="dst"),
+                )
+            else:
+                reset(dst)
+
+        def count(side: dict[str, Any]) -> int:
+            if side["kind"] == "mysql":
+                out = subprocess.run(
+                    [
+                        "mysql",
+                        "-h",
+                        "127.0.0.1",
+                        "-u",
+                        "root",
+                        "-N",
+                        "-B",
+                        mdb,
+                        "-e",
+                        "SELECT COUNT(*) FROM dst",
+                    ],
+                    check=True,
+                    capture_output=True,
+                    text=True,
+                )
+                return int(out.stdout.strip())
+            return int(_sql(dst, "SELECT COUNT(*) FROM dst")[0][0])
+
+        for run in range(args.runs):
+            print(f"run {run + 1}/{args.runs}", flush=True)
+            for name, source, destination, table, native, extra in pairs:
+                if args.only and args.only not in name:
+                    continue
+                got = results.setdefault(name, {})
+                if native:
+                    reset_pair(destination)
+                    got.setdefault("native", []).append({"wall_s": _shell(native)})
+                    if count(destination) != rows:
+                        raise SystemExit(f"{name} native: {count(destination)} rows, not {rows}")
+                reset_pair(destination)
+                spec = {
+                    "src": source,
+                    "dst": destination,
+                    "src_table": table,
+                    "transformations": [],
+                    "pushdown": True,
+                    "passthrough": True,
+                    "chunks": None,
+                    "execution_id": uuid.uuid4().hex,
+                    **extra,
+                }
+                if args.profile:
+                    slug = "".join(ch if ch.isalnum() else "_" for ch in name)
+                    spec["profile"] = str(Path(args.profile) / f"{slug}.prof")
+                got.setdefault("product", []).append(run_children([spec]))
+                if count(destination) != rows:
+                    raise SystemExit(f"{name}: {count(destination)} rows, not {rows}")
+                print(f"  {name}: done", flush=True)
+        matrix_report(results, rows, args)
+    finally:
+        _sql("postgres", f'DROP DATABASE IF EXISTS "{src}" WITH (FORCE)')
+        _sql("postgres", f'DROP DATABASE IF EXISTS "{dst}" WITH (FORCE)')
+        _mysql(None, f"DROP DATABASE IF EXISTS `{mdb}`")
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def write_section(title: str, command: str, text: str) -> None:
+    """Replace (or add, after the Copy section) ``## title`` in bench/RESULTS.md."""
+    path = Path(_HERE) / "RESULTS.md"
+    existing = path.read_text() if path.exists() else "# Benchmarks\n"
+    section = (
+        f"## {title}\n\nCommand: `{command}`"
+        f" ({time.strftime('%Y-%m-%d')}, {os.cpu_count()} CPUs)\n\n{text}\n"
+    )
+    marker = f"## {title}\n"
+    if marker in existing:
+        head, _, rest = existing.partition(marker)
+        tail = rest[rest.find("\n## ") + 1 :] if "\n## " in rest else ""
+        existing = head + section + ("\n" + tail if tail else "")
+    elif "\n## Orchestration\n" in existing:
+        head, sep, rest = existing.partition("\n## Orchestration\n")
+        existing = head.rstrip() + "\n\n" + section + sep + rest
+    else:
+        existing = existing.rstrip() + "\n\n" + section
+    path.write_text(existing)
+    print(f"written to {path}")
+
+
+def matrix_report(
+    results: dict[str, dict[str, list[dict[str, Any]]]], rows: int, args: Any
+) -> None:
+    lines = [
+        f"rows per pair: {rows:,}; runs: {args.runs} (medians); product = whole child process"
+        " (Python start-up included); growth = peak RSS after imports minus before the copy",
+        "",
+        "| pair | native s | product s | rows/s | × native | in-process s | RSS growth MiB |"
+        " peers |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    natives: dict[str, float] = {}
+    for name, got in results.items():
+        wall = statistics.median(r["wall_s"] for r in got["product"])
+        copy_s = statistics.median(r["copy_s"] for r in got["product"])
+        growth = max(r["growth_mib"] for r in got["product"])
+        if "native" in got:
+            natives[name] = statistics.median(r["wall_s"] for r in got["native"])
+        native = natives.get(name) or natives.get(name.split(" (")[0])
+        assert native is not None  # nosec B101 - every pair's family has a native run
+        lines.append(
+            f"| {name} | {native:.2f} | {wall:.2f} | {rows / wall:,.0f} | {wall / native:.2f} |"
+            f" {copy_s:.2f} | {growth:.0f} | {PEERS_SKIPPED} |"
+        )
+    text = "\n".join(lines)
+    print(text)
+    if args.write_results:
+        command = f".venv/bin/python bench/copy.py --matrix --runs {args.runs} --write-results"
+        write_section("Copy matrix", command, text)
+
+
+def _peers_skipped() -> str:
+    """Why no peer ran (dlt, Sling, polars/connectorx): the first missing module of each."""
+    import importlib.util
+
+    reasons = []
+    for peer, module in (("dlt", "dlt"), ("polars/connectorx", "connectorx"), ("Sling", "sling")):
+        if importlib.util.find_spec(module) is None:
+            reasons.append(f"{peer}: not installed")
+    return "; ".join(reasons) or "–"
+
+
+PEERS_SKIPPED = _peers_skipped()
 
 
 if __name__ == "__main__":
