@@ -27,7 +27,7 @@ from core.errors import InvalidInput
 from core.parsers import JSONParser
 from pipelines import selectors, services
 from pipelines.api_assets import triggered_by_data
-from pipelines.models import Execution, Pipeline, Trigger
+from pipelines.models import Execution, Pipeline, TaskRun, Trigger
 from pipelines.serializers import (
     BackfillResultSerializer,
     BackfillSerializer,
@@ -48,6 +48,7 @@ from pipelines.serializers import (
     execution_data,
     execution_rows,
     task_run_rows,
+    task_run_values,
 )
 
 # Visible ASCII, at most the column's length: a header is client text, and
@@ -253,9 +254,10 @@ def _position(cursor: Cursor) -> tuple[Any, uuid.UUID]:
         ) from None
 
 
-def _rendered(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Executions' rows as the API shows them, with their task runs (one query for all)."""
-    task_runs = task_run_rows([row["execution_id"] for row in rows])
+def _rendered(rows: list[dict[str, Any]], task_runs: Any = None) -> list[dict[str, Any]]:
+    """Executions' rows as the API shows them, with their task runs (one query for all;
+    ``task_runs``: their ``task_run_values`` rows, already read)."""
+    task_runs = task_run_rows([row["execution_id"] for row in rows], task_runs)
     # Only asset-triggered runs consumed events: no query for the others.
     asset_runs = [row["execution_id"] for row in rows if row["trigger"] == Trigger.ASSET]
     consumed = triggered_by_data(asset_runs) if asset_runs else {}
@@ -329,15 +331,29 @@ class ExecutionListView(_JsonView):
         )
 
 
+# The polled reads of one execution, compiled once (selectors.PkStatement).
+_DETAIL = selectors.PkStatement(lambda pk: execution_rows(Execution.objects.filter(pk=pk)))
+_DETAIL_TASKS = selectors.PkStatement(
+    lambda pk: task_run_values(TaskRun.objects.filter(execution_id=pk))
+)
+# Status in one query: the execution joined to its task runs, a row each.
+_STATUS = selectors.PkStatement(
+    lambda pk: (
+        Execution.objects.filter(pk=pk)
+        .order_by("tasks__started_at", "tasks__task_name")
+        .values("execution_id", "status", "pipeline_id", "tasks__task_name", "tasks__status")
+    )
+)
+
+
 @extend_schema(tags=["executions"])
 class ExecutionDetailView(_ExecutionView):
     serializer_class = ExecutionSerializer
 
     def get(self, request: Request, execution_id: str) -> Response:
-        row = selectors.execution_row_for(
-            request.user, execution_id, execution_rows(Execution.objects.all())
-        )
-        return Response(_rendered([row])[0])
+        # Two queries, each compiled once: the execution, then its task runs.
+        row = selectors.execution_statement_for(request.user, execution_id, _DETAIL)[0]
+        return Response(_rendered([row], _DETAIL_TASKS.rows(row["execution_id"]))[0])
 
 
 @extend_schema(tags=["executions"])
@@ -345,14 +361,7 @@ class ExecutionStatusView(_ExecutionView):
     serializer_class = ExecutionStatusSerializer
 
     def get(self, request: Request, execution_id: str) -> Response:
-        # One query: the execution joined to its task runs, a row each.
-        rows = selectors.execution_rows_for(
-            request.user,
-            execution_id,
-            Execution.objects.order_by("tasks__started_at", "tasks__task_name").values(
-                "execution_id", "status", "pipeline_id", "tasks__task_name", "tasks__status"
-            ),
-        )
+        rows = selectors.execution_statement_for(request.user, execution_id, _STATUS)
         tasks = {r["tasks__task_name"]: r["tasks__status"] for r in rows if r["tasks__task_name"]}
         data = {"execution_id": str(rows[0]["execution_id"]), "status": rows[0]["status"]}
         return Response({**data, "tasks": tasks})

@@ -519,10 +519,18 @@ def execution_rows(executions: Any) -> Any:
     return executions.values(*EXECUTION_VALUES.values())
 
 
-def task_run_rows(execution_ids: list[Any]) -> dict[Any, list[Any]]:
-    """The task runs of these executions (the fields TaskRunSerializer shows), per execution."""
-    fields = {*TaskRunSerializer.Meta.fields, "execution_id"}
-    rows = TaskRun.objects.filter(execution_id__in=execution_ids).values(*fields)
+def task_run_values(task_runs: Any) -> Any:
+    """``task_runs`` as the ``values()`` that ``task_run_data`` renders (with ``execution_id``)."""
+    return task_runs.values(*TaskRunSerializer.Meta.fields, "execution_id")
+
+
+def task_run_rows(execution_ids: list[Any], rows: Any = None) -> dict[Any, list[Any]]:
+    """The task runs of these executions (the fields TaskRunSerializer shows), per execution.
+
+    ``rows``: their ``task_run_values`` already read (else one query).
+    """
+    if rows is None:
+        rows = task_run_values(TaskRun.objects.filter(execution_id__in=execution_ids))
     out: dict[Any, list[Any]] = {pk: [] for pk in execution_ids}
     for row in rows:
         out[row["execution_id"]].append(SimpleNamespace(**row))

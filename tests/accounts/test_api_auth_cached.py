@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -11,6 +13,7 @@ from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import AccessToken
 
+from accounts import tokens
 from accounts.permissions import Role
 from accounts.services import user_set_role
 from accounts.tokens import CachedJWTAuthentication, token_pair
@@ -125,3 +128,15 @@ def test_the_user_it_builds_saves_only_what_it_loaded(developer: Any) -> None:
     developer.refresh_from_db()
     assert developer.email == "dev1@example.com" and developer.check_password(PASSWORD)
     assert user.email == "dev1@example.com"  # a field not cached loads on access
+
+
+def test_a_token_verified_once_is_refused_when_it_expires(developer: Any) -> None:
+    token = AccessToken.for_user(developer)
+    token.set_exp(lifetime=timedelta(seconds=2))
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+    assert client.get(url("pipelines")).status_code == 200
+    assert str(token).encode() in tokens._verified  # not decoded again while valid
+    assert client.get(url("pipelines")).status_code == 200
+    time.sleep(max(0.0, token["exp"] - time.time()) + 0.1)
+    assert_error(client.get(url("pipelines")), 401)
