@@ -19,8 +19,10 @@ from pipelines.engine.transitions import (
     TASK_RUN_MOVES,
     TaskRunEvent,
     insert_rows,
+    model_loaded,
     record_task_run,
     sql_column,
+    sql_columns,
     sql_field,
     task_run_move,
 )
@@ -37,8 +39,25 @@ _IDS_PER_STATEMENT = 500
 
 
 def execution_lock(execution_id: Any) -> Execution:
-    """The execution's row, locked until the transaction ends (the whole row: it is current)."""
-    return Execution.objects.select_for_update().get(pk=execution_id)
+    """The execution's row, locked until the transaction ends (the whole row: it is current).
+
+    One hand-written ``SELECT … FOR UPDATE`` (SQLite: the writing transaction
+    already holds the database's write lock); Execution.DoesNotExist if gone.
+    """
+    names, columns = sql_columns(Execution, "e")
+    lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
+    sql = (
+        f"SELECT {columns} FROM {connection.ops.quote_name(Execution._meta.db_table)} e"  # nosec B608 - names from model metadata, values bound
+        f" WHERE e.{sql_column(Execution, 'execution_id')} = %s{lock}"
+    )
+    pk = sql_field(Execution, "execution_id").get_db_prep_value(execution_id, connection)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [pk])
+        row = cursor.fetchone()
+    if row is None:
+        raise Execution.DoesNotExist(f"execution {execution_id} does not exist")
+    execution: Execution = model_loaded(Execution, names, row)
+    return execution
 
 
 def send_after_commit(task_ids: list[Any]) -> None:

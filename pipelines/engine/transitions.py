@@ -220,16 +220,21 @@ def insert_rows(model: type[models.Model], names: list[str], rows: list[tuple[An
 
 
 def _make(
-    query: Any, row: TaskRun | Execution, target: str, fields: dict[str, Any], **why: Any
+    row: TaskRun | Execution,
+    sources: Any,
+    target: str,
+    fields: dict[str, Any],
+    *,
+    fence: int | None = None,
+    **why: Any,
 ) -> bool:
-    """The conditional UPDATE, its row-count check and the transition row."""
+    """The conditional UPDATE (from ``sources``, at ``fence``), its row count, the transition."""
     old = row.status
-    if query.update(status=target, **fields) != 1:
+    if _update_one(type(row), row.pk, sources, fence, {"status": target, **fields}) != 1:
         return False
     row.status = target
     for name, value in fields.items():
-        if not hasattr(value, "resolve_expression"):
-            setattr(row, name, value)
+        setattr(row, name, value)
     task_run = row if isinstance(row, TaskRun) else None
     record(
         execution_id=row.execution_id if task_run is not None else row.pk,
@@ -240,6 +245,32 @@ def _make(
         **why,
     )
     return True
+
+
+def _update_one(
+    model: type[models.Model], pk: Any, sources: Any, fence: int | None, values: dict[str, Any]
+) -> int:
+    """``UPDATE … SET values WHERE pk AND status IN sources [AND attempt = fence]``: rows moved.
+
+    What ``QuerySet.update`` sends for plain values (each prepared by its
+    field), without building a query per move. Values only, no expressions.
+    """
+    pk_name = model._meta.pk.attname  # type: ignore[union-attr]
+    sets = ", ".join(f"{sql_column(model, name)} = %s" for name in values)
+    params = [sql_field(model, name).get_db_prep_save(v, connection) for name, v in values.items()]
+    sources = list(sources)
+    where = (
+        f"{sql_column(model, pk_name)} = %s"
+        f" AND {sql_column(model, 'status')} IN ({', '.join(['%s'] * len(sources))})"
+    )
+    params += [_prep(model, pk_name, pk), *sources]
+    if fence is not None:
+        where += f" AND {sql_column(model, 'attempt')} = %s"
+        params.append(fence)
+    table = connection.ops.quote_name(model._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(f"UPDATE {table} SET {sets} WHERE {where}", params)  # nosec B608 - names from model metadata, values bound
+        return int(cursor.rowcount)
 
 
 def task_run_move(
@@ -257,15 +288,17 @@ def task_run_move(
     the attempt it read before taking the next one).
     """
     move = TASK_RUN_MOVES[event]
-    query = TaskRun.objects.filter(pk=task_run.pk, status__in=move.sources)
     if move.fenced:
         if fence is None:
             raise ValueError(f"task run move '{event}' needs the attempt fence")
-        query = query.filter(attempt=fence)
         # Setting the attempt the row is at keeps the in-memory run (and its
         # transition row) exact; a claim sets the next one.
         fields = {"attempt": fence, **fields}
-    if not _make(query, task_run, move.target, fields, actor=actor, reason=reason):
+    else:
+        fence = None
+    if not _make(
+        task_run, move.sources, move.target, fields, fence=fence, actor=actor, reason=reason
+    ):
         return False
     if move.target in TASK_FINISHED or move.target == TaskRunStatus.UP_FOR_RETRY:
         task_id, task_type, status = task_run.pk, task_run.task_type, str(move.target)
@@ -287,8 +320,7 @@ def execution_move(
 ) -> bool:
     """Make ``event``'s move on ``execution``; False (nothing written) when refused."""
     move = EXECUTION_MOVES[event]
-    query = Execution.objects.filter(pk=execution.pk, status__in=move.sources)
-    return _make(query, execution, move.target, fields, actor=actor, reason=reason)
+    return _make(execution, move.sources, move.target, fields, actor=actor, reason=reason)
 
 
 def sql_field(model: type[models.Model], name: str) -> models.Field[Any, Any]:
