@@ -39,6 +39,8 @@ def resumable(
     """
     table = spec.source.get("table")
     if spec.chunk is not None:
+        # Staging would double a chunk's cost (bench/RESULTS.md "Copy resume
+        # cost"); a chunk is the table's 1/n, so its retry copies little again.
         return None, "a partitioned copy commits each chunk once: a killed chunk starts again"
     if not table:
         return None, "a query source has no key that orders it the same way in every attempt"

@@ -159,6 +159,41 @@ def _crash_and_resume(dst: Any, kind: str, passthrough: bool, mode: str, pg: Any
 
 
 @pytest.mark.parametrize("kind", ["postgresql", "mysql", "sqlite"])
+def test_a_killed_chunk_starts_again_and_says_so(kind: str, pg: Any, tmp_path: Path) -> None:
+    """A partitioned copy never stages (a chunk is the table's 1/n): its retry copies it again."""
+    rows = data.load_pg(pg)
+    with _dest(kind, tmp_path) as dst:
+        task = copy_task(
+            "src",
+            "dst",
+            {"table": "orders"},
+            {"table": "t"},
+            batch_size=40,
+            partition={"column": "id", "chunks": 2},
+        )
+        store: dict[str, Any] = {}
+
+        def chunk(index: int, **kw: Any) -> FakeContext:
+            return FakeContext(task, store=store, execution_id="p", chunk=(index, 2), **kw)
+
+        for index in (0, 1):
+            with pytest.raises(Interrupt):
+                run_copy(chunk(index, fail_after_checks=2), pg, dst, passthrough=False)
+        assert _stages(dst) == [] and dst.query("SELECT COUNT(*) FROM t")[1] == [(0,)]
+        retries = [chunk(index, attempt=2) for index in (0, 1)]
+        results = [run_copy(ctx, pg, dst) for ctx in retries]
+        assert sum(r["rows_read"] for r in results) == len(rows)
+        assert all("resumed_from" not in r for r in results)
+        assert retries[0].metrics["not_resumable"].startswith("a partitioned copy commits each")
+        # Exactly what one clean run gives (values as this kind keeps them).
+        clean = copy_task("src", "dst", {"table": "orders"}, {"table": "clean"})
+        run_copy(FakeContext(clean), pg, dst)
+        expected = dst.query(f"SELECT {ALL} FROM clean")[1]
+        got = dst.query(f"SELECT {ALL} FROM t")[1]
+        assert len(got) == len(rows) and checksum(got) == checksum(expected), diff(got, expected)
+
+
+@pytest.mark.parametrize("kind", ["postgresql", "mysql", "sqlite"])
 def test_it_resumes_by_a_composite_primary_key_on_every_source_kind(
     kind: str, pg: Any, tmp_path: Path
 ) -> None:
