@@ -235,7 +235,7 @@ function showDiff(original, current, onSave) {
   dialog.setAttribute("aria-labelledby", "diff-dialog-h");
   dialog.innerHTML = '<h2 id="diff-dialog-h">Review the change</h2>' +
     '<p class="small muted">Left: the current version. Right: what saving makes the new version.</p>' +
-    '<div class="merge-host"><div class="merge-labels" aria-hidden="true"><span>Current version</span>' +
+    '<div class="merge-host" tabindex="0" role="region" aria-label="Changes"><div class="merge-labels" aria-hidden="true"><span>Current version</span>' +
     '<span>New version</span></div><div class="merge-body"></div></div>' +
     '<div class="form-actions"><button type="button" class="btn btn-primary" data-act="save">Save new version</button> ' +
     '<button type="button" class="btn" data-act="back">Back to editing</button></div>';
@@ -287,7 +287,7 @@ function setup() {
         language.of(languageFor(textarea.value)),
         lintGutter(),
         autocompletion({ override: [completer(connections)], activateOnTyping: true }),
-        EditorView.contentAttributes.of({ "aria-labelledby": label ? label.id || (label.id = "definition-label") : "", "aria-describedby": "feedback-status" }),
+        EditorView.contentAttributes.of({ tabindex: "0", "aria-labelledby": label ? label.id || (label.id = "definition-label") : "", "aria-describedby": "feedback-status" }),
         EditorView.updateListener.of((update) => {
           if (!update.docChanged) return;
           textarea.value = update.state.doc.toString();

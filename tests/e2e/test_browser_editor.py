@@ -14,7 +14,14 @@ from typing import Any
 import pytest
 
 from accounts.actor import Actor
-from tests.e2e.conftest import BAD_DEFINITION, login, serious_violations, snap
+from tests.e2e.conftest import (
+    BAD_DEFINITION,
+    LAPTOP,
+    PHONE,
+    login,
+    serious_violations,
+    snap,
+)
 
 pytestmark = [pytest.mark.browser]
 
@@ -184,6 +191,9 @@ def test_saving_a_change_shows_the_diff_first(
     assert "SELECT 42" in sides.nth(1).inner_text()
     assert dialog.locator(".cm-changedLine").count() >= 2  # the line, on each side
     assert serious_violations(page) == []
+    page.set_viewport_size(PHONE)  # the two sides scroll sideways in a focusable region
+    assert serious_violations(page) == []
+    page.set_viewport_size(LAPTOP)
     snap(page, "editor-diff")
 
     # Back to editing keeps the text; saving from the dialog makes version 2.
