@@ -214,7 +214,7 @@ class PkStatement:
     key's parameter, so it is made once
     (per alias and vendor) and run with the key put in. Rows come back
     through the compiler's converters, as ``values()`` gives them. Polled
-    endpoints read one execution by key: compiling the query was a third of
+    endpoints read one execution by key: compiling the query was a quarter of
     their server time.
     """
 
