@@ -46,6 +46,17 @@ class ConnectorError(Exception):
         self.transient = transient
 
 
+def on_destination(exc: BaseException) -> BaseException:
+    """Mark a driver error raised by a copy's destination connection (see copy errors).
+
+    A fast copy moves rows between two connections in one call; the copy
+    reports a marked error against the destination, any other against the
+    source.
+    """
+    exc.copy_side = "destination"  # type: ignore[attr-defined]
+    return exc
+
+
 # ------------------------------------------------------------ identifiers
 
 # Identifier and table-name rules live once in core.names (the definition
@@ -429,6 +440,22 @@ class Dialect:
 
     def create_like(self, table: str, like: str) -> str:
         """``CREATE TABLE table`` defined as ``like`` (kinds without transactional DDL)."""
+        raise NotImplementedError
+
+    def add_column(self, table: str, name: str, ddl_type: str) -> str:
+        """``ALTER TABLE`` adding a nullable column (a schema change, SPEC §9)."""
+        return f"ALTER TABLE {self.table(table)} ADD COLUMN {self.quote(name)} {ddl_type}"
+
+    def widen_to(self, existing: Column, incoming: Column) -> str | None:
+        """The type ``existing`` is widened to in place for ``incoming``'s values.
+
+        None where the kind does not need or cannot (SQLite: types are
+        affinities, any value fits).
+        """
+        return None
+
+    def widen_column(self, table: str, column: Column, ddl_type: str) -> str:
+        """``ALTER TABLE`` changing ``column`` to the wider ``ddl_type``."""
         raise NotImplementedError
 
     def swap(self, table: str, shadow: str, old: str, exists: bool) -> list[str]:

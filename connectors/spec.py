@@ -5,6 +5,8 @@ from __future__ import annotations
 # How rows reach the destination table: added, replacing its rows, or
 # inserted-or-updated by the destination's ``keys``.
 DESTINATION_MODES = ("append", "replace", "upsert")
+# destination.schema: what a copy does when the source's columns differ (SPEC §9).
+DESTINATION_SCHEMAS = ("evolve", "freeze", "discard")
 
 # Rows per batch (and per committed range of a resumable copy) when a copy
 # task does not say.

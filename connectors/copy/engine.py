@@ -31,13 +31,16 @@ def make_sink(
     keys: list[str],
     unit: Unit,
     timeout: Callable[[], float | None],
+    *,
+    schema: str = "evolve",
+    log: Callable[[str], Any] | None = None,
 ) -> Sink:
-    """The sink for a destination connector."""
+    """The sink for a destination connector; ``schema`` is destination.schema (SPEC §9)."""
     check_mode(mode, keys)
     if isinstance(connector, SqlConnector):
-        return SqlSink(connector, table, mode, keys, unit, timeout)
+        return SqlSink(connector, table, mode, keys, unit, timeout, schema, log)
     if isinstance(connector, FileConnector):
-        return FileSink(connector, table, mode, unit, keys)
+        return FileSink(connector, table, mode, unit, keys, schema, log)
     raise CopyFailed(f"{connector.kind} cannot be a copy destination")
 
 
@@ -60,7 +63,16 @@ def run_copy(
     """
     spec = CopySpec.of(ctx, pushdown=pushdown, passthrough=passthrough)
     unit = spec.unit
-    sink = make_sink(destination, spec.table, spec.mode, spec.keys, unit, spec.timeout)
+    sink = make_sink(
+        destination,
+        spec.table,
+        spec.mode,
+        spec.keys,
+        unit,
+        spec.timeout,
+        schema=spec.schema,
+        log=ctx.log,
+    )
     done = sink.committed()
     if done is not None:
         # An earlier attempt committed this unit: do not copy it again. The
@@ -87,6 +99,10 @@ def run_copy(
     ctx.metrics["rows_written"] = ctx.metrics.get("rows_written", 0) + result["rows_written"]
     if result.get("watermark") is not None:
         ctx.watermark_stage(result["watermark"])
+    if sink.schema_changes:
+        # The task's output lists each change (the task log has a line each).
+        ctx.metrics["schema_changes"] = ctx.metrics.get("schema_changes", []) + sink.schema_changes
+        result["schema_changes"] = sink.schema_changes
     if "resumed_from" in result:
         # The task's output (its metrics): rows an earlier attempt committed.
         ctx.metrics["resumed_from"] = result["resumed_from"]

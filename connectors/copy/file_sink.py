@@ -10,10 +10,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from connectors.base import FileConnector
+from connectors.base import ConnectorError, FileConnector
 from connectors.copy.markers import FileMarkers
+from connectors.copy.schema_changes import SchemaPlan, describe, reconcile
 from connectors.copy.sink import Sink
-from connectors.copy.spec import CopyFailed, Unit
+from connectors.copy.spec import CopyFailed, Unit, side_error
 from connectors.copy.values import parse_batch, parsers
 from connectors.types import Column, text_of
 
@@ -34,11 +35,19 @@ class FileSink(Sink):
         mode: str,
         unit: Unit,
         keys: list[str] | None = None,
+        schema_policy: str = "evolve",
+        log: Callable[[str], Any] | None = None,
     ) -> None:
         if mode == "upsert":
             raise CopyFailed(f"{connector.kind} destinations take append or replace, not upsert")
         self.c = connector
+        self.table = table
         self.path = connector.file(table)
+        # destination.schema (connectors.copy.schema_changes) and what it changed.
+        self.schema_policy = schema_policy
+        self.schema_plan: SchemaPlan | None = None
+        self.schema_changes: list[dict[str, Any]] = []
+        self._log = log
         self.mode = mode
         self.unit = unit
         # A keyed append skips rows whose keys the file holds already: the keys
@@ -119,9 +128,25 @@ class FileSink(Sink):
             return None
         return {**entry.get("state", {}), "batch": entry["batch"], "rows": entry["rows"]}
 
+    @contextmanager
+    def _named(self) -> Iterator[None]:
+        """Errors of the file as copy errors naming the destination."""
+        try:
+            yield
+        except ConnectorError as exc:
+            raise side_error("destination", exc) from exc
+        except OSError as exc:
+            error = ConnectorError(f"{self.c.kind} {self.c.name}: {self.path.name}: {exc}")
+            raise side_error("destination", error) from exc
+
     def begin(
         self, columns: list[Column], *, staged: bool = False, resume: dict[str, Any] | None = None
     ) -> None:
+        with self._named():
+            self._begin(columns, staged, resume)
+
+    def _begin(self, columns: list[Column], staged: bool, resume: dict[str, Any] | None) -> None:
+        columns = self._reconcile(columns)
         self.columns = columns
         names = [c.name for c in columns]
         missing = [k for k in self.keys if k not in names]
@@ -164,6 +189,33 @@ class FileSink(Sink):
             self.c.write_file(self._handle, columns, [], True)
             self._first = False
 
+    def _reconcile(self, columns: list[Column]) -> list[Column]:
+        """Apply destination.schema against the file's columns; the columns written.
+
+        The file's own columns come first, new ones after: an append copies
+        the file into its temp file anyway, so a CSV gets the new header and
+        empty cells for the new columns in its old rows (JSONL objects simply
+        gain keys). Nothing is written before this (freeze fails first).
+        """
+        if not (self.path.is_file() and self.path.stat().st_size > 0):
+            return columns
+        existing = self.c.describe(self.table)
+        plan = reconcile(
+            self.schema_policy,
+            f"destination {self.c.kind} {self.c.name}: file {self.path.name!r}",
+            existing,
+            columns,
+            keep_order=True,
+            new_type=lambda c: c.type,
+            widen_to=lambda old, new: None,
+        )
+        self.schema_plan = plan
+        self.schema_changes = plan.changes()
+        for change in self.schema_changes:
+            if self._log is not None:
+                self._log(describe(change))
+        return plan.columns
+
     def _key(self, row: tuple) -> tuple[str | None, ...]:
         # As text: the file holds text (CSV) or JSON, the copy typed values.
         return tuple(text_of(row[i]) for i in self._key_pos)
@@ -179,6 +231,12 @@ class FileSink(Sink):
             self._seen.update(tuple(text_of(v) for v in row) for row in rows)
 
     def write(self, rows: list[tuple]) -> None:
+        with self._named():
+            self._write(rows)
+
+    def _write(self, rows: list[tuple]) -> None:
+        if self.schema_plan is not None:
+            rows = self.schema_plan.project(rows)
         if self.keys and rows:
             new = []
             for row in rows:

@@ -17,6 +17,8 @@ class Sink(ABC):
     unit: Unit
     # Batches of a staged load committed so far (see commit_batch).
     batch: int = 0
+    # What destination.schema changed at begin (connectors.copy.schema_changes).
+    schema_changes: list[dict[str, Any]]
 
     @abstractmethod
     def committed(self) -> dict[str, Any] | None:

@@ -16,6 +16,22 @@ class CopyFailed(ConnectorError):
     """A copy cannot run as defined (bad mode, missing column …); not transient."""
 
 
+SIDES = ("source", "destination")
+
+
+def side_error(side: str, error: ConnectorError) -> ConnectorError:
+    """``error`` with its message starting with the side of the copy that failed.
+
+    "destination postgresql host:5432/db: value … out of range" tells a user
+    which connection to look at; an error already naming its side is kept.
+    """
+    if str(error).startswith(tuple(f"{s} " for s in SIDES)):
+        return error
+    labeled = type(error)(f"{side} {error}", transient=error.transient)
+    labeled.__cause__ = error.__cause__
+    return labeled
+
+
 class Unit:
     """Who is copying: the marker key of this unit of work."""
 
@@ -49,6 +65,8 @@ class CopySpec:
     batch_size: int
     pushdown: bool | int = True
     passthrough: bool = True
+    # destination.schema: evolve, freeze or discard (connectors.copy.schema_changes).
+    schema: str = "evolve"
 
     @classmethod
     def of(cls, ctx: Any, *, pushdown: bool | int = True, passthrough: bool = True) -> CopySpec:
@@ -85,6 +103,7 @@ class CopySpec:
             batch_size=max(1, int(task.get("batch_size") or DEFAULT_BATCH_SIZE)),
             pushdown=pushdown,
             passthrough=passthrough,
+            schema=str(destination.get("schema") or "evolve"),
         )
 
     @property

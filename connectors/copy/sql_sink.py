@@ -30,8 +30,9 @@ from connectors.base import (
     split_table,
 )
 from connectors.copy.markers import SqlMarkers
+from connectors.copy.schema_changes import SchemaPlan, describe, reconcile
 from connectors.copy.sink import Sink
-from connectors.copy.spec import CopyFailed, Unit
+from connectors.copy.spec import CopyFailed, Unit, side_error
 from connectors.types import Column
 
 
@@ -46,6 +47,8 @@ class SqlSink(Sink):
         keys: list[str],
         unit: Unit,
         timeout: Callable[[], float | None],
+        schema_policy: str = "evolve",
+        log: Callable[[str], Any] | None = None,
     ) -> None:
         self.c = connector
         self.d = connector.dialect
@@ -81,11 +84,20 @@ class SqlSink(Sink):
         self._through_temp = False
         # The batch writer of the open transaction (see write).
         self._writer: BatchWriter | None = None
+        # destination.schema (connectors.copy.schema_changes) and what it changed.
+        self.schema_policy = schema_policy
+        self.schema_plan: SchemaPlan | None = None
+        self.schema_changes: list[dict[str, Any]] = []
+        self._log = log
 
     @property
     def _swapped(self) -> bool:
         """Whether this load swaps a shadow table in after its commit."""
         return self.mode == "replace" and not self.d.transactional_ddl
+
+    def _error(self, exc: BaseException) -> ConnectorError:
+        """A failure of this sink, as a copy error naming the destination."""
+        return side_error("destination", self.c.map_error(exc))
 
     # ----- transactions
 
@@ -108,7 +120,7 @@ class SqlSink(Sink):
                 error = self.c.map_error(exc)
                 racing = "already exists" in str(error) or "duplicate key" in str(error)
                 if attempt == 2 or not racing:
-                    raise error from exc
+                    raise side_error("destination", error) from exc
 
     def _drop_stage(self) -> None:
         self._ddl([f"DROP TABLE IF EXISTS {self.d.table(self.stage)}"])
@@ -130,10 +142,10 @@ class SqlSink(Sink):
                 elif info.get("stage"):
                     self._drop_stage()
             return info
-        except ConnectorError:
-            raise
+        except ConnectorError as exc:
+            raise self._error(exc) from exc
         except Exception as exc:
-            raise self.c.map_error(exc) from exc
+            raise self._error(exc) from exc
 
     def plan(self, compute: Callable[[], dict[str, Any]]) -> dict[str, Any]:
         return self.markers.plan(compute)
@@ -160,10 +172,10 @@ class SqlSink(Sink):
                     cur.close()
                 if staged is None or int(staged[0]) != last[1]:
                     return None
-        except ConnectorError:
-            raise
+        except ConnectorError as exc:
+            raise self._error(exc) from exc
         except Exception as exc:
-            raise self.c.map_error(exc) from exc
+            raise self._error(exc) from exc
         batch, rows, state = last
         return {**state, "batch": batch, "rows": rows}
 
@@ -200,10 +212,8 @@ class SqlSink(Sink):
                     create_in_txn = create
                 else:
                     self._ddl([create])
-            self._check_columns(existing, columns)
+            self.written_columns = self._reconcile(existing, columns)
             self.columns = existing
-            by_name = {c.name: c for c in existing}
-            self.written_columns = [by_name[c.name] for c in columns]
             if self.keyed or self.mode == "upsert":
                 self._ensure_unique_index()
             self.staged = staged
@@ -242,12 +252,12 @@ class SqlSink(Sink):
         """Roll the unit's transaction back on any error; driver errors as ConnectorError."""
         try:
             yield
-        except ConnectorError:
+        except ConnectorError as exc:
             self.rollback()
-            raise
+            raise self._error(exc) from exc
         except Exception as exc:
             self.rollback()
-            raise self.c.map_error(exc) from exc
+            raise self._error(exc) from exc
 
     def _open(self) -> None:
         self._stack = ExitStack()
@@ -351,13 +361,32 @@ class SqlSink(Sink):
             return self.d.create_like(self.shadow, self.table)
         return self._create_sql(self.shadow, existing).replace(" IF NOT EXISTS", "", 1)
 
-    def _check_columns(self, existing: list[Column], columns: list[Column]) -> None:
-        have = {c.name for c in existing}
-        missing = [c.name for c in columns if c.name not in have]
-        if missing:
-            raise CopyFailed(
-                f"{self.c.where()}: table {self.table!r} has no column(s) {', '.join(missing)}"
-            )
+    def _reconcile(self, existing: list[Column], columns: list[Column]) -> list[Column]:
+        """Apply destination.schema to the table (DDL before any row); the columns written."""
+        plan = reconcile(
+            self.schema_policy,
+            f"destination {self.c.where()}: table {self.table!r}",
+            existing,
+            columns,
+            keep_order=False,
+            new_type=self.d.ddl_type,
+            widen_to=self.d.widen_to,
+        )
+        self.schema_plan = plan
+        statements = [self.d.add_column(self.table, c.name, str(c.native)) for c in plan.added]
+        statements += [self.d.widen_column(self.table, c, to) for c, to in plan.widened]
+        if statements:
+            self._ddl(statements)
+        self.schema_changes = plan.changes()
+        for change in self.schema_changes:
+            if self._log is not None:
+                self._log(describe(change))
+        return plan.columns
+
+    @property
+    def projects(self) -> bool:
+        """Whether rows are reshaped for the table (source columns dropped)."""
+        return self.schema_plan is not None and not self.schema_plan.identity
 
     def _ensure_unique_index(self) -> None:
         if not self.keys:
@@ -375,6 +404,8 @@ class SqlSink(Sink):
     def write(self, rows: list[tuple]) -> None:
         if not rows:
             return
+        if self.schema_plan is not None:
+            rows = self.schema_plan.project(rows)
         try:
             if self.keyed and not self._through_temp and not self.staged:
                 self.c.upsert_rows(
@@ -391,7 +422,7 @@ class SqlSink(Sink):
                     self._writer = self.c.row_writer(self.conn, self.target, self.written_columns)
                 self._writer(rows)
         except Exception as exc:
-            raise self.c.map_error(exc) from exc
+            raise self._error(exc) from exc
 
     def commit(self, rows: int, info: dict[str, Any]) -> None:
         with self._or_rollback():

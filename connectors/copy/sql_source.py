@@ -40,7 +40,7 @@ from connectors.copy.resume import (
     resumable,
 )
 from connectors.copy.sink import Sink
-from connectors.copy.spec import CopyFailed, CopySpec
+from connectors.copy.spec import CopyFailed, CopySpec, side_error
 from connectors.copy.sql_sink import SqlSink
 from connectors.copy.values import (
     json_value,
@@ -275,6 +275,10 @@ def copy_from_sql(
                 stage.begin(final_columns, staged=True, resume=resume)
             else:
                 sink.begin(final_columns)
+            if raw and isinstance(sink, SqlSink) and sink.projects:
+                # Source columns dropped (destination.schema discard): the
+                # raw COPY cannot leave them out, the batch path does.
+                raw = False
             resumed_from = int(resume["rows"]) if resume else 0
             try:
                 if stage is not None and key:
@@ -318,11 +322,20 @@ def copy_from_sql(
             elif not_resumable:
                 result["not_resumable"] = not_resumable
             return result
-    except ConnectorError:
+    except ConnectorError as exc:
+        # The sink names the destination in its errors; the source connection's
+        # own are named here (a definition problem names neither).
+        if str(exc).startswith(source.where()):
+            raise side_error("source", exc) from exc
         raise
     except (KeyboardInterrupt, SystemExit):
         raise
     except Exception as exc:
         if is_driver_error(exc):
-            raise source.map_error(exc) from exc
+            if getattr(exc, "copy_side", None) == "destination" and isinstance(
+                destination, SqlConnector
+            ):
+                # The fast path's destination half (connectors.base.on_destination).
+                raise side_error("destination", destination.map_error(exc)) from exc
+            raise side_error("source", source.map_error(exc)) from exc
         raise

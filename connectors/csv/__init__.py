@@ -72,14 +72,21 @@ class CsvConnector(FileConnector):
         with path.open(newline="", encoding="utf-8") as existing:
             reader = csv.reader(existing)
             header = next(reader, None) or []
-            if header != [c.name for c in columns]:
-                wanted = [c.name for c in columns]
+            wanted = [c.name for c in columns]
+            if wanted[: len(header)] != header:
                 raise ConnectorError(
                     f"csv {self.name}: {path.name} has columns {header}, the copy writes {wanted}"
                 )
             writer = csv.writer(handle, lineterminator="\n")
-            writer.writerow(header)
-            writer.writerows(reader)
+            writer.writerow(wanted)
+            if len(wanted) == len(header):
+                writer.writerows(reader)
+                return
+            # Columns added by destination.schema evolve: the file is
+            # rewritten with the new header, its rows get empty (NULL) cells.
+            pad = [""] * (len(wanted) - len(header))
+            width = len(header)
+            writer.writerows((row + [""] * (width - len(row)) + pad) for row in reader)
 
 
 def _cell(row: list[str], position: int) -> str | None:

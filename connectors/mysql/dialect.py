@@ -93,6 +93,17 @@ class MysqlDialect(Dialect):
     def ddl_type(self, column: Column, *, key: bool = False) -> str:
         return to_mysql(column, key=key)
 
+    def widen_to(self, existing: Column, incoming: Column) -> str | None:
+        return to_mysql(incoming)
+
+    def widen_column(self, table: str, column: Column, ddl_type: str) -> str:
+        # MODIFY restates the whole definition: keep NOT NULL where it was.
+        null = "" if column.nullable else " NOT NULL"
+        return (
+            f"ALTER TABLE {self.table(table)} MODIFY COLUMN {self.quote(column.name)}"
+            f" {ddl_type}{null}"
+        )
+
     def cast(self, expr: str, type_: str, source_type: str = "text") -> str:
         if type_ in {"integer", "bigint"}:
             return f"CAST({expr} AS SIGNED)"

@@ -29,6 +29,7 @@ from connectors.base import (
     FastCopyTarget,
     ServerConnector,
     Watchdog,
+    on_destination,
     scrub,
 )
 from connectors.postgresql.dialect import PostgresDialect, from_pg
@@ -390,7 +391,7 @@ class PostgresqlConnector(ServerConnector):
             res = d.get_result()
             if res is None or res.status != pq.ExecStatus.COPY_IN:
                 _drain(d)
-                raise _result_error(res, dst_conn)
+                raise on_destination(_result_error(res, dst_conn))
             s.send_query(out_sql)
             # The source may think for minutes before its first row (a sort, an
             # aggregate): wait on the socket, not in libpq, so other threads
@@ -428,7 +429,7 @@ class PostgresqlConnector(ServerConnector):
                         else:
                             ok = put(buf)
                         if ok != 1:
-                            raise _conn_error(dst_conn)
+                            raise on_destination(_conn_error(dst_conn))
                         del buf[:]
                         if check is not None and time.monotonic() - last_check > 1.0:
                             last_check = time.monotonic()
@@ -440,7 +441,7 @@ class PostgresqlConnector(ServerConnector):
                     else:
                         ok = put(buf)
                     if ok != 1:
-                        raise _conn_error(dst_conn)
+                        raise on_destination(_conn_error(dst_conn))
             except BaseException:
                 # Abort both sides so the connections can roll back cleanly.
                 try:
@@ -468,7 +469,7 @@ class PostgresqlConnector(ServerConnector):
                 elif dst_error is None:
                     dst_error = _result_error(res, dst_conn)
             if dst_error is not None:
-                raise dst_error
+                raise on_destination(dst_error)
             return rows
         finally:
             s.nonblocking, d.nonblocking = saved

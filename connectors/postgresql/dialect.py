@@ -78,6 +78,15 @@ class PostgresDialect(Dialect):
     def ddl_type(self, column: Column, *, key: bool = False) -> str:
         return to_pg(column)
 
+    def widen_to(self, existing: Column, incoming: Column) -> str | None:
+        return to_pg(incoming)
+
+    def widen_column(self, table: str, column: Column, ddl_type: str) -> str:
+        return (
+            f"ALTER TABLE {self.table(table)} ALTER COLUMN {self.quote(column.name)}"
+            f" TYPE {ddl_type}"
+        )
+
     def cast(self, expr: str, type_: str, source_type: str = "text") -> str:
         if type_ == "json":
             # Text holding JSON is parsed; any other value becomes its JSON form.

@@ -41,7 +41,6 @@ from pipelines.engine.transitions import (
 from pipelines.models import (
     EXECUTION_FINISHED,
     EXECUTION_HOLDING_SLOT,
-    TASK_ACTIVE,
     TASK_DONE_OK,
     Execution,
     ExecutionStatus,
@@ -308,20 +307,15 @@ def _after_finish(pipeline_id: Any, execution_id: Any, status: str) -> None:
 
 def executions_queued(pipeline_id: Any) -> bool:
     """``pipeline_id`` has a queued execution (committed), in one statement, no lock."""
-    return _any_in(Execution, "pipeline_id", pipeline_id, [ExecutionStatus.QUEUED])
-
-
-def _any_in(model: type[Execution | TaskRun], column: str, value: Any, statuses: Any) -> bool:
-    """Some row of ``model`` with ``column`` = ``value`` is in ``statuses`` (one statement)."""
-    statuses = list(statuses)
+    quote = connection.ops.quote_name
     sql = (
-        f"SELECT 1 FROM {connection.ops.quote_name(model._meta.db_table)}"  # nosec B608 - names from model metadata, values bound
-        f" WHERE {sql_column(model, column)} = %s"
-        f" AND {sql_column(model, 'status')} IN ({', '.join(['%s'] * len(statuses))}) LIMIT 1"
+        f"SELECT 1 FROM {quote(Execution._meta.db_table)}"  # nosec B608 - names from model metadata, values bound
+        f" WHERE {sql_column(Execution, 'pipeline_id')} = %s"
+        f" AND {sql_column(Execution, 'status')} = %s LIMIT 1"
     )
-    prepared = sql_field(model, column).get_db_prep_value(value, connection)
+    pipeline = sql_field(Execution, "pipeline_id").get_db_prep_value(pipeline_id, connection)
     with connection.cursor() as cursor:
-        cursor.execute(sql, [prepared, *statuses])
+        cursor.execute(sql, [pipeline, ExecutionStatus.QUEUED])
         return cursor.fetchone() is not None
 
 
@@ -405,7 +399,7 @@ def _advance(
             ready = list(runs.filter(status=TaskRunStatus.PENDING, waiting_for=0))
             enqueued = task_runs_enqueue(ready, actor=actor, reason="no upstream left to wait for")
     # Something was just enqueued: the execution cannot be finished yet.
-    if not enqueued and not _any_in(TaskRun, "execution_id", execution_id, TASK_ACTIVE):
+    if not enqueued and not runs.active().exists():
         if execution is None:
             execution = Execution.objects.get(pk=execution_id)
         execution_finish(execution=execution, actor=actor, current=True)

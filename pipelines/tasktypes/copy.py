@@ -8,7 +8,12 @@ from typing import Any, ClassVar
 from connectors.copy import discard_stage, run_copy
 from connectors.copy.http_spec import HTTP_SOURCE_KEYS as _HTTP_SOURCE_KEYS
 from connectors.copy.http_spec import check_http_source
-from connectors.spec import DEFAULT_BATCH_SIZE, DESTINATION_MODES, incremental_mode_problem
+from connectors.spec import (
+    DEFAULT_BATCH_SIZE,
+    DESTINATION_MODES,
+    DESTINATION_SCHEMAS,
+    incremental_mode_problem,
+)
 from connectors.transform import FUNCTIONS, Columns, check_transformations
 from core.checker import NAME_SCHEMA, Checker, at, kind, ordered
 from pipelines.tasktypes.base import Key, LeaseLost, TaskCancelled, TaskContext, TaskType
@@ -40,6 +45,7 @@ class CopyTask(TaskType):
         "rows_written",
         "resumed_from",
         "not_resumable",
+        "schema_changes",
     )
     keys: ClassVar[dict[str, Key]] = {
         "source": Key(
@@ -68,6 +74,7 @@ class CopyTask(TaskType):
                     "table": _STRING,
                     "mode": {"enum": list(DESTINATION_MODES), "default": "append"},
                     "keys": _COLUMNS,
+                    "schema": {"enum": list(DESTINATION_SCHEMAS), "default": "evolve"},
                 },
                 "required": ["connection", "table"],
                 "additionalProperties": False,
@@ -215,8 +222,12 @@ def _source(c: Checker, path: str, raw: Any) -> dict[str, Any] | None:
 
 
 def _destination(c: Checker, path: str, raw: Any, cols: Columns) -> dict[str, Any] | None:
-    """``{connection, table, mode: append|replace|upsert, keys}``."""
-    dest = c.keys(path, raw, required=("connection", "table"), optional=("mode", "keys"))
+    """``{connection, table, mode: append|replace|upsert, keys, schema}``.
+
+    ``schema`` (evolve, freeze or discard; evolve when absent) is what the
+    copy does when the source's columns differ (connectors.copy.schema_changes).
+    """
+    dest = c.keys(path, raw, required=("connection", "table"), optional=("mode", "keys", "schema"))
     if dest is None:
         return None
     out: dict[str, Any] = {"connection": None, "table": None, "mode": "append", "keys": []}
@@ -230,6 +241,8 @@ def _destination(c: Checker, path: str, raw: Any, cols: Columns) -> dict[str, An
         out["keys"] = c.column_list(at(path, "keys"), dest["keys"], cols, nonempty=False)
     if out["mode"] == "upsert" and out["keys"] == []:
         c.add(at(path, "keys"), "mode 'upsert' needs keys: the columns that identify a row")
+    if "schema" in dest:
+        out["schema"] = c.choice(at(path, "schema"), dest["schema"], DESTINATION_SCHEMAS, "schema")
     return ordered(dest, out)
 
 

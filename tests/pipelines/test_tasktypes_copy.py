@@ -73,7 +73,7 @@ def test_it_rejects_unknown_destination_keys() -> None:
     data["tasks"][0]["destination"]["truncate"] = True
     assert problems(data) == [
         "tasks[0].destination.truncate: unknown key 'truncate' "
-        "(expected one of: connection, keys, mode, table)"
+        "(expected one of: connection, keys, mode, schema, table)"
     ]
 
 
