@@ -19,6 +19,7 @@ from __future__ import annotations
 # generated; values always travel as bound parameters. A source `query` is
 # the pipeline author's own SQL, run on a connection they may use (SPEC §5),
 # so it is not an injection.
+from contextlib import closing
 from typing import Any
 
 from connectors.base import (
@@ -29,6 +30,7 @@ from connectors.base import (
     check_identifier,
     is_driver_error,
 )
+from connectors.copy.overlap import prefetched
 from connectors.copy.partitions import chunk_range
 from connectors.copy.query import first_row, scalar, where_sql
 from connectors.copy.resume import (
@@ -260,14 +262,19 @@ def copy_from_sql(
                     copied = fast(ctx, conn, batch.sql, batch.params, sink, final_columns, lines)
                     return copied, copied
                 n_read = n_written = 0
-                for rows in source.iter_batches(conn, batch.sql, batch.params, spec.fetch_rows):
-                    n_read += len(rows)
-                    rows = parse_batch(rows, parse, source.where())
-                    if transformer:
-                        rows = transformer.apply(rows)
-                    sink.write(rows)
-                    n_written += len(rows)
-                    ctx.check()
+                # Reads overlap writes (connectors.copy.overlap).
+                batches = prefetched(
+                    source.iter_batches(conn, batch.sql, batch.params, spec.fetch_rows)
+                )
+                with closing(batches):
+                    for rows in batches:
+                        n_read += len(rows)
+                        rows = parse_batch(rows, parse, source.where())
+                        if transformer:
+                            rows = transformer.apply(rows)
+                        sink.write(rows)
+                        n_written += len(rows)
+                        ctx.check()
                 return n_read, n_written
 
             stage = sink if staged and key else None

@@ -12,12 +12,16 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import threading
+from collections.abc import Iterator
+from contextlib import closing
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
 from connectors.base import ConnectorError
+from connectors.copy.overlap import prefetched
 from connectors.mysql import LoadDataWriter, MysqlConnector
 from connectors.types import Column
 
@@ -130,3 +134,41 @@ def test_user_sql_cannot_load_data_local(my: MysqlConnector, tmp_path: Path) -> 
     assert my.query("SELECT line FROM t")[1] == [("written",)]
     # The pooled connection still works after a refusal.
     assert my.query("SELECT 1")[1] == [(1,)]
+
+
+def test_prefetched_reads_ahead_in_order_and_hands_over_errors() -> None:
+    def batches(fail_at: int | None) -> Iterator[list[tuple]]:
+        for i in range(5):
+            if i == fail_at:
+                raise RuntimeError(f"source broke at {i}")
+            yield [(i, threading.current_thread().name)]
+
+    got = list(prefetched(batches(None)))
+    assert [b[0][0] for b in got] == [0, 1, 2, 3, 4]
+    assert {b[0][1] for b in got} == {"copy-reader"}  # read by the reader thread
+    seen = []
+    with pytest.raises(RuntimeError, match="source broke at 3"):
+        for batch in prefetched(batches(3)):
+            seen.append(batch[0][0])
+    assert seen == [0, 1, 2]
+
+
+def test_closing_prefetched_early_stops_the_reader_and_closes_the_source() -> None:
+    closed = threading.Event()
+
+    def endless() -> Iterator[list[tuple]]:
+        try:
+            i = 0
+            while True:
+                i += 1
+                yield [(i,)]
+        finally:
+            closed.set()
+
+    before = threading.active_count()
+    with closing(prefetched(endless(), depth=2)) as batches:
+        for batch in batches:
+            if batch[0][0] == 3:
+                break
+    assert closed.is_set()  # the reader closed the source before close() returned
+    assert threading.active_count() == before
