@@ -11,6 +11,7 @@ temporary folder, never committed) and ``serious_violations`` (axe-core).
 from __future__ import annotations
 
 import re
+import sqlite3
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -147,3 +148,15 @@ def login(page: Any, base: str, username: str) -> None:
 def logout(page: Any) -> None:
     page.get_by_role("button", name="Log out").click()
     page.wait_for_url(re.compile(r".*/login$"))
+
+
+def customers_table(path: Path, rows: int) -> None:
+    """A ``customers`` table of ``rows`` rows in the SQLite file at ``path`` (for the browser)."""
+    db = sqlite3.connect(path)
+    db.execute("CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT, city TEXT)")
+    db.executemany(
+        "INSERT INTO customers VALUES (?, ?, ?)",
+        [(i, f"customer {i}", "Lyon" if i % 2 else "Porto") for i in range(1, rows + 1)],
+    )
+    db.commit()
+    db.close()

@@ -8,7 +8,6 @@ browser's sample rows and a bulk cancel with its confirmation. Screenshots at
 from __future__ import annotations
 
 import re
-import sqlite3
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -18,7 +17,7 @@ import pytest
 
 from accounts.actor import Actor
 from tests.e2e import conftest as shared
-from tests.e2e.conftest import SLOW_SQL, UI_SHOTS, login, serious_violations
+from tests.e2e.conftest import SLOW_SQL, UI_SHOTS, customers_table, login, serious_violations
 
 pytestmark = [pytest.mark.browser, pytest.mark.worker]
 
@@ -93,14 +92,7 @@ def test_backfill_with_a_preview_then_the_runs_history(
 def test_the_connection_browser_shows_sample_rows(
     page: Any, live_server: Any, team: dict[str, Any], settings: Any
 ) -> None:
-    db = sqlite3.connect(Path(settings.DATA_ROOT) / "wh.sqlite")
-    db.execute("CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT, city TEXT)")
-    db.executemany(
-        "INSERT INTO customers VALUES (?, ?, ?)",
-        [(i, f"customer {i}", "Lyon" if i % 2 else "Porto") for i in range(1, 41)],
-    )
-    db.commit()
-    db.close()
+    customers_table(Path(settings.DATA_ROOT) / "wh.sqlite", 40)
     base = live_server.url
     login(page, base, "dev1")
     page.goto(f"{base}/connections/{team['conn'].pk}")
