@@ -347,7 +347,8 @@ def test_it_still_gives_the_line_of_each_problem_in_a_large_yaml(editor: Client)
     )
     content = response.content.decode()
     assert (
-        '<li data-path="tasks[0].retries"><span class="path">tasks[0].retries</span>: '
+        '<li data-path="tasks[0].retries" data-line="7">'
+        '<span class="path">tasks[0].retries</span>: '
         'expected an integer, got string <span class="line">(line 7)</span></li>'
     ) in content
     assert (
