@@ -639,6 +639,12 @@ def _load_text(rows: list[tuple], width: int) -> bytes:
     return ("\n".join(map("\t".join, zip(*columns, strict=True))) + "\n").encode()
 
 
+# Server errors refusing LOAD DATA LOCAL itself (local_infile=OFF): MySQL's
+# ER_NOT_ALLOWED_COMMAND and ER_CLIENT_LOCAL_FILES_DISABLED, MariaDB's
+# ER_LOAD_INFILE_CAPABILITY_DISABLED.
+LOCAL_REFUSED = frozenset({1148, 3948, 4166})
+
+
 class LoadDataWriter:
     """Row batches into a table by ``LOAD DATA LOCAL INFILE``, one statement a batch.
 
@@ -648,13 +654,15 @@ class LoadDataWriter:
     LOCAL the server turns data errors into warnings and goes on, so any
     warning fails the batch with the server's first one (the transaction
     rolls back: nothing is kept half-converted). Batches with binary values
-    go through INSERT.
+    go through INSERT, and so does every batch once the server refuses
+    LOCAL (``local_infile=OFF``, MySQL 8's default).
     """
 
     def __init__(self, connector: MysqlConnector, conn: Any, table: str, columns: list[Column]):
         self.connector, self.conn, self.table, self.columns = connector, conn, table, columns
         names = ", ".join(connector.dialect.quote(c.name) for c in columns)
-        self.binary = any(c.type == "bytes" for c in columns)
+        # INSERT instead: binary values, or a server that refuses LOCAL.
+        self.insert = any(c.type == "bytes" for c in columns)
         self.sql_tail = (
             f"' INTO TABLE {connector.dialect.table(table)} CHARACTER SET utf8mb4"
             " FIELDS TERMINATED BY '\\t' ESCAPED BY '\\\\' LINES TERMINATED BY '\\n'"
@@ -664,9 +672,18 @@ class LoadDataWriter:
     def __call__(self, rows: list[tuple]) -> None:
         if not rows:
             return
-        if self.binary:
-            self.connector.insert_rows(self.conn, self.table, self.columns, rows)
-            return
+        if not self.insert:
+            try:
+                self._load(rows)
+                return
+            except (pymysql.err.OperationalError, pymysql.err.InternalError) as exc:
+                if exc.args[0] not in LOCAL_REFUSED:
+                    raise
+                # Refused before any row was read: nothing to undo.
+                self.insert = True
+        self.connector.insert_rows(self.conn, self.table, self.columns, rows)
+
+    def _load(self, rows: list[tuple]) -> None:
         data = _load_text(rows, len(self.columns))
         name = f"dd_rows_{secrets.token_hex(8)}"
         self.conn.infile = (name, data)

@@ -172,3 +172,19 @@ def test_closing_prefetched_early_stops_the_reader_and_closes_the_source() -> No
                 break
     assert closed.is_set()  # the reader closed the source before close() returned
     assert threading.active_count() == before
+
+
+def test_a_server_refusing_local_gets_inserts(my: MysqlConnector) -> None:
+    """local_infile=OFF (MySQL 8's default): the writer falls back to INSERT, same rows."""
+    my.execute("CREATE TABLE t (id int, name varchar(20))")
+    columns = [Column("id", "integer"), Column("name", "text")]
+    my.execute("SET GLOBAL local_infile = 0")
+    try:
+        with my.connect() as conn:
+            writer = my.row_writer(conn, "t", columns)
+            writer([(1, "a"), (2, None)])
+            assert isinstance(writer, LoadDataWriter) and writer.insert
+            writer([(3, "c")])
+    finally:
+        my.execute("SET GLOBAL local_infile = 1")
+    assert sorted(my.query("SELECT id, name FROM t")[1]) == [(1, "a"), (2, None), (3, "c")]
