@@ -269,6 +269,10 @@ class FileSink(Sink):
         self.markers.save(markers)
 
     def commit(self, rows: int, info: dict[str, Any]) -> None:
+        with self._named():
+            self._commit(rows, info)
+
+    def _commit(self, rows: int, info: dict[str, Any]) -> None:
         assert self._tmp is not None  # nosec B101 - narrows the type; nothing relies on it at run time
         self._handle.flush()
         os.fsync(self._handle.fileno())

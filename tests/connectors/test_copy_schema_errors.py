@@ -13,6 +13,7 @@ import pytest
 
 from connectors.base import ConnectorError
 from connectors.copy import run_copy
+from tests.connectors import data
 from tests.connectors.conftest import FakeContext, copy_task, run
 
 
@@ -78,3 +79,15 @@ def test_a_file_sink_failure_names_the_destination(pg: Any, jsonlc: Any, data_ro
     task = copy_task("src", "dst", {"table": "src"}, {"table": "dst.jsonl"})
     with pytest.raises(ConnectorError, match=r"^destination jsonl .*dst\.jsonl line 1: not JSON"):
         run(task, {"src": pg, "dst": jsonlc})
+
+
+@pytest.mark.parametrize("mode", ["append", "replace"])
+def test_a_file_destination_that_cannot_be_replaced_is_named(
+    lite: Any, csvc: Any, mode: str
+) -> None:
+    """A directory where the CSV file should be: the error names the destination, not the source."""
+    data.load_sqlite(lite)
+    (csvc.directory() / "o.csv").mkdir()
+    task = copy_task("src", "dst", {"table": "orders"}, {"table": "o.csv", "mode": mode})
+    with pytest.raises(ConnectorError, match=r"^destination csv files_csv: o\.csv: .*directory"):
+        run_copy(FakeContext(task), lite, csvc)
