@@ -16,6 +16,7 @@ COPY ops ./ops
 COPY pipelines ./pipelines
 COPY connectors ./connectors
 COPY accounts ./accounts
+COPY datadog_demo ./datadog_demo
 COPY templates ./templates
 COPY static ./static
 COPY manage.py ./
