@@ -642,6 +642,15 @@ class SqlConnector(Connector):
     ) -> None:
         """Insert ``rows``, updating those whose ``keys`` exist (unless the dialect
         upserts through a temporary table); ``skip_existing``: leaving them as they are."""
+        # Updating only the keys is the dialect's "leave the row as it is".
+        updated = keys if skip_existing else [c.name for c in columns]
+        self._insert(conn, table, columns, rows, self.dialect.upsert_clause(updated, keys))
+
+    def _insert(
+        self, conn: Any, table: str, columns: list[Column], rows: list[tuple], suffix: str
+    ) -> None:
+        """INSERT ``rows`` followed by ``suffix`` (an upsert clause, or nothing), bound
+        the kind's way; kinds that upsert through a temporary table need none."""
         raise NotImplementedError
 
     def fast_copy_to(self, destination: Connector) -> FastCopy | None:

@@ -538,21 +538,6 @@ class MysqlConnector(ServerConnector):
         """Each batch in one ``LOAD DATA LOCAL INFILE`` of the batch's rows (see LoadDataWriter)."""
         return LoadDataWriter(self, conn, table, columns)
 
-    def upsert_rows(
-        self,
-        conn: Any,
-        table: str,
-        columns: list[Column],
-        keys: list[str],
-        rows: list[tuple],
-        *,
-        skip_existing: bool = False,
-    ) -> None:
-        # Updating only the keys is the dialect's "leave the row as it is".
-        updated = keys if skip_existing else [c.name for c in columns]
-        suffix = self.dialect.upsert_clause(updated, keys)
-        self._insert(conn, table, columns, rows, suffix)
-
     def _insert(
         self, conn: Any, table: str, columns: list[Column], rows: list[tuple], suffix: str
     ) -> None:

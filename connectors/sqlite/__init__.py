@@ -181,21 +181,6 @@ class SqliteConnector(SqlConnector):
     def insert_rows(self, conn: Any, table: str, columns: list[Column], rows: list[tuple]) -> None:
         self._insert(conn, table, columns, rows, "")
 
-    def upsert_rows(
-        self,
-        conn: Any,
-        table: str,
-        columns: list[Column],
-        keys: list[str],
-        rows: list[tuple],
-        *,
-        skip_existing: bool = False,
-    ) -> None:
-        # Updating only the keys is the dialect's "leave the row as it is".
-        updated = keys if skip_existing else [c.name for c in columns]
-        suffix = self.dialect.upsert_clause(updated, keys)
-        self._insert(conn, table, columns, rows, suffix)
-
     def _insert(
         self, conn: Any, table: str, columns: list[Column], rows: list[tuple], suffix: str
     ) -> None:
