@@ -433,19 +433,7 @@ def task_run_claim_queued(task_id: Any, *, worker: str) -> TaskRun | None:
     ]
     claim = TASK_RUN_MOVES[TaskRunEvent.CLAIM]
     if connection.vendor == "postgresql":
-        recorded = ", ".join(
-            sql_column(Transition, name)
-            for name in [
-                "execution_id",
-                "task_run_id",
-                "from_status",
-                "to_status",
-                "actor",
-                "reason",
-                "attempt",
-                "at",
-            ]
-        )
+        recorded = ", ".join(sql_column(Transition, name) for name in _TRANSITION_COLUMNS)
         sql = (
             f"WITH claimed AS ({update}), recorded AS ("  # nosec B608 - names from model metadata, values bound
             f"INSERT INTO {quote(Transition._meta.db_table)} ({recorded})"
