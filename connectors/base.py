@@ -519,6 +519,15 @@ class BatchWriter(Protocol):
     def abort(self) -> None: ...
 
 
+class TextWriter(BatchWriter, Protocol):
+    """A ``BatchWriter`` of a text source's unparsed values (``SqlConnector.text_writer``).
+
+    ``write`` takes lines already in the destination's text format.
+    """
+
+    def write(self, data: bytes) -> None: ...
+
+
 class InsertWriter:
     """The default ``BatchWriter``: each batch through ``insert_rows``."""
 
@@ -629,6 +638,16 @@ class SqlConnector(Connector):
     def row_writer(self, conn: Any, table: str, columns: list[Column]) -> BatchWriter:
         """A writer of row batches into ``table`` for one open transaction."""
         return InsertWriter(self, conn, table, columns)
+
+    # Whether text_writer exists for this kind (a text source's values go in
+    # unparsed, checked by the destination's own input functions).
+    writes_text: ClassVar[bool] = False
+
+    def text_writer(
+        self, conn: Any, table: str, columns: list[Column], types: list[str]
+    ) -> TextWriter:
+        """A writer of a text source's rows, values unparsed (only when ``writes_text``)."""
+        raise NotImplementedError(f"{self.kind} has no text writer")
 
     def upsert_rows(
         self,

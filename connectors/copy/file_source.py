@@ -37,7 +37,10 @@ def copy_from_file(spec: CopySpec, source: FileConnector, sink: Sink) -> dict[st
         for rows in source.read_file(path, columns, spec.fetch_rows):
             yield parse_batch(rows, parse, f"{source.kind} {table}")
 
-    return copy_batches(spec, columns, rows_of, sink)
+    def text_of() -> Iterator[list[tuple]]:
+        return source.read_file(path, columns, spec.fetch_rows)
+
+    return copy_batches(spec, columns, rows_of, sink, text_of)
 
 
 def copy_batches(
@@ -45,12 +48,15 @@ def copy_batches(
     columns: list[Column],
     rows_of: Callable[[], Iterator[list[tuple]]],
     sink: Sink,
+    text_of: Callable[[], Iterator[list[tuple]]] | None = None,
 ) -> dict[str, Any]:
     """Copy the rows ``rows_of()`` yields (typed, in ``columns`` order) into ``sink``.
 
     Filtered (incremental window, partition chunk) and transformed in Python,
     in one destination transaction. ``rows_of`` may be called twice (a
-    partitioned copy's plan reads every row once first).
+    partitioned copy's plan reads every row once first). ``text_of`` gives
+    the same rows unparsed (a text source's cells): when nothing here needs
+    typed values and the sink checks text itself, they go in as they are.
     """
     ctx = spec.ctx
     by_name = {c.name: c for c in columns}
@@ -112,9 +118,27 @@ def copy_batches(
             cap = stored_value(plan["watermark"], columns[wm_pos])
 
     sink.begin(transformer.columns)
+    # No step, window or chunk compares values: text cells can go unparsed
+    # (PostgreSQL's COPY checks them against the columns).
+    text = (
+        text_of is not None
+        and spec.passthrough
+        and not spec.transformations
+        and wm_pos is None
+        and part_pos is None
+        and sink.takes_text()
+    )
     read = written = 0
     try:
-        for rows in rows_of():
+        if text:
+            assert text_of is not None  # nosec B101 - narrows the type; nothing relies on it at run time
+            types = [c.type for c in columns]
+            for rows in text_of():
+                read += len(rows)
+                sink.write_text(rows, types)
+                ctx.check()
+            written = read
+        for rows in [] if text else rows_of():
             read += len(rows)
             if wm_pos is not None:
                 if low is not None or cap is not None:

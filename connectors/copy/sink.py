@@ -55,6 +55,17 @@ class Sink(ABC):
     def write(self, rows: list[tuple]) -> None:
         """Add rows to the open transaction."""
 
+    def takes_text(self) -> bool:
+        """Whether ``write_text`` may be used in the open transaction (after ``begin``)."""
+        return False
+
+    def write_text(self, rows: list[tuple], types: list[str]) -> None:
+        """Add a text source's rows, values as the source gave them (see ``takes_text``).
+
+        ``types`` are the canonical types of the columns given to ``begin``.
+        """
+        raise NotImplementedError
+
     @abstractmethod
     def commit(self, rows: int, info: dict[str, Any]) -> None:
         """Commit the rows with the unit's marker, atomically."""

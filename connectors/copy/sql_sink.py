@@ -424,6 +424,30 @@ class SqlSink(Sink):
         except Exception as exc:
             raise self._error(exc) from exc
 
+    def takes_text(self) -> bool:
+        """Whether the destination kind writes text values unparsed (PostgreSQL's text COPY).
+
+        Not when rows go in one by one by their keys (``upsert_rows``): that
+        statement binds typed values.
+        """
+        by_keys = self.keyed and not self._through_temp and not self.staged
+        return self.c.writes_text and not by_keys
+
+    def write_text(self, rows: list[tuple], types: list[str]) -> None:
+        if not rows:
+            return
+        if self.schema_plan is not None:
+            rows = self.schema_plan.project(rows)
+            types = [t or "text" for t in self.schema_plan.project([tuple(types)])[0]]
+        try:
+            if self._writer is None:
+                self._writer = self.c.text_writer(
+                    self.conn, self.target, self.written_columns, types
+                )
+            self._writer(rows)
+        except Exception as exc:
+            raise self._error(exc) from exc
+
     def commit(self, rows: int, info: dict[str, Any]) -> None:
         with self._or_rollback():
             self._close_writer()

@@ -269,6 +269,12 @@ def copy_from_sql(
                 with closing(batches):
                     for rows in batches:
                         n_read += len(rows)
+                        if text:
+                            # Values as the source gave them (see below).
+                            sink.write_text(rows, types)
+                            n_written += len(rows)
+                            ctx.check()
+                            continue
                         rows = parse_batch(rows, parse, source.where())
                         if transformer:
                             rows = transformer.apply(rows)
@@ -286,6 +292,19 @@ def copy_from_sql(
                 # Source columns dropped (destination.schema discard): the
                 # raw COPY cannot leave them out, the batch path does.
                 raw = False
+            # A source whose values are text (SQLite) into a destination that
+            # checks text itself (PostgreSQL's COPY): no parsing on the way,
+            # unless steps left for batches need typed values.
+            text = (
+                spec.passthrough
+                and not raw
+                and not compiled.rest
+                and not source.typed_values
+                and sink.takes_text()
+            )
+            if text:
+                ctx.log("values go in as the source's text (checked by the destination)", "DEBUG")
+            types = [c.type for c in final_columns]
             resumed_from = int(resume["rows"]) if resume else 0
             try:
                 if stage is not None and key:

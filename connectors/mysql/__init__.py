@@ -20,7 +20,18 @@ from pymysql import _auth  # type: ignore[import-untyped]
 from pymysql.constants import CLIENT, CR, FIELD_TYPE  # type: ignore[import-untyped]
 
 from connectors import pools
-from connectors.base import BatchWriter, ConnectorError, ServerConnector, scrub, split_table
+from connectors.base import (
+    BatchWriter,
+    Connector,
+    ConnectorError,
+    FastCopyTarget,
+    ServerConnector,
+    SqlConnector,
+    Watchdog,
+    on_destination,
+    scrub,
+    split_table,
+)
 from connectors.mysql.dialect import MysqlDialect, from_mysql
 from connectors.types import Column
 from core import outbound
@@ -529,6 +540,12 @@ class MysqlConnector(ServerConnector):
         finally:
             cur.close()
 
+    def fast_copy_to(self, destination: Connector) -> _TextLines | None:
+        """MySQL → a kind that reads PostgreSQL's COPY text: the server writes the lines."""
+        if isinstance(destination, SqlConnector) and destination.writes_text:
+            return _TextLines(self, destination)
+        return None
+
     # ----- writing
 
     def insert_rows(self, conn: Any, table: str, columns: list[Column], rows: list[tuple]) -> None:
@@ -689,6 +706,111 @@ class LoadDataWriter:
 
     def abort(self) -> None:
         """Nothing to abandon."""
+
+
+# Canonical types whose MySQL text never holds a tab, newline or backslash.
+_PLAIN_TEXT = frozenset(
+    {"integer", "bigint", "float", "numeric", "boolean", "date", "time", "timestamp"}
+)
+# Lines read at a time by _TextLines.
+TEXT_LINES = 10_000
+
+
+def copy_text_sql(quoted: str, type_: str) -> str:
+    """The SQL of one column as a field of PostgreSQL's COPY text, in MySQL.
+
+    Hex literals (binary strings) instead of quoted ones: their meaning does
+    not depend on the session's sql_mode (NO_BACKSLASH_ESCAPES). Text gets
+    COPY's backslash escapes, binary values bytea's hex form, NULL ``\\N``.
+    """
+    if type_ == "bytes":
+        field = f"CONCAT(X'5C5C78', HEX(CAST({quoted} AS BINARY)))"
+    elif type_ in _PLAIN_TEXT:
+        field = quoted
+    else:
+        field = quoted
+        # \ first, then tab, newline, carriage return.
+        for char, escaped in (("5C", "5C5C"), ("09", "5C74"), ("0A", "5C6E"), ("0D", "5C72")):
+            field = f"REPLACE({field}, X'{char}', X'{escaped}')"
+    return f"IFNULL({field}, X'5C4E')"
+
+
+class _TextLines:
+    """MySQL → PostgreSQL (``SqlConnector.fast_copy_to``): COPY text built by MySQL.
+
+    PyMySQL decodes every value of every row in Python; here the server
+    joins each row into one line of PostgreSQL's COPY text (one field a
+    row to decode) and the lines go into a text COPY as they are, checked
+    by PostgreSQL's input functions. MySQL's text of numbers, DECIMAL,
+    DATE, DATETIME, TIME and tinyint(1) (``1``/``0``) is what PostgreSQL's
+    input functions read; a value they refuse (a zero date) fails the copy
+    naming the destination column.
+    """
+
+    accepts_lines = False
+
+    def __init__(self, source: MysqlConnector, destination: SqlConnector) -> None:
+        self.source = source
+        self.destination = destination
+
+    def __call__(
+        self,
+        ctx: Any,
+        src_conn: Any,
+        sql: str,
+        params: dict[str, Any],
+        sink: FastCopyTarget,
+        columns: list[Column],
+        lines: Callable[[list[bytes]], list[bytes]] | None,
+    ) -> int:
+        d = self.source.dialect
+        fields = ", ".join(copy_text_sql(d.quote(c.name), c.type) for c in columns)
+        text_sql = f"SELECT CONCAT_WS(X'09', {fields}) FROM ({sql}) AS _dd_text"  # nosec B608 - quoted names
+        writer = self.destination.text_writer(
+            sink.conn, sink.target, columns, [c.type for c in columns]
+        )
+        copied = 0
+        cancels = (self.source.cancel_handle(src_conn), sink.conn.cancel_safe)
+        try:
+            with Watchdog(ctx, *cancels):
+                for rows in self.source.iter_batches(src_conn, text_sql, params, TEXT_LINES):
+                    block = _block(rows, columns, self.source.where(), self.destination.where())
+                    try:
+                        writer.write(block)
+                    except Exception as exc:
+                        raise on_destination(exc) from None
+                    copied += len(rows)
+                    ctx.check()
+                try:
+                    writer.close()
+                except Exception as exc:
+                    raise on_destination(exc) from None
+        except BaseException:
+            writer.abort()
+            raise
+        return copied
+
+
+def _block(rows: list[tuple], columns: list[Column], source: str, destination: str) -> bytes:
+    """Lines of one batch joined; refuses what PostgreSQL cannot take, naming the column."""
+    got = list(map(operator.itemgetter(0), rows))
+    if None in got:
+        # MySQL's CONCAT gives NULL for a result over max_allowed_packet.
+        raise ConnectorError(
+            f"{source}: a row is longer than the server's max_allowed_packet as COPY text"
+        )
+    if set(map(type, got)) == {bytes}:
+        block = b"\n".join(got) + b"\n"
+    else:  # a text result (no binary part in the line): the connection decoded it
+        block = "\n".join(map(str, got)).encode() + b"\n"
+    if b"\x00" in block:
+        line = next(v for v in block.split(b"\n") if b"\x00" in v)
+        at = line.split(b"\t").index(next(f for f in line.split(b"\t") if b"\x00" in f))
+        raise ConnectorError(
+            f'destination {destination}: column "{columns[at].name}": text with a'
+            " NUL (0x00) character; PostgreSQL cannot store it"
+        )
+    return block
 
 
 def _alive(conn: Any) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import operator
+import re
 import select
 import time
 import uuid
@@ -32,6 +33,7 @@ from connectors.base import (
     on_destination,
     scrub,
 )
+from connectors.postgresql.copytext import copy_text
 from connectors.postgresql.dialect import PostgresDialect, from_pg
 from connectors.types import Column
 
@@ -49,6 +51,9 @@ _REQUIRE_AUTH_LIBPQ = 160000
 
 # Re-exported: the cap on pool sizes lives with the pools.
 MAX_POOL_SIZE = pools.MAX_POOL_SIZE
+
+# Where a COPY FROM failed, in the error's context: "COPY dst, line 3, column total: …".
+_COPY_CONTEXT = re.compile(r"^COPY .*?, line (\d+), column ([^:]+):")
 
 # Types whose binary representation is the same, for COPY pass-through.
 _BINARY_SAME = {"varchar": "text", "bpchar": "text", "text": "text", "name": "text"}
@@ -258,6 +263,12 @@ class PostgresqlConnector(ServerConnector):
         elif isinstance(exc, PoolTimeout | TimeoutError | ConnectionError):
             transient = True
         first_line = text.splitlines()[0] if text else type(exc).__name__
+        context = getattr(getattr(exc, "diag", None), "context", None) or ""
+        found = _COPY_CONTEXT.search(context)
+        if found:
+            # A value a COPY FROM refused: name the column (the line counts
+            # rows from the start of that COPY).
+            first_line = f'column "{found[2]}": {first_line} (COPY line {found[1]})'
         return ConnectorError(f"{self.where()}: {first_line}", transient=transient)
 
     # ----- reading
@@ -345,6 +356,21 @@ class PostgresqlConnector(ServerConnector):
         anything else on ``conn``, ``abort()`` it before a rollback.
         """
         return _RowWriter(self.dialect, conn, table, columns)
+
+    writes_text = True
+
+    def text_writer(
+        self, conn: Any, table: str, columns: list[Column], types: list[str]
+    ) -> _TextWriter:
+        """A writer of a text source's rows into ``table`` by text COPY, values unparsed.
+
+        ``types`` are the source's canonical types of ``columns`` (see
+        ``connectors.postgresql.copytext``); PostgreSQL's input functions check
+        the values. Its ``write`` takes COPY text already formatted (a source
+        that builds the lines itself). Same rules as ``row_writer``: one COPY
+        stays open between batches; ``close()`` or ``abort()`` it.
+        """
+        return _TextWriter(self.dialect, conn, table, columns, types)
 
     def fast_copy_to(self, destination: Connector) -> _PassThrough | None:
         """PostgreSQL → PostgreSQL: raw COPY bytes from one server to the other."""
@@ -543,21 +569,73 @@ _NOT_NONE = partial(operator.is_not, None)
 _NONE_TYPE = type(None)
 
 
-class _RowWriter:
-    """Row batches into one table, binary COPY when the values allow it."""
+class _OpenCopy:
+    """A COPY FROM left open between batches of one transaction."""
 
     def __init__(self, dialect: Dialect, conn: Any, table: str, columns: list[Column]) -> None:
         self.conn = conn
         self.columns = columns
         names = ", ".join(dialect.quote(c.name) for c in columns)
         self.table_sql = f"{dialect.table(table)} ({names})"
+        # The COPY left open between batches: (its context, binary, Copy).
+        self._open: tuple[Any, bool, Any] | None = None
+
+    def close(self) -> None:
+        """End the open COPY (the server's errors surface here)."""
+        opened, self._open = self._open, None
+        if opened is not None:
+            opened[0].__exit__(None, None, None)
+
+    def abort(self) -> None:
+        """Abandon the open COPY, if any (the transaction is rolling back)."""
+        opened, self._open = self._open, None
+        if opened is not None:
+            try:
+                error = RuntimeError("copy aborted")
+                opened[0].__exit__(RuntimeError, error, None)
+            except Exception:  # noqa: BLE001 - the connection may be gone already  # nosec B110
+                pass
+
+
+class _TextWriter(_OpenCopy):
+    """A text source's rows (or COPY text) into one table by text COPY."""
+
+    def __init__(
+        self, dialect: Dialect, conn: Any, table: str, columns: list[Column], types: list[str]
+    ) -> None:
+        super().__init__(dialect, conn, table, columns)
+        self.names = [c.name for c in columns]
+        self.types = types
+
+    def __call__(self, rows: list[tuple]) -> None:
+        if rows:
+            self.write(copy_text(rows, self.names, self.types))
+
+    def write(self, data: bytes) -> None:
+        """Lines of COPY text, each ending in a newline."""
+        if self._open is None:
+            manager = self.conn.cursor().copy(f"COPY {self.table_sql} FROM STDIN")
+            self._open = (manager, False, manager.__enter__())
+        manager, _, copy = self._open
+        try:
+            copy.write(data)
+        except BaseException as exc:
+            self._open = None
+            manager.__exit__(type(exc), exc, exc.__traceback__)
+            raise
+
+
+class _RowWriter(_OpenCopy):
+    """Row batches into one table, binary COPY when the values allow it."""
+
+    def __init__(self, dialect: Dialect, conn: Any, table: str, columns: list[Column]) -> None:
+        super().__init__(dialect, conn, table, columns)
+        names = ", ".join(dialect.quote(c.name) for c in columns)
         self.select_sql = f"SELECT {names} FROM {dialect.table(table)} LIMIT 0"  # nosec B608 - quoted names
         # JSON objects may also land in text columns (a file source's guess).
         self.json_idx = [i for i, c in enumerate(columns) if c.type in ("json", "text")]
         self.types: list[str | None] | None = None
         self.allowed: list[frozenset[type]] = []
-        # The COPY left open between batches: (its context, binary, Copy).
-        self._open: tuple[Any, bool, Any] | None = None
 
     def _load_types(self) -> None:
         cur = self.conn.execute(self.select_sql)
@@ -636,22 +714,6 @@ class _RowWriter:
             self._open = None
             manager.__exit__(type(exc), exc, exc.__traceback__)
             raise
-
-    def close(self) -> None:
-        """End the open COPY (the server's errors surface here)."""
-        opened, self._open = self._open, None
-        if opened is not None:
-            opened[0].__exit__(None, None, None)
-
-    def abort(self) -> None:
-        """Abandon the open COPY, if any (the transaction is rolling back)."""
-        opened, self._open = self._open, None
-        if opened is not None:
-            try:
-                error = RuntimeError("copy aborted")
-                opened[0].__exit__(RuntimeError, error, None)
-            except Exception:  # noqa: BLE001 - the connection may be gone already  # nosec B110
-                pass
 
 
 def _text_json(cur: Any) -> None:
