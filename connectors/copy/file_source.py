@@ -128,6 +128,8 @@ def copy_batches(
         and part_pos is None
         and sink.takes_text()
     )
+    if text:
+        ctx.log("values go in as the source's text (checked by the destination)", "DEBUG")
     read = written = 0
     try:
         if text:
