@@ -300,3 +300,36 @@ def test_it_copies_jsonl_values_as_text_like_the_typed_path(
     assert got == rows_of(pg, "by_rows")
     assert got[0][1] == "tab\there" and got[0][4] == {"a": [1, "b\\c"]}
     assert [r[6] for r in got] == ["x", "3", "true"]  # JSON in a text column, as before
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "mysql"])
+def test_it_resumes_a_staged_text_copy(
+    kind: str, lite: Any, my: Any, pg: Any, data_root: Path
+) -> None:
+    from tests.connectors.conftest import Interrupt
+
+    rows = [(i, f"name\t{i}", f"2024-01-01 00:00:{i % 60:02d}") for i in range(200)]
+    if kind == "sqlite":
+        sqlite_file(
+            data_root, "CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT, at TIMESTAMP)", rows
+        )
+        src = lite
+    else:
+        with my.connect() as conn:
+            cur = conn.cursor()
+            cur.execute("CREATE TABLE t (id int PRIMARY KEY, name text, at datetime)")
+            cur.executemany("INSERT INTO t VALUES (%s, %s, %s)", rows)
+        src = my
+    task = copy_task("src", "dst", {"table": "t"}, {"table": "dst"}, batch_size=30)
+    store: dict[str, Any] = {}
+    first = FakeContext(task, store=store, execution_id="e", fail_after_checks=4)
+    with pytest.raises(Interrupt):
+        run_copy(first, src, pg)
+    assert pg.query("SELECT COUNT(*) FROM dst")[1] == [(0,)]  # only the stage holds rows
+    second = FakeContext(task, store=store, execution_id="e", attempt=2)
+    result = run_copy(second, src, pg)
+    assert 0 < result["resumed_from"] < len(rows)
+    # SQLite: rows as text; MySQL: lines built by the server (its fast path).
+    assert used_text(second) if kind == "sqlite" else result["passthrough"]
+    got = rows_of(pg, "dst")
+    assert got == [(i, f"name\t{i}", dt.datetime(2024, 1, 1, 0, 0, i % 60)) for i in range(200)]
