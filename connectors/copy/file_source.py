@@ -5,13 +5,15 @@
 
 from __future__ import annotations
 
+import csv
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
-from connectors.base import FileConnector
+from connectors.base import ConnectorError, FileConnector
 from connectors.copy.partitions import chunk_range, in_chunk
 from connectors.copy.sink import Sink
-from connectors.copy.spec import CopyFailed, CopySpec
+from connectors.copy.spec import CopyFailed, CopySpec, side_error
 from connectors.copy.values import (
     json_value,
     newest,
@@ -25,22 +27,75 @@ from connectors.types import Column
 
 
 def copy_from_file(spec: CopySpec, source: FileConnector, sink: Sink) -> dict[str, Any]:
-    """Copy the unit of ``spec`` from file ``source`` into ``sink`` (one transaction)."""
+    """Copy the unit of ``spec`` from file ``source`` into ``sink`` (one transaction).
+
+    The file's errors (missing, unreadable, not UTF-8, a bad line or cell)
+    start with ``source <kind> <connection>:`` and name the file; the sink's
+    name the destination.
+    """
     table = spec.source.get("table")
     if not table:
         raise CopyFailed(f"{source.kind} sources take a table (a file name)")
-    path = source.file(table)
-    columns = source.describe(table=table)
+    with source_errors(f"{source.kind} {source.name}", str(table)):
+        path = source.file(table)
+        columns = source.describe(table=table)
     parse = parsers(columns)
 
     def rows_of() -> Iterator[list[tuple]]:
-        for rows in source.read_file(path, columns, spec.fetch_rows):
-            yield parse_batch(rows, parse, f"{source.kind} {table}")
+        done = 0
+        for rows in text_of():
+            yield parse_rows(rows, columns, parse, f"{source.kind} {source.name}: {table}", done)
+            done += len(rows)
 
     def text_of() -> Iterator[list[tuple]]:
-        return source.read_file(path, columns, spec.fetch_rows)
+        with source_errors(f"{source.kind} {source.name}", str(table)):
+            yield from source.read_file(path, columns, spec.fetch_rows)
 
     return copy_batches(spec, columns, rows_of, sink, text_of)
+
+
+@contextmanager
+def source_errors(where: str, name: str | None = None) -> Iterator[None]:
+    """Errors of the source ``where`` (``csv files``) as copy errors naming it.
+
+    ``name``, the file, follows ``where`` in a message that does not start
+    with it already; an OS or decoding error becomes a ConnectorError.
+    """
+    at = f"{where}: {name}" if name else where
+    try:
+        yield
+    except ConnectorError as exc:
+        if not str(exc).startswith(f"{where}:"):
+            exc = type(exc)(f"{at}: {exc}", transient=exc.transient)
+        raise side_error("source", exc) from exc
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise side_error("source", ConnectorError(f"{at}: {exc}")) from exc
+
+
+def parse_rows(
+    rows: list[tuple],
+    columns: list[Column],
+    parse: list[tuple[int, Callable[[Any], Any]]],
+    where: str,
+    done: int,
+) -> list[tuple]:
+    """``rows`` (the file's rows after the first ``done``) parsed to their columns' types.
+
+    A value that does not parse fails naming its row (counted from 1 after
+    the header) and column: ``csv files: t.csv: row 7, column 'n': …``.
+    """
+    try:
+        return parse_batch(rows, parse, where)
+    except CopyFailed:
+        # The batch parse names no row: find the first value that fails.
+        for number, row in enumerate(rows, start=done + 1):
+            for i, parse_one in parse:
+                try:
+                    parse_one(row[i])
+                except (ValueError, ArithmeticError, TypeError) as exc:
+                    error = CopyFailed(f"{where}: row {number}, column {columns[i].name!r}: {exc}")
+                    raise side_error("source", error) from None
+        raise
 
 
 def copy_batches(

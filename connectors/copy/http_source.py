@@ -15,10 +15,10 @@ import json
 import tempfile
 from collections.abc import Iterator
 from typing import IO, Any
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit
 
-from connectors.base import Watchdog
-from connectors.copy.file_source import copy_batches
+from connectors.base import ConnectorError, Watchdog
+from connectors.copy.file_source import copy_batches, source_errors
 from connectors.copy.sink import Sink
 from connectors.copy.spec import CopyFailed, CopySpec
 from connectors.copy.values import json_value, parse_batch, parsers
@@ -56,6 +56,16 @@ def records_of(body: Any, path: str | None, page: int) -> list[dict[str, Any]]:
     return found
 
 
+def fetch(client: HttpClient, url: str, params: dict[str, Any], number: int) -> Any:
+    """One page's body; a failure names the URL's path and the page (``GET /v1/orders page 2``)."""
+    try:
+        return client.get(url, params or None)
+    except ConnectorError as exc:
+        cause = str(exc).removeprefix(f"{client.where}: ")
+        at = f"GET {urlsplit(url).path or '/'} page {number}"
+        raise type(exc)(f"{client.where}: {at}: {cause}", transient=exc.transient) from exc
+
+
 def pages(
     client: HttpClient, url: str, params: dict[str, Any], records: str | None, paginate: Any
 ) -> Iterator[list[dict[str, Any]]]:
@@ -70,7 +80,7 @@ def pages(
         params[paginate["param"]] = int(paginate.get("start", 0))
     seen_cursors: set[str] = set()
     while True:
-        body = client.get(url, params or None)
+        body = fetch(client, url, params, number)
         found = records_of(body, records, number)
         yield found
         number += 1
@@ -209,7 +219,11 @@ def copy_from_http(spec: CopySpec, source: HttpConnector, sink: Sink) -> dict[st
     count = 0
     with tempfile.TemporaryFile("w+", encoding="utf-8") as spool:
         # A cancel or timeout aborts the client: a request in flight ends at once.
-        with source.client(ctx) as client, Watchdog(ctx, client.abort):
+        with (
+            source_errors(source.where()),
+            source.client(ctx) as client,
+            Watchdog(ctx, client.abort),
+        ):
             pager = pages(client, source.url(path), params, src.get("records"), src.get("paginate"))
             for found in pager:
                 for record in found:

@@ -38,7 +38,7 @@ class JsonlConnector(FileConnector):
             for number, line in enumerate(itertools.islice(handle, SAMPLE_ROWS), start=1):
                 if not line.strip():
                     continue
-                obj = _load(line, path, number)
+                obj = _load(line, path, number, self.name)
                 for key, value in obj.items():
                     names.setdefault(key, []).append(value)
         return [Column(name, infer_json_type(values)) for name, values in names.items()]
@@ -55,7 +55,7 @@ class JsonlConnector(FileConnector):
                 for line in lines:
                     number += 1
                     if line.strip():
-                        get = _load(line, path, number).get
+                        get = _load(line, path, number, self.name).get
                         batch.append(tuple(get(n) for n in names))
                 yield batch
 
@@ -92,11 +92,14 @@ def _parse_or_keep(text: str) -> Any:
         return text
 
 
-def _load(line: str, path: Path, number: int) -> dict[str, Any]:
+def _load(line: str, path: Path, number: int, name: str) -> dict[str, Any]:
+    """One line's object; errors name the connection ``name``, the file and the line."""
     try:
         obj = json.loads(line)
     except json.JSONDecodeError as exc:
-        raise ConnectorError(f"jsonl {path.name} line {number}: not JSON ({exc.msg})") from None
+        raise ConnectorError(
+            f"jsonl {name}: {path.name} line {number}: not JSON ({exc.msg})"
+        ) from None
     if not isinstance(obj, dict):
-        raise ConnectorError(f"jsonl {path.name} line {number}: not an object")
+        raise ConnectorError(f"jsonl {name}: {path.name} line {number}: not an object")
     return obj
