@@ -33,7 +33,7 @@ from connectors.base import (
     on_destination,
     scrub,
 )
-from connectors.postgresql.copytext import copy_text
+from connectors.postgresql.copytext import copy_text, nul_error
 from connectors.postgresql.dialect import PostgresDialect, from_pg
 from connectors.types import Column
 
@@ -713,6 +713,11 @@ class _RowWriter(_OpenCopy):
         except BaseException as exc:
             self._open = None
             manager.__exit__(type(exc), exc, exc.__traceback__)
+            # psycopg's refusal names no column: name it and the row.
+            if isinstance(exc, psycopg.DataError) and "NUL" in str(exc):
+                found = nul_error(rows, [c.name for c in self.columns])
+                if found is not None:
+                    raise found from exc
             raise
 
 

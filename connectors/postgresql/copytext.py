@@ -46,6 +46,18 @@ class CopyTextError(ValueError):
         self.column = column
 
 
+def nul_error(rows: list[tuple], names: list[str]) -> CopyTextError | None:
+    """The error naming the first text value of ``rows`` that holds NUL, if one does.
+
+    Its row is counted from 1 in this batch (``rows``), the unit the copy writes.
+    """
+    for number, row in enumerate(rows, start=1):
+        for name, value in zip(names, row, strict=True):
+            if type(value) is str and "\x00" in value:
+                return CopyTextError(name, f"{_NUL} (row {number} of its batch)")
+    return None
+
+
 def _bytea(value: bytes | bytearray | memoryview) -> str:
     return "\\\\x" + bytes(value).hex()
 
@@ -86,7 +98,7 @@ def _column(values: list[Any], type_: str, name: str) -> Iterable[str]:
         present = [v for v in values if v is not None] if nulls else values
         joined = "".join(present)
         if "\x00" in joined:
-            raise CopyTextError(name, _NUL)
+            raise _nul(name, values)
         if type_ == "bytes" or (type_ in PARSERS and "" in present):
             return [_field(v, type_) for v in values]
         if _special(joined):
@@ -98,8 +110,14 @@ def _column(values: list[Any], type_: str, name: str) -> Iterable[str]:
         # repr is json.dumps for ints and finite floats (a float in a text column may be NaN).
         return [NULL if v is None else repr(v) for v in values] if nulls else map(repr, values)
     if str in kinds and "\x00" in "".join(v for v in values if type(v) is str):
-        raise CopyTextError(name, _NUL)
+        raise _nul(name, values)
     return [_field(v, type_) for v in values]
+
+
+def _nul(name: str, values: list[Any]) -> CopyTextError:
+    error = nul_error([(v,) for v in values], [name])
+    assert error is not None  # nosec B101 - the caller found NUL in ``values``
+    return error
 
 
 def copy_text(rows: list[tuple], names: list[str], types: list[str]) -> bytes:
