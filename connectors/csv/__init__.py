@@ -21,6 +21,14 @@ __all__ = ["CsvConnector"]
 # Rows sampled to infer column types.
 SAMPLE_ROWS = 1000
 
+# The csv module refuses a cell past 128 KiB by default, yet a copy writes
+# longer text (a 1 MB document) into CSV: such a file must read back. The
+# limit is the module's, for the whole process; a cell is held in memory
+# either way (bounded by the row, as any source's row is).
+MAX_CELL_CHARS = 2**30
+if csv.field_size_limit() < MAX_CELL_CHARS:
+    csv.field_size_limit(MAX_CELL_CHARS)
+
 
 class CsvConnector(FileConnector):
     kind = "csv"
