@@ -804,11 +804,12 @@ def _block(rows: list[tuple], columns: list[Column], source: str, destination: s
     else:  # a text result (no binary part in the line): the connection decoded it
         block = "\n".join(map(str, got)).encode() + b"\n"
     if b"\x00" in block:
-        line = next(v for v in block.split(b"\n") if b"\x00" in v)
+        # One line per row (COPY text escapes newlines in values).
+        number, line = next((n, v) for n, v in enumerate(block.split(b"\n"), 1) if b"\x00" in v)
         at = line.split(b"\t").index(next(f for f in line.split(b"\t") if b"\x00" in f))
         raise ConnectorError(
             f'destination {destination}: column "{columns[at].name}": text with a'
-            " NUL (0x00) character; PostgreSQL cannot store it"
+            f" NUL (0x00) character; PostgreSQL cannot store it (row {number} of its batch)"
         )
     return block
 
