@@ -42,27 +42,29 @@ def dig(body: Any, path: str | None) -> Any:
     return value
 
 
-def records_of(body: Any, path: str | None, page: int) -> list[dict[str, Any]]:
-    """The records of one page: the list at ``path`` (or the body), each an object."""
+def records_of(body: Any, path: str | None, page: str) -> list[dict[str, Any]]:
+    """The records of one page: the list at ``path`` (or the body), each an object.
+
+    ``page`` names the page in errors (``GET /v1/orders page 2``).
+    """
     found = dig(body, path)
     if found is None and body is None:
         return []
     if not isinstance(found, list):
         where = f"at {path!r}" if path else "as the body (set records to its path)"
-        raise CopyFailed(f"http page {page}: no list of records {where}")
+        raise CopyFailed(f"{page}: no list of records {where}")
     for record in found:
         if not isinstance(record, dict):
-            raise CopyFailed(f"http page {page}: a record is not an object")
+            raise CopyFailed(f"{page}: a record is not an object")
     return found
 
 
-def fetch(client: HttpClient, url: str, params: dict[str, Any], number: int) -> Any:
-    """One page's body; a failure names the URL's path and the page (``GET /v1/orders page 2``)."""
+def fetch(client: HttpClient, url: str, params: dict[str, Any], at: str) -> Any:
+    """One page's body; a failure names the page ``at`` (``GET /v1/orders page 2``)."""
     try:
         return client.get(url, params or None)
     except ConnectorError as exc:
         cause = str(exc).removeprefix(f"{client.where}: ")
-        at = f"GET {urlsplit(url).path or '/'} page {number}"
         raise type(exc)(f"{client.where}: {at}: {cause}", transient=exc.transient) from exc
 
 
@@ -80,8 +82,9 @@ def pages(
         params[paginate["param"]] = int(paginate.get("start", 0))
     seen_cursors: set[str] = set()
     while True:
-        body = fetch(client, url, params, number)
-        found = records_of(body, records, number)
+        at = f"GET {urlsplit(url).path or '/'} page {number}"
+        body = fetch(client, url, params, at)
+        found = records_of(body, records, at)
         yield found
         number += 1
         if style == "next_link":
@@ -89,7 +92,7 @@ def pages(
             if not link:
                 return
             if not isinstance(link, str):
-                raise CopyFailed(f"http page {number - 1}: the next link is not a string")
+                raise CopyFailed(f"{at}: the next link is not a string")
             url, params = urljoin(url, link), {}  # relative to its page
         elif style == "cursor":
             cursor = dig(body, paginate["path"])
@@ -97,7 +100,7 @@ def pages(
                 return
             key = json.dumps(cursor)
             if key in seen_cursors:
-                raise CopyFailed(f"http page {number - 1}: the cursor {key[:60]} came back again")
+                raise CopyFailed(f"{at}: the cursor {key[:60]} came back again")
             seen_cursors.add(key)
             params[paginate["param"]] = cursor
         elif style == "page":

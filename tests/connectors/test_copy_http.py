@@ -208,7 +208,7 @@ def test_a_refused_host_fails_the_copy(
 
 
 def test_a_page_without_the_records_list_is_named(rest: HttpConnector, lite: Any) -> None:
-    with pytest.raises(CopyFailed, match="http page 1: no list of records at 'data'"):
+    with pytest.raises(CopyFailed, match="GET /api/nested page 1: no list of records at 'data'"):
         run(task({"path": "/nested", "records": "data"}), {"api": rest, "dst": lite})
     with pytest.raises(CopyFailed, match="as the body"):
         run(task({"path": "/nested"}), {"api": rest, "dst": lite})

@@ -123,7 +123,8 @@ def test_a_non_json_answer_names_the_source_and_the_path(rest: HttpConnector, li
 
 
 def test_a_page_without_records_names_the_source(rest: HttpConnector, lite: Any) -> None:
-    with pytest.raises(ConnectorError, match=r"^source http 127\.0\.0\.1: http page 1: no list"):
+    where = r"^source http 127\.0\.0\.1: GET /api/nested page 1: "
+    with pytest.raises(ConnectorError, match=where + "no list of records as the body"):
         _http("/nested", rest, lite)
 
 
