@@ -112,7 +112,8 @@ def test_it_names_the_column_of_a_value_it_cannot_parse(csvc: Any, lite: Any) ->
     (csvc.directory() / "bad.csv").write_text("\n".join(lines) + "\n")
     assert [c.type for c in csvc.describe(table="bad.csv")] == ["bigint", "date"]
     task = copy_task("src", "dst", {"table": "bad.csv"}, {"table": "x"})
-    with pytest.raises(CopyFailed, match=r"^csv bad.csv: column 2: day is out of range"):
+    where = r"^source csv files_csv: bad\.csv: row 40, column 'day': "
+    with pytest.raises(CopyFailed, match=where + "day is out of range"):
         run_copy(FakeContext(task), csvc, lite)
     # The unit rolled back: no rows of the good lines either.
     tables = lite.query("SELECT name FROM sqlite_master WHERE name = 'x'")[1]
