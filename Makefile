@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 UV := $(shell command -v uv 2>/dev/null)
 
-.PHONY: run test install install-dev install-dbt assets lint typecheck security lock migrate worker web bench-orchestration bench-copy bench-chaos bench-throughput loadtest clean
+.PHONY: run test install install-dev install-dbt assets lint typecheck security lock migrate worker web bench-orchestration bench-copy bench-peers bench-chaos bench-throughput loadtest clean
 
 $(PY):
 ifdef UV
@@ -94,6 +94,19 @@ bench-orchestration: install-dev
 
 bench-copy: install-dev
 	$(PY) bench/copy.py
+
+# The copy matrix's peers (dlt, polars + connectorx, Sling) in a virtualenv
+# of their own; `bench/copy.py --matrix` runs them when it exists.
+bench-peers: .venv-peers/bin/python
+	.venv-peers/bin/python -m pip install -q -r bench/peers-requirements.txt
+
+.venv-peers/bin/python:
+ifdef UV
+	uv venv -q -p python3.11 .venv-peers
+	uv pip install -q -p .venv-peers/bin/python pip
+else
+	python3 -m venv .venv-peers
+endif
 
 # Chaos soak (bench/chaos.py, as root: it runs a private PostgreSQL as user
 # postgres and a private redis-server): 1,000 runs in 10 minutes while

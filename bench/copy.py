@@ -45,6 +45,8 @@ import time  # noqa: E402
 import uuid  # noqa: E402
 from typing import Any  # noqa: E402
 
+from bench import peers  # noqa: E402
+
 PG_ADMIN = os.environ.get("TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 SELECT = (
     "SELECT id AS order_id, account_id AS customer_id, name AS customer_name,"
@@ -183,6 +185,16 @@ def _connector(side: str | dict[str, Any]) -> Any:
 
     if isinstance(side, str):
         side = {"kind": "postgresql", "config": _pg_config(side)}
+    if side["kind"] == "http":
+        # The outbound policy refuses loopback unless allowed: the bench's
+        # server is on 127.0.0.1.
+        from django.conf import settings
+
+        if not settings.configured:
+            settings.configure(OUTBOUND_ALLOW_NETWORKS=["127.0.0.0/8"])
+        from connectors.http import HttpConnector
+
+        return HttpConnector(name="http", config=side["config"])
     kinds = {
         "postgresql": PostgresqlConnector,
         "mysql": MysqlConnector,
@@ -231,7 +243,10 @@ def child(spec: dict[str, Any]) -> None:
         task = {
             "name": "bench_copy",
             "type": "copy",
-            "source": {"connection": "src", "table": spec.get("src_table", "src")},
+            "source": {
+                "connection": "src",
+                **(spec.get("source") or {"table": spec.get("src_table", "src")}),
+            },
             "transformations": spec["transformations"],
             "destination": {"connection": "dst", "table": "dst", "mode": "append", "keys": []},
             "incremental": None,
@@ -331,6 +346,9 @@ def main() -> None:
         "--only", help="matrix: the pairs whose name contains one of these texts (a,b)"
     )
     parser.add_argument("--profile", help="matrix: cProfile each product copy into DIR/<pair>.prof")
+    parser.add_argument(
+        "--no-peers", action="store_true", help="matrix: leave out dlt, polars and Sling"
+    )
     args = parser.parse_args()
     if args.child:
         child(json.loads(args.child))
@@ -522,6 +540,7 @@ def matrix(args: Any) -> None:
     _sql("postgres", f'CREATE DATABASE "{src}"')
     _sql("postgres", f'CREATE DATABASE "{dst}"')
     _mysql(None, f"CREATE DATABASE `{mdb}`")
+    rest: subprocess.Popen[str] | None = None
     try:
         print(f"loading {args.source_sql} …", flush=True)
         _psql(src, "-f", args.source_sql)
@@ -541,6 +560,14 @@ def matrix(args: Any) -> None:
             check=True,
         )
         pg_dst = {"kind": "postgresql", "config": _pg_config(dst)}
+        rest = subprocess.Popen(
+            [sys.executable, str(Path(_HERE) / "rest_server.py"), str(root / "mat.csv"), "10000"],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        port, pages = (int(n) for n in rest.stdout.readline().split())  # type: ignore[union-attr]
+        rest_url = f"http://127.0.0.1:{port}"
+        rest_fields = ".order_id, .customer_id, .customer_name, .contact_email, .total, .ordered_at"
         pairs: list[tuple[str, dict[str, Any], dict[str, Any], str, str, dict[str, Any]]] = [
             (
                 "PG→PG",
@@ -595,7 +622,26 @@ def matrix(args: Any) -> None:
                 {},
             ),
         ]
+        pairs.append(
+            (
+                "REST→PG",
+                {"kind": "http", "config": {"base_url": rest_url}},
+                pg_dst,
+                "rows",
+                f"for page in $(seq 1 {pages}); do curl -sf '{rest_url}/rows?page='$page; echo;"
+                f" done | jq -r '.[] | [{rest_fields}] | @csv'"
+                f' | {psql_dst} -c "COPY dst FROM STDIN (FORMAT csv)"',
+                {
+                    "source": {
+                        "path": "/rows",
+                        "paginate": {"type": "page", "param": "page", "start": 1},
+                    }
+                },
+            )
+        )
         results: dict[str, dict[str, list[dict[str, Any]]]] = {}
+        cannot = peers.why_not()
+        skipped: dict[str, dict[str, str]] = {}
 
         def reset_pair(side: dict[str, Any]) -> None:
             if side["kind"] == "mysql":
@@ -607,7 +653,7 @@ def matrix(args: Any) -> None:
             else:
                 reset(dst)
 
-        def count(side: dict[str, Any]) -> int:
+        def count(side: dict[str, Any], table: str = "dst") -> int:
             if side["kind"] == "mysql":
                 out = subprocess.run(
                     [
@@ -620,14 +666,41 @@ def matrix(args: Any) -> None:
                         "-B",
                         mdb,
                         "-e",
-                        "SELECT COUNT(*) FROM dst",
+                        f"SELECT COUNT(*) FROM {table}",  # nosec B608 - the bench's own names
                     ],
                     check=True,
                     capture_output=True,
                     text=True,
                 )
                 return int(out.stdout.strip())
-            return int(_sql(dst, "SELECT COUNT(*) FROM dst")[0][0])
+            return int(_sql(dst, f"SELECT COUNT(*) FROM {table}")[0][0])  # nosec B608
+
+        def drop_peer(side: dict[str, Any], peer: str) -> None:
+            if side["kind"] == "mysql":
+                _mysql(mdb, peers.dropped(peer))
+            else:
+                _sql(dst, peers.dropped(peer))
+
+        def run_peers(name: str, source: dict[str, Any], destination: dict[str, Any], table: str):
+            got = results[name]
+            for peer in peers.PEERS:
+                why = cannot.get(peer) or peers.supports(peer, source["kind"], destination["kind"])
+                if why:
+                    skipped.setdefault(peer, {})[name] = why
+                    continue
+                drop_peer(destination, peer)
+                job = {
+                    "source": peers.side(source, table),
+                    "destination": peers.side(destination, "dst"),
+                    "table": peers.target(peer),
+                    "work": str(root / "peers" / uuid.uuid4().hex),
+                }
+                got.setdefault(peer, []).append(peers.run(peer, job))
+                copied = count(destination, peers.counted(peer))
+                drop_peer(destination, peer)
+                if copied != rows:
+                    raise SystemExit(f"{name} {peer}: {copied} rows, not {rows}")
+                print(f"  {name}: {peer} done", flush=True)
 
         for run in range(args.runs):
             print(f"run {run + 1}/{args.runs}", flush=True)
@@ -659,8 +732,12 @@ def matrix(args: Any) -> None:
                 if count(destination) != rows:
                     raise SystemExit(f"{name}: {count(destination)} rows, not {rows}")
                 print(f"  {name}: done", flush=True)
-        matrix_report(results, rows, args)
+                if not args.no_peers:
+                    run_peers(name, source, destination, table)
+        matrix_report(results, rows, args, skipped if not args.no_peers else {})
     finally:
+        if rest is not None:
+            rest.kill()
         _sql("postgres", f'DROP DATABASE IF EXISTS "{src}" WITH (FORCE)')
         _sql("postgres", f'DROP DATABASE IF EXISTS "{dst}" WITH (FORCE)')
         _mysql(None, f"DROP DATABASE IF EXISTS `{mdb}`")
@@ -690,13 +767,22 @@ def write_section(title: str, command: str, text: str) -> None:
 
 
 def matrix_report(
-    results: dict[str, dict[str, list[dict[str, Any]]]], rows: int, args: Any
+    results: dict[str, dict[str, list[dict[str, Any]]]],
+    rows: int,
+    args: Any,
+    skipped: dict[str, dict[str, str]],
 ) -> None:
     lines = [
-        f"rows per pair: {rows:,}; runs: {args.runs} (medians); product = whole child process"
-        " (Python start-up included); growth = peak RSS after imports minus before the copy",
+        f"rows per pair: {rows:,}; runs: {args.runs} (medians); product and peers = whole child"
+        " process (Python start-up included); growth = the product's peak RSS after imports minus"
+        " before the copy; a peer's peak RSS is its whole process's",
         "",
-        "| pair | native s | product s | rows/s | × native | in-process s | RSS growth MiB |",
+        "| pair | native s | product s | rows/s | × native | × best peer | in-process s"
+        " | RSS growth MiB |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    peer_lines = [
+        "| pair | peer | s | rows/s | × native | product × peer | peak RSS MiB |",
         "|---|---|---|---|---|---|---|",
     ]
     natives: dict[str, float] = {}
@@ -708,11 +794,31 @@ def matrix_report(
             natives[name] = statistics.median(r["wall_s"] for r in got["native"])
         native = natives.get(name) or natives.get(name.split(" (")[0])
         assert native is not None  # nosec B101 - every pair's family has a native run
+        best = None
+        for peer in peers.PEERS:
+            if peer not in got:
+                continue
+            peer_wall = statistics.median(r["wall_s"] for r in got[peer])
+            peak = max(r["peak_mib"] for r in got[peer])
+            best = peer_wall if best is None else min(best, peer_wall)
+            peer_lines.append(
+                f"| {name} | {peer} | {peer_wall:.2f} | {rows / peer_wall:,.0f} |"
+                f" {peer_wall / native:.2f} | {wall / peer_wall:.2f} | {peak:.0f} |"
+            )
+        versus = f"{wall / best:.2f}" if best else "–"
         lines.append(
             f"| {name} | {native:.2f} | {wall:.2f} | {rows / wall:,.0f} | {wall / native:.2f} |"
-            f" {copy_s:.2f} | {growth:.0f} |"
+            f" {versus} | {copy_s:.2f} | {growth:.0f} |"
         )
-    lines += ["", f"Peers: {PEERS_SKIPPED}.", "", MATRIX_NOTES.rstrip()]
+    lines += ["", "Peers (same run, same tables, each into a table of its own):", ""]
+    lines += peer_lines
+    not_run = [
+        f"{peer} on {', '.join(sorted(pairs))}: {reason}"
+        for peer, pairs in skipped.items()
+        for reason in sorted(set(pairs.values()))
+    ]
+    lines += ["", "Not run: " + ("; ".join(not_run) if not_run else "–") + "."]
+    lines += ["", MATRIX_NOTES.rstrip()]
     text = "\n".join(lines)
     print(text)
     if args.write_results:
@@ -720,28 +826,26 @@ def matrix_report(
         write_section("Copy matrix", command, text)
 
 
-def _peers_skipped() -> str:
-    """Why no peer ran (dlt, Sling, polars/connectorx): the first missing module of each."""
-    import importlib.util
-
-    reasons = []
-    for peer, module in (("dlt", "dlt"), ("polars/connectorx", "connectorx"), ("Sling", "sling")):
-        if importlib.util.find_spec(module) is None:
-            reasons.append(f"{peer}: not installed")
-    return "; ".join(reasons) or "–"
-
-
-PEERS_SKIPPED = _peers_skipped()
 MATRIX_NOTES = """Native baselines (the databases' own clients, same run): PG→PG
 `psql COPY … TO STDOUT (FORMAT binary) | psql COPY … FROM STDIN`; PG→MySQL
 `psql COPY (…) TO STDOUT | mysql -e "LOAD DATA LOCAL INFILE '/dev/stdin' …"`;
 MySQL→PG `mysql -N -B --quick -e "SELECT …" | psql COPY … FROM STDIN`;
 SQLite→PG `sqlite3 -csv … | psql COPY … (FORMAT csv)`; CSV→PG
-`psql COPY … FROM STDIN (FORMAT csv, HEADER) < file`. The table copied is the
+`psql COPY … FROM STDIN (FORMAT csv, HEADER) < file`; REST→PG `curl` each page
+| `jq -r '.[] | [...] | @csv'` | `psql COPY … (FORMAT csv)` against
+bench/rest_server.py (the same rows as JSON pages of 10,000, `?page=N`,
+rendered before the clock starts). The table copied is the
 reference select of source_1m.sql (900,257 rows, 6 columns), whole, mode
 append. "PG→MySQL (INSERT writer)" is the same copy with MySQL's previous
 writer (multi-row INSERTs by PyMySQL's executemany, ~1 MB statements).
 Profiles: `bench/copy.py --matrix --runs 1 --only PAIR --profile DIR`.
+Peers (`make bench-peers` installs them into .venv-peers from
+bench/peers-requirements.txt; `--no-peers` leaves them out): dlt
+(sql_table with the pyarrow backend, the filesystem reader's
+read_csv_duckdb, rest_api_source with page numbers; PostgreSQL
+destination), polars + connectorx read, ADBC PostgreSQL write, and the Sling
+CLI (full-refresh). Each writes a table of its own in the destination
+database, created by itself; its rows are counted after the run.
 """
 
 
