@@ -146,6 +146,8 @@ class BenchContext:
         self.task_id = str(uuid.uuid4())
         self.task_name = task["name"]
         self.attempt = 1
+        # As the engine's: a task without `retries` (the default) has none left.
+        self.retries_left = int(task.get("retries", 0))
         self.task = task
         self.params: dict[str, Any] = {}
         self.metrics: dict[str, Any] = {}

@@ -111,6 +111,7 @@ def main() -> None:
                     "incremental": None,
                     "partition": {"column": "id", "chunks": 1} if chunk else None,
                     "batch_size": 50_000,
+                    "retries": 1,  # the staged path: a later attempt may resume
                 }
                 ctx = bench_copy.BenchContext(task, chunk, str(uuid.uuid4()))
                 started = time.perf_counter()

@@ -105,6 +105,8 @@ class RunContext:
         self.task_id = str(task_run.pk)
         self.task_name = task_run.task_name
         self.attempt = task_run.attempt
+        # Attempts that may still follow this one (a copy stages only if some may).
+        self.retries_left = max(task_run.max_retries - task_run.retry_count, 0)
         self.task = task_run.spec
         self.params = dict(execution.parameters)
         self.metrics: dict[str, Any] = {}

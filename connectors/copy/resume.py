@@ -22,6 +22,8 @@ from connectors.types import Column
 # Steps whose output for a row depends on other rows of the unit: a range of
 # the source copied alone gives another result, so such a copy cannot resume.
 WHOLE_SET_STEPS = ("aggregate", "dedupe")
+# Why the last attempt a task has (``retries`` spent or 0) does not stage its batches.
+NO_RETRY_LEFT = "no retry left (retries: 0 or spent): no later attempt would resume it"
 
 
 def resumable(

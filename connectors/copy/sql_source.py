@@ -34,6 +34,7 @@ from connectors.copy.overlap import prefetched
 from connectors.copy.partitions import chunk_range
 from connectors.copy.query import first_row, scalar, where_sql
 from connectors.copy.resume import (
+    NO_RETRY_LEFT,
     checkpoint,
     key_range,
     log_resume,
@@ -166,6 +167,10 @@ def copy_from_sql(
             # commits each range (staged); see resumable for when it can.
             key, not_resumable = resumable(spec, source, conn, by_name)
             resume = sink.resume_point() if key else None
+            if key and resume is None and getattr(ctx, "retries_left", 1) == 0:
+                # No attempt comes after this one (`retries` spent, 0 by
+                # default): staging would only double the write.
+                key, not_resumable = None, NO_RETRY_LEFT
             position = None
             if resume is not None and key:
                 position = parse_key(resume.get("position"), key, by_name)

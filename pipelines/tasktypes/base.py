@@ -64,6 +64,8 @@ class TaskContext(Protocol):
     task_id: str
     task_name: str
     attempt: int
+    # Retries that may still follow this attempt (0: it is the last).
+    retries_left: int
     # The task's normalized definition (one item of ``tasks``).
     task: dict[str, Any]
     # Bound parameters: pipeline defaults, overrides and the built-ins.

@@ -25,6 +25,7 @@ import pytest
 from connectors import pools
 from connectors.copy import run_copy
 from connectors.copy.markers import MARKER_TABLE
+from connectors.copy.resume import NO_RETRY_LEFT
 from connectors.csv import CsvConnector
 from connectors.jsonl import JsonlConnector
 from connectors.mysql import MysqlConnector
@@ -426,6 +427,27 @@ def _incremental_resume(pg: Any, dst: Any) -> None:
     assert got[501] == "late" and got[1] == "moved" and len(got) == len(rows) + 1
 
 
+def test_its_last_attempt_copies_in_one_transaction_without_a_stage(
+    pg: Any, tmp_path: Path
+) -> None:
+    """No retry left (``retries: 0``, the default): nothing could resume, so nothing is staged."""
+    rows = data.load_pg(pg)
+    with _dest("postgresql", tmp_path) as db:
+        task = copy_task("src", "dst", {"table": "orders"}, {"table": "t"}, batch_size=50)
+        crashed = FakeContext(task, execution_id="n", fail_after_checks=3)
+        crashed.retries_left = 0
+        with pytest.raises(Interrupt):
+            run_copy(crashed, pg, db, passthrough=False)  # a check between batches
+        assert _stages(db) == [] and _batch_markers(db) == 0
+        assert db.query("SELECT COUNT(*) FROM t")[1] == [(0,)]  # one transaction, rolled back
+        last = FakeContext(task, execution_id="m")
+        last.retries_left = 0
+        result = run_copy(last, pg, db)
+        assert result["rows_written"] == len(rows) and "resumed_from" not in result
+        assert last.metrics["not_resumable"] == NO_RETRY_LEFT
+        assert _stages(db) == []
+
+
 @pytest.mark.parametrize("kind", ["postgresql", "csv"])
 def test_it_leaves_no_stage_when_no_attempt_will_resume(kind: str, pg: Any, tmp_path: Path) -> None:
     """Kept for a retry; dropped on cancel and when the last attempt fails."""
@@ -611,17 +633,31 @@ def test_it_resumes_after_its_worker_is_sigkilled_mid_copy(
 def test_the_maintenance_pass_drops_the_stage_a_killed_last_attempt_left(
     workers: Any, slow_source: str, destination: tuple[str, Any]
 ) -> None:
-    """A SIGKILLed worker runs no cleanup: the reaper fails the run, the sweeper drops its stage."""
+    """A SIGKILLed worker runs no cleanup: the reaper fails the run, the sweeper drops its stage.
+
+    The last attempt stages only when it resumes (a first attempt with no
+    retry left copies in one transaction): kill the first attempt, then the
+    retry that resumed it.
+    """
     _, check = destination
     workers()
-    execution, run = _killed_after(2, "swept", check, retries=0)
+    execution, run = _killed_after(2, "swept", check, retries=1)
+    committed = _committed_batches(check)
+
+    def resumed() -> Any:
+        retry = execution.tasks.get(task_name="copy")
+        ahead = retry.status == "running" and retry.attempt == 2
+        return retry if ahead and _committed_batches(check) > committed else None
+
+    retry = wait_for(resumed, timeout=90, what="the retry resuming and committing a batch")
+    os.kill(worker_pid(retry), signal.SIGKILL)
     assert _stages(check), "the killed attempt left its stage"
     finished(execution, timeout=120)
     assert execution.status == ExecutionStatus.FAILED
     run.refresh_from_db()
-    assert run.attempt == 1 and "no heartbeat" in run.error
+    assert run.attempt == 2 and "no heartbeat" in run.error
     wait_for(
-        lambda: "stage (if it left one) is dropped" in _log(run, attempt=1),
+        lambda: "stage (if it left one) is dropped" in _log(run, attempt=2),
         timeout=60,
         what="the sweeper's log line",
     )
