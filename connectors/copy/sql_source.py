@@ -167,7 +167,7 @@ def copy_from_sql(
             # commits each range (staged); see resumable for when it can.
             key, not_resumable = resumable(spec, source, conn, by_name)
             resume = sink.resume_point() if key else None
-            if key and resume is None and getattr(ctx, "retries_left", 1) == 0:
+            if key and resume is None and ctx.retries_left == 0:
                 # No attempt comes after this one (`retries` spent, 0 by
                 # default): staging would only double the write.
                 key, not_resumable = None, NO_RETRY_LEFT

@@ -59,6 +59,8 @@ class FakeContext:
         self.task_id = str(uuid.uuid4())
         self.task_name = task.get("name", "t")
         self.attempt = attempt
+        # As if a retry may follow (so copies stage); 0: the last attempt.
+        self.retries_left = 1
         self.task = task
         self.params = {"execution_id": self.execution_id, **(params or {})}
         self.metrics: dict[str, Any] = {}
