@@ -1,21 +1,24 @@
-"""Checkpoint resume: a copy of a keyed table commits key ranges, a retry goes on after the last.
+"""Checkpoint resume: a copy commits ranges of its source's key, a retry goes on after the last.
 
-A copy that can resume (``resumable``) reads its source in order of the
-table's primary key, ``batch_size`` rows a range (``next_bound``), and
-commits each range into the sink's stage with a batch marker holding the
-last key. A killed attempt's retry finds the marker (the truth) and the
-run's checkpoint (a hint, logged) and reads on after that key.
+A copy that can resume (``resumable``) reads its source in order of a key
+(the table's primary key, a query's declared ``keys``, or a keyless table's
+row address), ``batch_size`` rows a range (``next_bound``), and commits
+each range into the sink's stage with a batch marker holding the last key.
+A killed attempt's retry finds the marker (the truth) and the run's
+checkpoint (a hint, logged) and reads on after that key.
 """
 
 from __future__ import annotations
 
 # Security review (bandit B608): the SQL built here joins identifiers quoted
 # by the dialect and SQL the engine generated; values are bound parameters.
+from dataclasses import dataclass
 from typing import Any
 
 from connectors.base import Dialect, SqlConnector
+from connectors.copy.addresses import RowAddress, row_address
 from connectors.copy.query import where_sql
-from connectors.copy.spec import CopySpec
+from connectors.copy.spec import CopyFailed, CopySpec
 from connectors.copy.values import from_json
 from connectors.types import Column
 
@@ -26,33 +29,90 @@ WHOLE_SET_STEPS = ("aggregate", "dedupe")
 NO_RETRY_LEFT = "no retry left (retries: 0 or spent): no later attempt would resume it"
 
 
+@dataclass
+class ReadOrder:
+    """What a resumable copy reads its source in order of.
+
+    ``key``: the columns of a position — a table's primary key, or the
+    ``keys`` a query source declares (``declared``: checked, as they are
+    read, to be unique and never NULL) — or, for a table without a primary
+    key, the one row address ``address`` reads it by (rowid, ctid).
+    """
+
+    key: list[str]
+    declared: bool = False
+    address: RowAddress | None = None
+
+
 def resumable(
     spec: CopySpec, source: SqlConnector, conn: Any, by_name: dict[str, Column]
-) -> tuple[list[str] | None, str]:
-    """The key a copy reads its source in order of, when it can resume; else (None, why not).
+) -> tuple[ReadOrder | None, str]:
+    """What a copy reads its source in order of, when it can resume; else (None, why not).
 
-    Only an unpartitioned copy of a source *table* with a primary key,
-    through row-by-row steps: the key orders the rows totally and
-    stays with a row when it is updated, so "after the last committed key"
-    is the same set of rows in every attempt (a query has no such key, and
-    ctid/rowid move on update or VACUUM). The reason goes to the task's
-    output (``not_resumable``): a killed attempt's retry starts again from
-    row 0 there (still exactly once: nothing was committed to the table).
+    An unpartitioned copy, through row-by-row steps, of a source table with
+    a primary key (it orders the rows totally and stays with a row when it
+    is updated, so "after the last committed key" is the same set of rows in
+    every attempt), of a query that declares ``keys``, or of a table without
+    a primary key by its row address (``connectors.copy.addresses``: SQLite
+    rowid, PostgreSQL ctid, each checked for moves on resume). The reason
+    goes to the task's output (``not_resumable``): a killed attempt's retry
+    starts again from row 0 there (still exactly once: nothing was committed
+    to the table).
     """
     table = spec.source.get("table")
+    declared = spec.source.get("keys") if not table else None
+    if declared:
+        missing = [k for k in declared if k not in by_name]
+        if missing:
+            raise CopyFailed(
+                f"source keys {missing} are not columns the query returns"
+                f" (columns: {', '.join(sorted(by_name))})"
+            )
     if spec.chunk is not None:
         # Staging would double a chunk's cost (bench/RESULTS.md "Copy resume
         # cost"); a chunk is the table's 1/n, so its retry copies little again.
         return None, "a partitioned copy commits each chunk once: a killed chunk starts again"
-    if not table:
-        return None, "a query source has no key that orders it the same way in every attempt"
+    if not table and not declared:
+        return None, (
+            "a query source has no key that orders it the same way in every attempt:"
+            " declare `keys` (columns that identify a row) to make it resumable"
+        )
     for step in spec.transformations:
         if step.get("function") in WHOLE_SET_STEPS:
             return None, f"step {step['function']!r} needs the whole source in one attempt"
+    if declared:
+        return ReadOrder([str(k) for k in declared], declared=True), ""
     key = source.dialect.primary_key(conn, str(table))
-    if not key or any(k not in by_name for k in key):
-        return None, f"table {table!r} has no primary key to read it in order of"
-    return key, ""
+    if key and all(k in by_name for k in key):
+        return ReadOrder(key), ""
+    address, why_not = row_address(source, conn, str(table))
+    if address is None:
+        return None, why_not
+    return ReadOrder([address.name], address=address), ""
+
+
+def check_declared_keys(
+    source: SqlConnector,
+    conn: Any,
+    sql: str,
+    params: dict[str, Any],
+    key: list[str],
+) -> None:
+    """Fail when a row of ``sql`` has a NULL in a declared key (no range would hold it)."""
+    d = source.dialect
+    nulls = " OR ".join(f"{d.quote(k)} IS NULL" for k in key)
+    cur = conn.cursor()
+    try:
+        cur.execute(f"SELECT 1 FROM ({sql}) AS _dd_n WHERE {nulls} LIMIT 1", params or None)  # nosec B608
+        found = cur.fetchone()
+    finally:
+        cur.close()
+    if found is not None:
+        raise CopyFailed(
+            f"source keys {key} are NULL in some of the query's rows: a copy reads a query"
+            " in order of its keys, and a row without one would be skipped; declare keys"
+            " that are never NULL"
+        )
 
 
 def _key_params(prefix: str, values: list[Any]) -> dict[str, Any]:
@@ -90,8 +150,15 @@ def next_bound(
     key: list[str] | None,
     low: list[Any] | None,
     batch_size: int,
+    *,
+    declared: bool = False,
 ) -> list[Any] | None:
-    """The key of the ``batch_size``-th row after ``low``; None when fewer rows are left."""
+    """The key of the ``batch_size``-th row after ``low``; None when fewer rows are left.
+
+    ``declared`` keys (a query's) may repeat: then the keys of the whole
+    range and of the row after it are read and checked to increase strictly,
+    so every row of the query is checked once as the copy goes.
+    """
     if key is None:
         return None
     d = source.dialect
@@ -99,15 +166,27 @@ def next_bound(
     order = ", ".join(d.quote(k) for k in key)
     sql = (
         f"SELECT {order} FROM ({where_sql(base_sql, conditions + extra)}) AS _dd_b"  # nosec B608
-        f" ORDER BY {order} LIMIT 1 OFFSET {int(batch_size) - 1}"
+        f" ORDER BY {order}"
     )
     cur = conn.cursor()
     try:
-        cur.execute(sql, {**params, **bound})
-        row = cur.fetchone()
+        if not declared:
+            cur.execute(f"{sql} LIMIT 1 OFFSET {int(batch_size) - 1}", {**params, **bound})
+            row = cur.fetchone()
+            return list(row) if row is not None else None
+        cur.execute(f"{sql} LIMIT {int(batch_size) + 1}", {**params, **bound})
+        keys = [tuple(r) for r in cur.fetchall()]
     finally:
         cur.close()
-    return list(row) if row is not None else None
+    for i in range(1, len(keys)):
+        if keys[i] == keys[i - 1]:
+            # Key values are data: the message says where, not what.
+            raise CopyFailed(
+                f"source keys {key} are not unique in the query's rows: two rows share a key"
+                f" (around row {i} after the {'start' if low is None else 'last committed key'});"
+                " declare keys that identify one row"
+            )
+    return list(keys[batch_size - 1]) if len(keys) > batch_size else None
 
 
 def parse_key(stored: Any, key: list[str], by_name: dict[str, Column]) -> list[Any] | None:

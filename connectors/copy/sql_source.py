@@ -7,8 +7,9 @@ agree. When the source kind has a fast path to the destination's
 (``SqlConnector.fast_copy_to``: PostgreSQL → PostgreSQL streams raw COPY
 bytes) and no leftover step needs Python values, that path moves the rows.
 Everything else streams in batches of at most ``FETCH_ROWS`` rows; memory
-stays bounded whatever ``batch_size``. A copy of a keyed table commits
-ranges of its key and can resume (``connectors.copy.resume``).
+stays bounded whatever ``batch_size``. A copy of a keyed table, of a query
+with declared ``keys`` or of a keyless table by its row address commits
+ranges of that key and can resume (``connectors.copy.resume``).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from connectors.copy.partitions import chunk_range
 from connectors.copy.query import first_row, scalar, where_sql
 from connectors.copy.resume import (
     NO_RETRY_LEFT,
+    check_declared_keys,
     checkpoint,
     key_range,
     log_resume,
@@ -165,15 +167,35 @@ def copy_from_sql(
                 params["_dd_wmcap"] = cap
             # A copy that can resume reads its source in ranges of its key and
             # commits each range (staged); see resumable for when it can.
-            key, not_resumable = resumable(spec, source, conn, by_name)
-            resume = sink.resume_point() if key else None
-            if key and resume is None and ctx.retries_left == 0:
+            order, not_resumable = resumable(spec, source, conn, by_name)
+            resume = sink.resume_point() if order else None
+            if order and resume is None and ctx.retries_left == 0:
                 # No attempt comes after this one (`retries` spent, 0 by
                 # default): staging would only double the write.
-                key, not_resumable = None, NO_RETRY_LEFT
+                order, not_resumable = None, NO_RETRY_LEFT
+            key = order.key if order else None
+            address = order.address if order else None
+            if address is not None and resume is not None:
+                moved = address.changed(conn, resume.get("address"))
+                if moved:
+                    # Rows may have new addresses: reading on after the
+                    # position could skip or repeat some. The stage starts
+                    # again (begin without resume empties it).
+                    ctx.log(f"starting the copy again from row 0, not resuming: {moved}", "WARNING")
+                    resume = None
+            # What shows a row address moved, as the first attempt saw it.
+            address_state = (
+                None
+                if address is None
+                else (resume["address"] if resume is not None else address.version(conn))
+            )
             position = None
-            if resume is not None and key:
-                position = parse_key(resume.get("position"), key, by_name)
+            if resume is not None and order:
+                position = (
+                    address.parse(resume.get("position"))
+                    if address is not None
+                    else parse_key(resume.get("position"), order.key, by_name)
+                )
                 if incremental and resume.get("watermark") is not None:
                     # The first attempt's watermark, and no row past it: the
                     # rows after the position are the same set the first
@@ -184,19 +206,40 @@ def copy_from_sql(
                     conditions.append(at_most(column, "_dd_wmhi"))
                     params["_dd_wmhi"] = watermark
                 log_resume(ctx, resume)
-            first_hi = (
-                next_bound(source, conn, base_sql, conditions, params, key, position, batch_size)
-                if key
-                else None
-            )
+            if order is not None and order.declared:
+                check_declared_keys(
+                    source, conn, where_sql(base_sql, conditions), params, order.key
+                )
+
+            def bound_after(low: list[Any] | None) -> list[Any] | None:
+                """Where the range after ``low`` ends (None: it runs to the end)."""
+                if order is None:
+                    return None
+                if address is not None:
+                    return address.next_bound(conn, conditions, params, low, batch_size)
+                return next_bound(
+                    source,
+                    conn,
+                    base_sql,
+                    conditions,
+                    params,
+                    order.key,
+                    low,
+                    batch_size,
+                    declared=order.declared,
+                )
+
+            first_hi = bound_after(position)
             # A source that fits in one batch has nothing to resume: it keeps
             # the one-transaction path (no stage table, no second write).
             staged = key is not None and (resume is not None or first_hi is not None)
 
-            def build(extra: list[str], bound: dict[str, Any], describe: bool) -> tuple[Any, list]:
+            def build(
+                extra: list[str], bound: dict[str, Any], describe: bool, base: str = base_sql
+            ) -> tuple[Any, list]:
                 compiled = compile_pushdown(
                     d,
-                    where_sql(base_sql, conditions + extra),
+                    where_sql(base, conditions + extra),
                     {**params, **bound},
                     columns,
                     transformations,
@@ -316,21 +359,28 @@ def copy_from_sql(
                     read, written = 0, resumed_from
                     low, high = position, first_hi
                     while True:
-                        extra, bound = key_range(d, key, low, high)
-                        n_read, n_written = copy_rows(build(extra, bound, False)[0])
+                        if address is not None:
+                            # The range is on the table itself (its row
+                            # address is no column of the rows read).
+                            ranged, bound = address.range_sql(low, high)
+                            batch = build([], bound, False, ranged)[0]
+                        else:
+                            extra, bound = key_range(d, key, low, high)
+                            batch = build(extra, bound, False)[0]
+                        n_read, n_written = copy_rows(batch)
                         read, written = read + n_read, written + n_written
                         ctx.check()
                         if high is None:
                             break
                         state = {"position": [json_value(v) for v in high], **info}
+                        if address_state is not None:
+                            state["address"] = address_state
                         stage.commit_batch(written, state)
                         checkpoint(
                             ctx, {"unit": stage.unit.index, "batch": stage.batch, "rows": written}
                         )
                         low = high
-                        high = next_bound(
-                            source, conn, base_sql, conditions, params, key, low, batch_size
-                        )
+                        high = bound_after(low)
                 else:
                     read, written = copy_rows(compiled)
                 tail = transformer.finish()

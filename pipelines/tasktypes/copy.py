@@ -55,6 +55,8 @@ class CopyTask(TaskType):
                     "connection": NAME_SCHEMA,
                     "table": _STRING,
                     "query": _STRING,
+                    # the columns of a query's rows that identify one (resume)
+                    "keys": {**_COLUMNS, "minItems": 1},
                     # http sources (SPEC §8)
                     "path": _STRING,
                     "params": {"type": "object"},
@@ -192,10 +194,19 @@ class CopyTask(TaskType):
 
 
 def _source(c: Checker, path: str, raw: Any) -> dict[str, Any] | None:
-    """``{connection, table}``, ``{connection, query}`` or an http source's
-    ``{connection, path, params, records, paginate}``."""
+    """``{connection, table}``, ``{connection, query, keys}`` or an http source's
+    ``{connection, path, params, records, paginate}``.
+
+    ``keys`` (a query's only): the columns of the query's rows that identify
+    one, so a copy can read it in order of them and resume. Whether the query
+    returns them, unique and never NULL, is known only when it runs
+    (connectors.copy.resume).
+    """
     source = c.keys(
-        path, raw, required=("connection",), optional=("table", "query", *_HTTP_SOURCE_KEYS)
+        path,
+        raw,
+        required=("connection",),
+        optional=("table", "query", "keys", *_HTTP_SOURCE_KEYS),
     )
     if source is None:
         return None
@@ -218,6 +229,19 @@ def _source(c: Checker, path: str, raw: Any) -> dict[str, Any] | None:
         out["table"] = c.table(at(path, "table"), source["table"])
     if "query" in source:
         out["query"] = c.sql(at(path, "query"), source["query"])
+    if "keys" in source:
+        if "query" not in source:
+            c.add(
+                at(path, "keys"),
+                "is for a query source: a table is read in order of its primary key",
+            )
+        elif source["keys"] == []:
+            c.add(
+                at(path, "keys"),
+                "must list at least one column of the query's rows (those that identify a row)",
+            )
+        else:
+            out["keys"] = c.column_list(at(path, "keys"), source["keys"])
     return ordered(source, out)
 
 

@@ -287,8 +287,8 @@ def test_it_gives_a_copy_rows_read_and_written_and_filters_on_an_output(
     assert execution.tasks.get(task_name="move").output == {
         "rows_read": 3,
         "rows_written": 3,
-        # A keyless table is copied whole again by a retry, and the output says why.
-        "not_resumable": "table 'src' has no primary key to read it in order of",
+        # No retry (retries: 0) could resume it, so it is not staged; the output says why.
+        "not_resumable": "no retry left (retries: 0 or spent): no later attempt would resume it",
     }
 
 

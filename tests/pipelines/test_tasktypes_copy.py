@@ -38,7 +38,7 @@ def test_it_rejects_unknown_source_keys() -> None:
     data["tasks"][0]["source"]["schema"] = "public"
     assert problems(data) == [
         "tasks[0].source.schema: unknown key 'schema'"
-        " (expected one of: connection, paginate, params, path, query, records, table)"
+        " (expected one of: connection, keys, paginate, params, path, query, records, table)"
     ]
 
 
