@@ -13,6 +13,7 @@ import datetime as dt
 import json
 import os
 import signal
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from decimal import Decimal
@@ -497,9 +498,9 @@ SLOW_POLICY = (
 SOURCE_SQL = "SELECT id, name, amount, created_at FROM src"
 
 
-@pytest.fixture
-def slow_source(transactional_db: Any) -> Iterator[str]:
-    """A PostgreSQL table ``src`` (primary key ``id``) behind a connection named ``src``."""
+@contextmanager
+def _slow_table(primary_key: bool) -> Iterator[str]:
+    """A PostgreSQL table ``src`` behind a connection named ``src``; yields the database URL."""
     role = unique_name("dd_reader")
     try:
         with scratch_postgres_db() as url:
@@ -510,7 +511,10 @@ def slow_source(transactional_db: Any) -> Iterator[str]:
                     " timestamptz '2026-01-01' + g * interval '1 minute' AS created_at"
                     f" FROM generate_series(1, {ROWS}) g"
                 )
-                conn.execute("ALTER TABLE src ADD PRIMARY KEY (id)")
+                if primary_key:
+                    conn.execute("ALTER TABLE src ADD PRIMARY KEY (id)")
+                else:
+                    conn.execute("ANALYZE src")  # ctid ranges: rows per page from the stats
                 conn.execute(f"CREATE ROLE {role} LOGIN")
                 conn.execute(f"GRANT SELECT ON src TO {role}")
                 conn.execute("ALTER TABLE src ENABLE ROW LEVEL SECURITY")
@@ -522,6 +526,20 @@ def slow_source(transactional_db: Any) -> Iterator[str]:
     finally:
         with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
             conn.execute(f"DROP ROLE IF EXISTS {role}")
+
+
+@pytest.fixture
+def slow_source(transactional_db: Any) -> Iterator[str]:
+    """A PostgreSQL table ``src`` (primary key ``id``) behind a connection named ``src``."""
+    with _slow_table(primary_key=True) as url:
+        yield url
+
+
+@pytest.fixture
+def slow_keyless_source(transactional_db: Any) -> Iterator[str]:
+    """The same table ``src`` without a primary key (a copy resumes it by ctid)."""
+    with _slow_table(primary_key=False) as url:
+        yield url
 
 
 @pytest.fixture
@@ -548,11 +566,11 @@ def destination(
         )
 
 
-def _copy_pipeline(name: str, retries: int = 1) -> Any:
+def _copy_pipeline(name: str, retries: int = 1, source: dict[str, Any] | None = None) -> Any:
     task = {
         "name": "copy",
         "type": "copy",
-        "source": {"connection": "src", "table": "src"},
+        "source": source or {"connection": "src", "table": "src"},
         "destination": {"connection": "dst", "table": "dst", "mode": "append"},
         "batch_size": BATCH,
         "retries": retries,
@@ -591,9 +609,11 @@ def _log(run: Any, *, attempt: int) -> str:
     return "\n".join(lines.values_list("message", flat=True))
 
 
-def _killed_after(batches: int, name: str, check: Any, retries: int = 1) -> tuple[Any, Any]:
+def _killed_after(
+    batches: int, name: str, check: Any, retries: int = 1, source: dict[str, Any] | None = None
+) -> tuple[Any, Any]:
     """A copy run whose worker was SIGKILLed after ``batches`` committed batches."""
-    execution = execution_create(pipeline=_copy_pipeline(name, retries))
+    execution = execution_create(pipeline=_copy_pipeline(name, retries, source))
     run = running(execution, "copy")
     wait_for(lambda: _committed_batches(check) >= batches, timeout=60, what="committed batches")
     os.kill(worker_pid(run), signal.SIGKILL)
@@ -708,3 +728,100 @@ def test_it_resumes_on_a_source_changed_between_attempts_as_documented(
     assert by_id[10] == "name 10" and 20 in by_id  # before the position: as first read
     assert by_id[position + 10] == "updated" and position + 20 not in by_id  # after: as now
     assert -5 not in by_id and by_id[ROWS + 1] == "inserted after"
+
+
+# A query a copy reads in order of its declared keys (SPEC §9).
+KEYED_QUERY = {"connection": "src", "query": SOURCE_SQL, "keys": ["id"]}
+
+
+@pytest.mark.worker
+@pytest.mark.timeout(180)
+@pytest.mark.parametrize("destination", ["postgresql", "sqlite"], indirect=True)
+def test_a_keyed_query_resumes_after_its_worker_is_sigkilled(
+    workers: Any, slow_source: str, destination: tuple[str, Any]
+) -> None:
+    _, check = destination
+    workers()
+    execution, run = _killed_after(3, "query", check, source=KEYED_QUERY)
+    assert check.query("SELECT COUNT(*) FROM dst")[1][0][0] == 0
+    finished(execution, timeout=120)
+    assert execution.status == ExecutionStatus.SUCCESS, execution.error
+    run.refresh_from_db()
+    assert run.attempt == 2
+    assert run.metrics["resumed_from"] >= 3 * BATCH
+    assert run.metrics["rows_read"] == ROWS - run.metrics["resumed_from"]
+    assert "resuming after batch" in _log(run, attempt=2)
+    got = _typed(check.query("SELECT id, name, amount, created_at FROM dst")[1])
+    expected = _source_rows(slow_source)
+    assert checksum(got) == checksum(expected), diff(got, expected)
+    assert len({r[0] for r in got}) == ROWS
+
+
+@pytest.mark.worker
+@pytest.mark.timeout(180)
+@pytest.mark.parametrize("changed", [False, True])
+@pytest.mark.parametrize("destination", ["postgresql"], indirect=True)
+def test_a_keyless_postgresql_table_resumes_by_ctid_unless_it_changed(
+    changed: bool, workers: Any, slow_keyless_source: str, destination: tuple[str, Any]
+) -> None:
+    """Unchanged: on after the last page range. Changed: from row 0 (a row may have moved)."""
+    _, check = destination
+    cluster = workers()
+    execution = execution_create(pipeline=_copy_pipeline("ctid"))
+    run = running(execution, "copy")
+    wait_for(lambda: _committed_batches(check) >= 3, timeout=60, what="three committed batches")
+    cluster.stop()  # SIGKILL of the whole worker tree
+    if changed:
+        # The new version of row 10 goes to another page, after the position.
+        with psycopg.connect(slow_keyless_source, autocommit=True) as conn:
+            conn.execute("UPDATE src SET name = 'updated' WHERE id = 10")
+    workers()
+    finished(execution, timeout=120)
+    assert execution.status == ExecutionStatus.SUCCESS, execution.error
+    run.refresh_from_db()
+    assert run.attempt == 2
+    log = _log(run, attempt=2)
+    if changed:
+        assert run.metrics["resumed_from"] == 0 and run.metrics["rows_read"] == ROWS
+        assert "starting the copy again from row 0, not resuming: rows were inserted" in log
+    else:
+        assert run.metrics["resumed_from"] >= 2 * BATCH  # ranges of pages: about BATCH rows
+        assert run.metrics["rows_read"] == ROWS - run.metrics["resumed_from"]
+        assert "resuming after batch" in log
+    got = _typed(check.query("SELECT id, name, amount, created_at FROM dst")[1])
+    expected = _source_rows(slow_keyless_source)
+    assert checksum(got) == checksum(expected), diff(got, expected)
+    assert len(got) == ROWS and (not changed or ("updated" in {r[1] for r in got}))
+
+
+SQLITE_ROWS = 300_000
+
+
+@pytest.mark.worker
+@pytest.mark.timeout(180)
+@pytest.mark.parametrize("destination", ["postgresql"], indirect=True)
+def test_a_keyless_sqlite_table_resumes_by_rowid_after_its_worker_is_sigkilled(
+    workers: Any, destination: tuple[str, Any], settings: Any, tmp_path: Path
+) -> None:
+    """No slow rows here: enough of them that the copy is killed after its first batches."""
+    _, check = destination
+    settings.DATA_ROOT = tmp_path  # the workers get it from the settings at start
+    with sqlite3.connect(tmp_path / "src.sqlite3") as db:
+        db.execute("CREATE TABLE src (id INTEGER NOT NULL, name TEXT)")
+        db.executemany(
+            "INSERT INTO src VALUES (?, ?)", ((i, f"name {i}") for i in range(1, SQLITE_ROWS + 1))
+        )
+        db.execute("DELETE FROM src WHERE id % 7 = 0")  # rowid gaps
+    expected = [(i, f"name {i}") for i in range(1, SQLITE_ROWS + 1) if i % 7]
+    connection_create(name="src", kind="sqlite", config={"path": "src.sqlite3"})
+    workers()
+    execution, run = _killed_after(1, "rowid", check)
+    finished(execution, timeout=120)
+    assert execution.status == ExecutionStatus.SUCCESS, execution.error
+    run.refresh_from_db()
+    assert run.attempt == 2
+    assert 0 < run.metrics["resumed_from"] < len(expected)
+    assert run.metrics["rows_read"] == len(expected) - run.metrics["resumed_from"]
+    assert "resuming after batch" in _log(run, attempt=2)
+    got = sorted(check.query("SELECT id, name FROM dst")[1])
+    assert got == expected, diff(got, expected)
