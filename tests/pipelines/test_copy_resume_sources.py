@@ -104,6 +104,20 @@ def test_a_query_with_declared_keys_resumes_after_its_last_batch(
         assert _batch_markers(dst) == 0 and _stages(dst) == []
 
 
+def test_a_keyed_query_of_a_sqlite_source_resumes(pg: Any, tmp_path: Path) -> None:
+    """SQLite gives values as text: the stored position is parsed back by the query's types."""
+    src = SqliteConnector(name="src", config={"path": "src.sqlite3"}, data_root=tmp_path)
+    data.load_sqlite(src)
+    source = {"query": "SELECT id, name, email FROM orders WHERE id > 20", "keys": ["name"]}
+    task = copy_task("src", "dst", source, {"table": "t"}, batch_size=40)
+    store: dict[str, Any] = {}
+    _crash(task, src, pg, store, checks=6)
+    result = _retry(task, src, pg, store).result  # type: ignore[attr-defined]
+    assert 0 < result["resumed_from"] < 480
+    got = sorted(pg.query("SELECT id, name, email FROM t")[1])
+    assert got == sorted((r[0], r[2], r[3]) for r in data.orders() if r[0] > 20)
+
+
 def test_a_query_without_keys_says_how_to_make_it_resumable(pg: Any, tmp_path: Path) -> None:
     data.load_pg(pg)
     with _dest("sqlite", tmp_path) as dst:
