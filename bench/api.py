@@ -20,6 +20,10 @@ run, on the same server:
   (their latency: the pages are for people, not for 32 clients);
 - ``/metrics`` scrape time, cold (base built from all history) and warm.
 
+Before the phases the finished executions' answers are stored
+(``pipelines.answers``, what the workers' maintenance does as runs finish
+and ``manage.py answers`` does for a history at once; timed and printed).
+
 ``--keep NAME`` keeps the database, named NAME, for the next run: a run
 that finds it seeded with as many executions migrates it (new indexes) and
 reuses it instead of seeding again (a million executions take minutes).
@@ -431,6 +435,13 @@ def main() -> None:
             seed(args.executions)
             print(f"seeded in {time.perf_counter() - started:.1f}s")
         print(f"{Execution.objects.count()} executions, {TaskRun.objects.count()} task runs")
+        # What the workers' maintenance does a slice at a time, and
+        # `manage.py answers` at once: store the finished runs' answers.
+        from pipelines.answers import answers_store
+
+        started = time.perf_counter()
+        stored, _ = answers_store(history=True)
+        print(f"stored {stored} answers in {time.perf_counter() - started:.1f}s")
         ids = [
             str(pk)
             for pk in Execution.objects.values_list("pk", flat=True)[

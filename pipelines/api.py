@@ -25,10 +25,10 @@ from accounts.permissions import require_create, share_levels_prefetch
 from core.api import Cursor, ExecuteThrottle, KeysetPagination, cursor_decode, page_link
 from core.errors import InvalidInput
 from core.parsers import JSONParser
-from pipelines import selectors, services
-from pipelines.api_assets import triggered_by_data
+from pipelines import answers, selectors, services
 from pipelines.models import Execution, Pipeline, TaskRun, Trigger
 from pipelines.serializers import (
+    EXECUTION_VALUES,
     BackfillResultSerializer,
     BackfillSerializer,
     ExecuteSerializer,
@@ -45,9 +45,6 @@ from pipelines.serializers import (
     RerunSerializer,
     TaskLogSerializer,
     definition_from_body,
-    execution_data,
-    execution_rows,
-    task_run_rows,
     task_run_values,
 )
 
@@ -254,20 +251,6 @@ def _position(cursor: Cursor) -> tuple[Any, uuid.UUID]:
         ) from None
 
 
-def _rendered(rows: list[dict[str, Any]], task_runs: Any = None) -> list[dict[str, Any]]:
-    """Executions' rows as the API shows them, with their task runs (one query for all;
-    ``task_runs``: their ``task_run_values`` rows, already read)."""
-    task_runs = task_run_rows([row["execution_id"] for row in rows], task_runs)
-    # Only asset-triggered runs consumed events: no query for the others.
-    asset_runs = [row["execution_id"] for row in rows if row["trigger"] == Trigger.ASSET]
-    consumed = triggered_by_data(asset_runs) if asset_runs else {}
-    return [
-        {**execution_data(row, task_runs[pk]), "triggered_by": consumed.get(pk, [])}
-        for row in rows
-        for pk in [row["execution_id"]]
-    ]
-
-
 def _edge(row: dict[str, Any], *, older: bool) -> Cursor:
     return Cursor(older, row["created_at"], str(row["execution_id"]))
 
@@ -304,7 +287,7 @@ class ExecutionListView(_JsonView):
         position = _position(cursor) if cursor else None
         older = cursor is None or cursor.older
         rows, more = selectors.execution_keyset(
-            execution_rows(executions),
+            executions.values(*answers.LIST_VALUES),
             before=position if older else None,
             after=None if older else position,
             size=filters["page_size"],
@@ -326,13 +309,15 @@ class ExecutionListView(_JsonView):
                 "count_exact": exact,
                 "next": page_link(request, next_),
                 "previous": page_link(request, previous),
-                "results": _rendered(rows),
+                "results": answers.answers(rows),
             }
         )
 
 
 # The polled reads of one execution, compiled once (selectors.PkStatement).
-_DETAIL = selectors.PkStatement(lambda pk: execution_rows(Execution.objects.filter(pk=pk)))
+_DETAIL = selectors.PkStatement(
+    lambda pk: Execution.objects.filter(pk=pk).values(*EXECUTION_VALUES.values(), "answer__text")
+)
 _DETAIL_TASKS = selectors.PkStatement(
     lambda pk: task_run_values(TaskRun.objects.filter(execution_id=pk))
 )
@@ -351,9 +336,13 @@ class ExecutionDetailView(_ExecutionView):
     serializer_class = ExecutionSerializer
 
     def get(self, request: Request, execution_id: str) -> Response:
-        # Two queries, each compiled once: the execution, then its task runs.
+        # One query when its answer is stored, else two (each compiled once):
+        # the execution, then its task runs.
         row = selectors.execution_statement_for(request.user, execution_id, _DETAIL)[0]
-        return Response(_rendered([row], _DETAIL_TASKS.rows(row["execution_id"]))[0])
+        answer = answers.stored(row)
+        if answer is None:
+            return Response(answers.rendered([row], _DETAIL_TASKS.rows(row["execution_id"]))[0])
+        return Response(answer)
 
 
 @extend_schema(tags=["executions"])

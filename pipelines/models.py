@@ -256,6 +256,8 @@ class Execution(models.Model):
             models.Index(fields=["status", "created_at"], name="exec_status_created"),
             # The runs list of one pipeline (or of the few a user sees), newest first.
             models.Index(fields=["pipeline", "created_at"], name="exec_pipeline_created"),
+            # What finished since the last answer stored (pipelines.answers).
+            models.Index(fields=["ended_at"], name="exec_ended_at"),
         ]
         constraints = [
             # Exactly one scheduled run per pipeline and interval, whatever the
@@ -277,6 +279,25 @@ class Execution(models.Model):
     @property
     def is_finished(self) -> bool:
         return self.status in EXECUTION_FINISHED
+
+
+class ExecutionAnswer(models.Model):
+    """A finished execution's API answer, stored once (``pipelines.answers``).
+
+    A table of its own, not a column of Execution: the answers (a few KB
+    each) would make every scan of executions (the dashboard's week, the
+    metrics) read several times as many pages.
+    """
+
+    execution = models.OneToOneField(
+        Execution, primary_key=True, on_delete=models.CASCADE, related_name="answer"
+    )
+    # The execution's ended_at: where maintenance goes on from.
+    ended_at = models.DateTimeField(db_index=True)
+    text = models.TextField()
+
+    def __str__(self) -> str:
+        return f"answer of {self.execution_id}"
 
 
 class TaskRunQuerySet(models.QuerySet["TaskRun"]):

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from django.core.exceptions import EmptyResultSet
 from django.db import connections
 from django.db.models import OuterRef, Q, QuerySet, Subquery
 
@@ -110,11 +112,18 @@ def execution_list_visible(
 # the planner's estimate (flagged as such): counting a million rows exactly
 # took longer than the rest of the request.
 COUNT_EXACT_LIMIT = 1_000
+# An estimate well past the limit (ten times) is kept this long per query,
+# in each process: at a million runs, counting and estimating were a third
+# of a list request's work, and an estimate a few seconds old is no less an
+# estimate. Near the limit the count may soon be exact again: not kept.
+ESTIMATE_SECONDS = 5.0
+_ESTIMATES_MAX = 256
+_estimates: dict[tuple[Any, ...], tuple[float, int]] = {}
+_estimates_lock = threading.Lock()
 
 
-def _planner_rows(queryset: QuerySet[Any]) -> int:
-    """PostgreSQL's estimate of the number of rows ``queryset`` returns (no rows read)."""
-    sql, params = queryset.order_by().values("pk").query.sql_with_params()
+def _planner_rows(queryset: QuerySet[Any], sql: str, params: tuple[Any, ...]) -> int:
+    """PostgreSQL's estimate of the number of rows ``sql`` returns (no rows read)."""
     with connections[queryset.db].cursor() as cursor:
         # The query is Django's own SQL with its parameters kept apart.
         cursor.execute("EXPLAIN (FORMAT JSON) " + sql, params)  # nosec B608
@@ -123,20 +132,48 @@ def _planner_rows(queryset: QuerySet[Any]) -> int:
     return int(plan[0]["Plan"]["Plan Rows"])
 
 
+def _estimate_kept(key: tuple[Any, ...]) -> int | None:
+    with _estimates_lock:
+        kept = _estimates.get(key)
+    if kept is None or time.monotonic() - kept[0] > ESTIMATE_SECONDS:
+        return None
+    return kept[1]
+
+
+def _estimate_keep(key: tuple[Any, ...], rows: int) -> None:
+    with _estimates_lock:
+        if len(_estimates) >= _ESTIMATES_MAX:
+            _estimates.clear()
+        _estimates[key] = (time.monotonic(), rows)
+
+
 def count_bounded(queryset: QuerySet[Any]) -> tuple[int, bool]:
     """``(count, exact)`` of ``queryset``, cheap at any size.
 
     Exact when at most ``COUNT_EXACT_LIMIT`` rows match (counted, reading at
     most that many index entries). Past that, on PostgreSQL, the planner's
-    estimate, never below ``COUNT_EXACT_LIMIT + 1``, and ``exact`` is False.
-    Other databases count exactly.
+    estimate, never below ``COUNT_EXACT_LIMIT + 1``, and ``exact`` is False;
+    an estimate of ten times the limit or more is given again for the same
+    query, without a query, for ``ESTIMATE_SECONDS``. Other databases count
+    exactly.
     """
     if connections[queryset.db].vendor != "postgresql":
         return queryset.count(), True
+    try:
+        sql, params = queryset.order_by().values("pk").query.sql_with_params()
+    except EmptyResultSet:  # a filter no row can match (IN of nothing)
+        return 0, True
+    key = (queryset.db, sql, *params)
+    kept = _estimate_kept(key)
+    if kept is not None:
+        return kept, False
     bounded = queryset.order_by()[: COUNT_EXACT_LIMIT + 1].count()
     if bounded <= COUNT_EXACT_LIMIT:
         return bounded, True
-    return max(_planner_rows(queryset), bounded), False
+    rows = max(_planner_rows(queryset, sql, params), bounded)
+    if rows >= 10 * COUNT_EXACT_LIMIT:
+        _estimate_keep(key, rows)
+    return rows, False
 
 
 def execution_keyset(

@@ -12,6 +12,7 @@ from django_q.models import Schedule
 from django_q.tasks import async_task
 
 from pipelines import runner
+from pipelines.answers import maintenance_answers
 from pipelines.engine.reaper import reap
 from pipelines.engine.task_runs import write_log_lines
 from pipelines.models import TaskLogLine, TaskRun
@@ -38,11 +39,13 @@ def run_task(task_id: str) -> str:
 
 
 def maintenance_pass() -> None:
-    """One reaper pass, one scheduler tick and a slice of history pruning."""
+    """One reaper pass, one scheduler tick, a slice of history pruning and one
+    of storing finished executions' answers."""
     abandoned_sweep(reap().abandoned)
     schedule_tick()
     # Last: a slow or failing prune never delays the reaper or the scheduler.
     maintenance_prune()
+    maintenance_answers(max(0.5, settings.REAPER_SECONDS / 5))
 
 
 def abandoned_sweep(task_ids: list[str]) -> None:

@@ -212,6 +212,27 @@ def test_it_estimates_past_the_limit_and_says_so(
     assert small == {**small, "count": 0, "count_exact": True}
 
 
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the estimate is PostgreSQL's")
+def test_an_estimate_well_past_the_limit_is_kept_a_few_seconds(
+    owned: Any, monkeypatch: Any, django_assert_num_queries: Any
+) -> None:
+    for i in range(3):
+        make_execution(owned, ago=i + 1)
+    monkeypatch.setattr(selectors, "_estimates", {})
+    monkeypatch.setattr(selectors, "COUNT_EXACT_LIMIT", 0)  # every estimate is well past it
+    runs = Execution.objects.filter(pipeline=owned)
+    with django_assert_num_queries(2):  # the bounded count, then the planner's estimate
+        count, exact = selectors.count_bounded(runs)
+    assert exact is False and count >= 1
+    with django_assert_num_queries(0):
+        assert selectors.count_bounded(runs) == (count, False)
+    with django_assert_num_queries(2):  # another query: its own estimate
+        selectors.count_bounded(runs.filter(status="success"))
+    monkeypatch.setattr(selectors, "ESTIMATE_SECONDS", 0.0)
+    with django_assert_num_queries(2):  # expired
+        selectors.count_bounded(runs)
+
+
 def test_it_counts_exactly_on_other_databases(owned: Any, monkeypatch: Any) -> None:
     if connection.vendor == "postgresql":
         pytest.skip("PostgreSQL estimates past the limit (test above)")
