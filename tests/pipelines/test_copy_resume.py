@@ -609,6 +609,17 @@ def _log(run: Any, *, attempt: int) -> str:
     return "\n".join(lines.values_list("message", flat=True))
 
 
+def _assert_resumed(execution: Any, run: Any) -> None:
+    """The killed copy's second attempt went on after its third batch or later, and succeeded."""
+    finished(execution, timeout=120)
+    assert execution.status == ExecutionStatus.SUCCESS, execution.error
+    run.refresh_from_db()
+    assert run.attempt == 2
+    assert run.metrics["resumed_from"] >= 3 * BATCH
+    assert run.metrics["rows_read"] == ROWS - run.metrics["resumed_from"]
+    assert "resuming after batch" in _log(run, attempt=2)
+
+
 def _killed_after(
     batches: int, name: str, check: Any, retries: int = 1, source: dict[str, Any] | None = None
 ) -> tuple[Any, Any]:
@@ -631,13 +642,7 @@ def test_it_resumes_after_its_worker_is_sigkilled_mid_copy(
     execution, run = _killed_after(3, "resume", check)
     # Nothing reached the table readers see: the batches wait in the stage.
     assert check.query("SELECT COUNT(*) FROM dst")[1][0][0] == 0
-    finished(execution, timeout=120)
-    assert execution.status == ExecutionStatus.SUCCESS, execution.error
-    run.refresh_from_db()
-    assert run.attempt == 2
-    assert run.metrics["resumed_from"] >= 3 * BATCH
-    assert run.metrics["rows_read"] == ROWS - run.metrics["resumed_from"]
-    assert "resuming after batch" in _log(run, attempt=2)
+    _assert_resumed(execution, run)
     assert f"resumed after {run.metrics['resumed_from']} rows" in _log(run, attempt=2)
     got = _typed(check.query("SELECT id, name, amount, created_at FROM dst")[1])
     assert checksum(got) == checksum(_source_rows(slow_source)), diff(
@@ -744,13 +749,7 @@ def test_a_keyed_query_resumes_after_its_worker_is_sigkilled(
     workers()
     execution, run = _killed_after(3, "query", check, source=KEYED_QUERY)
     assert check.query("SELECT COUNT(*) FROM dst")[1][0][0] == 0
-    finished(execution, timeout=120)
-    assert execution.status == ExecutionStatus.SUCCESS, execution.error
-    run.refresh_from_db()
-    assert run.attempt == 2
-    assert run.metrics["resumed_from"] >= 3 * BATCH
-    assert run.metrics["rows_read"] == ROWS - run.metrics["resumed_from"]
-    assert "resuming after batch" in _log(run, attempt=2)
+    _assert_resumed(execution, run)
     got = _typed(check.query("SELECT id, name, amount, created_at FROM dst")[1])
     expected = _source_rows(slow_source)
     assert checksum(got) == checksum(expected), diff(got, expected)
