@@ -78,6 +78,19 @@ class RowAddress:
             return None
         return [stored[0]]
 
+    def _select(
+        self, low: tuple[str, Any] | None, high: tuple[str, Any] | None
+    ) -> tuple[str, dict]:
+        """The table's rows between two positions, each ``(condition on %(_dd_al)s or
+        %(_dd_ah)s, its value)`` or None (unbounded)."""
+        conditions, params = [], {}
+        for bound, name in ((low, "_dd_al"), (high, "_dd_ah")):
+            if bound is not None:
+                conditions.append(bound[0])
+                params[name] = bound[1]
+        where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
+        return f"SELECT * FROM {self.sql_table}{where}", params  # nosec B608
+
     def _one(self, conn: Any, sql: str, params: dict[str, Any] | None = None) -> Any:
         cur = conn.cursor()
         try:
@@ -132,15 +145,10 @@ class SqliteRowid(RowAddress):
         return f"{self.column} {op} %({name})s"
 
     def range_sql(self, low: list[Any] | None, high: list[Any] | None) -> tuple[str, dict]:
-        conditions, params = [], {}
-        if low is not None:
-            conditions.append(self._cond(">", "_dd_al"))
-            params["_dd_al"] = low[0]
-        if high is not None:
-            conditions.append(self._cond("<=", "_dd_ah"))
-            params["_dd_ah"] = high[0]
-        where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
-        return f"SELECT * FROM {self.sql_table}{where}", params  # nosec B608
+        return self._select(
+            None if low is None else (self._cond(">", "_dd_al"), low[0]),
+            None if high is None else (self._cond("<=", "_dd_ah"), high[0]),
+        )
 
     def next_bound(
         self,
@@ -230,15 +238,10 @@ class PostgresCtid(RowAddress):
         return f"({int(page)},0)"
 
     def range_sql(self, low: list[Any] | None, high: list[Any] | None) -> tuple[str, dict]:
-        conditions, params = [], {}
-        if low is not None:
-            conditions.append("ctid >= %(_dd_al)s::tid")
-            params["_dd_al"] = self._tid(low[0])
-        if high is not None:
-            conditions.append("ctid < %(_dd_ah)s::tid")
-            params["_dd_ah"] = self._tid(high[0])
-        where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
-        return f"SELECT * FROM {self.sql_table}{where}", params  # nosec B608
+        return self._select(
+            None if low is None else ("ctid >= %(_dd_al)s::tid", self._tid(low[0])),
+            None if high is None else ("ctid < %(_dd_ah)s::tid", self._tid(high[0])),
+        )
 
     def _sizes(self, conn: Any, batch_size: int) -> tuple[int, int]:
         if self.pages is None:
