@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import logging
 import time
-import uuid
 from collections.abc import Iterable
 from datetime import timedelta
 from typing import Any
@@ -143,13 +142,10 @@ def answers_store_batch(ids: Iterable[Any]) -> int:
     if not ids:
         return 0
     rows = list(execution_rows(Execution.objects.filter(pk__in=ids)))
-    ended = {row["execution_id"]: row["ended_at"] for row in rows}
     answers = [
-        ExecutionAnswer(execution_id=pk, ended_at=ended[pk], text=text)
-        for data in rendered(rows)
-        if _storable(data)
-        for pk in [uuid.UUID(data["execution_id"])]
-        if ended[pk] is not None
+        ExecutionAnswer(execution_id=row["execution_id"], ended_at=row["ended_at"], text=text)
+        for row, data in zip(rows, rendered(rows), strict=True)
+        if row["ended_at"] is not None and _storable(data)
         for text in [_text(data, header)]
         if text is not None
     ]
