@@ -620,6 +620,17 @@ def _assert_resumed(execution: Any, run: Any) -> None:
     assert "resuming after batch" in _log(run, attempt=2)
 
 
+def _all_workers_killed_after_three_batches(workers: Any, name: str, check: Any) -> tuple:
+    """Start workers and a copy pipeline ``name``; SIGKILL the whole worker tree once
+    three batches are committed (until ``workers()`` again, nothing runs)."""
+    cluster = workers()
+    execution = execution_create(pipeline=_copy_pipeline(name))
+    run = running(execution, "copy")
+    wait_for(lambda: _committed_batches(check) >= 3, timeout=60, what="three committed batches")
+    cluster.stop()  # SIGKILL of the whole worker tree
+    return execution, run
+
+
 def _killed_after(
     batches: int, name: str, check: Any, retries: int = 1, source: dict[str, Any] | None = None
 ) -> tuple[Any, Any]:
@@ -705,11 +716,8 @@ def test_it_resumes_on_a_source_changed_between_attempts_as_documented(
 ) -> None:
     """Rows up to the position stay as first read; rows after it are read as they are now."""
     _, check = destination
-    cluster = workers()
-    execution = execution_create(pipeline=_copy_pipeline("changed"))
-    run = running(execution, "copy")
-    wait_for(lambda: _committed_batches(check) >= 3, timeout=60, what="three committed batches")
-    cluster.stop()  # SIGKILL of the whole worker tree: no attempt runs while the source changes
+    # No attempt runs while the source changes.
+    execution, run = _all_workers_killed_after_three_batches(workers, "changed", check)
     position = _position(check)
     assert BATCH * 3 <= position < ROWS - 100
     with psycopg.connect(slow_source, autocommit=True) as conn:
@@ -765,11 +773,7 @@ def test_a_keyless_postgresql_table_resumes_by_ctid_unless_it_changed(
 ) -> None:
     """Unchanged: on after the last page range. Changed: from row 0 (a row may have moved)."""
     _, check = destination
-    cluster = workers()
-    execution = execution_create(pipeline=_copy_pipeline("ctid"))
-    run = running(execution, "copy")
-    wait_for(lambda: _committed_batches(check) >= 3, timeout=60, what="three committed batches")
-    cluster.stop()  # SIGKILL of the whole worker tree
+    execution, run = _all_workers_killed_after_three_batches(workers, "ctid", check)
     if changed:
         # The new version of row 10 goes to another page, after the position.
         with psycopg.connect(slow_keyless_source, autocommit=True) as conn:

@@ -237,6 +237,18 @@ def _sqlite_keyless(tmp_path: Path) -> tuple[SqliteConnector, list[tuple]]:
     return src, [(i, f"name {i}") for i in range(1, 3001) if i % 10]
 
 
+def _assert_resumed_or_restarted(second: Any, rows: int, *, restarted: bool) -> None:
+    """The retry read on after the killed attempt's batches, or (``restarted``)
+    all ``rows`` again from row 0, saying why."""
+    result = second.result
+    if restarted:
+        assert result["resumed_from"] == 0 and result["rows_read"] == rows
+        assert any("starting the copy again from row 0" in m for _, m in second.logs)
+    else:
+        assert 0 < result["resumed_from"] < rows
+        assert result["rows_read"] == rows - result["resumed_from"]
+
+
 @pytest.mark.parametrize("vacuum", [False, True])
 def test_a_keyless_sqlite_table_resumes_by_rowid_unless_vacuumed(
     vacuum: bool, pg: Any, tmp_path: Path
@@ -253,13 +265,7 @@ def test_a_keyless_sqlite_table_resumes_by_rowid_unless_vacuumed(
         renumbered = src.query("SELECT MAX(rowid) FROM plain")[1]
         assert int(renumbered[0][0]) == len(rows)
     second = _retry(task, src, pg, store)
-    result = second.result  # type: ignore[attr-defined]
-    if vacuum:
-        assert result["resumed_from"] == 0 and result["rows_read"] == len(rows)
-        assert any("starting the copy again from row 0" in m for _, m in second.logs)
-    else:
-        assert 0 < result["resumed_from"] < len(rows)
-        assert result["rows_read"] == len(rows) - result["resumed_from"]
+    _assert_resumed_or_restarted(second, len(rows), restarted=vacuum)
     got = sorted(pg.query("SELECT id, name FROM t")[1])
     assert got == rows
     assert _batch_markers(pg) == 0 and _stages(pg) == []
@@ -301,15 +307,9 @@ def test_a_keyless_postgresql_table_resumes_by_ctid_only_when_unchanged(
             with psycopg.connect(pg_url, autocommit=True) as conn:
                 conn.execute(change)
         second = _retry(task, pg, dst, store)
-        result = second.result  # type: ignore[attr-defined]
         with psycopg.connect(pg_url) as conn:
             now = sorted(conn.execute("SELECT id, name FROM plain").fetchall())
-        if restarts:
-            assert result["resumed_from"] == 0 and result["rows_read"] == len(now)
-            assert any("starting the copy again from row 0" in m for _, m in second.logs)
-        else:
-            assert 0 < result["resumed_from"] < len(now)
-            assert result["rows_read"] == len(now) - result["resumed_from"]
+        _assert_resumed_or_restarted(second, len(now), restarted=restarts)
         got = sorted(dst.query("SELECT id, name FROM t")[1])
         assert got == now, diff(got, now)
         assert _batch_markers(dst) == 0 and _stages(dst) == []
