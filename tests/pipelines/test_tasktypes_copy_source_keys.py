@@ -35,6 +35,9 @@ def test_it_accepts_keys_on_a_query_source() -> None:
         ("id", "expected a list, got string"),
         (["id", "id"], "column 'id' is listed twice"),
         ([3], "expected a string, got integer"),
+        # A key is an identifier the copy quotes into its SQL (SPEC §10): one
+        # that could close the quotes is refused at save.
+        (['id"; DROP TABLE orders; --'], "must not contain a double quote"),
     ],
 )
 def test_it_rejects_bad_keys(keys: Any, message: str) -> None:
