@@ -115,8 +115,8 @@ def pg_error(message: str) -> Handler:
     def handler(server: FakeServer, sock: socket.socket) -> None:
         pg_startup(server, sock)
         fields = b"SFATAL\x00C28000\x00M" + message.encode() + b"\x00\x00"
+        server.events.append("greeted")  # before the words go out: see banner
         sock.sendall(b"E" + struct.pack("!i", len(fields) + 4) + fields)
-        server.events.append("greeted")
         server.drain(sock)
 
     return handler
@@ -126,8 +126,10 @@ def banner(text: str) -> Handler:
     """Not a database at all: a service that greets with ``text`` and hangs up."""
 
     def handler(server: FakeServer, sock: socket.socket) -> None:
-        sock.sendall(text.encode() + b"\r\n")
+        # Recorded before the words go out: a client that has read them (and
+        # returned) finds the event; the handler's thread is not joined.
         server.events.append("greeted")
+        sock.sendall(text.encode() + b"\r\n")
         server.drain(sock)
 
     return handler
@@ -252,8 +254,8 @@ def mysql_error(message: str) -> Handler:
     def handler(server: FakeServer, sock: socket.socket) -> None:
         sock.sendall(mysql_packet(0, mysql_greeting()))
         seq, _ = mysql_read(server, sock)
+        server.events.append("greeted")  # before the words go out: see banner
         sock.sendall(mysql_err(seq + 1, 1130, message))
-        server.events.append("greeted")
         server.drain(sock)
 
     return handler
